@@ -1,0 +1,261 @@
+//! Command-line flags → [`Config`]. Flag names are contracts: TrackLab's launcher passes the legacy
+//! ones, and the `--path.*` / `--collector.*` ones mean what node_exporter's mean.
+
+use clap::{Args, Parser, Subcommand};
+use regex_lite::Regex;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::collect::HostPaths;
+use crate::config::{self, Backend, CollectConfig, Config};
+
+/// TrackLab System Monitor: samples CPU, memory, disks, filesystems, network and accelerators and
+/// serves them over REST, gRPC and Prometheus.
+#[derive(Debug, Parser)]
+#[command(name = "system_monitor", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub serve: ServeArgs,
+
+    #[command(flatten)]
+    pub collect: CollectArgs,
+
+    /// More logging: -v debug, -vv trace (RUST_LOG overrides).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Take one sample (two, one interval apart, so rates are real), print it as JSON and exit.
+    Snapshot,
+}
+
+/// How the agent serves.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Write `sock=<grpc port>` and `rest=<rest port>` here once both servers listen.
+    #[arg(long, value_name = "PATH")]
+    pub portfile: Option<PathBuf>,
+
+    /// Serve the REST API (on by default; accepted for TrackLab's launcher).
+    #[arg(long)]
+    pub enable_rest_api: bool,
+
+    /// Do not serve the REST API (nor /metrics).
+    #[arg(long, conflicts_with = "enable_rest_api")]
+    pub disable_rest_api: bool,
+
+    /// REST (and /metrics) port; 0 picks a free one.
+    #[arg(long, value_name = "PORT", default_value_t = 8080)]
+    pub rest_api_port: u16,
+
+    /// gRPC port; 0 (the default) picks a free one, written to the portfile.
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    pub grpc_port: u16,
+
+    /// Listen on 127.0.0.1 only (the default unless --bind is given).
+    #[arg(long, conflicts_with = "bind")]
+    pub listen_on_localhost: bool,
+
+    /// Address to listen on, e.g. 0.0.0.0 for a cluster agent. Default 127.0.0.1.
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<IpAddr>,
+
+    /// Exit when this process is gone (checked every 2 s).
+    #[arg(long, value_name = "PID")]
+    pub parent_pid: Option<u32>,
+}
+
+/// What and how the collectors sample. Global so that `snapshot` takes them too.
+#[derive(Debug, Args)]
+pub struct CollectArgs {
+    /// This node's id in every API. Default: the hostname.
+    #[arg(long, value_name = "ID", global = true, value_parser = parse_node_id)]
+    pub node_id: Option<String>,
+
+    /// Time between samples: seconds (1, 0.5) or with a unit (500ms, 2s).
+    #[arg(long, value_name = "DURATION", default_value = "1s", global = true, value_parser = config::parse_duration)]
+    pub interval: Duration,
+
+    /// Query DCGM profiling fields on NVIDIA GPUs (needs DCGM).
+    #[arg(long, global = true)]
+    pub enable_dcgm_profiling: bool,
+
+    /// Which backend reads the host.
+    #[arg(long, value_enum, default_value_t = Backend::default(), global = true)]
+    pub backend: Backend,
+
+    /// procfs mount point (the host's /proc; /host/proc in a container).
+    #[arg(
+        long = "path.procfs",
+        value_name = "PATH",
+        default_value = "/proc",
+        global = true
+    )]
+    pub procfs: PathBuf,
+
+    /// sysfs mount point.
+    #[arg(
+        long = "path.sysfs",
+        value_name = "PATH",
+        default_value = "/sys",
+        global = true
+    )]
+    pub sysfs: PathBuf,
+
+    /// Root of the host's filesystem, prefixed to mount points for statvfs.
+    #[arg(
+        long = "path.rootfs",
+        value_name = "PATH",
+        default_value = "/",
+        global = true
+    )]
+    pub rootfs: PathBuf,
+
+    /// Block devices to ignore (regex).
+    #[arg(long = "collector.diskstats.device-exclude", value_name = "REGEX",
+          default_value = config::DEFAULT_DISK_DEVICE_EXCLUDE, value_parser = parse_regex, global = true)]
+    pub disk_device_exclude: Regex,
+
+    /// Mount points to ignore (regex).
+    #[arg(long = "collector.filesystem.mount-points-exclude", value_name = "REGEX",
+          default_value = config::DEFAULT_FS_MOUNT_POINTS_EXCLUDE, value_parser = parse_regex, global = true)]
+    pub fs_mount_points_exclude: Regex,
+
+    /// Filesystem types to ignore (regex).
+    #[arg(long = "collector.filesystem.fs-types-exclude", value_name = "REGEX",
+          default_value = config::DEFAULT_FS_TYPES_EXCLUDE, value_parser = parse_regex, global = true)]
+    pub fs_types_exclude: Regex,
+
+    /// How long statvfs may take before a mount is reported as timed out and skipped.
+    #[arg(long = "collector.filesystem.mount-timeout", value_name = "DURATION", default_value = "5s",
+          value_parser = config::parse_duration, global = true)]
+    pub fs_mount_timeout: Duration,
+
+    /// Interfaces left out of the REST network aggregate (still on /metrics) (regex).
+    #[arg(long = "collector.netdev.aggregate-exclude", value_name = "REGEX",
+          default_value = config::DEFAULT_NETDEV_AGGREGATE_EXCLUDE, value_parser = parse_regex, global = true)]
+    pub netdev_aggregate_exclude: Regex,
+}
+
+fn parse_regex(text: &str) -> Result<Regex, String> {
+    Regex::new(text).map_err(|e| format!("invalid regular expression: {e}"))
+}
+
+/// Node ids travel in URLs and Prometheus labels: keep them to a safe, bounded charset.
+pub fn parse_node_id(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && text.len() <= 253
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if valid {
+        Ok(text.to_string())
+    } else {
+        Err("must be 1-253 characters of letters, digits, '-', '_' or '.'".to_string())
+    }
+}
+
+impl Cli {
+    /// The configuration these flags describe. `hostname` is the default node id.
+    pub fn config(&self, hostname: &str) -> Config {
+        let c = &self.collect;
+        Config {
+            node_id: c.node_id.clone().unwrap_or_else(|| hostname.to_string()),
+            interval: c.interval,
+            bind: self
+                .serve
+                .bind
+                .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
+            rest_port: self.serve.rest_api_port,
+            rest_enabled: !self.serve.disable_rest_api,
+            grpc_port: self.serve.grpc_port,
+            portfile: self.serve.portfile.clone(),
+            parent_pid: self.serve.parent_pid,
+            collect: CollectConfig {
+                backend: c.backend,
+                paths: HostPaths::new(&c.procfs, &c.sysfs, &c.rootfs),
+                disk_device_exclude: c.disk_device_exclude.clone(),
+                fs_mount_points_exclude: c.fs_mount_points_exclude.clone(),
+                fs_types_exclude: c.fs_types_exclude.clone(),
+                fs_mount_timeout: c.fs_mount_timeout,
+                netdev_aggregate_exclude: c.netdev_aggregate_exclude.clone(),
+                enable_dcgm_profiling: c.enable_dcgm_profiling,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn tracklab_launcher_flags_are_accepted() {
+        let cli = Cli::try_parse_from([
+            "system_monitor",
+            "--portfile",
+            "/tmp/p",
+            "--enable-rest-api",
+            "--rest-api-port",
+            "9090",
+            "--listen-on-localhost",
+            "--node-id",
+            "worker-01",
+            "--enable-dcgm-profiling",
+            "--parent-pid",
+            "42",
+            "-v",
+        ])
+        .unwrap();
+        let config = cli.config("host");
+        assert_eq!(config.node_id, "worker-01");
+        assert_eq!(config.rest_port, 9090);
+        assert_eq!(config.parent_pid, Some(42));
+        assert!(config.is_child());
+        assert!(config.collect.enable_dcgm_profiling);
+        assert_eq!(cli.verbose, 1);
+        assert!(config.bind.is_loopback());
+    }
+
+    #[test]
+    fn snapshot_takes_collector_flags() {
+        let cli =
+            Cli::try_parse_from(["system_monitor", "snapshot", "--path.procfs", "/host/proc"])
+                .unwrap();
+        assert!(matches!(cli.command, Some(Command::Snapshot)));
+        assert_eq!(
+            cli.config("h").collect.paths.procfs,
+            PathBuf::from("/host/proc")
+        );
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        for args in [
+            &["system_monitor", "--rest-api-port", "70000"][..],
+            &["system_monitor", "--interval", "0"],
+            &["system_monitor", "--node-id", "a/b"],
+            &[
+                "system_monitor",
+                "--collector.diskstats.device-exclude",
+                "(",
+            ],
+            &["system_monitor", "--no-such-flag"],
+        ] {
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Roots of the host's /proc, /sys and / — every Linux collector reads through these, so the agent
+//! works in a container with the host mounted at /host and tests run on fixture trees.
+
+use std::path::{Path, PathBuf};
+
+use super::CollectError;
+
+/// Where the host's procfs, sysfs and root filesystem are mounted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPaths {
+    /// The host's /proc.
+    pub procfs: PathBuf,
+    /// The host's /sys.
+    pub sysfs: PathBuf,
+    /// The host's /, prefixed to mount points for statvfs.
+    pub rootfs: PathBuf,
+}
+
+impl Default for HostPaths {
+    fn default() -> Self {
+        Self::new("/proc", "/sys", "/")
+    }
+}
+
+impl HostPaths {
+    pub fn new(
+        procfs: impl Into<PathBuf>,
+        sysfs: impl Into<PathBuf>,
+        rootfs: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            procfs: procfs.into(),
+            sysfs: sysfs.into(),
+            rootfs: rootfs.into(),
+        }
+    }
+
+    /// The three roots of a fixture tree: `<dir>/proc`, `<dir>/sys`, `<dir>/root`.
+    pub fn fixture(dir: impl AsRef<Path>) -> Self {
+        let dir = dir.as_ref();
+        Self::new(dir.join("proc"), dir.join("sys"), dir.join("root"))
+    }
+
+    /// `relative` under procfs, e.g. `proc("stat")`.
+    pub fn proc(&self, relative: impl AsRef<Path>) -> PathBuf {
+        self.procfs.join(relative)
+    }
+
+    /// `relative` under sysfs, e.g. `sys("class/net")`.
+    pub fn sys(&self, relative: impl AsRef<Path>) -> PathBuf {
+        self.sysfs.join(relative)
+    }
+
+    /// A host path (absolute, as the host's mount table writes it) under rootfs.
+    pub fn root(&self, host_path: impl AsRef<Path>) -> PathBuf {
+        let host_path = host_path.as_ref();
+        self.rootfs
+            .join(host_path.strip_prefix("/").unwrap_or(host_path))
+    }
+}
+
+/// Reads a whole file, naming the path in the error.
+pub fn read_string(path: impl AsRef<Path>) -> Result<String, CollectError> {
+    let path = path.as_ref();
+    std::fs::read_to_string(path).map_err(|source| CollectError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Reads a one-value sysfs/procfs file, trimmed; `None` when absent or unreadable (optional data).
+pub fn read_optional(path: impl AsRef<Path>) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// Reads a one-number sysfs file; `None` when absent, unreadable or not a number.
+pub fn read_number<T: std::str::FromStr>(path: impl AsRef<Path>) -> Option<T> {
+    read_optional(path)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_joins_absolute_mountpoints() {
+        let p = HostPaths::new("/host/proc", "/host/sys", "/host/root");
+        assert_eq!(p.root("/var/lib"), PathBuf::from("/host/root/var/lib"));
+        assert_eq!(p.root("/"), PathBuf::from("/host/root/"));
+        assert_eq!(p.proc("stat"), PathBuf::from("/host/proc/stat"));
+        assert_eq!(HostPaths::default().root("/home"), PathBuf::from("/home"));
+    }
+}

@@ -1,0 +1,31 @@
+//! TODO: diskstats collector (stub).
+
+use regex_lite::Regex;
+
+use crate::collect::{CollectError, Collector, HostPaths};
+use crate::model::Snapshot;
+
+pub struct DiskCollector {
+    paths: HostPaths,
+    exclude: Regex,
+}
+
+impl DiskCollector {
+    pub fn new(paths: HostPaths, exclude: Regex) -> Self {
+        Self { paths, exclude }
+    }
+}
+
+impl Collector for DiskCollector {
+    fn name(&self) -> &'static str {
+        "diskstats"
+    }
+
+    fn collect(&mut self, _snapshot: &mut Snapshot) -> Result<(), CollectError> {
+        Err(CollectError::Other(format!(
+            "not implemented ({} {})",
+            self.paths.procfs.display(),
+            self.exclude
+        )))
+    }
+}

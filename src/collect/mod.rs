@@ -1,0 +1,216 @@
+//! Sampling: the collectors (one per domain, per platform), the [`Sampler`] that runs them every
+//! interval into an immutable [`Snapshot`], and the thread that publishes the latest one.
+//!
+//! The Linux backend reads /proc and /sys through [`HostPaths`]; the portable backend (macOS,
+//! Windows) reads through sysinfo. Both produce the same model.
+
+mod host_paths;
+#[cfg(target_os = "linux")]
+pub mod linux;
+pub mod portable;
+pub mod process;
+pub mod rates;
+
+pub use host_paths::{read_number, read_optional, read_string, HostPaths};
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Backend, CollectConfig};
+use crate::model::{CollectorStatus, Snapshot, SystemInfo};
+
+/// Why a collector could not produce (all of) its section.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    /// A file could not be read.
+    #[error("reading {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file did not have the expected format.
+    #[error("parsing {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    /// The section was produced but something in it was skipped (e.g. a mount timed out); the
+    /// collector still counts as successful.
+    #[error("{0}")]
+    Partial(String),
+    /// Anything else, e.g. a library call that failed.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl CollectError {
+    /// A parse error for `path`.
+    pub fn parse(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Self::Parse {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// One domain's reader. Long-lived: it keeps open handles and rarely-changing facts (topology,
+/// device lists) between samples, and writes its section into the snapshot being built.
+pub trait Collector: Send {
+    /// Short name: the `collector` label on `/metrics` and the key of its status.
+    fn name(&self) -> &'static str;
+
+    /// Reads the host and fills this collector's part of `snapshot`. Raw values only; rates and
+    /// aggregates are derived by the sampler afterwards.
+    fn collect(&mut self, snapshot: &mut Snapshot) -> Result<(), CollectError>;
+}
+
+/// The collectors of the configured backend.
+pub fn collectors(config: &CollectConfig) -> Vec<Box<dyn Collector>> {
+    match config.backend {
+        #[cfg(target_os = "linux")]
+        Backend::Linux => linux::collectors(config),
+        #[cfg(not(target_os = "linux"))]
+        Backend::Linux => {
+            tracing::warn!("the linux backend exists only on Linux; using the portable one");
+            portable::collectors(config)
+        }
+        Backend::Portable => portable::collectors(config),
+    }
+}
+
+/// Static facts about the host, from the configured backend.
+pub fn system_info(config: &CollectConfig) -> SystemInfo {
+    match config.backend {
+        #[cfg(target_os = "linux")]
+        Backend::Linux => linux::system_info(&config.paths),
+        _ => portable::system_info(),
+    }
+}
+
+/// Runs the collectors and builds snapshots, keeping the previous one to derive rates.
+pub struct Sampler {
+    /// The collectors, run in order each sample.
+    collectors: Vec<Box<dyn Collector>>,
+    /// Node id stamped on every snapshot.
+    node_id: String,
+    /// Static facts shared by every snapshot.
+    info: Arc<SystemInfo>,
+    /// The last snapshot and when it was taken (monotonic), for rates.
+    previous: Option<(Arc<Snapshot>, Instant)>,
+    /// Number of the next snapshot.
+    sequence: u64,
+}
+
+impl Sampler {
+    /// A sampler over the given collectors.
+    pub fn new(node_id: String, info: SystemInfo, collectors: Vec<Box<dyn Collector>>) -> Self {
+        Self {
+            collectors,
+            node_id,
+            info: Arc::new(info),
+            previous: None,
+            sequence: 1,
+        }
+    }
+
+    /// A sampler for `config`'s backend.
+    pub fn from_config(node_id: String, config: &CollectConfig) -> Self {
+        Self::new(node_id, system_info(config), collectors(config))
+    }
+
+    /// Static facts every snapshot carries.
+    pub fn info(&self) -> &Arc<SystemInfo> {
+        &self.info
+    }
+
+    /// Takes one sample. Never fails: a collector's error is recorded in the snapshot's status and
+    /// its section stays `None`.
+    pub fn sample(&mut self) -> Arc<Snapshot> {
+        let started = Instant::now();
+        let mut snapshot = Snapshot {
+            node_id: self.node_id.clone(),
+            hostname: self.info.hostname.clone(),
+            timestamp_ms: unix_ms(SystemTime::now()),
+            sequence: self.sequence,
+            info: Arc::clone(&self.info),
+            ..Snapshot::default()
+        };
+        for collector in &mut self.collectors {
+            let began = Instant::now();
+            let result = collector.collect(&mut snapshot);
+            let status = CollectorStatus {
+                name: collector.name().to_string(),
+                ok: matches!(result, Ok(()) | Err(CollectError::Partial(_))),
+                error: result.err().map(|e| e.to_string()),
+                duration_seconds: began.elapsed().as_secs_f64(),
+            };
+            if let Some(error) = &status.error {
+                tracing::debug!(collector = status.name, %error, "collector reported a problem");
+            }
+            snapshot.collectors.push(status);
+        }
+        let previous = self.previous.as_ref();
+        let elapsed = previous.map_or(0.0, |(_, at)| started.duration_since(*at).as_secs_f64());
+        snapshot.interval_seconds = elapsed;
+        rates::derive(&mut snapshot, previous.map(|(s, _)| s.as_ref()), elapsed);
+        let snapshot = Arc::new(snapshot);
+        self.previous = Some((Arc::clone(&snapshot), started));
+        self.sequence += 1;
+        snapshot
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 for a clock before 1970).
+pub fn unix_ms(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Samples every `interval` and publishes each snapshot on `publish`, until `shutdown` is
+/// cancelled. Sampling is blocking file I/O, so each sample runs on the blocking pool, never on an
+/// async worker. A slow sample delays the next tick; missed ticks are skipped, not bunched.
+pub async fn run_sampler(
+    mut sampler: Sampler,
+    interval: Duration,
+    publish: watch::Sender<Arc<Snapshot>>,
+    shutdown: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        let taken = tokio::task::spawn_blocking(move || {
+            let snapshot = sampler.sample();
+            (sampler, snapshot)
+        })
+        .await;
+        match taken {
+            Ok((back, snapshot)) => {
+                sampler = back;
+                publish.send_replace(snapshot);
+            }
+            Err(e) => {
+                // A collector panicked: a bug. Health turns 503 once samples go stale.
+                tracing::error!("sampler stopped: {e}");
+                break;
+            }
+        }
+    }
+}
+
+/// The host's name, from the configured backend (the default node id).
+pub fn hostname(config: &CollectConfig) -> String {
+    let name = match config.backend {
+        #[cfg(target_os = "linux")]
+        Backend::Linux => read_optional(config.paths.proc("sys/kernel/hostname")),
+        _ => None,
+    };
+    name.filter(|n| !n.is_empty())
+        .or_else(|| sysinfo::System::host_name().ok())
+        .unwrap_or_else(|| "localhost".to_string())
+}

@@ -1,0 +1,1 @@
+//! TODO: pid-tree metrics for the legacy GetStats (stub).

@@ -1,0 +1,184 @@
+//! Runtime configuration: the one place that holds every default, built from the CLI.
+
+use regex_lite::Regex;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::collect::HostPaths;
+
+/// node_exporter's default `--collector.diskstats.device-exclude`: partitions and virtual devices.
+pub const DEFAULT_DISK_DEVICE_EXCLUDE: &str = r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$";
+/// node_exporter's default `--collector.filesystem.mount-points-exclude`.
+pub const DEFAULT_FS_MOUNT_POINTS_EXCLUDE: &str =
+    r"^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
+/// node_exporter's default `--collector.filesystem.fs-types-exclude`.
+pub const DEFAULT_FS_TYPES_EXCLUDE: &str = r"^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|erofs|sysfs|tracefs)$";
+/// Interfaces left out of the REST network aggregate: loopback and virtual NICs of container
+/// runtimes, CNI plugins, hypervisors and tunnels. They stay on `/metrics`.
+pub const DEFAULT_NETDEV_AGGREGATE_EXCLUDE: &str = r"^(lo|veth.*|docker.*|br-.*|cni.*|flannel.*|cali.*|cilium.*|lxc.*|vxlan.*|genev.*|tun.*|tap.*|virbr.*|vnet.*|kube-.*|weave.*|tailscale.*|wg.*|dummy.*)$";
+
+/// Which backend reads the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// /proc and /sys through the `--path.*` roots (Linux only).
+    Linux,
+    /// The sysinfo crate (macOS, Windows; also runs on Linux, without the container paths).
+    Portable,
+}
+
+impl Default for Backend {
+    fn default() -> Self {
+        if cfg!(target_os = "linux") {
+            Self::Linux
+        } else {
+            Self::Portable
+        }
+    }
+}
+
+/// What the collectors read and which devices they keep.
+#[derive(Debug, Clone)]
+pub struct CollectConfig {
+    /// Which backend reads the host.
+    pub backend: Backend,
+    /// Roots of the host's /proc, /sys and / (a container sees the host under /host).
+    pub paths: HostPaths,
+    /// Block devices to leave out entirely (partitions and virtual devices by default).
+    pub disk_device_exclude: Regex,
+    /// Mount points to leave out.
+    pub fs_mount_points_exclude: Regex,
+    /// Filesystem types to leave out (pseudo filesystems by default).
+    pub fs_types_exclude: Regex,
+    /// How long statvfs may take before a mount is reported as timed out and skipped.
+    pub fs_mount_timeout: Duration,
+    /// Interfaces kept on `/metrics` but left out of the REST aggregate.
+    pub netdev_aggregate_exclude: Regex,
+    /// Query DCGM profiling fields (takes effect with the accelerator collectors).
+    pub enable_dcgm_profiling: bool,
+}
+
+impl Default for CollectConfig {
+    fn default() -> Self {
+        Self {
+            backend: Backend::default(),
+            paths: HostPaths::default(),
+            disk_device_exclude: default_regex(DEFAULT_DISK_DEVICE_EXCLUDE),
+            fs_mount_points_exclude: default_regex(DEFAULT_FS_MOUNT_POINTS_EXCLUDE),
+            fs_types_exclude: default_regex(DEFAULT_FS_TYPES_EXCLUDE),
+            fs_mount_timeout: Duration::from_secs(5),
+            netdev_aggregate_exclude: default_regex(DEFAULT_NETDEV_AGGREGATE_EXCLUDE),
+            enable_dcgm_profiling: false,
+        }
+    }
+}
+
+fn default_regex(pattern: &str) -> Regex {
+    // The defaults are constants checked by `defaults_compile` below; failing here is a bug.
+    Regex::new(pattern).unwrap_or_else(|e| panic!("built-in pattern {pattern:?} is invalid: {e}"))
+}
+
+/// Everything the agent needs to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This node's id in every API (default: the hostname).
+    pub node_id: String,
+    /// Time between samples.
+    pub interval: Duration,
+    /// Address both servers listen on (loopback unless `--bind`).
+    pub bind: IpAddr,
+    /// REST port (0 = any free port, written to the portfile).
+    pub rest_port: u16,
+    /// Whether to serve REST at all.
+    pub rest_enabled: bool,
+    /// gRPC port (0 = any free port, written to the portfile).
+    pub grpc_port: u16,
+    /// Where to write `sock=`/`rest=` once both servers listen.
+    pub portfile: Option<PathBuf>,
+    /// Exit when this process is gone.
+    pub parent_pid: Option<u32>,
+    /// Collector settings.
+    pub collect: CollectConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            node_id: String::new(),
+            interval: Duration::from_secs(1),
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            rest_port: 8080,
+            rest_enabled: true,
+            grpc_port: 0,
+            portfile: None,
+            parent_pid: None,
+            collect: CollectConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// A monitor launched as a child of a TrackLab process (portfile or parent pid given): the only
+    /// kind that honours the legacy `TearDown` call.
+    pub fn is_child(&self) -> bool {
+        self.portfile.is_some() || self.parent_pid.is_some()
+    }
+}
+
+/// Parses an interval: plain seconds (`1`, `0.5`) or with a unit (`500ms`, `2s`, `1m`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (try 1s, 500ms or 0.5)"))?;
+    let seconds = value * scale;
+    if !seconds.is_finite() || seconds <= 0.0 || seconds > 86_400.0 {
+        return Err(format!("{text:?} must be more than 0 and at most a day"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_compile() {
+        let c = CollectConfig::default();
+        assert!(c.disk_device_exclude.is_match("nvme0n1p1"));
+        assert!(c.disk_device_exclude.is_match("loop0"));
+        assert!(!c.disk_device_exclude.is_match("nvme0n1"));
+        assert!(!c.disk_device_exclude.is_match("sda"));
+        assert!(c.fs_types_exclude.is_match("overlay"));
+        assert!(!c.fs_types_exclude.is_match("ext4"));
+        assert!(c.fs_mount_points_exclude.is_match("/proc/sys"));
+        assert!(!c.fs_mount_points_exclude.is_match("/home"));
+        assert!(c.netdev_aggregate_exclude.is_match("lo"));
+        assert!(c.netdev_aggregate_exclude.is_match("veth12ab"));
+        assert!(c.netdev_aggregate_exclude.is_match("docker0"));
+        assert!(!c.netdev_aggregate_exclude.is_match("eth0"));
+        assert!(!c.netdev_aggregate_exclude.is_match("enp3s0"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1").unwrap(), Duration::from_secs(1));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("0.25").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("NaN").is_err());
+    }
+}

@@ -1,0 +1,40 @@
+//! TrackLab System Monitor: a light node exporter. It samples CPU, memory, disks, filesystems,
+//! network and accelerators every interval into an immutable snapshot, and serves that snapshot
+//! over REST (the TrackLab JSON shapes), gRPC (the legacy `SystemMonitorService` and the typed
+//! `tracklab.monitor.v1`) and Prometheus `/metrics` (node_exporter's names).
+//!
+//! # Layout
+//!
+//! - [`cli`], [`config`]: flags → [`config::Config`], the one place for defaults.
+//! - [`model`]: plain data — [`model::Snapshot`], [`model::SystemInfo`]; no I/O.
+//! - [`collect`]: the [`collect::Sampler`] and its collectors: `collect::linux` (procfs/sysfs
+//!   through [`collect::HostPaths`]), [`collect::portable`] (sysinfo, for macOS and Windows),
+//!   [`collect::process`] (pid trees for GetStats), [`collect::rates`] (derived values).
+//! - [`serve`]: REST ([`serve::rest`]), Prometheus ([`serve::prometheus`]), gRPC
+//!   ([`serve::grpc_legacy`], [`serve::grpc_v1`]); handlers only read the latest snapshot.
+//! - [`agent`]: wiring for local/agent mode — sampler, servers, portfile, shutdown.
+//! - [`pb`]: code generated from `proto/`.
+
+pub mod agent;
+pub mod cli;
+pub mod collect;
+pub mod config;
+pub mod model;
+pub mod serve;
+
+/// Code generated from `proto/` by build.rs.
+pub mod pb {
+    /// `tracklab_internal`: the legacy messages and `SystemMonitorService`.
+    #[allow(clippy::all, missing_docs)]
+    pub mod legacy {
+        tonic::include_proto!("tracklab_internal");
+    }
+    /// `tracklab.monitor.v1`: the typed API.
+    #[allow(clippy::all, missing_docs)]
+    pub mod v1 {
+        tonic::include_proto!("tracklab.monitor.v1");
+    }
+}
+
+/// This build's version, as `/metrics` (`system_monitor_build_info`) and the APIs report it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

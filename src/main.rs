@@ -1,0 +1,104 @@
+//! `system_monitor`: parses flags, sets up logging and signals, and hands over to the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use system_monitor::cli::{Cli, Command};
+use system_monitor::collect::{self, Sampler};
+
+fn main() -> ExitCode {
+    // clap prints usage and exits with code 2 on bad flags.
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let hostname = collect::hostname(&cli.config("").collect);
+    let config = cli.config(&hostname);
+    let result = match cli.command {
+        Some(Command::Snapshot) => snapshot(&config),
+        None => serve(config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("system_monitor: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("system_monitor={default},warn"))
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// `system_monitor snapshot`: two samples one interval apart (so rates are real), printed as JSON.
+fn snapshot(config: &system_monitor::config::Config) -> anyhow::Result<()> {
+    let mut sampler = Sampler::from_config(config.node_id.clone(), &config.collect);
+    sampler.sample();
+    std::thread::sleep(config.interval);
+    let snapshot = sampler.sample();
+    println!("{}", serde_json::to_string_pretty(&*snapshot)?);
+    Ok(())
+}
+
+fn serve(config: system_monitor::config::Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(64)
+        .thread_name("system_monitor")
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let agent = system_monitor::agent::bind(config).await?;
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        agent.run(shutdown).await?;
+        Ok(())
+    })
+}
+
+/// Cancels `shutdown` on SIGINT or SIGTERM (Ctrl-C on Windows).
+async fn stop_on_signal(shutdown: CancellationToken) {
+    signal::terminated().await;
+    tracing::info!("signal received; shutting down");
+    shutdown.cancel();
+}
+
+#[cfg(unix)]
+mod signal {
+    use tokio::signal::unix::{signal, SignalKind};
+
+    pub async fn terminated() {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            std::future::pending::<()>().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+}
+
+#[cfg(not(unix))]
+mod signal {
+    pub async fn terminated() {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}

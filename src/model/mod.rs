@@ -1,0 +1,114 @@
+//! Plain data the collectors produce and the servers read: one immutable [`Snapshot`] per sample,
+//! plus the static [`SystemInfo`]. No I/O here; serde derives give `snapshot`'s JSON.
+//!
+//! Units are in the field names: `_bytes`, `_seconds`, `_percent` (0–100), `_mhz`, `_celsius`,
+//! `_watts`, `_per_sec`. Raw counters are kept beside the rates the sampler derives from them.
+
+mod accel;
+mod cpu;
+mod disk;
+mod filesystem;
+mod memory;
+mod network;
+
+pub use accel::{Accelerator, AcceleratorKind, AcceleratorProcess};
+pub use cpu::{CoreStats, CpuStats, CpuTimes, TemperatureSensor};
+pub use disk::{DiskStats, DisksStats};
+pub use filesystem::{FilesystemState, FilesystemStats, FilesystemsStats};
+pub use memory::{MemoryStats, PressureLine, PressureResource, PressureStats};
+pub use network::{InterfaceStats, NetworkStats};
+
+use serde::Serialize;
+use std::sync::Arc;
+
+/// One sample of the whole host, immutable once built and shared behind an `Arc`.
+///
+/// Each domain is `None` when its collector failed or does not exist on this platform; the reason
+/// is in [`Snapshot::collectors`]. Rates (`*_per_sec`, usage percents) are 0 in the first snapshot.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Snapshot {
+    /// Which node this is (`--node-id`, default the hostname); the key of every API.
+    pub node_id: String,
+    /// Host name as the host reports it.
+    pub hostname: String,
+    /// When the sample was taken, Unix milliseconds.
+    pub timestamp_ms: i64,
+    /// Monotonic sample number, starting at 1; lets caches and streams tell snapshots apart.
+    pub sequence: u64,
+    /// Seconds between this sample and the previous one: the denominator of every rate (0 first).
+    pub interval_seconds: f64,
+    /// Static facts (model, cores, OS, addresses), collected once at start.
+    pub info: Arc<SystemInfo>,
+    /// CPU usage, frequencies, load, tasks, per-mode times.
+    pub cpu: Option<CpuStats>,
+    /// Temperature sensors (hwmon chips and thermal zones).
+    pub temperatures: Option<Vec<TemperatureSensor>>,
+    /// Memory and swap, with every raw meminfo field.
+    pub memory: Option<MemoryStats>,
+    /// Pressure stall information (Linux PSI).
+    pub pressure: Option<PressureStats>,
+    /// Block devices.
+    pub disks: Option<DisksStats>,
+    /// Mounted filesystems.
+    pub filesystems: Option<FilesystemsStats>,
+    /// Network interfaces and TCP connections.
+    pub network: Option<NetworkStats>,
+    /// GPUs, NPUs, TPUs; empty where there are none.
+    pub accelerators: Vec<Accelerator>,
+    /// What each collector did in this sample.
+    pub collectors: Vec<CollectorStatus>,
+}
+
+/// The outcome of one collector in one sample.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CollectorStatus {
+    /// Collector name, e.g. `cpu`, `filesystem` (the `collector` label on `/metrics`).
+    pub name: String,
+    /// Whether it produced its section.
+    pub ok: bool,
+    /// Why it failed, or what it skipped (e.g. a mount that timed out), when anything.
+    pub error: Option<String>,
+    /// Wall time it took.
+    pub duration_seconds: f64,
+}
+
+/// Facts about the host that do not change while the monitor runs.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct SystemInfo {
+    /// `linux`, `macos`, `windows`.
+    pub platform: String,
+    /// Distribution or OS name and version, e.g. `Debian GNU/Linux 12 (bookworm)`.
+    pub os_version: String,
+    /// Kernel release, e.g. `6.1.0-18-amd64`.
+    pub kernel: String,
+    /// CPU architecture as Rust names it (`x86_64`, `aarch64`).
+    pub architecture: String,
+    /// CPU model name.
+    pub cpu_model: String,
+    /// Physical cores.
+    pub cpu_cores: u32,
+    /// Logical CPUs (hardware threads).
+    pub cpu_threads: u32,
+    /// Host name.
+    pub hostname: String,
+    /// First IPv4 address of a physical interface (falls back to any non-loopback address).
+    pub ip_address: String,
+    /// Boot time, Unix seconds.
+    pub boot_time_seconds: i64,
+}
+
+impl Snapshot {
+    /// The status entry of the named collector, if it ran.
+    pub fn collector(&self, name: &str) -> Option<&CollectorStatus> {
+        self.collectors.iter().find(|c| c.name == name)
+    }
+}
+
+/// Share of `part` in `whole` in percent, 0 when `whole` is 0 (never NaN or infinite).
+pub fn percent(part: f64, whole: f64) -> f64 {
+    if whole > 0.0 && part.is_finite() {
+        (part / whole * 100.0).clamp(0.0, 100.0)
+    } else {
+        0.0
+    }
+}

@@ -1,0 +1,46 @@
+//! Network interfaces and connections.
+
+use serde::Serialize;
+
+/// All interfaces, the aggregate rates over physical ones, and TCP connections.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct NetworkStats {
+    /// One entry per interface, in /proc/net/dev order.
+    pub interfaces: Vec<InterfaceStats>,
+    /// Sums over interfaces with `counted_in_total`.
+    pub receive_bytes_per_sec: f64,
+    pub transmit_bytes_per_sec: f64,
+    pub receive_packets_per_sec: f64,
+    pub transmit_packets_per_sec: f64,
+    /// Established TCP connections, IPv4 + IPv6 (None when the tables are unreadable).
+    pub tcp_established: Option<u64>,
+}
+
+/// One interface: raw /proc/net/dev counters and the rates derived from them.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct InterfaceStats {
+    pub name: String,
+    pub receive_bytes_total: u64,
+    pub receive_packets_total: u64,
+    pub receive_errs_total: u64,
+    pub receive_drop_total: u64,
+    pub receive_fifo_total: u64,
+    pub receive_frame_total: u64,
+    pub receive_compressed_total: u64,
+    pub receive_multicast_total: u64,
+    pub transmit_bytes_total: u64,
+    pub transmit_packets_total: u64,
+    pub transmit_errs_total: u64,
+    pub transmit_drop_total: u64,
+    pub transmit_fifo_total: u64,
+    pub transmit_colls_total: u64,
+    pub transmit_carrier_total: u64,
+    pub transmit_compressed_total: u64,
+    pub receive_bytes_per_sec: f64,
+    pub transmit_bytes_per_sec: f64,
+    pub receive_packets_per_sec: f64,
+    pub transmit_packets_per_sec: f64,
+    /// Not loopback or a virtual NIC (veth, docker, cni bridges, …; configurable): counts in the
+    /// aggregate rates.
+    pub counted_in_total: bool,
+}

@@ -1,0 +1,76 @@
+//! The servers: REST (with `/metrics`) on one port, gRPC (legacy and v1) on another. Handlers only
+//! read the latest [`Snapshot`] from [`AppState`]; encoders are pure functions of a snapshot.
+
+pub mod grpc_legacy;
+pub mod grpc_v1;
+pub mod prometheus;
+pub mod rest;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::collect::unix_ms;
+use crate::config::CollectConfig;
+use crate::model::Snapshot;
+
+/// A sample older than this many intervals means the sampler has stalled.
+pub const STALE_AFTER_INTERVALS: u32 = 3;
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The latest snapshot, replaced by the sampler each interval.
+    pub snapshots: watch::Receiver<Arc<Snapshot>>,
+    /// The sampling interval, to tell a stalled sampler from a live one.
+    pub interval: Duration,
+    /// Cancelled to stop the whole monitor (signals, parent gone, an honoured TearDown).
+    pub shutdown: CancellationToken,
+    /// Whether the legacy TearDown may stop us: only a child monitor (`--portfile`/`--parent-pid`)
+    /// listening on loopback.
+    pub teardown_allowed: bool,
+    /// Collector settings, for the on-demand pid-tree reading of GetStats.
+    pub collect: Arc<CollectConfig>,
+    /// When the monitor started.
+    pub started_at: SystemTime,
+}
+
+impl AppState {
+    /// The latest snapshot.
+    pub fn latest(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.snapshots.borrow())
+    }
+
+    /// Why the data is stale, or None while samples are fresh.
+    pub fn stale_reason(&self, snapshot: &Snapshot) -> Option<String> {
+        let age_ms = unix_ms(SystemTime::now()).saturating_sub(snapshot.timestamp_ms);
+        let limit = self.interval * STALE_AFTER_INTERVALS;
+        let limit_ms = i64::try_from(limit.as_millis()).unwrap_or(i64::MAX);
+        (age_ms > limit_ms).then(|| {
+            format!(
+                "last sample is {:.1}s old (more than {} intervals of {:?}): the sampler has stalled",
+                age_ms as f64 / 1000.0,
+                STALE_AFTER_INTERVALS,
+                self.interval
+            )
+        })
+    }
+}
+
+/// Serves both gRPC services (legacy and v1) on `listener` until `shutdown` is cancelled.
+pub async fn grpc_serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    tonic::transport::Server::builder()
+        .add_service(grpc_legacy::service(state.clone()))
+        .add_service(grpc_v1::service(state))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown.cancelled_owned(),
+        )
+        .await
+}

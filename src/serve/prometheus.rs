@@ -1,0 +1,1 @@
+//! TODO: Prometheus / OpenMetrics encoding (stub).
