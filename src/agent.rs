@@ -102,10 +102,12 @@ impl BoundAgent {
         })
         .await
         .map_err(|e| AgentError::Server(format!("first sample failed: {e}")))?;
+        let baseline = Arc::clone(&first);
         let (publish, snapshots) = watch::channel(first);
 
         let state = AppState {
             snapshots,
+            baseline,
             interval: config.interval,
             shutdown: shutdown.clone(),
             teardown_allowed: config.is_child() && config.bind.is_loopback(),

@@ -24,6 +24,9 @@ pub const STALE_AFTER_INTERVALS: u32 = 3;
 pub struct AppState {
     /// The latest snapshot, replaced by the sampler each interval.
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
+    /// The first snapshot, taken at start: the baseline of "since the monitor started" counters
+    /// (legacy `network.sent`, `disk.in`, …).
+    pub baseline: Arc<Snapshot>,
     /// The sampling interval, to tell a stalled sampler from a live one.
     pub interval: Duration,
     /// Cancelled to stop the whole monitor (signals, parent gone, an honoured TearDown).
