@@ -250,7 +250,10 @@ mod parent {
     /// Whether a process with this pid exists.
     pub fn alive(pid: u32) -> bool {
         use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
-        let mut system = System::new();
+        let Ok(mut system) = System::new() else {
+            // Cannot tell: keep running rather than exit on a guess.
+            return true;
+        };
         let pid = Pid::from_u32(pid);
         system.refresh_processes_specifics(
             ProcessesToUpdate::Some(&[pid]),

@@ -205,7 +205,7 @@ pub async fn run_sampler(
 
 /// The host's name, from the configured backend (the default node id).
 pub fn hostname(config: &CollectConfig) -> String {
-    let name = match config.backend {
+    let name: Option<String> = match config.backend {
         #[cfg(target_os = "linux")]
         Backend::Linux => read_optional(config.paths.proc("sys/kernel/hostname")),
         _ => None,

@@ -1,0 +1,154 @@
+//! The binary's process contract: flags, exit codes, portfile, signals, parent death, `snapshot`.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_system_monitor");
+
+/// Waits for `child` to exit, up to `limit`; kills it and fails the test otherwise.
+fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let until = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("process did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until the portfile exists and returns its text.
+fn wait_portfile(path: &Path, child: &mut Child) -> String {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            return text;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("monitor exited early: {status}");
+        }
+        assert!(Instant::now() < until, "no portfile after 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn port_of(portfile: &str, key: &str) -> u16 {
+    portfile
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in {portfile:?}"))
+}
+
+fn start(args: &[&str]) -> Child {
+    Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn kill_term(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn bad_flags_exit_2_with_a_message() {
+    for args in [
+        &["--no-such-flag"][..],
+        &["--rest-api-port", "eighty"],
+        &["--interval", "0s"],
+        &["--node-id", "bad id"],
+    ] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("error"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn port_in_use_is_one_line_naming_the_port() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = Command::new(BIN)
+        .args(["--rest-api-port", &port])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_ne!(out.status.code(), Some(2), "not a usage error");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<_> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains(&port) && lines[0].contains("in use"), "{stderr}");
+}
+
+#[test]
+fn portfile_names_both_listening_ports_and_sigterm_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let portfile = dir.path().join("ports");
+    let mut child = start(&[
+        "--portfile",
+        portfile.to_str().unwrap(),
+        "--rest-api-port",
+        "0",
+    ]);
+    let text = wait_portfile(&portfile, &mut child);
+    assert!(text.starts_with("sock="), "first line is sock=: {text:?}");
+    assert_eq!(text.lines().count(), 2, "{text:?}");
+    for key in ["sock", "rest"] {
+        let port = port_of(&text, key);
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("{key} port {port} not listening: {e}"));
+    }
+    kill_term(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(10));
+    assert!(status.success(), "{status}");
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(!stderr.contains("panic"), "{stderr}");
+}
+
+#[test]
+fn exits_when_parent_pid_dies() {
+    let mut parent = Command::new("sleep").arg("1").spawn().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let portfile = dir.path().join("ports");
+    let mut child = start(&[
+        "--portfile",
+        portfile.to_str().unwrap(),
+        "--rest-api-port",
+        "0",
+        "--parent-pid",
+        &parent.id().to_string(),
+    ]);
+    wait_portfile(&portfile, &mut child);
+    parent.wait().unwrap();
+    let status = wait_exit(&mut child, Duration::from_secs(10));
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn snapshot_prints_one_json_snapshot() {
+    let out = Command::new(BIN)
+        .args(["snapshot", "--interval", "200ms", "--node-id", "snap-1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let snap: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(snap["node_id"], "snap-1");
+    assert_eq!(snap["sequence"], 2);
+    assert!(snap["interval_seconds"].as_f64().unwrap() >= 0.2);
+    assert!(snap["collectors"].as_array().unwrap().len() >= 5);
+    assert!(snap["accelerators"].as_array().unwrap().is_empty());
+}
