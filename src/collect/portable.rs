@@ -259,7 +259,7 @@ impl Collector for DiskCollector {
     }
 
     fn collect(&mut self, snapshot: &mut Snapshot) -> Result<(), CollectError> {
-        self.disks.refresh(self.samples % RESCAN_EVERY == 0);
+        self.disks.refresh(self.samples.is_multiple_of(RESCAN_EVERY));
         self.samples += 1;
         let mut mounts = Vec::new();
         let mut devices: Vec<DiskStats> = Vec::new();
