@@ -5,6 +5,7 @@ pub mod grpc_legacy;
 pub mod grpc_v1;
 pub mod prometheus;
 pub mod rest;
+mod stream;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

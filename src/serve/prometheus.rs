@@ -1,1 +1,1334 @@
-//! TODO: Prometheus / OpenMetrics encoding (stub).
+//! Prometheus text exposition (0.0.4) and OpenMetrics 1.0 of one [`Snapshot`]: host metrics under
+//! node_exporter's names and labels, NVIDIA GPUs under dcgm-exporter's, our own under
+//! `system_monitor_`. A pure function of the snapshot; the REST layer caches its output.
+//!
+//! Every sample carries `node="<node_id>"`, added in one place ([`Writer`]). Counters are the raw
+//! counters (no rates). A section whose collector failed is left out entirely; its
+//! `system_monitor_collector_success` says 0.
+//!
+//! A small hand-written writer rather than a client library: the values already sit in the
+//! snapshot (no registry to keep in sync), both formats come from one code path, and the output
+//! is a single pass over a `String`.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+
+use crate::model::{
+    Accelerator, CollectorStatus, CpuStats, DisksStats, FilesystemState, FilesystemsStats,
+    MemoryStats, NetworkStats, PressureStats, Snapshot, TemperatureSensor,
+};
+
+/// One metric read from each device of a list: name, help, and the value (None: not reported).
+type DeviceField<T, V> = (&'static str, &'static str, fn(&T) -> V);
+
+/// Which exposition format to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The classic Prometheus text format, version 0.0.4.
+    Text,
+    /// OpenMetrics 1.0: counters declared without `_total`, `# EOF` at the end.
+    OpenMetrics,
+}
+
+/// Content type of [`Format::Text`].
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// Content type of [`Format::OpenMetrics`].
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+impl Format {
+    /// The format an `Accept` header asks for: OpenMetrics when it lists
+    /// `application/openmetrics-text` with a quality at least that of the text format (Prometheus
+    /// sends both, preferring OpenMetrics when so configured); text otherwise, and when absent.
+    pub fn from_accept(accept: Option<&str>) -> Self {
+        let Some(accept) = accept else {
+            return Self::Text;
+        };
+        let mut openmetrics = 0.0_f64;
+        let mut text = 0.0_f64;
+        for range in accept.split(',') {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or("").trim();
+            let quality = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f64>().ok())
+                .filter(|q| q.is_finite())
+                .unwrap_or(1.0);
+            if media.eq_ignore_ascii_case("application/openmetrics-text") {
+                openmetrics = openmetrics.max(quality);
+            } else if media.eq_ignore_ascii_case("text/plain") || media == "*/*" {
+                text = text.max(quality);
+            }
+        }
+        if openmetrics > 0.0 && openmetrics >= text {
+            Self::OpenMetrics
+        } else {
+            Self::Text
+        }
+    }
+
+    /// The `Content-Type` of a response in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Text => TEXT_CONTENT_TYPE,
+            Self::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+        }
+    }
+}
+
+/// The whole exposition of `snapshot` in `format`.
+pub fn encode(snapshot: &Snapshot, format: Format) -> String {
+    let mut w = Writer::new(&snapshot.node_id, format);
+    if let Some(cpu) = &snapshot.cpu {
+        cpu_metrics(&mut w, cpu);
+    }
+    if let Some(sensors) = &snapshot.temperatures {
+        temperature_metrics(&mut w, sensors);
+    }
+    if let Some(memory) = &snapshot.memory {
+        memory_metrics(&mut w, memory);
+    }
+    if let Some(pressure) = &snapshot.pressure {
+        pressure_metrics(&mut w, pressure);
+    }
+    if let Some(disks) = &snapshot.disks {
+        disk_metrics(&mut w, disks);
+    }
+    if let Some(filesystems) = &snapshot.filesystems {
+        filesystem_metrics(&mut w, filesystems);
+    }
+    if let Some(network) = &snapshot.network {
+        network_metrics(&mut w, network);
+    }
+    accelerator_metrics(&mut w, &snapshot.accelerators, &snapshot.hostname);
+    own_metrics(&mut w, snapshot);
+    w.finish()
+}
+
+fn cpu_metrics(w: &mut Writer, cpu: &CpuStats) {
+    let ids: Vec<String> = cpu.cores.iter().map(|c| c.id.to_string()).collect();
+    let cores = || cpu.cores.iter().zip(&ids);
+
+    let mut f = w.counter(
+        "node_cpu_seconds_total",
+        "Seconds the CPUs spent in each mode.",
+    );
+    for (core, id) in cores() {
+        for (mode, seconds) in core.times.modes() {
+            f.sample(&[("cpu", id), ("mode", mode)], seconds);
+        }
+    }
+    let mut f = w.counter(
+        "node_cpu_guest_seconds_total",
+        "Seconds the CPUs spent in guests (VMs) for each mode.",
+    );
+    for (core, id) in cores() {
+        f.sample(&[("cpu", id), ("mode", "user")], core.times.guest);
+        f.sample(&[("cpu", id), ("mode", "nice")], core.times.guest_nice);
+    }
+    let frequencies: [DeviceField<crate::model::CoreStats, Option<f64>>; 3] = [
+        (
+            "node_cpu_scaling_frequency_hertz",
+            "Current scaled CPU thread frequency in hertz.",
+            |c| c.frequency_mhz,
+        ),
+        (
+            "node_cpu_scaling_frequency_min_hertz",
+            "Minimum scaled CPU thread frequency in hertz.",
+            |c| c.min_frequency_mhz,
+        ),
+        (
+            "node_cpu_scaling_frequency_max_hertz",
+            "Maximum scaled CPU thread frequency in hertz.",
+            |c| c.max_frequency_mhz,
+        ),
+    ];
+    for (name, help, mhz) in frequencies {
+        let mut f = w.gauge(name, help);
+        for (core, id) in cores() {
+            if let Some(mhz) = mhz(core) {
+                f.sample(&[("cpu", id)], mhz * 1e6);
+            }
+        }
+    }
+
+    let [load1, load5, load15] = cpu.load_average;
+    w.gauge("node_load1", "1m load average.").sample(&[], load1);
+    w.gauge("node_load5", "5m load average.").sample(&[], load5);
+    w.gauge("node_load15", "15m load average.")
+        .sample(&[], load15);
+    w.gauge(
+        "node_procs_running",
+        "Number of processes in runnable state.",
+    )
+    .sample(&[], cpu.procs_running);
+    w.gauge(
+        "node_procs_blocked",
+        "Number of processes blocked waiting for I/O to complete.",
+    )
+    .sample(&[], cpu.procs_blocked);
+    w.counter(
+        "node_context_switches_total",
+        "Total number of context switches.",
+    )
+    .sample(&[], cpu.context_switches_total);
+    w.counter("node_intr_total", "Total number of interrupts serviced.")
+        .sample(&[], cpu.interrupts_total);
+    w.counter("node_forks_total", "Total number of forks.")
+        .sample(&[], cpu.forks_total);
+    w.gauge("node_boot_time_seconds", "Node boot time, in unixtime.")
+        .sample(&[], cpu.boot_time_seconds);
+    w.gauge("node_processes_pids", "Number of PIDs")
+        .sample(&[], cpu.processes);
+    w.gauge("node_processes_threads", "Allocated threads in system")
+        .sample(&[], cpu.threads);
+}
+
+fn temperature_metrics(w: &mut Writer, sensors: &[TemperatureSensor]) {
+    let hwmon = || sensors.iter().filter(|s| !s.thermal_zone);
+
+    let mut f = w.gauge(
+        "node_hwmon_chip_names",
+        "Annotation metric for human-readable chip names",
+    );
+    let mut seen = HashSet::new();
+    for s in hwmon().filter(|s| !s.chip_name.is_empty()) {
+        if seen.insert(s.chip.as_str()) {
+            f.sample(&[("chip", &s.chip), ("chip_name", &s.chip_name)], 1);
+        }
+    }
+    let mut f = w.gauge("node_hwmon_sensor_label", "Label for given chip and sensor");
+    for s in hwmon() {
+        if let Some(label) = s.label.as_deref().filter(|l| !l.is_empty()) {
+            f.sample(
+                &[("chip", &s.chip), ("sensor", &s.sensor), ("label", label)],
+                1,
+            );
+        }
+    }
+    let mut f = w.gauge(
+        "node_hwmon_temp_celsius",
+        "Hardware monitor for temperature (input)",
+    );
+    for s in hwmon() {
+        f.sample(&[("chip", &s.chip), ("sensor", &s.sensor)], s.celsius);
+    }
+    let mut f = w.gauge(
+        "node_hwmon_temp_crit_celsius",
+        "Hardware monitor for temperature (crit)",
+    );
+    for s in hwmon() {
+        if let Some(celsius) = s.critical_celsius {
+            f.sample(&[("chip", &s.chip), ("sensor", &s.sensor)], celsius);
+        }
+    }
+    let mut f = w.gauge(
+        "node_hwmon_temp_max_celsius",
+        "Hardware monitor for temperature (max)",
+    );
+    for s in hwmon() {
+        if let Some(celsius) = s.max_celsius {
+            f.sample(&[("chip", &s.chip), ("sensor", &s.sensor)], celsius);
+        }
+    }
+    let mut f = w.gauge("node_thermal_zone_temp", "Zone temperature in Celsius");
+    for s in sensors.iter().filter(|s| s.thermal_zone) {
+        // node_exporter's `zone` is the N of thermal_zoneN.
+        let zone = s.chip.strip_prefix("thermal_zone").unwrap_or(&s.chip);
+        f.sample(&[("zone", zone), ("type", &s.chip_name)], s.celsius);
+    }
+}
+
+fn memory_metrics(w: &mut Writer, memory: &MemoryStats) {
+    if memory.raw.is_empty() {
+        // The portable backend has no meminfo: the fields it does know, under meminfo's names.
+        let known = [
+            ("MemTotal_bytes", memory.total_bytes),
+            ("MemFree_bytes", memory.free_bytes),
+            ("MemAvailable_bytes", memory.available_bytes),
+            ("SwapTotal_bytes", memory.swap_total_bytes),
+            (
+                "SwapFree_bytes",
+                memory
+                    .swap_total_bytes
+                    .saturating_sub(memory.swap_used_bytes),
+            ),
+        ];
+        for (field, value) in known {
+            meminfo_field(w, field, value);
+        }
+        return;
+    }
+    for (field, value) in &memory.raw {
+        meminfo_field(w, field, *value);
+    }
+}
+
+/// One `node_memory_*` gauge. `field` is already node_exporter's name (`Active_anon_bytes`,
+/// `HugePages_Total`: the memory collector names and scales them); it is only sanitised here so
+/// that an odd kernel field can never break the exposition.
+fn meminfo_field(w: &mut Writer, field: &str, value: u64) {
+    let field = metric_name_part(field);
+    let name = format!("node_memory_{field}");
+    let help = format!("Memory information field {field}.");
+    w.gauge(&name, &help).sample(&[], value);
+}
+
+fn pressure_metrics(w: &mut Writer, pressure: &PressureStats) {
+    let resources = [
+        ("cpu", &pressure.cpu, "CPU time", "CPU"),
+        ("memory", &pressure.memory, "memory", "memory congestion"),
+        ("io", &pressure.io, "IO", "IO congestion"),
+    ];
+    for (resource, stats, waited_for, stalled_by) in resources {
+        let Some(stats) = stats else { continue };
+        let name = format!("node_pressure_{resource}_waiting_seconds_total");
+        let help = format!("Total time in seconds that processes have waited for {waited_for}");
+        w.counter(&name, &help)
+            .sample(&[], stats.some.total_seconds);
+        if let Some(full) = &stats.full {
+            let name = format!("node_pressure_{resource}_stalled_seconds_total");
+            let help =
+                format!("Total time in seconds no process could make progress due to {stalled_by}");
+            w.counter(&name, &help).sample(&[], full.total_seconds);
+        }
+    }
+}
+
+fn disk_metrics(w: &mut Writer, disks: &DisksStats) {
+    // Sectors are always 512 bytes in /proc/diskstats.
+    let fields: [DeviceField<crate::model::DiskStats, Option<f64>>; 17] = [
+        (
+            "node_disk_reads_completed_total",
+            "The total number of reads completed successfully.",
+            |d| Some(d.reads_completed_total as f64),
+        ),
+        (
+            "node_disk_reads_merged_total",
+            "The total number of reads merged.",
+            |d| Some(d.reads_merged_total as f64),
+        ),
+        (
+            "node_disk_read_bytes_total",
+            "The total number of bytes read successfully.",
+            |d| Some(d.read_bytes_total as f64),
+        ),
+        (
+            "node_disk_read_time_seconds_total",
+            "The total number of seconds spent by all reads.",
+            |d| Some(d.read_time_seconds_total),
+        ),
+        (
+            "node_disk_writes_completed_total",
+            "The total number of writes completed successfully.",
+            |d| Some(d.writes_completed_total as f64),
+        ),
+        (
+            "node_disk_writes_merged_total",
+            "The number of writes merged.",
+            |d| Some(d.writes_merged_total as f64),
+        ),
+        (
+            "node_disk_written_bytes_total",
+            "The total number of bytes written successfully.",
+            |d| Some(d.written_bytes_total as f64),
+        ),
+        (
+            "node_disk_write_time_seconds_total",
+            "This is the total number of seconds spent by all writes.",
+            |d| Some(d.write_time_seconds_total),
+        ),
+        (
+            "node_disk_io_now",
+            "The number of I/Os currently in progress.",
+            |d| Some(d.io_now as f64),
+        ),
+        (
+            "node_disk_io_time_seconds_total",
+            "Total seconds spent doing I/Os.",
+            |d| Some(d.io_time_seconds_total),
+        ),
+        (
+            "node_disk_io_time_weighted_seconds_total",
+            "The weighted # of seconds spent doing I/Os.",
+            |d| Some(d.io_time_weighted_seconds_total),
+        ),
+        (
+            "node_disk_discards_completed_total",
+            "The total number of discards completed successfully.",
+            |d| d.discards_completed_total.map(|v| v as f64),
+        ),
+        (
+            "node_disk_discards_merged_total",
+            "The total number of discards merged.",
+            |d| d.discards_merged_total.map(|v| v as f64),
+        ),
+        (
+            "node_disk_discarded_sectors_total",
+            "The total number of sectors discarded successfully.",
+            |d| d.discarded_bytes_total.map(|v| (v / 512) as f64),
+        ),
+        (
+            "node_disk_discard_time_seconds_total",
+            "This is the total number of seconds spent by all discards.",
+            |d| d.discard_time_seconds_total,
+        ),
+        (
+            "node_disk_flush_requests_total",
+            "The total number of flush requests completed successfully",
+            |d| d.flush_requests_total.map(|v| v as f64),
+        ),
+        (
+            "node_disk_flush_requests_time_seconds_total",
+            "This is the total number of seconds spent by all flush requests.",
+            |d| d.flush_requests_time_seconds_total,
+        ),
+    ];
+    for (name, help, value) in fields {
+        // io_now is the one gauge among them.
+        let mut f = if name.ends_with("_total") {
+            w.counter(name, help)
+        } else {
+            w.gauge(name, help)
+        };
+        for device in &disks.devices {
+            if let Some(v) = value(device) {
+                f.sample(&[("device", &device.name)], v);
+            }
+        }
+    }
+}
+
+fn filesystem_metrics(w: &mut Writer, filesystems: &FilesystemsStats) {
+    // node_exporter exposes a (device, mountpoint, fstype) once, even when mounted several times.
+    let mut seen = HashSet::new();
+    let mounts: Vec<_> = filesystems
+        .mounts
+        .iter()
+        .filter(|m| seen.insert((&m.device, &m.mountpoint, &m.fstype)))
+        .collect();
+    fn labels(m: &crate::model::FilesystemStats) -> [(&'static str, &str); 3] {
+        [
+            ("device", m.device.as_str()),
+            ("mountpoint", m.mountpoint.as_str()),
+            ("fstype", m.fstype.as_str()),
+        ]
+    }
+    let answered = || {
+        mounts
+            .iter()
+            .filter(|m| matches!(m.state, FilesystemState::Ok))
+    };
+
+    let mut f = w.gauge(
+        "node_filesystem_device_error",
+        "Whether an error occurred while getting statistics for the given device.",
+    );
+    for m in &mounts {
+        let error = !matches!(m.state, FilesystemState::Ok);
+        f.sample(&labels(m), error);
+    }
+    let mut f = w.gauge("node_filesystem_readonly", "Filesystem read-only status.");
+    for m in &mounts {
+        f.sample(&labels(m), m.readonly);
+    }
+    // Like node_exporter, a mount whose statvfs failed or hung gets no size figures at all
+    // rather than stale or zero ones.
+    let fields: [DeviceField<crate::model::FilesystemStats, u64>; 5] = [
+        (
+            "node_filesystem_size_bytes",
+            "Filesystem size in bytes.",
+            |m| m.size_bytes,
+        ),
+        (
+            "node_filesystem_free_bytes",
+            "Filesystem free space in bytes.",
+            |m| m.free_bytes,
+        ),
+        (
+            "node_filesystem_avail_bytes",
+            "Filesystem space available to non-root users in bytes.",
+            |m| m.avail_bytes,
+        ),
+        (
+            "node_filesystem_files",
+            "Filesystem total file nodes.",
+            |m| m.files,
+        ),
+        (
+            "node_filesystem_files_free",
+            "Filesystem total free file nodes.",
+            |m| m.files_free,
+        ),
+    ];
+    for (name, help, value) in fields {
+        let mut f = w.gauge(name, help);
+        for m in answered() {
+            f.sample(&labels(m), value(m));
+        }
+    }
+}
+
+fn network_metrics(w: &mut Writer, network: &NetworkStats) {
+    type Counter = (&'static str, fn(&crate::model::InterfaceStats) -> u64);
+    let fields: [Counter; 16] = [
+        ("receive_bytes", |i| i.receive_bytes_total),
+        ("receive_packets", |i| i.receive_packets_total),
+        ("receive_errs", |i| i.receive_errs_total),
+        ("receive_drop", |i| i.receive_drop_total),
+        ("receive_fifo", |i| i.receive_fifo_total),
+        ("receive_frame", |i| i.receive_frame_total),
+        ("receive_compressed", |i| i.receive_compressed_total),
+        ("receive_multicast", |i| i.receive_multicast_total),
+        ("transmit_bytes", |i| i.transmit_bytes_total),
+        ("transmit_packets", |i| i.transmit_packets_total),
+        ("transmit_errs", |i| i.transmit_errs_total),
+        ("transmit_drop", |i| i.transmit_drop_total),
+        ("transmit_fifo", |i| i.transmit_fifo_total),
+        ("transmit_colls", |i| i.transmit_colls_total),
+        ("transmit_carrier", |i| i.transmit_carrier_total),
+        ("transmit_compressed", |i| i.transmit_compressed_total),
+    ];
+    for (stat, value) in fields {
+        let name = format!("node_network_{stat}_total");
+        let help = format!("Network device statistic {stat}.");
+        let mut f = w.counter(&name, &help);
+        for interface in &network.interfaces {
+            f.sample(&[("device", &interface.name)], value(interface));
+        }
+    }
+    if let Some(established) = network.tcp_established {
+        w.gauge("node_tcp_connection_states", "Number of connection states.")
+            .sample(&[("state", "established")], established);
+    }
+}
+
+/// NVIDIA devices as dcgm-exporter names them (so its dashboards work); other vendors under
+/// `system_monitor_accelerator_*`.
+fn accelerator_metrics(w: &mut Writer, accelerators: &[Accelerator], hostname: &str) {
+    const MIB: f64 = 1024.0 * 1024.0;
+    let (nvidia, others): (Vec<&Accelerator>, Vec<&Accelerator>) =
+        accelerators.iter().partition(|a| a.vendor == "nvidia");
+
+    let indices: Vec<String> = nvidia.iter().map(|a| a.index.to_string()).collect();
+    let dcgm_labels = |a: &'_ Accelerator, index: &'_ str| -> Vec<(&'static str, String)> {
+        vec![
+            ("gpu", index.to_string()),
+            ("UUID", a.uuid.clone().unwrap_or_default()),
+            ("pci_bus_id", a.pci_bus_id.clone().unwrap_or_default()),
+            ("device", format!("nvidia{}", a.index)),
+            ("modelName", a.name.clone()),
+            ("Hostname", hostname.to_string()),
+        ]
+    };
+    let dcgm_fields: [DeviceField<Accelerator, Option<f64>>; 7] = [
+        ("DCGM_FI_DEV_GPU_UTIL", "GPU utilization (in %).", |a| {
+            a.utilization_percent
+        }),
+        (
+            "DCGM_FI_DEV_FB_USED",
+            "Framebuffer memory used (in MiB).",
+            |a| a.memory_used_bytes.map(|b| (b as f64 / MIB).floor()),
+        ),
+        (
+            "DCGM_FI_DEV_FB_FREE",
+            "Framebuffer memory free (in MiB).",
+            |a| {
+                let (used, total) = (a.memory_used_bytes?, a.memory_total_bytes?);
+                Some((total.saturating_sub(used) as f64 / MIB).floor())
+            },
+        ),
+        ("DCGM_FI_DEV_GPU_TEMP", "GPU temperature (in C).", |a| {
+            a.temperature_celsius
+        }),
+        ("DCGM_FI_DEV_POWER_USAGE", "Power draw (in W).", |a| {
+            a.power_watts
+        }),
+        (
+            "DCGM_FI_DEV_SM_CLOCK",
+            "SM clock frequency (in MHz).",
+            |a| a.sm_clock_mhz,
+        ),
+        (
+            "DCGM_FI_DEV_MEM_CLOCK",
+            "Memory clock frequency (in MHz).",
+            |a| a.memory_clock_mhz,
+        ),
+    ];
+    for (name, help, value) in dcgm_fields {
+        let mut f = w.gauge(name, help);
+        for (a, index) in nvidia.iter().zip(&indices) {
+            if let Some(v) = value(a) {
+                let labels = dcgm_labels(a, index);
+                let labels: Vec<(&str, &str)> =
+                    labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                f.sample(&labels, v);
+            }
+        }
+    }
+
+    let other_fields: [DeviceField<Accelerator, Option<f64>>; 6] = [
+        (
+            "system_monitor_accelerator_utilization_percent",
+            "Accelerator busy share, 0-100.",
+            |a| a.utilization_percent,
+        ),
+        (
+            "system_monitor_accelerator_memory_used_bytes",
+            "Accelerator memory in use.",
+            |a| a.memory_used_bytes.map(|b| b as f64),
+        ),
+        (
+            "system_monitor_accelerator_memory_total_bytes",
+            "Accelerator memory size.",
+            |a| a.memory_total_bytes.map(|b| b as f64),
+        ),
+        (
+            "system_monitor_accelerator_temperature_celsius",
+            "Accelerator temperature.",
+            |a| a.temperature_celsius,
+        ),
+        (
+            "system_monitor_accelerator_power_watts",
+            "Accelerator power draw.",
+            |a| a.power_watts,
+        ),
+        (
+            "system_monitor_accelerator_fan_speed_percent",
+            "Accelerator fan speed, 0-100.",
+            |a| a.fan_speed_percent,
+        ),
+    ];
+    for (name, help, value) in other_fields {
+        let mut f = w.gauge(name, help);
+        for a in &others {
+            if let Some(v) = value(a) {
+                let labels = [
+                    ("accelerator", a.id.as_str()),
+                    ("vendor", a.vendor.as_str()),
+                    ("type", a.kind.as_str()),
+                    ("name", a.name.as_str()),
+                ];
+                f.sample(&labels, v);
+            }
+        }
+    }
+}
+
+fn own_metrics(w: &mut Writer, snapshot: &Snapshot) {
+    let collectors = &snapshot.collectors;
+    let each = |w: &mut Writer, name, help, value: fn(&CollectorStatus) -> f64| {
+        let mut f = w.gauge(name, help);
+        for c in collectors {
+            f.sample(&[("collector", &c.name)], value(c));
+        }
+    };
+    each(
+        w,
+        "system_monitor_collector_duration_seconds",
+        "Time the collector took in the last sample.",
+        |c| c.duration_seconds,
+    );
+    each(
+        w,
+        "system_monitor_collector_success",
+        "Whether the collector produced its section in the last sample.",
+        |c| if c.ok { 1.0 } else { 0.0 },
+    );
+    w.gauge(
+        "system_monitor_sample_timestamp_seconds",
+        "When the sample behind these metrics was taken, in unixtime.",
+    )
+    .sample(&[], snapshot.timestamp_ms as f64 / 1000.0);
+    w.gauge(
+        "system_monitor_build_info",
+        "A metric with a constant '1' value labeled by the system_monitor version.",
+    )
+    .sample(&[("version", crate::VERSION)], 1);
+}
+
+/// A metric name fragment from outside (a meminfo field): anything but `[A-Za-z0-9_]` becomes
+/// `_`, as node_exporter does with `Active(anon)` → `Active_anon`.
+fn metric_name_part(text: &str) -> String {
+    let mut name: String = text
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    while name.ends_with('_') {
+        name.pop();
+    }
+    name
+}
+
+/// Whether a family is a counter (raw monotonic value, `_total`) or a gauge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// Accumulates the exposition. Owns the one place where the node label is added.
+struct Writer {
+    /// The text written so far.
+    out: String,
+    /// Which format the headers and trailer follow.
+    format: Format,
+    /// `node="<id>"`, escaped once, the first label of every sample.
+    node_label: String,
+}
+
+impl Writer {
+    fn new(node_id: &str, format: Format) -> Self {
+        let mut node_label = String::from("node=\"");
+        escape_label_value(&mut node_label, node_id);
+        node_label.push('"');
+        Self {
+            out: String::with_capacity(64 * 1024),
+            format,
+            node_label,
+        }
+    }
+
+    fn counter<'a>(&'a mut self, name: &'a str, help: &'a str) -> Family<'a> {
+        debug_assert!(
+            name.ends_with("_total"),
+            "counter {name} must end in _total"
+        );
+        self.family(name, help, Kind::Counter)
+    }
+
+    fn gauge<'a>(&'a mut self, name: &'a str, help: &'a str) -> Family<'a> {
+        self.family(name, help, Kind::Gauge)
+    }
+
+    fn family<'a>(&'a mut self, name: &'a str, help: &'a str, kind: Kind) -> Family<'a> {
+        Family {
+            writer: self,
+            name,
+            help,
+            kind,
+            started: false,
+        }
+    }
+
+    fn finish(mut self) -> String {
+        if self.format == Format::OpenMetrics {
+            self.out.push_str("# EOF\n");
+        }
+        self.out
+    }
+}
+
+/// One metric family being written: its HELP and TYPE go out with its first sample, so a family
+/// with no samples (no devices, values unknown) leaves no trace.
+struct Family<'a> {
+    writer: &'a mut Writer,
+    name: &'a str,
+    help: &'a str,
+    kind: Kind,
+    started: bool,
+}
+
+impl Family<'_> {
+    fn sample(&mut self, labels: &[(&str, &str)], value: impl SampleValue) {
+        let w = &mut *self.writer;
+        if !self.started {
+            self.started = true;
+            // OpenMetrics names a counter family without the `_total` its samples carry.
+            let family = match (w.format, self.kind) {
+                (Format::OpenMetrics, Kind::Counter) => {
+                    self.name.strip_suffix("_total").unwrap_or(self.name)
+                }
+                _ => self.name,
+            };
+            let kind = match self.kind {
+                Kind::Counter => "counter",
+                Kind::Gauge => "gauge",
+            };
+            w.out.push_str("# HELP ");
+            w.out.push_str(family);
+            w.out.push(' ');
+            escape_help(&mut w.out, self.help);
+            w.out.push_str("\n# TYPE ");
+            w.out.push_str(family);
+            w.out.push(' ');
+            w.out.push_str(kind);
+            w.out.push('\n');
+        }
+        w.out.push_str(self.name);
+        w.out.push('{');
+        w.out.push_str(&w.node_label);
+        for (key, value) in labels {
+            w.out.push(',');
+            w.out.push_str(key);
+            w.out.push_str("=\"");
+            escape_label_value(&mut w.out, value);
+            w.out.push('"');
+        }
+        w.out.push_str("} ");
+        value.write_to(&mut w.out);
+        w.out.push('\n');
+    }
+}
+
+/// A sample value, written exactly: integers as integers (a u64 counter above 2^53 keeps every
+/// digit), floats in the shortest form that reads back the same.
+trait SampleValue {
+    fn write_to(self, out: &mut String);
+}
+
+impl SampleValue for u64 {
+    fn write_to(self, out: &mut String) {
+        let _ = write!(out, "{self}");
+    }
+}
+
+impl SampleValue for i64 {
+    fn write_to(self, out: &mut String) {
+        let _ = write!(out, "{self}");
+    }
+}
+
+impl SampleValue for i32 {
+    fn write_to(self, out: &mut String) {
+        let _ = write!(out, "{self}");
+    }
+}
+
+impl SampleValue for bool {
+    fn write_to(self, out: &mut String) {
+        out.push(if self { '1' } else { '0' });
+    }
+}
+
+impl SampleValue for f64 {
+    fn write_to(self, out: &mut String) {
+        write_float(out, self);
+    }
+}
+
+/// A float as both formats spell it: `NaN`, `+Inf`, `-Inf`; integral values without a fraction or
+/// exponent; very large or small magnitudes with an exponent (`1.5e-7`), others plainly.
+fn write_float(out: &mut String, v: f64) {
+    let _ = if v.is_nan() {
+        write!(out, "NaN")
+    } else if v.is_infinite() {
+        write!(out, "{}", if v > 0.0 { "+Inf" } else { "-Inf" })
+    } else if v == 0.0 {
+        // Also turns -0 into 0.
+        write!(out, "0")
+    } else if v.fract() == 0.0 && v.abs() < 1e15 {
+        write!(out, "{}", v as i64)
+    } else if (1e-4..1e15).contains(&v.abs()) {
+        write!(out, "{v}")
+    } else {
+        write!(out, "{v:e}")
+    };
+}
+
+/// Label values escape `\`, `"` and newline (both formats).
+fn escape_label_value(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// HELP text escapes `\` and newline.
+fn escape_help(out: &mut String, help: &str) {
+    for c in help.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{
+        AcceleratorKind, CoreStats, CpuTimes, DiskStats, FilesystemStats, InterfaceStats,
+        PressureLine, PressureResource,
+    };
+
+    fn float(v: f64) -> String {
+        let mut s = String::new();
+        write_float(&mut s, v);
+        s
+    }
+
+    #[test]
+    fn floats_follow_the_exposition_spelling() {
+        assert_eq!(float(f64::NAN), "NaN");
+        assert_eq!(float(f64::INFINITY), "+Inf");
+        assert_eq!(float(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(float(-0.0), "0");
+        assert_eq!(float(3.0), "3");
+        assert_eq!(float(-42.0), "-42");
+        assert_eq!(float(1_700_000_000_000.0), "1700000000000");
+        assert_eq!(float(0.25), "0.25");
+        assert_eq!(float(1234.5678), "1234.5678");
+        assert_eq!(float(1.5e-7), "1.5e-7");
+        assert_eq!(float(2.5e20), "2.5e20");
+        for v in [0.1, 1.0 / 3.0, 1e-300, 6.02e23, 123456.789] {
+            assert_eq!(float(v).parse::<f64>().unwrap(), v, "round trip of {v}");
+        }
+    }
+
+    #[test]
+    fn label_values_and_help_are_escaped() {
+        let mut s = String::new();
+        escape_label_value(&mut s, "a\\b\"c\nd");
+        assert_eq!(s, r#"a\\b\"c\nd"#);
+        let mut s = String::new();
+        escape_help(&mut s, "x\\y\nz\"");
+        assert_eq!(s, r#"x\\y\nz""#);
+    }
+
+    #[test]
+    fn accept_header_picks_the_format() {
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(Format::from_accept(Some(prometheus)), Format::OpenMetrics);
+        assert_eq!(Format::from_accept(None), Format::Text);
+        assert_eq!(Format::from_accept(Some("*/*")), Format::Text);
+        assert_eq!(
+            Format::from_accept(Some("text/plain;version=0.0.4")),
+            Format::Text
+        );
+        assert_eq!(
+            Format::from_accept(Some("text/plain;q=1, application/openmetrics-text;q=0.5")),
+            Format::Text
+        );
+        assert_eq!(
+            Format::from_accept(Some("application/openmetrics-text; q=0")),
+            Format::Text
+        );
+        assert_eq!(
+            Format::from_accept(Some("Application/OpenMetrics-Text")),
+            Format::OpenMetrics
+        );
+    }
+
+    /// A small snapshot: one CPU, a bit of meminfo, a filesystem that answered and one that hung,
+    /// one failed collector.
+    fn small() -> Snapshot {
+        Snapshot {
+            node_id: "n1".into(),
+            hostname: "host-1".into(),
+            timestamp_ms: 1_700_000_000_500,
+            sequence: 2,
+            cpu: Some(CpuStats {
+                cores: vec![CoreStats {
+                    id: 0,
+                    frequency_mhz: Some(2400.5),
+                    times: CpuTimes {
+                        user: 10.5,
+                        idle: 100.0,
+                        guest: 1.0,
+                        ..CpuTimes::default()
+                    },
+                    ..CoreStats::default()
+                }],
+                load_average: [0.5, 0.25, 0.125],
+                processes: 120,
+                threads: 300,
+                procs_running: 2,
+                procs_blocked: 0,
+                context_switches_total: 123_456,
+                interrupts_total: 7890,
+                forks_total: 4242,
+                boot_time_seconds: 1_699_990_000,
+                ..CpuStats::default()
+            }),
+            memory: Some(MemoryStats {
+                raw: vec![
+                    ("MemTotal_bytes".into(), 16 * 1024 * 1024 * 1024),
+                    ("Active_anon_bytes".into(), 1024),
+                    ("HugePages_Total".into(), 4),
+                ],
+                ..MemoryStats::default()
+            }),
+            filesystems: Some(FilesystemsStats {
+                mounts: vec![
+                    FilesystemStats {
+                        device: "/dev/sda1".into(),
+                        mountpoint: "/".into(),
+                        fstype: "ext4".into(),
+                        size_bytes: 1000,
+                        free_bytes: 400,
+                        avail_bytes: 300,
+                        files: 50,
+                        files_free: 20,
+                        ..FilesystemStats::default()
+                    },
+                    FilesystemStats {
+                        device: "nas:/export".into(),
+                        mountpoint: "/mnt/\"nas\"".into(),
+                        fstype: "nfs4".into(),
+                        readonly: true,
+                        state: FilesystemState::TimedOut,
+                        ..FilesystemStats::default()
+                    },
+                ],
+                ..FilesystemsStats::default()
+            }),
+            collectors: vec![
+                CollectorStatus {
+                    name: "cpu".into(),
+                    ok: true,
+                    error: None,
+                    duration_seconds: 0.00025,
+                },
+                CollectorStatus {
+                    name: "disk".into(),
+                    ok: false,
+                    error: Some("reading /proc/diskstats: gone".into()),
+                    duration_seconds: 0.0,
+                },
+            ],
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn small_snapshot_exact_text() {
+        let text = encode(&small(), Format::Text);
+        let expected = format!(
+            r#"# HELP node_cpu_seconds_total Seconds the CPUs spent in each mode.
+# TYPE node_cpu_seconds_total counter
+node_cpu_seconds_total{{node="n1",cpu="0",mode="user"}} 10.5
+node_cpu_seconds_total{{node="n1",cpu="0",mode="nice"}} 0
+node_cpu_seconds_total{{node="n1",cpu="0",mode="system"}} 0
+node_cpu_seconds_total{{node="n1",cpu="0",mode="idle"}} 100
+node_cpu_seconds_total{{node="n1",cpu="0",mode="iowait"}} 0
+node_cpu_seconds_total{{node="n1",cpu="0",mode="irq"}} 0
+node_cpu_seconds_total{{node="n1",cpu="0",mode="softirq"}} 0
+node_cpu_seconds_total{{node="n1",cpu="0",mode="steal"}} 0
+# HELP node_cpu_guest_seconds_total Seconds the CPUs spent in guests (VMs) for each mode.
+# TYPE node_cpu_guest_seconds_total counter
+node_cpu_guest_seconds_total{{node="n1",cpu="0",mode="user"}} 1
+node_cpu_guest_seconds_total{{node="n1",cpu="0",mode="nice"}} 0
+# HELP node_cpu_scaling_frequency_hertz Current scaled CPU thread frequency in hertz.
+# TYPE node_cpu_scaling_frequency_hertz gauge
+node_cpu_scaling_frequency_hertz{{node="n1",cpu="0"}} 2400500000
+# HELP node_load1 1m load average.
+# TYPE node_load1 gauge
+node_load1{{node="n1"}} 0.5
+# HELP node_load5 5m load average.
+# TYPE node_load5 gauge
+node_load5{{node="n1"}} 0.25
+# HELP node_load15 15m load average.
+# TYPE node_load15 gauge
+node_load15{{node="n1"}} 0.125
+# HELP node_procs_running Number of processes in runnable state.
+# TYPE node_procs_running gauge
+node_procs_running{{node="n1"}} 2
+# HELP node_procs_blocked Number of processes blocked waiting for I/O to complete.
+# TYPE node_procs_blocked gauge
+node_procs_blocked{{node="n1"}} 0
+# HELP node_context_switches_total Total number of context switches.
+# TYPE node_context_switches_total counter
+node_context_switches_total{{node="n1"}} 123456
+# HELP node_intr_total Total number of interrupts serviced.
+# TYPE node_intr_total counter
+node_intr_total{{node="n1"}} 7890
+# HELP node_forks_total Total number of forks.
+# TYPE node_forks_total counter
+node_forks_total{{node="n1"}} 4242
+# HELP node_boot_time_seconds Node boot time, in unixtime.
+# TYPE node_boot_time_seconds gauge
+node_boot_time_seconds{{node="n1"}} 1699990000
+# HELP node_processes_pids Number of PIDs
+# TYPE node_processes_pids gauge
+node_processes_pids{{node="n1"}} 120
+# HELP node_processes_threads Allocated threads in system
+# TYPE node_processes_threads gauge
+node_processes_threads{{node="n1"}} 300
+# HELP node_memory_MemTotal_bytes Memory information field MemTotal_bytes.
+# TYPE node_memory_MemTotal_bytes gauge
+node_memory_MemTotal_bytes{{node="n1"}} 17179869184
+# HELP node_memory_Active_anon_bytes Memory information field Active_anon_bytes.
+# TYPE node_memory_Active_anon_bytes gauge
+node_memory_Active_anon_bytes{{node="n1"}} 1024
+# HELP node_memory_HugePages_Total Memory information field HugePages_Total.
+# TYPE node_memory_HugePages_Total gauge
+node_memory_HugePages_Total{{node="n1"}} 4
+# HELP node_filesystem_device_error Whether an error occurred while getting statistics for the given device.
+# TYPE node_filesystem_device_error gauge
+node_filesystem_device_error{{node="n1",device="/dev/sda1",mountpoint="/",fstype="ext4"}} 0
+node_filesystem_device_error{{node="n1",device="nas:/export",mountpoint="/mnt/\"nas\"",fstype="nfs4"}} 1
+# HELP node_filesystem_readonly Filesystem read-only status.
+# TYPE node_filesystem_readonly gauge
+node_filesystem_readonly{{node="n1",device="/dev/sda1",mountpoint="/",fstype="ext4"}} 0
+node_filesystem_readonly{{node="n1",device="nas:/export",mountpoint="/mnt/\"nas\"",fstype="nfs4"}} 1
+# HELP node_filesystem_size_bytes Filesystem size in bytes.
+# TYPE node_filesystem_size_bytes gauge
+node_filesystem_size_bytes{{node="n1",device="/dev/sda1",mountpoint="/",fstype="ext4"}} 1000
+# HELP node_filesystem_free_bytes Filesystem free space in bytes.
+# TYPE node_filesystem_free_bytes gauge
+node_filesystem_free_bytes{{node="n1",device="/dev/sda1",mountpoint="/",fstype="ext4"}} 400
+# HELP node_filesystem_avail_bytes Filesystem space available to non-root users in bytes.
+# TYPE node_filesystem_avail_bytes gauge
+node_filesystem_avail_bytes{{node="n1",device="/dev/sda1",mountpoint="/",fstype="ext4"}} 300
+# HELP node_filesystem_files Filesystem total file nodes.
+# TYPE node_filesystem_files gauge
+node_filesystem_files{{node="n1",device="/dev/sda1",mountpoint="/",fstype="ext4"}} 50
+# HELP node_filesystem_files_free Filesystem total free file nodes.
+# TYPE node_filesystem_files_free gauge
+node_filesystem_files_free{{node="n1",device="/dev/sda1",mountpoint="/",fstype="ext4"}} 20
+# HELP system_monitor_collector_duration_seconds Time the collector took in the last sample.
+# TYPE system_monitor_collector_duration_seconds gauge
+system_monitor_collector_duration_seconds{{node="n1",collector="cpu"}} 0.00025
+system_monitor_collector_duration_seconds{{node="n1",collector="disk"}} 0
+# HELP system_monitor_collector_success Whether the collector produced its section in the last sample.
+# TYPE system_monitor_collector_success gauge
+system_monitor_collector_success{{node="n1",collector="cpu"}} 1
+system_monitor_collector_success{{node="n1",collector="disk"}} 0
+# HELP system_monitor_sample_timestamp_seconds When the sample behind these metrics was taken, in unixtime.
+# TYPE system_monitor_sample_timestamp_seconds gauge
+system_monitor_sample_timestamp_seconds{{node="n1"}} 1700000000.5
+# HELP system_monitor_build_info A metric with a constant '1' value labeled by the system_monitor version.
+# TYPE system_monitor_build_info gauge
+system_monitor_build_info{{node="n1",version="{version}"}} 1
+"#,
+            version = crate::VERSION
+        );
+        if text != expected {
+            for (i, (got, want)) in text.lines().zip(expected.lines()).enumerate() {
+                assert_eq!(got, want, "line {}", i + 1);
+            }
+            assert_eq!(text, expected);
+        }
+    }
+
+    #[test]
+    fn openmetrics_declares_counters_without_total_and_ends_with_eof() {
+        let text = encode(&small(), Format::OpenMetrics);
+        assert!(text.contains("# TYPE node_cpu_seconds counter\n"), "{text}");
+        assert!(text.contains("# HELP node_cpu_seconds Seconds the CPUs"));
+        assert!(
+            text.contains("\nnode_cpu_seconds_total{node=\"n1\",cpu=\"0\",mode=\"user\"} 10.5\n")
+        );
+        assert!(text.contains("# TYPE node_context_switches counter\n"));
+        assert!(text.contains("# TYPE node_load1 gauge\n"));
+        let build_info = format!(
+            "system_monitor_build_info{{node=\"n1\",version=\"{}\"}} 1\n# EOF\n",
+            crate::VERSION
+        );
+        assert!(text.ends_with(&build_info), "{text}");
+        assert_eq!(text.matches("# EOF").count(), 1);
+        assert!(!encode(&small(), Format::Text).contains("# EOF"));
+    }
+
+    #[test]
+    fn every_sample_carries_the_node_label_once_and_families_are_declared_once() {
+        let mut snapshot = full();
+        snapshot.node_id = "we\"ird\\node".into();
+        for format in [Format::Text, Format::OpenMetrics] {
+            let text = encode(&snapshot, format);
+            let mut declared = HashSet::new();
+            for line in text.lines() {
+                if let Some(rest) = line.strip_prefix("# TYPE ") {
+                    let family = rest.split(' ').next().unwrap();
+                    assert!(
+                        declared.insert(family.to_string()),
+                        "{family} declared twice"
+                    );
+                    continue;
+                }
+                if line.starts_with('#') {
+                    continue;
+                }
+                assert_eq!(line.matches(r#"node="we\"ird\\node""#).count(), 1, "{line}");
+                assert_eq!(line.matches("node=").count(), 1, "{line}");
+            }
+        }
+    }
+
+    /// Every section filled, with one device each.
+    fn full() -> Snapshot {
+        let mut s = small();
+        s.temperatures = Some(vec![
+            TemperatureSensor {
+                chip: "platform_coretemp_0".into(),
+                chip_name: "coretemp".into(),
+                sensor: "temp1".into(),
+                label: Some("Package id 0".into()),
+                celsius: 45.0,
+                critical_celsius: Some(100.0),
+                max_celsius: Some(80.0),
+                thermal_zone: false,
+            },
+            TemperatureSensor {
+                chip: "thermal_zone3".into(),
+                chip_name: "x86_pkg_temp".into(),
+                sensor: "temp".into(),
+                celsius: 46.5,
+                thermal_zone: true,
+                ..TemperatureSensor::default()
+            },
+        ]);
+        let line = |total_seconds| PressureLine {
+            total_seconds,
+            ..PressureLine::default()
+        };
+        s.pressure = Some(PressureStats {
+            cpu: Some(PressureResource {
+                some: line(1.5),
+                full: None,
+            }),
+            memory: Some(PressureResource {
+                some: line(2.0),
+                full: Some(line(1.0)),
+            }),
+            io: None,
+        });
+        s.disks = Some(DisksStats {
+            devices: vec![DiskStats {
+                name: "nvme0n1".into(),
+                read_bytes_total: 1 << 40,
+                discarded_bytes_total: Some(5120),
+                io_now: 3,
+                ..DiskStats::default()
+            }],
+            ..DisksStats::default()
+        });
+        s.network = Some(NetworkStats {
+            interfaces: vec![InterfaceStats {
+                name: "eth0".into(),
+                receive_bytes_total: u64::MAX - 1,
+                transmit_colls_total: 2,
+                ..InterfaceStats::default()
+            }],
+            tcp_established: Some(12),
+            ..NetworkStats::default()
+        });
+        s.accelerators = vec![
+            Accelerator {
+                id: "nvidia0".into(),
+                index: 0,
+                kind: AcceleratorKind::Gpu,
+                vendor: "nvidia".into(),
+                name: "NVIDIA A100-SXM4-80GB".into(),
+                uuid: Some("GPU-1234".into()),
+                pci_bus_id: Some("00000000:07:00.0".into()),
+                utilization_percent: Some(87.0),
+                memory_used_bytes: Some(1024 * 1024 * 1024),
+                memory_total_bytes: Some(80 * 1024 * 1024 * 1024),
+                temperature_celsius: Some(61.0),
+                power_watts: Some(312.25),
+                sm_clock_mhz: Some(1410.0),
+                memory_clock_mhz: Some(1593.0),
+                ..Accelerator::default()
+            },
+            Accelerator {
+                id: "npu0".into(),
+                kind: AcceleratorKind::Npu,
+                vendor: "intel".into(),
+                name: "Intel NPU".into(),
+                utilization_percent: Some(12.5),
+                ..Accelerator::default()
+            },
+        ];
+        s
+    }
+
+    #[test]
+    fn node_exporter_names_for_every_section() {
+        let text = encode(&full(), Format::Text);
+        for expected in [
+            r#"node_hwmon_chip_names{node="n1",chip="platform_coretemp_0",chip_name="coretemp"} 1"#,
+            r#"node_hwmon_sensor_label{node="n1",chip="platform_coretemp_0",sensor="temp1",label="Package id 0"} 1"#,
+            r#"node_hwmon_temp_celsius{node="n1",chip="platform_coretemp_0",sensor="temp1"} 45"#,
+            r#"node_hwmon_temp_crit_celsius{node="n1",chip="platform_coretemp_0",sensor="temp1"} 100"#,
+            r#"node_hwmon_temp_max_celsius{node="n1",chip="platform_coretemp_0",sensor="temp1"} 80"#,
+            r#"node_thermal_zone_temp{node="n1",zone="3",type="x86_pkg_temp"} 46.5"#,
+            r#"node_pressure_cpu_waiting_seconds_total{node="n1"} 1.5"#,
+            r#"node_pressure_memory_waiting_seconds_total{node="n1"} 2"#,
+            r#"node_pressure_memory_stalled_seconds_total{node="n1"} 1"#,
+            r#"node_disk_read_bytes_total{node="n1",device="nvme0n1"} 1099511627776"#,
+            r#"node_disk_discarded_sectors_total{node="n1",device="nvme0n1"} 10"#,
+            "# TYPE node_disk_io_now gauge",
+            r#"node_disk_io_now{node="n1",device="nvme0n1"} 3"#,
+            r#"node_network_receive_bytes_total{node="n1",device="eth0"} 18446744073709551614"#,
+            r#"node_network_transmit_colls_total{node="n1",device="eth0"} 2"#,
+            r#"node_tcp_connection_states{node="n1",state="established"} 12"#,
+            r#"DCGM_FI_DEV_GPU_UTIL{node="n1",gpu="0",UUID="GPU-1234",pci_bus_id="00000000:07:00.0",device="nvidia0",modelName="NVIDIA A100-SXM4-80GB",Hostname="host-1"} 87"#,
+            r#"DCGM_FI_DEV_FB_USED{node="n1",gpu="0",UUID="GPU-1234",pci_bus_id="00000000:07:00.0",device="nvidia0",modelName="NVIDIA A100-SXM4-80GB",Hostname="host-1"} 1024"#,
+            r#"DCGM_FI_DEV_FB_FREE{node="n1",gpu="0",UUID="GPU-1234",pci_bus_id="00000000:07:00.0",device="nvidia0",modelName="NVIDIA A100-SXM4-80GB",Hostname="host-1"} 80896"#,
+            r#"DCGM_FI_DEV_POWER_USAGE{node="n1",gpu="0",UUID="GPU-1234",pci_bus_id="00000000:07:00.0",device="nvidia0",modelName="NVIDIA A100-SXM4-80GB",Hostname="host-1"} 312.25"#,
+            r#"system_monitor_accelerator_utilization_percent{node="n1",accelerator="npu0",vendor="intel",type="npu",name="Intel NPU"} 12.5"#,
+        ] {
+            assert!(
+                text.contains(&format!("{expected}\n")),
+                "missing {expected}\n{text}"
+            );
+        }
+        // Nothing was reported for these, so their families are absent, not zero.
+        for absent in [
+            "node_pressure_cpu_stalled",
+            "node_pressure_io_",
+            "node_disk_flush_requests_total",
+            "DCGM_FI_DEV_FAN",
+            "system_monitor_accelerator_power_watts",
+            "node_cpu_scaling_frequency_min_hertz",
+        ] {
+            assert!(!text.contains(absent), "{absent} should be absent");
+        }
+    }
+
+    #[test]
+    fn failed_sections_emit_nothing_but_their_status() {
+        let mut s = full();
+        s.cpu = None;
+        s.disks = None;
+        s.network = None;
+        let text = encode(&s, Format::Text);
+        for absent in [
+            "node_cpu_",
+            "node_load1",
+            "node_disk_",
+            "node_network_",
+            "node_tcp_",
+        ] {
+            assert!(!text.contains(absent), "{absent} should be absent");
+        }
+        assert!(
+            text.contains("system_monitor_collector_success{node=\"n1\",collector=\"disk\"} 0\n")
+        );
+        assert!(text.contains("node_memory_MemTotal_bytes"));
+    }
+
+    #[test]
+    fn portable_memory_uses_meminfo_names() {
+        let s = Snapshot {
+            node_id: "n".into(),
+            memory: Some(MemoryStats {
+                total_bytes: 100,
+                available_bytes: 60,
+                free_bytes: 50,
+                swap_total_bytes: 10,
+                swap_used_bytes: 4,
+                ..MemoryStats::default()
+            }),
+            ..Snapshot::default()
+        };
+        let text = encode(&s, Format::Text);
+        assert!(text.contains("node_memory_MemAvailable_bytes{node=\"n\"} 60\n"));
+        assert!(text.contains("node_memory_SwapFree_bytes{node=\"n\"} 6\n"));
+    }
+
+    #[test]
+    fn meminfo_names_are_sanitised() {
+        assert_eq!(metric_name_part("Active_anon_bytes"), "Active_anon_bytes");
+        assert_eq!(metric_name_part("Odd field-x"), "Odd_field_x");
+        assert_eq!(metric_name_part("Active(anon)"), "Active_anon");
+        assert_eq!(metric_name_part("DirectMap4k"), "DirectMap4k");
+    }
+}

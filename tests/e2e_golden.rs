@@ -1,0 +1,265 @@
+//! End-to-end golden files: the real binary runs on a captured host tree
+//! (`tests/fixtures/<name>`) with `--node-id golden-node`, and its `/api/system/metrics`,
+//! `/api/system/info` and `/metrics` must equal `tests/golden/<name>/` once volatile values
+//! (timestamps, durations, the version, statvfs figures of the fixture directories, the local IP)
+//! are masked.
+//!
+//! Regenerate after an intended change with `UPDATE_GOLDEN=1 cargo test --test e2e_golden` and
+//! review the diff (see tests/golden/README.md).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use common::Monitor;
+
+/// What replaces a volatile value.
+const MASK: &str = "<masked>";
+
+/// Volatile fields of each `/api/system/metrics` element, as `a.b` and `list[].field` paths.
+const METRICS_VOLATILE: &[&str] = &[
+    "timestamp",
+    // statvfs of the fixture's directories: the size of whatever disk holds this checkout.
+    "disk.usage",
+    "disk.used",
+    "disk.total",
+    "filesystems[].size",
+    "filesystems[].used",
+    "filesystems[].avail",
+    "filesystems[].usage",
+    "collectors[].durationSeconds",
+];
+
+/// Volatile fields of `/api/system/info`.
+/// (`architecture` is the build target's, not the fixture's.)
+const INFO_VOLATILE: &[&str] = &["version", "ip_address", "disk_total", "architecture"];
+
+/// `/metrics` families whose values are volatile (the label sets are still compared).
+const PROMETHEUS_VOLATILE: &[&str] = &[
+    "node_filesystem_size_bytes",
+    "node_filesystem_free_bytes",
+    "node_filesystem_avail_bytes",
+    "node_filesystem_files",
+    "node_filesystem_files_free",
+    "system_monitor_collector_duration_seconds",
+    "system_monitor_sample_timestamp_seconds",
+];
+
+#[tokio::test]
+async fn server_fixture_matches_golden() {
+    check_fixture("server").await;
+}
+
+#[tokio::test]
+async fn captured_vm_fixture_matches_golden() {
+    check_fixture("captured-vm").await;
+}
+
+async fn check_fixture(fixture: &str) {
+    let monitor = Monitor::on_fixture(fixture, &["--node-id", "golden-node"]);
+    let golden = common::repo_dir().join("tests/golden").join(fixture);
+
+    let metrics = fetch(&monitor, "/api/system/metrics").await;
+    let mut metrics: Value = parse_json(&metrics, "/api/system/metrics");
+    let elements = metrics.as_array_mut().expect("metrics is an array");
+    assert_eq!(elements.len(), 1);
+    for element in elements {
+        assert_eq!(element["node_id"], "golden-node");
+        mask_json(element, "", METRICS_VOLATILE);
+    }
+    let mut mismatches = Vec::new();
+    mismatches.extend(compare(&golden.join("metrics.json"), &pretty(&metrics)));
+
+    let info = fetch(&monitor, "/api/system/info").await;
+    let mut info = parse_json(&info, "/api/system/info");
+    mask_json(&mut info, "", INFO_VOLATILE);
+    mismatches.extend(compare(&golden.join("info.json"), &pretty(&info)));
+
+    let exposition = fetch(&monitor, "/metrics").await;
+    mismatches.extend(compare(
+        &golden.join("metrics.prom"),
+        &mask_prometheus(&exposition),
+    ));
+    assert!(
+        mismatches.is_empty(),
+        "{}\n\nIf the change is intended, regenerate with \
+         `UPDATE_GOLDEN=1 cargo test --test e2e_golden` and review the diff.",
+        mismatches.join("\n\n")
+    );
+}
+
+/// GET `path` and its body, with this checkout's path replaced by `$REPO` (error messages name
+/// fixture files).
+async fn fetch(monitor: &Monitor, path: &str) -> String {
+    let reply = monitor.get(path).await;
+    assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+    let repo = common::repo_dir();
+    reply.body.replace(repo.to_string_lossy().as_ref(), "$REPO")
+}
+
+fn parse_json(body: &str, what: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{what} is not JSON ({e}): {body}"))
+}
+
+fn pretty(value: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).expect("a Value serializes");
+    text.push('\n');
+    text
+}
+
+/// Replaces the fields at `volatile` paths under `value` (whose own path is `path`) by [`MASK`].
+fn mask_json(value: &mut Value, path: &str, volatile: &[&str]) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                let child_path = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                if volatile.contains(&child_path.as_str()) {
+                    *child = Value::String(MASK.into());
+                } else {
+                    mask_json(child, &child_path, volatile);
+                }
+            }
+        }
+        Value::Array(items) => {
+            let item_path = format!("{path}[]");
+            for item in items {
+                mask_json(item, &item_path, volatile);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Masks the values of [`PROMETHEUS_VOLATILE`] families and the version label.
+fn mask_prometheus(exposition: &str) -> String {
+    let version_label = format!("version=\"{}\"", system_monitor::VERSION);
+    let mut out = String::with_capacity(exposition.len());
+    for line in exposition.lines() {
+        let name_end = line.find(['{', ' ']).unwrap_or(line.len());
+        let volatile = !line.starts_with('#') && PROMETHEUS_VOLATILE.contains(&&line[..name_end]);
+        match line.rsplit_once(' ') {
+            Some((series, _value)) if volatile => {
+                out.push_str(series);
+                out.push(' ');
+                out.push_str(MASK);
+            }
+            _ => out.push_str(&line.replace(&version_label, "version=\"<masked>\"")),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Compares `actual` with the golden file (None when equal, else what differs), or writes it
+/// when `UPDATE_GOLDEN=1`.
+fn compare(golden: &Path, actual: &str) -> Option<String> {
+    if std::env::var("UPDATE_GOLDEN").as_deref() == Ok("1") {
+        if let Some(dir) = golden.parent() {
+            std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        }
+        std::fs::write(golden, actual).unwrap_or_else(|e| panic!("{}: {e}", golden.display()));
+        eprintln!("updated {}", golden.display());
+        return None;
+    }
+    let expected = match std::fs::read_to_string(golden) {
+        Ok(text) => text,
+        Err(e) => return Some(format!("cannot read {}: {e}", relative(golden).display())),
+    };
+    (expected != actual).then(|| {
+        format!(
+            "{} differs from the output (- golden, + actual):\n{}",
+            relative(golden).display(),
+            line_diff(&expected, actual)
+        )
+    })
+}
+
+fn relative(path: &Path) -> PathBuf {
+    path.strip_prefix(common::repo_dir())
+        .map_or_else(|_| path.to_path_buf(), Path::to_path_buf)
+}
+
+/// The differing lines of two texts (a longest-common-subsequence diff), at most 60 of them.
+fn line_diff(expected: &str, actual: &str) -> String {
+    let a: Vec<&str> = expected.lines().collect();
+    let b: Vec<&str> = actual.lines().collect();
+    // lcs[i][j]: length of the LCS of a[i..] and b[j..].
+    let mut lcs = vec![vec![0_u32; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::new();
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            i += 1;
+            j += 1;
+        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            out.push(format!("{:>5} - {}", i + 1, a[i]));
+            i += 1;
+        } else {
+            out.push(format!("{:>5} + {}", j + 1, b[j]));
+            j += 1;
+        }
+    }
+    let shown = out.len().min(60);
+    let mut text = out[..shown].join("\n");
+    if out.len() > shown {
+        text.push_str(&format!("\n… {} more", out.len() - shown));
+    }
+    text
+}
+
+#[test]
+fn masking_replaces_only_the_listed_paths() {
+    let mut value = serde_json::json!({
+        "timestamp": 1,
+        "disk": {"usage": 1.5, "iops": 2.0},
+        "filesystems": [{"size": 10, "device": "/dev/sda1"}],
+        "collectors": [{"name": "cpu", "durationSeconds": 0.1}],
+    });
+    mask_json(&mut value, "", METRICS_VOLATILE);
+    assert_eq!(
+        value,
+        serde_json::json!({
+            "timestamp": MASK,
+            "disk": {"usage": MASK, "iops": 2.0},
+            "filesystems": [{"size": MASK, "device": "/dev/sda1"}],
+            "collectors": [{"name": "cpu", "durationSeconds": MASK}],
+        })
+    );
+    let exposition = format!(
+        "# TYPE node_filesystem_files gauge\n\
+         node_filesystem_files{{node=\"n\",device=\"a b\"}} 5\n\
+         node_filesystem_files_free{{node=\"n\"}} 6\n\
+         node_load1{{node=\"n\"}} 0.5\n\
+         system_monitor_build_info{{node=\"n\",version=\"{}\"}} 1\n",
+        system_monitor::VERSION
+    );
+    assert_eq!(
+        mask_prometheus(&exposition),
+        "# TYPE node_filesystem_files gauge\n\
+         node_filesystem_files{node=\"n\",device=\"a b\"} <masked>\n\
+         node_filesystem_files_free{node=\"n\"} <masked>\n\
+         node_load1{node=\"n\"} 0.5\n\
+         system_monitor_build_info{node=\"n\",version=\"<masked>\"} 1\n"
+    );
+}
+
+#[test]
+fn diff_shows_changed_lines() {
+    let diff = line_diff("a\nb\nc\n", "a\nB\nc\nd\n");
+    assert_eq!(diff, "    2 - b\n    2 + B\n    4 + d");
+}
