@@ -68,6 +68,21 @@ pub fn read_string(path: impl AsRef<Path>) -> Result<String, CollectError> {
     })
 }
 
+/// Reads a whole file into `buffer`, replacing its contents but keeping its capacity, so a file
+/// read every sample (/proc/diskstats, /proc/net/tcp with 100k sockets) costs no allocation.
+pub fn read_into(path: impl AsRef<Path>, buffer: &mut String) -> Result<(), CollectError> {
+    use std::io::Read;
+    let path = path.as_ref();
+    buffer.clear();
+    std::fs::File::open(path)
+        .and_then(|mut file| file.read_to_string(buffer))
+        .map(drop)
+        .map_err(|source| CollectError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
 /// Reads a one-value sysfs/procfs file, trimmed; `None` when absent or unreadable (optional data).
 pub fn read_optional(path: impl AsRef<Path>) -> Option<String> {
     std::fs::read_to_string(path)

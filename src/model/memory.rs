@@ -23,6 +23,8 @@ pub struct MemoryStats {
     pub swap_percent: f64,
     /// Every /proc/meminfo field in file order, in bytes where the file says kB (node_exporter's
     /// `node_memory_<Name>_bytes`; `(anon)` becomes `_anon`). Empty on non-Linux backends.
+    /// The name is the whole metric suffix: `MemTotal_bytes`, `Active_anon_bytes`, but
+    /// `HugePages_Total` (a count, no unit) — `/metrics` writes `node_memory_` + name.
     pub raw: Vec<(String, u64)>,
 }
 

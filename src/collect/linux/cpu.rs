@@ -1,15 +1,296 @@
-//! TODO: cpu collector (stub).
+//! CPU collector: per-mode times, counters and task counts from /proc/stat, /proc/loadavg and the
+//! pid directories of /proc; per-CPU frequency from cpufreq (or /proc/cpuinfo) and topology from
+//! /sys/devices/system/cpu.
 
-use crate::collect::{CollectError, Collector, HostPaths};
-use crate::model::Snapshot;
+use std::path::{Path, PathBuf};
 
+use crate::collect::{read_number, read_optional, read_string, CollectError, Collector, HostPaths};
+use crate::model::{CoreStats, CpuStats, CpuTimes, Snapshot};
+
+/// Ticks per second of /proc/stat's times. The kernel's ABI fixes USER_HZ at 100 on every
+/// architecture Linux supports, whatever the internal HZ.
+const USER_HZ: f64 = 100.0;
+
+/// Samples between two rescans of the static per-CPU facts (topology, frequency limits, which
+/// CPUs have cpufreq). A change in the set of CPUs (hotplug) triggers a rescan at once.
+const RESCAN_EVERY: u64 = 60;
+
+/// What /proc/stat says, times already in seconds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProcStat {
+    /// The `cpu` line: all CPUs summed.
+    pub total: CpuTimes,
+    /// The `cpuN` lines, in file order (ascending N); offline CPUs have no line.
+    pub cores: Vec<(u32, CpuTimes)>,
+    /// `ctxt`.
+    pub context_switches: u64,
+    /// The first number of `intr`: all interrupts serviced.
+    pub interrupts: u64,
+    /// `processes`: forks since boot.
+    pub forks: u64,
+    /// `procs_running`.
+    pub procs_running: u64,
+    /// `procs_blocked`.
+    pub procs_blocked: u64,
+    /// `btime`, Unix seconds.
+    pub boot_time: i64,
+}
+
+/// Parses /proc/stat. Only the `cpu` line is required: the counter lines default to 0, since
+/// some sandboxed kernels (gVisor, older OpenVZ) leave some of them out.
+pub fn parse_stat(text: &str) -> Result<ProcStat, String> {
+    let mut stat = ProcStat::default();
+    let mut seen_total = false;
+    for line in text.lines() {
+        let mut fields = line.split_ascii_whitespace();
+        let Some(key) = fields.next() else {
+            continue;
+        };
+        match key {
+            "cpu" => {
+                stat.total = parse_times(fields).map_err(|e| format!("cpu line: {e}"))?;
+                seen_total = true;
+            }
+            "ctxt" => stat.context_switches = first_number(key, fields)?,
+            "intr" => stat.interrupts = first_number(key, fields)?,
+            "processes" => stat.forks = first_number(key, fields)?,
+            "procs_running" => stat.procs_running = first_number(key, fields)?,
+            "procs_blocked" => stat.procs_blocked = first_number(key, fields)?,
+            "btime" => stat.boot_time = first_number(key, fields)?,
+            _ => {
+                if let Some(id) = key.strip_prefix("cpu").and_then(|n| n.parse::<u32>().ok()) {
+                    let times = parse_times(fields).map_err(|e| format!("{key} line: {e}"))?;
+                    stat.cores.push((id, times));
+                }
+            }
+        }
+    }
+    if !seen_total {
+        return Err("no `cpu` line".into());
+    }
+    Ok(stat)
+}
+
+/// The first number after a /proc/stat key.
+fn first_number<'a, T: std::str::FromStr>(
+    key: &str,
+    mut fields: impl Iterator<Item = &'a str>,
+) -> Result<T, String> {
+    let value = fields
+        .next()
+        .ok_or_else(|| format!("`{key}` has no value"))?;
+    value
+        .parse()
+        .map_err(|_| format!("`{key}` value {value:?} is not a number"))
+}
+
+/// The tick counts of one cpu line. Kernels before 2.6.11 lack steal and before 2.6.33 lack
+/// guest_nice, so only the first four (user nice system idle) are required.
+fn parse_times<'a>(fields: impl Iterator<Item = &'a str>) -> Result<CpuTimes, String> {
+    let mut ticks = [0.0_f64; 10];
+    let mut count = 0;
+    for (slot, field) in ticks.iter_mut().zip(fields) {
+        let value: u64 = field
+            .parse()
+            .map_err(|_| format!("{field:?} is not a tick count"))?;
+        *slot = value as f64 / USER_HZ;
+        count += 1;
+    }
+    if count < 4 {
+        return Err(format!("{count} fields, expected at least 4"));
+    }
+    let [user, nice, system, idle, iowait, irq, softirq, steal, guest, guest_nice] = ticks;
+    Ok(CpuTimes {
+        user,
+        nice,
+        system,
+        idle,
+        iowait,
+        irq,
+        softirq,
+        steal,
+        guest,
+        guest_nice,
+    })
+}
+
+/// What /proc/loadavg says.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LoadAvg {
+    /// 1, 5 and 15 minute load averages.
+    pub load: [f64; 3],
+    /// The total of the `running/total` field: every scheduling entity (thread) on the host.
+    pub tasks: u64,
+}
+
+/// Parses /proc/loadavg: `0.77 0.43 0.21 3/91 10731`.
+pub fn parse_loadavg(text: &str) -> Result<LoadAvg, String> {
+    let mut fields = text.split_ascii_whitespace();
+    let mut load = [0.0; 3];
+    for slot in &mut load {
+        let field = fields.next().ok_or("fewer than 3 load averages")?;
+        *slot = field
+            .parse()
+            .map_err(|_| format!("load average {field:?} is not a number"))?;
+    }
+    let tasks_field = fields.next().ok_or("no running/total field")?;
+    let tasks = tasks_field
+        .split_once('/')
+        .and_then(|(_, total)| total.parse().ok())
+        .ok_or_else(|| format!("{tasks_field:?} is not running/total"))?;
+    Ok(LoadAvg { load, tasks })
+}
+
+/// The `key : value` pairs of /proc/cpuinfo, both trimmed, in file order.
+pub(super) fn cpuinfo_fields(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    text.lines().filter_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        Some((key.trim(), value.trim()))
+    })
+}
+
+/// `cpu MHz` of each `processor` block of /proc/cpuinfo, as (processor, MHz). Architectures whose
+/// cpuinfo has no `cpu MHz` (most ARM) give an empty list.
+pub fn parse_cpuinfo_mhz(text: &str) -> Vec<(u32, f64)> {
+    let mut processor = None;
+    let mut out = Vec::new();
+    for (key, value) in cpuinfo_fields(text) {
+        match key {
+            "processor" => processor = value.parse().ok(),
+            "cpu MHz" => {
+                if let (Some(id), Ok(mhz)) = (processor, value.parse()) {
+                    out.push((id, mhz));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Parses a sysfs CPU list such as `0-3,8,10-11` (the format of `online`, `possible`).
+pub(super) fn parse_cpu_list(text: &str) -> Result<Vec<u32>, String> {
+    let mut cpus = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        let number = |s: &str| {
+            s.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("{part:?} is not a CPU number or range"))
+        };
+        match part.split_once('-') {
+            Some((first, last)) => {
+                let (first, last) = (number(first)?, number(last)?);
+                if first > last {
+                    return Err(format!("range {part:?} runs backwards"));
+                }
+                cpus.extend(first..=last);
+            }
+            None => cpus.push(number(part)?),
+        }
+    }
+    Ok(cpus)
+}
+
+/// `(core_id, physical_package_id)` of logical CPU `id` from sysfs topology; either is `None`
+/// where the kernel does not say (some VMs and ARM boards).
+pub(super) fn read_topology(paths: &HostPaths, id: u32) -> (Option<u32>, Option<u32>) {
+    let dir = paths.sys(format!("devices/system/cpu/cpu{id}/topology"));
+    (
+        read_number(dir.join("core_id")),
+        read_number(dir.join("physical_package_id")),
+    )
+}
+
+/// A cpufreq value (kHz) as MHz.
+fn read_khz_as_mhz(path: &Path) -> Option<f64> {
+    read_number::<f64>(path).map(|khz| khz / 1000.0)
+}
+
+/// Facts about one logical CPU that change rarely, read at a scan rather than every sample.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct CpuFacts {
+    /// Logical CPU number.
+    id: u32,
+    /// Physical core within the package, to count cores and match `Core N` sensors.
+    core_id: Option<u32>,
+    /// Socket, to match `Package id N` sensors.
+    package_id: Option<u32>,
+    /// `cpufreq/scaling_cur_freq`, when this CPU has a cpufreq driver: read every sample.
+    cur_freq: Option<PathBuf>,
+    /// Governor limits; they move only when an administrator changes them.
+    min_mhz: Option<f64>,
+    max_mhz: Option<f64>,
+    /// `cpu MHz` from /proc/cpuinfo, the fallback where cpufreq is absent (VMs). A VM's value is
+    /// its fixed TSC rate, and cpuinfo is large (flags lines), so it is refreshed at scans only.
+    cpuinfo_mhz: Option<f64>,
+}
+
+/// Reads CPU times, load, task counts and per-CPU frequency every sample.
 pub struct CpuCollector {
+    /// Where /proc and /sys are.
     paths: HostPaths,
+    /// Static facts per online CPU, ascending id; rebuilt by [`Self::scan`].
+    facts: Vec<CpuFacts>,
+    /// Samples taken since the last scan, to rescan every [`RESCAN_EVERY`].
+    since_scan: u64,
 }
 
 impl CpuCollector {
     pub fn new(paths: HostPaths) -> Self {
-        Self { paths }
+        Self {
+            paths,
+            facts: Vec::new(),
+            since_scan: 0,
+        }
+    }
+
+    /// Rereads the static facts of the CPUs /proc/stat lists.
+    fn scan(&mut self, ids: impl Iterator<Item = u32>) {
+        let cpu_dir = self.paths.sys("devices/system/cpu");
+        let mut facts: Vec<CpuFacts> = ids
+            .map(|id| {
+                let (core_id, package_id) = read_topology(&self.paths, id);
+                let freq = cpu_dir.join(format!("cpu{id}/cpufreq"));
+                let cur = freq.join("scaling_cur_freq");
+                CpuFacts {
+                    id,
+                    core_id,
+                    package_id,
+                    cur_freq: cur.exists().then_some(cur),
+                    min_mhz: read_khz_as_mhz(&freq.join("scaling_min_freq")),
+                    max_mhz: read_khz_as_mhz(&freq.join("scaling_max_freq")),
+                    cpuinfo_mhz: None,
+                }
+            })
+            .collect();
+        if facts.iter().any(|f| f.cur_freq.is_none()) {
+            if let Some(cpuinfo) = read_optional(self.paths.proc("cpuinfo")) {
+                for (id, mhz) in parse_cpuinfo_mhz(&cpuinfo) {
+                    if let Some(f) = facts.iter_mut().find(|f| f.id == id) {
+                        f.cpuinfo_mhz = Some(mhz);
+                    }
+                }
+            }
+        }
+        self.facts = facts;
+        self.since_scan = 0;
+    }
+
+    /// Number of processes: the numeric directories of /proc.
+    fn count_processes(&self) -> Result<u64, CollectError> {
+        let io = |source| CollectError::Io {
+            path: self.paths.procfs.clone(),
+            source,
+        };
+        let mut count = 0;
+        for entry in std::fs::read_dir(&self.paths.procfs).map_err(io)? {
+            let name = entry.map_err(io)?.file_name();
+            let name = name.as_encoded_bytes();
+            if !name.is_empty() && name.iter().all(u8::is_ascii_digit) {
+                count += 1;
+            }
+        }
+        Ok(count)
     }
 }
 
@@ -18,10 +299,312 @@ impl Collector for CpuCollector {
         "cpu"
     }
 
-    fn collect(&mut self, _snapshot: &mut Snapshot) -> Result<(), CollectError> {
-        Err(CollectError::Other(format!(
-            "not implemented ({})",
-            self.paths.procfs.display()
-        )))
+    fn collect(&mut self, snapshot: &mut Snapshot) -> Result<(), CollectError> {
+        let stat_path = self.paths.proc("stat");
+        let stat =
+            parse_stat(&read_string(&stat_path)?).map_err(|e| CollectError::parse(stat_path, e))?;
+        let loadavg_path = self.paths.proc("loadavg");
+        let load = parse_loadavg(&read_string(&loadavg_path)?)
+            .map_err(|e| CollectError::parse(loadavg_path, e))?;
+        let processes = self.count_processes()?;
+
+        let same_cpus = self.facts.len() == stat.cores.len()
+            && self
+                .facts
+                .iter()
+                .zip(&stat.cores)
+                .all(|(f, (id, _))| f.id == *id);
+        if !same_cpus || self.since_scan >= RESCAN_EVERY {
+            self.scan(stat.cores.iter().map(|(id, _)| *id));
+        }
+        self.since_scan += 1;
+
+        // After a scan, facts and stat.cores list the same ids in the same order.
+        let cores = stat
+            .cores
+            .iter()
+            .zip(&self.facts)
+            .map(|(&(id, times), facts)| CoreStats {
+                id,
+                frequency_mhz: facts
+                    .cur_freq
+                    .as_deref()
+                    .and_then(read_khz_as_mhz)
+                    .or(facts.cpuinfo_mhz),
+                min_frequency_mhz: facts.min_mhz,
+                max_frequency_mhz: facts.max_mhz,
+                core_id: facts.core_id,
+                package_id: facts.package_id,
+                times,
+                ..CoreStats::default()
+            })
+            .collect();
+
+        snapshot.cpu = Some(CpuStats {
+            usage_percent: 0.0,
+            cores,
+            total_times: stat.total,
+            load_average: load.load,
+            processes,
+            threads: load.tasks,
+            procs_running: stat.procs_running,
+            procs_blocked: stat.procs_blocked,
+            context_switches_total: stat.context_switches,
+            interrupts_total: stat.interrupts,
+            forks_total: stat.forks,
+            boot_time_seconds: stat.boot_time,
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
+    }
+
+    fn fixture_file(name: &str, relative: &str) -> String {
+        let path = fixture(name).join(relative);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// The `cpuN` lines of a stat text, counted independently of the parser.
+    fn cpu_lines(stat: &str) -> usize {
+        stat.lines()
+            .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+            .count()
+    }
+
+    #[test]
+    fn parses_captured_stat() {
+        let text = fixture_file("captured-vm", "proc/stat");
+        let stat = parse_stat(&text).unwrap();
+        assert_eq!(stat.cores.len(), cpu_lines(&text));
+        let first: Vec<u64> = text.lines().next().unwrap()[3..]
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert_eq!(stat.total.user, first[0] as f64 / 100.0);
+        assert_eq!(stat.total.idle, first[3] as f64 / 100.0);
+        assert_eq!(stat.total.steal, first[7] as f64 / 100.0);
+        assert!(stat.context_switches > 0 && stat.interrupts > 0 && stat.boot_time > 0);
+        assert!(stat.forks > 0);
+    }
+
+    #[test]
+    fn parses_server_stat() {
+        let stat = parse_stat(&fixture_file("server", "proc/stat")).unwrap();
+        assert_eq!(stat.cores.len(), 8);
+        assert_eq!(stat.cores[5].0, 5);
+        assert_eq!(stat.cores[0].1.user, 64021.13);
+        assert_eq!(stat.cores[0].1.softirq, 1902.11);
+        assert_eq!(stat.context_switches, 17_283_719_283);
+        assert_eq!(stat.interrupts, 9_812_376_129);
+        assert_eq!(stat.forks, 48_392_011);
+        assert_eq!((stat.procs_running, stat.procs_blocked), (3, 1));
+        assert_eq!(stat.boot_time, 1_714_560_000);
+        // The fixture's cpu line is the sum of its cpuN lines.
+        let sum: f64 = stat.cores.iter().map(|(_, t)| t.total()).sum();
+        assert!((sum - stat.total.total()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn stat_edge_cases() {
+        // Old kernel: four fields only, no counters.
+        let old = parse_stat("cpu 1 2 3 4\ncpu0 1 2 3 4\n").unwrap();
+        assert_eq!(old.total.idle, 0.04);
+        assert_eq!(old.total.steal, 0.0);
+        assert_eq!(old.context_switches, 0);
+        // Offline CPU 1: its line is absent; ids are kept, not renumbered.
+        let offline = parse_stat("cpu 2 0 2 4\ncpu0 1 0 1 2\ncpu2 1 0 1 2\n").unwrap();
+        let ids: Vec<u32> = offline.cores.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, [0, 2]);
+        assert!(parse_stat("").is_err());
+        assert!(parse_stat("cpu0 1 2 3 4\n").is_err());
+        assert!(parse_stat("cpu 1 2 3\n").is_err());
+        assert!(parse_stat("cpu 1 2 x 4\n").is_err());
+        assert!(parse_stat("cpu 1 2 3 4\nctxt\n").is_err());
+        assert!(parse_stat("cpu 1 2 3 4\nbtime soon\n").is_err());
+        assert!(parse_stat("\u{0}\u{1}garbage\n").is_err());
+    }
+
+    #[test]
+    fn parses_loadavg() {
+        let text = fixture_file("captured-vm", "proc/loadavg");
+        let load = parse_loadavg(&text).unwrap();
+        let fields: Vec<&str> = text.split_whitespace().collect();
+        assert_eq!(load.load[2], fields[2].parse::<f64>().unwrap());
+        assert_eq!(load.tasks.to_string(), fields[3].split('/').nth(1).unwrap());
+        let server = parse_loadavg(&fixture_file("server", "proc/loadavg")).unwrap();
+        assert_eq!(server.load, [1.52, 1.37, 1.21]);
+        assert_eq!(server.tasks, 1234);
+        assert!(parse_loadavg("").is_err());
+        assert!(parse_loadavg("0.1 0.2 0.3").is_err());
+        assert!(parse_loadavg("0.1 0.2 0.3 5").is_err());
+        assert!(parse_loadavg("0.1 x 0.3 1/5 7").is_err());
+    }
+
+    #[test]
+    fn parses_cpuinfo_mhz_and_cpu_lists() {
+        let server = parse_cpuinfo_mhz(&fixture_file("server", "proc/cpuinfo"));
+        assert_eq!(server.len(), 8);
+        assert_eq!(server[5], (5, 2399.998));
+        let vm = fixture_file("captured-vm", "proc/cpuinfo");
+        let processors = vm.lines().filter(|l| l.starts_with("processor")).count();
+        assert_eq!(parse_cpuinfo_mhz(&vm).len(), processors);
+        assert!(parse_cpuinfo_mhz("processor : 0\nBogoMIPS : 50.00\n").is_empty());
+
+        assert_eq!(
+            parse_cpu_list("0-3,8,10-11\n").unwrap(),
+            [0, 1, 2, 3, 8, 10, 11]
+        );
+        assert_eq!(parse_cpu_list("0").unwrap(), [0]);
+        assert!(parse_cpu_list("").unwrap().is_empty());
+        assert!(parse_cpu_list("3-1").is_err());
+        assert!(parse_cpu_list("a-b").is_err());
+    }
+
+    fn collect(paths: HostPaths) -> CpuStats {
+        let mut collector = CpuCollector::new(paths);
+        let mut snapshot = Snapshot::default();
+        collector.collect(&mut snapshot).unwrap();
+        snapshot.cpu.unwrap()
+    }
+
+    fn numeric_dirs(proc: &Path) -> u64 {
+        std::fs::read_dir(proc)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| {
+                e.file_name()
+                    .to_str()
+                    .is_some_and(|n| n.parse::<u32>().is_ok())
+            })
+            .count() as u64
+    }
+
+    #[test]
+    fn collects_server_fixture() {
+        let dir = fixture("server");
+        let cpu = collect(HostPaths::fixture(&dir));
+        assert_eq!(cpu.cores.len(), 8);
+        assert_eq!(cpu.load_average, [1.52, 1.37, 1.21]);
+        assert_eq!(cpu.threads, 1234);
+        assert_eq!(cpu.processes, numeric_dirs(&dir.join("proc")));
+        assert_eq!(cpu.boot_time_seconds, 1_714_560_000);
+        assert_eq!(cpu.usage_percent, 0.0);
+        let c5 = &cpu.cores[5];
+        assert_eq!(c5.id, 5);
+        // cpufreq wins over cpuinfo's 2399.998 when both exist.
+        assert_eq!(c5.frequency_mhz, Some(2399.123));
+        assert_eq!(c5.min_frequency_mhz, Some(800.0));
+        assert_eq!(c5.max_frequency_mhz, Some(3000.0));
+        assert_eq!((c5.core_id, c5.package_id), (Some(4), Some(0)));
+        let c2 = &cpu.cores[2];
+        assert_eq!((c2.core_id, c2.package_id), (Some(0), Some(1)));
+    }
+
+    #[test]
+    fn collects_captured_vm_fixture_with_cpuinfo_frequency() {
+        let dir = fixture("captured-vm");
+        let stat = fixture_file("captured-vm", "proc/stat");
+        let cpu = collect(HostPaths::fixture(&dir));
+        assert_eq!(cpu.cores.len(), cpu_lines(&stat));
+        assert_eq!(cpu.processes, numeric_dirs(&dir.join("proc")));
+        let mhz = parse_cpuinfo_mhz(&fixture_file("captured-vm", "proc/cpuinfo"));
+        for core in &cpu.cores {
+            // No cpufreq in this VM: the frequency comes from cpuinfo, limits are unknown.
+            let expected = mhz.iter().find(|(id, _)| *id == core.id).map(|(_, m)| *m);
+            assert_eq!(core.frequency_mhz, expected);
+            assert_eq!(core.max_frequency_mhz, None);
+            assert!(core.core_id.is_some() && core.package_id.is_some());
+        }
+    }
+
+    #[test]
+    fn rescans_when_cpus_change_and_survives_a_missing_topology() {
+        let tmp = tempfile::tempdir().unwrap();
+        let proc = tmp.path().join("proc");
+        std::fs::create_dir_all(proc.join("42")).unwrap();
+        std::fs::write(proc.join("loadavg"), "0 0 0 1/7 9\n").unwrap();
+        std::fs::write(
+            proc.join("stat"),
+            "cpu 2 0 2 4\ncpu0 1 0 1 2\ncpu1 1 0 1 2\n",
+        )
+        .unwrap();
+        let mut collector = CpuCollector::new(HostPaths::fixture(tmp.path()));
+        let mut snapshot = Snapshot::default();
+        collector.collect(&mut snapshot).unwrap();
+        let cpu = snapshot.cpu.take().unwrap();
+        assert_eq!((cpu.processes, cpu.threads), (1, 7));
+        assert_eq!(cpu.cores[1].core_id, None);
+        assert_eq!(cpu.cores[1].frequency_mhz, None);
+
+        // CPU 1 goes offline and gains topology/cpufreq files (as after a hotplug).
+        let cpu0 = tmp.path().join("sys/devices/system/cpu/cpu0");
+        std::fs::create_dir_all(cpu0.join("topology")).unwrap();
+        std::fs::create_dir_all(cpu0.join("cpufreq")).unwrap();
+        std::fs::write(cpu0.join("topology/core_id"), "3\n").unwrap();
+        std::fs::write(cpu0.join("cpufreq/scaling_cur_freq"), "1500000\n").unwrap();
+        std::fs::write(proc.join("stat"), "cpu 2 0 2 4\ncpu0 1 0 1 2\n").unwrap();
+        collector.collect(&mut snapshot).unwrap();
+        let cpu = snapshot.cpu.unwrap();
+        assert_eq!(cpu.cores.len(), 1);
+        assert_eq!(cpu.cores[0].core_id, Some(3));
+        assert_eq!(cpu.cores[0].frequency_mhz, Some(1500.0));
+    }
+
+    #[test]
+    fn malformed_stat_is_an_error_naming_the_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let proc = tmp.path().join("proc");
+        std::fs::create_dir_all(&proc).unwrap();
+        std::fs::write(proc.join("stat"), "nonsense\n").unwrap();
+        std::fs::write(proc.join("loadavg"), "0 0 0 1/7 9\n").unwrap();
+        let mut snapshot = Snapshot::default();
+        let err = CpuCollector::new(HostPaths::fixture(tmp.path()))
+            .collect(&mut snapshot)
+            .unwrap_err();
+        assert!(matches!(err, CollectError::Parse { .. }));
+        assert!(err
+            .to_string()
+            .contains(&proc.join("stat").display().to_string()));
+        assert!(snapshot.cpu.is_none());
+    }
+
+    #[test]
+    fn live_host_invariants() {
+        let paths = HostPaths::default();
+        let mut collector = CpuCollector::new(paths.clone());
+        let mut snapshot = Snapshot::default();
+        collector.collect(&mut snapshot).unwrap();
+        let first = snapshot.cpu.take().unwrap();
+        let stat = std::fs::read_to_string("/proc/stat").unwrap();
+        assert_eq!(first.cores.len(), cpu_lines(&stat));
+        assert!(first.cores.windows(2).all(|w| w[0].id < w[1].id));
+        assert!(first.threads >= first.processes && first.processes > 0);
+        assert!(first.load_average.iter().all(|l| *l >= 0.0));
+        let btime: i64 = stat
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(first.boot_time_seconds, btime);
+        for core in &first.cores {
+            assert!(core.times.total() > 0.0);
+            assert!(core.frequency_mhz.is_none_or(|f| f > 0.0));
+        }
+        collector.collect(&mut snapshot).unwrap();
+        let second = snapshot.cpu.unwrap();
+        assert!(second.total_times.total() >= first.total_times.total());
+        assert!(second.context_switches_total >= first.context_switches_total);
+        assert!(second.forks_total >= first.forks_total);
     }
 }
