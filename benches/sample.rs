@@ -1,1 +1,112 @@
-fn main() {}
+//! What one full sample costs against the bare reading of the same /proc and /sys files.
+//!
+//! `sample/full` runs the Linux sampler (every collector, parsing, rates, aggregates).
+//! `sample/bare_read` only reads the files one sample reads — the same list, into a reused buffer,
+//! with no parsing — plus the process-directory scan and statvfs of the same mounts. The goal is
+//! full ≤ 2 × bare_read; `bench/sample_ratio.sh` runs both and prints the ratio.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use system_monitor::collect::{HostPaths, Sampler};
+use system_monitor::config::CollectConfig;
+
+/// The files a steady-state sample reads (device lists and labels are cached by the collectors,
+/// so they are not re-read each sample and are not listed here).
+fn sampled_files(paths: &HostPaths) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = [
+        "stat",
+        "loadavg",
+        "meminfo",
+        "pressure/cpu",
+        "pressure/memory",
+        "pressure/io",
+        "diskstats",
+        "1/mounts",
+        "net/dev",
+        "net/tcp",
+        "net/tcp6",
+    ]
+    .iter()
+    .map(|f| paths.proc(f))
+    .collect();
+    let glob = |dir: PathBuf, keep: &dyn Fn(&str) -> bool| -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| keep(&e.file_name().to_string_lossy()))
+            .map(|e| e.path())
+            .collect();
+        found.sort();
+        found
+    };
+    for cpu in glob(paths.sys("devices/system/cpu"), &|n| {
+        n.strip_prefix("cpu").is_some_and(|d| d.parse::<u32>().is_ok())
+    }) {
+        files.push(cpu.join("cpufreq/scaling_cur_freq"));
+    }
+    for hwmon in glob(paths.sys("class/hwmon"), &|_| true) {
+        files.extend(glob(hwmon, &|n| n.starts_with("temp") && n.ends_with("_input")));
+    }
+    for zone in glob(paths.sys("class/thermal"), &|n| n.starts_with("thermal_zone")) {
+        files.push(zone.join("temp"));
+    }
+    files.retain(|f| f.exists());
+    files
+}
+
+/// Mount points the filesystem collector keeps (the same excludes).
+fn sampled_mounts(paths: &HostPaths, config: &CollectConfig) -> Vec<PathBuf> {
+    let mounts = std::fs::read_to_string(paths.proc("1/mounts")).unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_device, mountpoint, fstype) = (fields.next()?, fields.next()?, fields.next()?);
+            let keep = !config.fs_types_exclude.is_match(fstype)
+                && !config.fs_mount_points_exclude.is_match(mountpoint);
+            keep.then(|| paths.root(mountpoint))
+        })
+        .collect()
+}
+
+fn bare_read(files: &[PathBuf], mounts: &[PathBuf], procfs: &Path, buf: &mut Vec<u8>) -> usize {
+    let mut bytes = 0;
+    for file in files {
+        buf.clear();
+        if let Ok(mut f) = std::fs::File::open(file) {
+            bytes += f.read_to_end(buf).unwrap_or(0);
+        }
+    }
+    let pids = std::fs::read_dir(procfs)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .count();
+    for mount in mounts {
+        bytes += rustix::fs::statvfs(mount).map_or(0, |s| s.f_bsize as usize & 1);
+    }
+    bytes + pids
+}
+
+fn bench(c: &mut Criterion) {
+    let config = CollectConfig::default();
+    let files = sampled_files(&config.paths);
+    let mounts = sampled_mounts(&config.paths, &config);
+    let mut sampler = Sampler::from_config("bench".into(), &config);
+    sampler.sample();
+
+    let mut group = c.benchmark_group("sample");
+    group.bench_function("full", |b| b.iter(|| sampler.sample()));
+    let mut buf = Vec::with_capacity(1 << 16);
+    group.bench_function("bare_read", |b| {
+        b.iter(|| bare_read(&files, &mounts, &config.paths.procfs, &mut buf))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
