@@ -43,14 +43,19 @@ fn sampled_files(paths: &HostPaths) -> Vec<PathBuf> {
         found
     };
     for cpu in glob(paths.sys("devices/system/cpu"), &|n| {
-        n.strip_prefix("cpu").is_some_and(|d| d.parse::<u32>().is_ok())
+        n.strip_prefix("cpu")
+            .is_some_and(|d| d.parse::<u32>().is_ok())
     }) {
         files.push(cpu.join("cpufreq/scaling_cur_freq"));
     }
     for hwmon in glob(paths.sys("class/hwmon"), &|_| true) {
-        files.extend(glob(hwmon, &|n| n.starts_with("temp") && n.ends_with("_input")));
+        files.extend(glob(hwmon, &|n| {
+            n.starts_with("temp") && n.ends_with("_input")
+        }));
     }
-    for zone in glob(paths.sys("class/thermal"), &|n| n.starts_with("thermal_zone")) {
+    for zone in glob(paths.sys("class/thermal"), &|n| {
+        n.starts_with("thermal_zone")
+    }) {
         files.push(zone.join("temp"));
     }
     files.retain(|f| f.exists());
@@ -84,7 +89,12 @@ fn bare_read(files: &[PathBuf], mounts: &[PathBuf], procfs: &Path, buf: &mut Vec
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
         .count();
     for mount in mounts {
         bytes += rustix::fs::statvfs(mount).map_or(0, |s| s.f_bsize as usize & 1);

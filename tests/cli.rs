@@ -90,7 +90,10 @@ fn port_in_use_is_one_line_naming_the_port() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<_> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "{stderr}");
-    assert!(lines[0].contains(&port) && lines[0].contains("in use"), "{stderr}");
+    assert!(
+        lines[0].contains(&port) && lines[0].contains("in use"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -115,7 +118,12 @@ fn portfile_names_both_listening_ports_and_sigterm_exits_cleanly() {
     let status = wait_exit(&mut child, Duration::from_secs(10));
     assert!(status.success(), "{status}");
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert!(!stderr.contains("panic"), "{stderr}");
 }
 
@@ -144,7 +152,11 @@ fn snapshot_prints_one_json_snapshot() {
         .args(["snapshot", "--interval", "200ms", "--node-id", "snap-1"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let snap: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(snap["node_id"], "snap-1");
     assert_eq!(snap["sequence"], 2);

@@ -259,7 +259,8 @@ impl Collector for DiskCollector {
     }
 
     fn collect(&mut self, snapshot: &mut Snapshot) -> Result<(), CollectError> {
-        self.disks.refresh(self.samples.is_multiple_of(RESCAN_EVERY));
+        self.disks
+            .refresh(self.samples.is_multiple_of(RESCAN_EVERY));
         self.samples += 1;
         let mut mounts = Vec::new();
         let mut devices: Vec<DiskStats> = Vec::new();
