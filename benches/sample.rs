@@ -2,15 +2,18 @@
 //!
 //! `sample/full` runs the Linux sampler (every collector, parsing, rates, aggregates).
 //! `sample/bare_read` only reads the files one sample reads — the same list, into a reused buffer,
-//! with no parsing — plus the process-directory scan and statvfs of the same mounts. The goal is
+//! with no parsing — plus the process-directory scan and statvfs of the same mounts; the TCP
+//! tables are read as often as the network collector scans them. The goal is
 //! full ≤ 2 × bare_read; `bench/sample_ratio.sh` runs both and prints the ratio.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use system_monitor::collect::{HostPaths, Sampler};
 use system_monitor::config::CollectConfig;
+use system_monitor::serve::{prometheus, rest};
 
 /// The files a steady-state sample reads (device lists and labels are cached by the collectors,
 /// so they are not re-read each sample and are not listed here).
@@ -25,8 +28,6 @@ fn sampled_files(paths: &HostPaths) -> Vec<PathBuf> {
         "diskstats",
         "1/mounts",
         "net/dev",
-        "net/tcp",
-        "net/tcp6",
     ]
     .iter()
     .map(|f| paths.proc(f))
@@ -77,9 +78,29 @@ fn sampled_mounts(paths: &HostPaths, config: &CollectConfig) -> Vec<PathBuf> {
         .collect()
 }
 
-fn bare_read(files: &[PathBuf], mounts: &[PathBuf], procfs: &Path, buf: &mut Vec<u8>) -> usize {
+/// The TCP tables, read no more often than the network collector scans them.
+struct TcpTables {
+    files: [PathBuf; 2],
+    every: Duration,
+    last: Option<Instant>,
+}
+
+fn bare_read(
+    files: &[PathBuf],
+    tcp: &mut TcpTables,
+    mounts: &[PathBuf],
+    procfs: &Path,
+    buf: &mut Vec<u8>,
+) -> usize {
     let mut bytes = 0;
-    for file in files {
+    let due = tcp.last.is_none_or(|at| at.elapsed() >= tcp.every);
+    let tcp_files = if due {
+        tcp.last = Some(Instant::now());
+        &tcp.files[..]
+    } else {
+        &[]
+    };
+    for file in files.iter().chain(tcp_files) {
         buf.clear();
         if let Ok(mut f) = std::fs::File::open(file) {
             bytes += f.read_to_end(buf).unwrap_or(0);
@@ -106,6 +127,11 @@ fn bench(c: &mut Criterion) {
     let config = CollectConfig::default();
     let files = sampled_files(&config.paths);
     let mounts = sampled_mounts(&config.paths, &config);
+    let mut tcp = TcpTables {
+        files: [config.paths.proc("net/tcp"), config.paths.proc("net/tcp6")],
+        every: config.tcp_scan_interval,
+        last: None,
+    };
     let mut sampler = Sampler::from_config("bench".into(), &config);
     sampler.sample();
 
@@ -113,7 +139,19 @@ fn bench(c: &mut Criterion) {
     group.bench_function("full", |b| b.iter(|| sampler.sample()));
     let mut buf = Vec::with_capacity(1 << 16);
     group.bench_function("bare_read", |b| {
-        b.iter(|| bare_read(&files, &mounts, &config.paths.procfs, &mut buf))
+        b.iter(|| bare_read(&files, &mut tcp, &mounts, &config.paths.procfs, &mut buf))
+    });
+    group.finish();
+
+    // What a request for a new snapshot costs (the first request after each sample encodes it;
+    // the rest of that interval's requests reuse the bytes).
+    let snapshot = sampler.sample();
+    let mut group = c.benchmark_group("encode");
+    group.bench_function("prometheus_text", |b| {
+        b.iter(|| prometheus::encode(&snapshot, prometheus::Format::Text))
+    });
+    group.bench_function("rest_metrics_json", |b| {
+        b.iter(|| rest::metrics_array_json([snapshot.as_ref()]))
     });
     group.finish();
 }

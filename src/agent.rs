@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::collect::{run_sampler, Sampler};
+use crate::collect::{spawn_sampler, Sampler};
 use crate::config::Config;
 use crate::serve::{self, AppState};
 
@@ -127,12 +127,19 @@ impl BoundAgent {
             .port();
 
         let mut tasks = tokio::task::JoinSet::new();
-        tasks.spawn(run_sampler(
-            sampler,
-            config.interval,
-            publish,
-            shutdown.clone(),
-        ));
+        // The sampler thread stops when `stop_sampler` is dropped, which the task below does on
+        // shutdown; the thread is joined before `run` returns.
+        let (stop_sampler, sampler_stopped) = std::sync::mpsc::channel::<()>();
+        let sampler = spawn_sampler(sampler, config.interval, publish, sampler_stopped)
+            .map_err(|e| AgentError::Server(format!("cannot start the sampler thread: {e}")))?;
+        {
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                stop.cancelled().await;
+                drop(stop_sampler);
+                let _ = tokio::task::spawn_blocking(move || sampler.join()).await;
+            });
+        }
         if let Some(listener) = self.rest {
             let app = serve::rest::router(state.clone());
             let stop = shutdown.clone();

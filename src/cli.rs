@@ -141,6 +141,11 @@ pub struct CollectArgs {
     #[arg(long = "collector.netdev.aggregate-exclude", value_name = "REGEX",
           default_value = config::DEFAULT_NETDEV_AGGREGATE_EXCLUDE, value_parser = parse_regex, global = true)]
     pub netdev_aggregate_exclude: Regex,
+
+    /// How often established TCP connections are counted (the kernel's table walk is costly).
+    #[arg(long = "collector.tcp.scan-interval", value_name = "DURATION", default_value = "30s",
+          value_parser = config::parse_duration, global = true)]
+    pub tcp_scan_interval: Duration,
 }
 
 fn parse_regex(text: &str) -> Result<Regex, String> {
@@ -185,6 +190,7 @@ impl Cli {
                 fs_types_exclude: c.fs_types_exclude.clone(),
                 fs_mount_timeout: c.fs_mount_timeout,
                 netdev_aggregate_exclude: c.netdev_aggregate_exclude.clone(),
+                tcp_scan_interval: c.tcp_scan_interval,
                 enable_dcgm_profiling: c.enable_dcgm_profiling,
             },
         }

@@ -16,7 +16,7 @@ pub const DEFAULT_FS_MOUNT_POINTS_EXCLUDE: &str =
 pub const DEFAULT_FS_TYPES_EXCLUDE: &str = r"^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|erofs|sysfs|tracefs)$";
 /// Interfaces left out of the REST network aggregate: loopback and virtual NICs of container
 /// runtimes, CNI plugins, hypervisors and tunnels. They stay on `/metrics`.
-pub const DEFAULT_NETDEV_AGGREGATE_EXCLUDE: &str = r"^(lo|veth.*|docker.*|br-.*|cni.*|flannel.*|cali.*|cilium.*|lxc.*|vxlan.*|genev.*|tun.*|tap.*|virbr.*|vnet.*|kube-.*|weave.*|tailscale.*|wg.*|dummy.*)$";
+pub const DEFAULT_NETDEV_AGGREGATE_EXCLUDE: &str = r"^(lo|veth.*|docker.*|br-.*|cni.*|flannel.*|cali.*|cilium.*|lxc.*|vxlan.*|genev.*|tun.*|tap.*|virbr.*|vnet.*|kube-.*|weave.*|tailscale.*|wg.*|dummy.*|ifb.*|nlmon.*|sit\d*|gre.*|gretap.*|erspan.*|ip6tnl.*|ip6gre.*|ipip.*)$";
 
 /// Which backend reads the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -54,6 +54,9 @@ pub struct CollectConfig {
     pub fs_mount_timeout: Duration,
     /// Interfaces kept on `/metrics` but left out of the REST aggregate.
     pub netdev_aggregate_exclude: Regex,
+    /// How often the TCP tables are scanned for established connections (the scan costs about
+    /// 1 ms per address family on a large host, whatever the number of sockets).
+    pub tcp_scan_interval: Duration,
     /// Query DCGM profiling fields (takes effect with the accelerator collectors).
     pub enable_dcgm_profiling: bool,
 }
@@ -68,6 +71,7 @@ impl Default for CollectConfig {
             fs_types_exclude: default_regex(DEFAULT_FS_TYPES_EXCLUDE),
             fs_mount_timeout: Duration::from_secs(5),
             netdev_aggregate_exclude: default_regex(DEFAULT_NETDEV_AGGREGATE_EXCLUDE),
+            tcp_scan_interval: Duration::from_secs(30),
             enable_dcgm_profiling: false,
         }
     }
@@ -166,6 +170,8 @@ mod tests {
         assert!(c.netdev_aggregate_exclude.is_match("lo"));
         assert!(c.netdev_aggregate_exclude.is_match("veth12ab"));
         assert!(c.netdev_aggregate_exclude.is_match("docker0"));
+        assert!(c.netdev_aggregate_exclude.is_match("ifb0"));
+        assert!(c.netdev_aggregate_exclude.is_match("sit0"));
         assert!(!c.netdev_aggregate_exclude.is_match("eth0"));
         assert!(!c.netdev_aggregate_exclude.is_match("enp3s0"));
     }

@@ -54,7 +54,7 @@ fn snapshot(config: &system_monitor::config::Config) -> anyhow::Result<()> {
 
 fn serve(config: system_monitor::config::Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .max_blocking_threads(64)
         .thread_name("system_monitor")
         .enable_all()

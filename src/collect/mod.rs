@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::{Backend, CollectConfig};
 use crate::model::{CollectorStatus, Snapshot, SystemInfo};
@@ -168,39 +167,33 @@ pub fn unix_ms(time: SystemTime) -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// Samples every `interval` and publishes each snapshot on `publish`, until `shutdown` is
-/// cancelled. Sampling is blocking file I/O, so each sample runs on the blocking pool, never on an
-/// async worker. A slow sample delays the next tick; missed ticks are skipped, not bunched.
-pub async fn run_sampler(
+/// Samples every `interval` on a dedicated thread and publishes each snapshot on `publish`, until
+/// `stop` is dropped or sent to. Sampling is blocking file I/O, so it stays off the async runtime;
+/// one thread that sleeps between ticks costs one wake-up per sample (a task handing each sample
+/// to the blocking pool cost three thread hops). Ticks are fixed-rate: a slow sample delays the
+/// next one, and after a stall (suspend, a very slow sample) missed ticks are skipped.
+pub fn spawn_sampler(
     mut sampler: Sampler,
     interval: Duration,
     publish: watch::Sender<Arc<Snapshot>>,
-    shutdown: CancellationToken,
-) {
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => break,
-            _ = ticker.tick() => {}
-        }
-        let taken = tokio::task::spawn_blocking(move || {
-            let snapshot = sampler.sample();
-            (sampler, snapshot)
+    stop: std::sync::mpsc::Receiver<()>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    use std::sync::mpsc::RecvTimeoutError;
+    std::thread::Builder::new()
+        .name("sampler".into())
+        .spawn(move || {
+            let mut next = Instant::now() + interval;
+            while let Err(RecvTimeoutError::Timeout) =
+                stop.recv_timeout(next.saturating_duration_since(Instant::now()))
+            {
+                publish.send_replace(sampler.sample());
+                next += interval;
+                let now = Instant::now();
+                if next < now {
+                    next = now + interval;
+                }
+            }
         })
-        .await;
-        match taken {
-            Ok((back, snapshot)) => {
-                sampler = back;
-                publish.send_replace(snapshot);
-            }
-            Err(e) => {
-                // A collector panicked: a bug. Health turns 503 once samples go stale.
-                tracing::error!("sampler stopped: {e}");
-                break;
-            }
-        }
-    }
 }
 
 /// The host's name, from the configured backend (the default node id).

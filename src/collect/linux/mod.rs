@@ -31,6 +31,7 @@ pub fn collectors(config: &CollectConfig) -> Vec<Box<dyn Collector>> {
         Box::new(network::NetworkCollector::new(
             paths.clone(),
             config.netdev_aggregate_exclude.clone(),
+            config.tcp_scan_interval,
         )),
     ]
 }

@@ -11,6 +11,28 @@ use super::*;
 const GIB: u64 = 1 << 30;
 /// Bound on every blocking wait in these tests, so a bug fails them instead of hanging them.
 const BOUND: Duration = Duration::from_secs(10);
+
+/// What happens between two samples: every call still running answers (except those of `hung`
+/// mounts), however loaded the machine is. Calls queued behind a hung one move to other threads
+/// as the next sample would move them.
+fn settle(c: &mut FilesystemCollector, hung: &[&str]) {
+    let deadline = Instant::now() + BOUND;
+    loop {
+        c.pool.rescue();
+        while let Ok(answer) = c.answers.try_recv() {
+            c.apply(answer);
+        }
+        let busy = c
+            .mounts
+            .iter()
+            .any(|(m, s)| s.in_flight_since.is_some() && !hung.contains(&m.as_str()));
+        if !busy {
+            return;
+        }
+        assert!(Instant::now() < deadline, "calls never answered");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
 /// A sample with a hung mount must end long before the hung call (BOUND) would: generous for a
 /// loaded CI machine, yet far below the hang.
 const SAMPLE_LIMIT: Duration = Duration::from_secs(1);
@@ -311,6 +333,8 @@ fn a_hung_mount_never_stalls_a_sample_and_recovers() {
     // (b) Past the timeout it is reported as timed out; everything else is fine.
     std::thread::sleep(timeout);
     for _ in 0..3 {
+        // Samples are an interval apart: the calls they submit answer in between.
+        settle(&mut c, &["/mnt/stuck"]);
         let (fs, result, took) = sample(&mut c);
         assert!(took < SAMPLE_LIMIT, "sample took {took:?}");
         match result {
@@ -333,6 +357,8 @@ fn a_hung_mount_never_stalls_a_sample_and_recovers() {
         // (c) Not resubmitted while the first call hangs.
         assert_eq!(fake.calls("/mnt/stuck"), 1);
     }
+    // The fourth sample's calls run after it returns.
+    settle(&mut c, &["/mnt/stuck"]);
     assert!(
         fake.calls("/data") >= 4,
         "the other mounts are measured every sample"
@@ -357,13 +383,15 @@ fn a_hung_mount_never_stalls_a_sample_and_recovers() {
         (FilesystemState::Ok, 100 * GIB)
     );
     assert_eq!(counted(&recovered), SERVER_COUNTED);
-    // The answer came during a sample's wait (that sample reports it) or before a sample (which
-    // measures the mount again at once); from then on it is measured every sample.
+    // The sample that saw the answer measured the mount again at once (one more call, unless the
+    // answer came during its wait); from then on it is measured every sample.
+    settle(&mut c, &[]);
     let calls = fake.calls("/mnt/stuck");
     assert!(calls == 1 || calls == 2, "{calls} calls");
     let (fs, result, _) = sample(&mut c);
     result.unwrap();
     assert_eq!(mount(&fs, "/mnt/stuck").state, FilesystemState::Ok);
+    settle(&mut c, &[]);
     assert_eq!(fake.calls("/mnt/stuck"), calls + 1);
     // Steady sampling reused the pool's threads: at most the healthy limit plus the hung one.
     assert!(
@@ -410,6 +438,7 @@ fn steady_sampling_spawns_no_threads() {
     c.wait = BOUND;
     for _ in 0..20 {
         sample(&mut c).1.unwrap();
+        settle(&mut c, &[]);
     }
     assert_eq!(fake.calls("/data"), 20);
     // One thread runs each sample's batch; more only if a call was slow on a loaded machine.
@@ -479,4 +508,61 @@ fn live_root_filesystem() {
         assert!(m.size_bytes >= m.avail_bytes, "{m:?}");
         assert!((0.0..=100.0).contains(&m.usage_percent), "{m:?}");
     }
+}
+
+#[test]
+fn procfs_mount_table_is_kept_open_and_reread_only_on_change() {
+    // A fixture's table is a plain file: read every sample, never watched.
+    let (mut c, _fake, _release) = server_with_fake(Duration::from_secs(5), &[], &[]);
+    c.wait = BOUND;
+    sample(&mut c).1.unwrap();
+    assert!(c.watched.is_none());
+
+    if !Path::new("/proc/1/mounts").exists() {
+        return; // Not Linux with procfs.
+    }
+    let mut live = FilesystemCollector::new(&CollectConfig::default());
+    live.wait = BOUND;
+    let (first, result, _) = sample(&mut live);
+    result.unwrap();
+    let watched = live.watched.as_ref().expect("procfs table is watched");
+    assert!(!watched.changed(), "nothing was mounted in between");
+    let rows = Arc::clone(&watched.rows);
+    let (second, result, _) = sample(&mut live);
+    result.unwrap();
+    assert_eq!(mountpoints(&first), mountpoints(&second));
+    let kept = live.watched.as_ref().expect("still watched");
+    assert!(
+        Arc::ptr_eq(&rows, &kept.rows),
+        "unchanged table not parsed again"
+    );
+}
+
+#[test]
+fn a_new_mount_is_seen_at_the_next_sample() {
+    if !Path::new("/proc/1/mounts").exists() {
+        return; // Not Linux with procfs.
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("fresh");
+    std::fs::create_dir(&target).unwrap();
+    let mut live = FilesystemCollector::new(&CollectConfig::default());
+    live.wait = BOUND;
+    sample(&mut live).1.unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "system-monitor-test"])
+        .arg(&target)
+        .status();
+    if !mounted.is_ok_and(|s| s.success()) {
+        // Mounting needs CAP_SYS_ADMIN in the namespace of pid 1 (CI runs as root).
+        eprintln!("cannot mount a tmpfs here; change detection not exercised");
+        return;
+    }
+    let (fs, result, _) = sample(&mut live);
+    let _ = std::process::Command::new("umount").arg(&target).status();
+    result.unwrap();
+    let name = target.to_string_lossy();
+    let fresh = mount(&fs, &name);
+    assert_eq!(fresh.fstype, "tmpfs");
+    assert_eq!(fresh.size_bytes, 1 << 20);
 }
