@@ -121,6 +121,8 @@ pub struct LoadAvg {
     pub load: [f64; 3],
     /// The total of the `running/total` field: every scheduling entity (thread) on the host.
     pub tasks: u64,
+    /// The last PID the kernel allocated (absent on kernels that do not print it).
+    pub last_pid: Option<u64>,
 }
 
 /// Parses /proc/loadavg: `0.77 0.43 0.21 3/91 10731`.
@@ -138,7 +140,12 @@ pub fn parse_loadavg(text: &str) -> Result<LoadAvg, String> {
         .split_once('/')
         .and_then(|(_, total)| total.parse().ok())
         .ok_or_else(|| format!("{tasks_field:?} is not running/total"))?;
-    Ok(LoadAvg { load, tasks })
+    let last_pid = fields.next().and_then(|f| f.parse().ok());
+    Ok(LoadAvg {
+        load,
+        tasks,
+        last_pid,
+    })
 }
 
 /// The `key : value` pairs of /proc/cpuinfo, both trimmed, in file order.
@@ -233,6 +240,11 @@ pub struct CpuCollector {
     facts: Vec<CpuFacts>,
     /// Samples taken since the last scan, to rescan every [`RESCAN_EVERY`].
     since_scan: u64,
+    /// The process count and the (last PID, task count) of /proc/loadavg it was counted at.
+    /// While neither changes, no task was created (every fork or thread takes a new PID) and none
+    /// exited (the task count would drop), so the count still holds and /proc is not listed
+    /// again — listing it is the costliest read of a quiet host's sample.
+    processes: Option<(u64, (u64, u64))>,
 }
 
 impl CpuCollector {
@@ -241,6 +253,7 @@ impl CpuCollector {
             paths,
             facts: Vec::new(),
             since_scan: 0,
+            processes: None,
         }
     }
 
@@ -306,7 +319,15 @@ impl Collector for CpuCollector {
         let loadavg_path = self.paths.proc("loadavg");
         let load = parse_loadavg(&read_string(&loadavg_path)?)
             .map_err(|e| CollectError::parse(loadavg_path, e))?;
-        let processes = self.count_processes()?;
+        let key = load.last_pid.map(|pid| (pid, load.tasks));
+        let processes = match self.processes {
+            Some((count, at)) if key == Some(at) => count,
+            _ => {
+                let count = self.count_processes()?;
+                self.processes = key.map(|at| (count, at));
+                count
+            }
+        };
 
         let same_cpus = self.facts.len() == stat.cores.len()
             && self
@@ -443,6 +464,14 @@ mod tests {
         let server = parse_loadavg(&fixture_file("server", "proc/loadavg")).unwrap();
         assert_eq!(server.load, [1.52, 1.37, 1.21]);
         assert_eq!(server.tasks, 1234);
+        assert_eq!(
+            server.last_pid,
+            fixture_file("server", "proc/loadavg")
+                .split_whitespace()
+                .nth(4)
+                .and_then(|p| p.parse().ok())
+        );
+        assert_eq!(parse_loadavg("0.1 0.2 0.3 1/5").unwrap().last_pid, None);
         assert!(parse_loadavg("").is_err());
         assert!(parse_loadavg("0.1 0.2 0.3").is_err());
         assert!(parse_loadavg("0.1 0.2 0.3 5").is_err());
@@ -557,6 +586,36 @@ mod tests {
         assert_eq!(cpu.cores.len(), 1);
         assert_eq!(cpu.cores[0].core_id, Some(3));
         assert_eq!(cpu.cores[0].frequency_mhz, Some(1500.0));
+    }
+
+    #[test]
+    fn processes_are_listed_again_only_when_a_task_came_or_went() {
+        let tmp = tempfile::tempdir().unwrap();
+        let proc = tmp.path().join("proc");
+        std::fs::create_dir_all(proc.join("1")).unwrap();
+        std::fs::write(proc.join("stat"), "cpu 2 0 2 4\ncpu0 2 0 2 4\n").unwrap();
+        let mut collector = CpuCollector::new(HostPaths::fixture(tmp.path()));
+        let mut processes = |loadavg: &str| {
+            std::fs::write(proc.join("loadavg"), loadavg).unwrap();
+            let mut snapshot = Snapshot::default();
+            collector.collect(&mut snapshot).unwrap();
+            snapshot.cpu.unwrap().processes
+        };
+        assert_eq!(processes("0 0 0 1/5 100\n"), 1);
+        // A directory appears without loadavg moving: the kept count is reported (a real kernel
+        // cannot do this; it shows that /proc was not listed again).
+        std::fs::create_dir_all(tmp.path().join("proc/2")).unwrap();
+        assert_eq!(processes("0 0 0 1/5 100\n"), 1);
+        // A new PID was allocated: listed again.
+        assert_eq!(processes("0 0 0 1/6 102\n"), 2);
+        // A task exited (the task count dropped, no new PID): listed again.
+        std::fs::remove_dir(tmp.path().join("proc/2")).unwrap();
+        assert_eq!(processes("0 0 0 1/5 102\n"), 1);
+        // A kernel without the last-PID field: listed every sample.
+        std::fs::create_dir_all(tmp.path().join("proc/3")).unwrap();
+        assert_eq!(processes("0 0 0 1/5\n"), 2);
+        std::fs::create_dir_all(tmp.path().join("proc/4")).unwrap();
+        assert_eq!(processes("0 0 0 1/5\n"), 3);
     }
 
     #[test]
