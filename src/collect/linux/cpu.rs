@@ -383,11 +383,7 @@ impl Collector for CpuCollector {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name)
-    }
+    use crate::collect::linux::fixture;
 
     fn fixture_file(name: &str, relative: &str) -> String {
         let path = fixture(name).join(relative);

@@ -230,13 +230,8 @@ impl DiskCollector {
 mod tests {
     use super::*;
     use crate::config::CollectConfig;
-    use std::path::PathBuf;
 
-    fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name)
-    }
+    use crate::collect::linux::fixture;
 
     fn no_exclude() -> Regex {
         Regex::new("^$").unwrap()

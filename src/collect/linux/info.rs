@@ -186,13 +186,8 @@ pub fn primary_ipv4(addresses: &[(String, IpAddr)]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::{Path, PathBuf};
 
-    fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name)
-    }
+    use crate::collect::linux::fixture;
 
     #[test]
     fn server_fixture() {

@@ -120,13 +120,8 @@ impl Collector for MemoryCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::{Path, PathBuf};
 
-    fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name)
-    }
+    use crate::collect::linux::fixture;
 
     fn value(raw: &[(String, u64)], name: &str) -> Option<u64> {
         raw.iter().find(|(n, _)| n == name).map(|(_, v)| *v)

@@ -15,6 +15,14 @@ pub use info::system_info;
 use super::{Collector, HostPaths};
 use crate::config::CollectConfig;
 
+/// `tests/fixtures/<name>`: a captured or hand-made host tree, for the collectors' tests.
+#[cfg(test)]
+pub(crate) fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
 /// Every Linux collector, in the order they run each sample.
 pub fn collectors(config: &CollectConfig) -> Vec<Box<dyn Collector>> {
     let paths: &HostPaths = &config.paths;

@@ -305,11 +305,7 @@ mod tests {
     use super::*;
     use crate::config::CollectConfig;
 
-    fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name)
-    }
+    use crate::collect::linux::fixture;
 
     fn collect(paths: HostPaths) -> (NetworkStats, Result<(), CollectError>) {
         let config = CollectConfig::default();

@@ -127,13 +127,8 @@ impl Collector for PressureCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
-    fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name)
-    }
+    use crate::collect::linux::fixture;
 
     fn collect(paths: HostPaths) -> Result<PressureStats, CollectError> {
         let mut snapshot = Snapshot::default();

@@ -232,11 +232,7 @@ impl Collector for ThermalCollector {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name)
-    }
+    use crate::collect::linux::fixture;
 
     fn collect(paths: HostPaths) -> Vec<TemperatureSensor> {
         let mut snapshot = Snapshot::default();

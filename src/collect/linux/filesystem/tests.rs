@@ -37,11 +37,7 @@ fn settle(c: &mut FilesystemCollector, hung: &[&str]) {
 /// loaded CI machine, yet far below the hang.
 const SAMPLE_LIMIT: Duration = Duration::from_secs(1);
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
+use crate::collect::linux::fixture;
 
 fn config(paths: HostPaths, timeout: Duration) -> CollectConfig {
     CollectConfig {
