@@ -1,5 +1,7 @@
 //! Memory, swap and pressure stall information.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 /// Memory and swap at one sample.
@@ -25,7 +27,7 @@ pub struct MemoryStats {
     /// `node_memory_<Name>_bytes`; `(anon)` becomes `_anon`). Empty on non-Linux backends.
     /// The name is the whole metric suffix: `MemTotal_bytes`, `Active_anon_bytes`, but
     /// `HugePages_Total` (a count, no unit) — `/metrics` writes `node_memory_` + name.
-    pub raw: Vec<(String, u64)>,
+    pub raw: Vec<(Arc<str>, u64)>,
 }
 
 /// Pressure stall information for cpu, memory and io.

@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::collect::{read_number, read_optional, read_string, CollectError, Collector, HostPaths};
+use crate::collect::host_paths::read_into;
+use crate::collect::{read_number, read_optional, CollectError, Collector, HostPaths};
 use crate::model::{CoreStats, CpuStats, CpuTimes, Snapshot};
 
 /// Ticks per second of /proc/stat's times. The kernel's ABI fixes USER_HZ at 100 on every
@@ -245,6 +246,8 @@ pub struct CpuCollector {
     /// exited (the task count would drop), so the count still holds and /proc is not listed
     /// again — listing it is the costliest read of a quiet host's sample.
     processes: Option<(u64, (u64, u64))>,
+    /// Buffer the files are read into, kept to reuse its allocation.
+    text: String,
 }
 
 impl CpuCollector {
@@ -254,6 +257,7 @@ impl CpuCollector {
             facts: Vec::new(),
             since_scan: 0,
             processes: None,
+            text: String::new(),
         }
     }
 
@@ -314,11 +318,11 @@ impl Collector for CpuCollector {
 
     fn collect(&mut self, snapshot: &mut Snapshot) -> Result<(), CollectError> {
         let stat_path = self.paths.proc("stat");
-        let stat =
-            parse_stat(&read_string(&stat_path)?).map_err(|e| CollectError::parse(stat_path, e))?;
+        read_into(&stat_path, &mut self.text)?;
+        let stat = parse_stat(&self.text).map_err(|e| CollectError::parse(stat_path, e))?;
         let loadavg_path = self.paths.proc("loadavg");
-        let load = parse_loadavg(&read_string(&loadavg_path)?)
-            .map_err(|e| CollectError::parse(loadavg_path, e))?;
+        read_into(&loadavg_path, &mut self.text)?;
+        let load = parse_loadavg(&self.text).map_err(|e| CollectError::parse(loadavg_path, e))?;
         let key = load.last_pid.map(|pid| (pid, load.tasks));
         let processes = match self.processes {
             Some((count, at)) if key == Some(at) => count,

@@ -1,14 +1,24 @@
 //! Memory collector: /proc/meminfo, every field kept under node_exporter's name, plus the
 //! totals `free` shows.
 
-use crate::collect::{read_string, CollectError, Collector, HostPaths};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::collect::host_paths::read_into;
+use crate::collect::{CollectError, Collector, HostPaths};
 use crate::model::{percent, MemoryStats, Snapshot};
 
 /// Parses /proc/meminfo into `(name, value)` in file order, named and scaled as node_exporter's
 /// meminfo collector does: `Active(anon)` becomes `Active_anon`, a value with a unit (always
 /// `kB`, which means KiB) is multiplied by 1024 and its name gets `_bytes`, and a value without a
 /// unit (`HugePages_Total`) is kept as is. The name is what follows `node_memory_` on `/metrics`.
-pub fn parse_meminfo(text: &str) -> Result<Vec<(String, u64)>, String> {
+///
+/// Names made before are kept in `names` (file key → name): the same ~55 names every second need
+/// not be made again.
+fn parse_meminfo_with(
+    text: &str,
+    names: &mut HashMap<String, Arc<str>>,
+) -> Result<Vec<(Arc<str>, u64)>, String> {
     let mut fields = Vec::with_capacity(64);
     for line in text.lines() {
         let mut parts = line.split_ascii_whitespace();
@@ -28,6 +38,15 @@ pub fn parse_meminfo(text: &str) -> Result<Vec<(String, u64)>, String> {
         if parts.next().is_some() {
             return Err(format!("line {line:?} has extra fields"));
         }
+        let value = if has_unit {
+            value.saturating_mul(1024)
+        } else {
+            value
+        };
+        if let Some(name) = names.get(key) {
+            fields.push((Arc::clone(name), value));
+            continue;
+        }
         let mut name = match key.split_once('(') {
             Some((base, rest)) => {
                 let inner = rest
@@ -40,11 +59,8 @@ pub fn parse_meminfo(text: &str) -> Result<Vec<(String, u64)>, String> {
         if has_unit {
             name.push_str("_bytes");
         }
-        let value = if has_unit {
-            value.saturating_mul(1024)
-        } else {
-            value
-        };
+        let name: Arc<str> = name.into();
+        names.insert(key.to_string(), Arc::clone(&name));
         fields.push((name, value));
     }
     if fields.is_empty() {
@@ -57,9 +73,10 @@ pub fn parse_meminfo(text: &str) -> Result<Vec<(String, u64)>, String> {
 ///
 /// Kernels before 3.14 have no MemAvailable: like node_exporter, it is then estimated as
 /// MemFree + Buffers + Cached and appended to `raw`, so `/metrics` still has it.
-pub fn memory_stats(mut raw: Vec<(String, u64)>) -> Result<MemoryStats, String> {
-    let get =
-        |raw: &[(String, u64)], name: &str| raw.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+pub fn memory_stats(mut raw: Vec<(Arc<str>, u64)>) -> Result<MemoryStats, String> {
+    let get = |raw: &[(Arc<str>, u64)], name: &str| {
+        raw.iter().find(|(n, _)| &**n == name).map(|(_, v)| *v)
+    };
     let total = get(&raw, "MemTotal_bytes").ok_or("no MemTotal")?;
     let free = get(&raw, "MemFree_bytes").ok_or("no MemFree")?;
     let available = match get(&raw, "MemAvailable_bytes") {
@@ -94,11 +111,19 @@ pub fn memory_stats(mut raw: Vec<(String, u64)>) -> Result<MemoryStats, String> 
 pub struct MemoryCollector {
     /// Where /proc is.
     paths: HostPaths,
+    /// node_exporter names of the meminfo keys seen so far, shared by every snapshot.
+    names: HashMap<String, Arc<str>>,
+    /// The file's text, kept to reuse its allocation.
+    text: String,
 }
 
 impl MemoryCollector {
     pub fn new(paths: HostPaths) -> Self {
-        Self { paths }
+        Self {
+            paths,
+            names: HashMap::new(),
+            text: String::new(),
+        }
     }
 }
 
@@ -109,7 +134,8 @@ impl Collector for MemoryCollector {
 
     fn collect(&mut self, snapshot: &mut Snapshot) -> Result<(), CollectError> {
         let path = self.paths.proc("meminfo");
-        let memory = parse_meminfo(&read_string(&path)?)
+        read_into(&path, &mut self.text)?;
+        let memory = parse_meminfo_with(&self.text, &mut self.names)
             .and_then(memory_stats)
             .map_err(|e| CollectError::parse(path, e))?;
         snapshot.memory = Some(memory);
@@ -121,10 +147,27 @@ impl Collector for MemoryCollector {
 mod tests {
     use super::*;
 
+    fn parse_meminfo(text: &str) -> Result<Vec<(Arc<str>, u64)>, String> {
+        parse_meminfo_with(text, &mut HashMap::new())
+    }
+
+    #[test]
+    fn names_are_made_once_and_shared() {
+        let text = std::fs::read_to_string(fixture("server").join("proc/meminfo")).unwrap();
+        let mut names = HashMap::new();
+        let first = parse_meminfo_with(&text, &mut names).unwrap();
+        let second = parse_meminfo_with(&text, &mut names).unwrap();
+        assert_eq!(first, second);
+        assert!(first
+            .iter()
+            .zip(&second)
+            .all(|(a, b)| Arc::ptr_eq(&a.0, &b.0)));
+    }
+
     use crate::collect::linux::fixture;
 
-    fn value(raw: &[(String, u64)], name: &str) -> Option<u64> {
-        raw.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    fn value(raw: &[(Arc<str>, u64)], name: &str) -> Option<u64> {
+        raw.iter().find(|(n, _)| &**n == name).map(|(_, v)| *v)
     }
 
     #[test]
@@ -132,7 +175,10 @@ mod tests {
         let text = std::fs::read_to_string(fixture("server/proc/meminfo")).unwrap();
         let raw = parse_meminfo(&text).unwrap();
         assert_eq!(raw.len(), text.lines().count());
-        assert_eq!(raw[0], ("MemTotal_bytes".to_string(), 263_856_184 * 1024));
+        assert_eq!(
+            (&*raw[0].0, raw[0].1),
+            ("MemTotal_bytes", 263_856_184 * 1024)
+        );
         assert_eq!(value(&raw, "Active_anon_bytes"), Some(31_029_384 * 1024));
         assert_eq!(value(&raw, "Inactive_file_bytes"), Some(52_999_060 * 1024));
         assert_eq!(value(&raw, "AnonHugePages_bytes"), Some(18_874_368 * 1024));

@@ -102,6 +102,8 @@ struct Mount {
     fstype: String,
     /// `ro` among the mount options.
     ro_option: bool,
+    /// The mount point under the rootfs prefix: what statvfs is called on.
+    target: Arc<Path>,
 }
 
 /// A statvfs result coming back from a worker.
@@ -265,6 +267,7 @@ impl FilesystemCollector {
                 continue;
             }
             kept.push(Mount {
+                target: self.paths.root(entry.mountpoint.as_ref()).into(),
                 device: entry.device.into_owned(),
                 mountpoint: entry.mountpoint.into_owned(),
                 fstype: entry.fstype.to_string(),
@@ -298,7 +301,13 @@ impl FilesystemCollector {
         let mut submitted = Vec::new();
         let mut new = 0;
         for mount in mounts {
-            let state = self.mounts.entry(mount.mountpoint.clone()).or_default();
+            if !self.mounts.contains_key(&mount.mountpoint) {
+                self.mounts
+                    .insert(mount.mountpoint.clone(), MountState::default());
+            }
+            let Some(state) = self.mounts.get_mut(&mount.mountpoint) else {
+                continue;
+            };
             state.listed_in = self.sample;
             if state.in_flight_since.is_some() {
                 continue;
@@ -309,7 +318,7 @@ impl FilesystemCollector {
             submitted.push(&mount.mountpoint);
             let statvfs = Arc::clone(&self.statvfs);
             let answers = self.answers_tx.clone();
-            let target = self.paths.root(&mount.mountpoint);
+            let target = Arc::clone(&mount.target);
             let mountpoint = mount.mountpoint.clone();
             jobs.push(Box::new(move || {
                 let outcome = match catch_unwind(AssertUnwindSafe(|| statvfs(&target))) {
