@@ -7,6 +7,7 @@ use std::path::Path;
 use regex_lite::Regex;
 
 use crate::collect::host_paths::read_into;
+use crate::collect::linux::NameFilter;
 use crate::collect::{CollectError, Collector, HostPaths};
 use crate::config::DEFAULT_DISK_DEVICE_EXCLUDE;
 use crate::model::{DiskStats, DisksStats, Snapshot};
@@ -140,7 +141,7 @@ pub struct DiskCollector {
     /// Where /proc and /sys are.
     paths: HostPaths,
     /// Devices left out entirely (node_exporter's `device-exclude`).
-    exclude: Regex,
+    exclude: NameFilter,
     /// Used when the host's sysfs has no `block` directory (some containers): node_exporter's
     /// default exclude, which names partitions and virtual devices.
     fallback_exclude: Option<Regex>,
@@ -154,7 +155,7 @@ impl DiskCollector {
     pub fn new(paths: HostPaths, exclude: Regex) -> Self {
         Self {
             paths,
-            exclude,
+            exclude: NameFilter::new(exclude),
             fallback_exclude: Regex::new(DEFAULT_DISK_DEVICE_EXCLUDE).ok(),
             counted: HashMap::new(),
             buffer: String::new(),

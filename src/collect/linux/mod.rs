@@ -15,6 +15,41 @@ pub use info::system_info;
 use super::{Collector, HostPaths};
 use crate::config::CollectConfig;
 
+/// A name pattern (device or interface exclude) with its answers remembered: the same names come
+/// back every sample, and a regex-lite match costs more than a hash lookup.
+#[derive(Debug, Clone)]
+pub(crate) struct NameFilter {
+    /// The pattern.
+    pattern: regex_lite::Regex,
+    /// Names seen so far and whether they matched; cleared when it grows past
+    /// [`NameFilter::MAX_REMEMBERED`] (hosts that churn through veth names).
+    seen: std::collections::HashMap<String, bool>,
+}
+
+impl NameFilter {
+    const MAX_REMEMBERED: usize = 4096;
+
+    pub(crate) fn new(pattern: regex_lite::Regex) -> Self {
+        Self {
+            pattern,
+            seen: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Whether `name` matches the pattern.
+    pub(crate) fn is_match(&mut self, name: &str) -> bool {
+        if let Some(&matched) = self.seen.get(name) {
+            return matched;
+        }
+        if self.seen.len() >= Self::MAX_REMEMBERED {
+            self.seen.clear();
+        }
+        let matched = self.pattern.is_match(name);
+        self.seen.insert(name.to_string(), matched);
+        matched
+    }
+}
+
 /// `tests/fixtures/<name>`: a captured or hand-made host tree, for the collectors' tests.
 #[cfg(test)]
 pub(crate) fn fixture(name: &str) -> std::path::PathBuf {
@@ -42,4 +77,22 @@ pub fn collectors(config: &CollectConfig) -> Vec<Box<dyn Collector>> {
             config.tcp_scan_interval,
         )),
     ]
+}
+
+#[cfg(test)]
+mod name_filter_tests {
+    use super::NameFilter;
+
+    #[test]
+    fn remembers_answers_and_stays_bounded() {
+        let mut filter = NameFilter::new(regex_lite::Regex::new("^veth").unwrap());
+        assert!(filter.is_match("veth1"));
+        assert!(!filter.is_match("eth0"));
+        assert!(filter.is_match("veth1"));
+        for i in 0..(NameFilter::MAX_REMEMBERED * 2) {
+            assert!(filter.is_match(&format!("veth{i}")));
+        }
+        assert!(filter.seen.len() <= NameFilter::MAX_REMEMBERED);
+        assert!(!filter.is_match("eth0"));
+    }
 }

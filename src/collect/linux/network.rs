@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use regex_lite::Regex;
 
 use crate::collect::host_paths::read_into;
+use crate::collect::linux::NameFilter;
 use crate::collect::{CollectError, Collector, HostPaths};
 use crate::model::{InterfaceStats, NetworkStats, Snapshot};
 
@@ -208,7 +209,7 @@ pub struct NetworkCollector {
     /// <procfs>/net/tcp and <procfs>/net/tcp6.
     tcp_tables: [PathBuf; 2],
     /// Interfaces kept but left out of the aggregate (loopback, virtual NICs).
-    aggregate_exclude: Regex,
+    aggregate_exclude: NameFilter,
     /// /proc/net/dev's text, kept to reuse its allocation.
     text: String,
     /// Fixed buffer the TCP tables stream through (allocated on first use).
@@ -226,7 +227,7 @@ impl NetworkCollector {
         Self {
             net_dev: paths.proc("net/dev"),
             tcp_tables: [paths.proc("net/tcp"), paths.proc("net/tcp6")],
-            aggregate_exclude,
+            aggregate_exclude: NameFilter::new(aggregate_exclude),
             text: String::new(),
             chunk: Vec::new(),
             tcp_scan_interval,
