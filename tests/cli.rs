@@ -54,9 +54,9 @@ fn start(args: &[&str]) -> Child {
         .unwrap()
 }
 
-fn kill_term(child: &Child) {
+fn send_signal(child: &Child, signal: &str) {
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
@@ -114,7 +114,7 @@ fn portfile_names_both_listening_ports_and_sigterm_exits_cleanly() {
         std::net::TcpStream::connect(("127.0.0.1", port))
             .unwrap_or_else(|e| panic!("{key} port {port} not listening: {e}"));
     }
-    kill_term(&child);
+    send_signal(&child, "-TERM");
     let status = wait_exit(&mut child, Duration::from_secs(10));
     assert!(status.success(), "{status}");
     let mut stderr = String::new();
@@ -163,4 +163,20 @@ fn snapshot_prints_one_json_snapshot() {
     assert!(snap["interval_seconds"].as_f64().unwrap() >= 0.2);
     assert!(snap["collectors"].as_array().unwrap().len() >= 5);
     assert!(snap["accelerators"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn sigint_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let portfile = dir.path().join("ports");
+    let mut child = start(&[
+        "--portfile",
+        portfile.to_str().unwrap(),
+        "--rest-api-port",
+        "0",
+    ]);
+    wait_portfile(&portfile, &mut child);
+    send_signal(&child, "-INT");
+    let status = wait_exit(&mut child, Duration::from_secs(10));
+    assert!(status.success(), "{status}");
 }
