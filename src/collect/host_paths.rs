@@ -59,24 +59,18 @@ impl HostPaths {
     }
 }
 
-/// Reads a whole file, naming the path in the error.
-pub fn read_string(path: impl AsRef<Path>) -> Result<String, CollectError> {
-    let path = path.as_ref();
-    std::fs::read_to_string(path).map_err(|source| CollectError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
 /// Reads a whole file into `buffer`, replacing its contents but keeping its capacity, so a file
 /// read every sample (/proc/diskstats, /proc/net/tcp with 100k sockets) costs no allocation.
 pub fn read_into(path: impl AsRef<Path>, buffer: &mut String) -> Result<(), CollectError> {
+    open_and_read(path.as_ref(), buffer).map(drop)
+}
+
+/// [`read_into`], returning the open file (for a file that is watched afterwards).
+pub fn open_and_read(path: &Path, buffer: &mut String) -> Result<std::fs::File, CollectError> {
     use std::io::Read;
-    let path = path.as_ref();
     buffer.clear();
     std::fs::File::open(path)
-        .and_then(|mut file| file.read_to_string(buffer))
-        .map(drop)
+        .and_then(|mut file| file.read_to_string(buffer).map(|_| file))
         .map_err(|source| CollectError::Io {
             path: path.to_path_buf(),
             source,

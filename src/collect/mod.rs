@@ -11,7 +11,7 @@ pub mod portable;
 pub mod process;
 pub mod rates;
 
-pub use host_paths::{read_number, read_optional, read_string, HostPaths};
+pub use host_paths::{open_and_read, read_into, read_number, read_optional, HostPaths};
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -4,8 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::collect::host_paths::read_into;
-use crate::collect::{read_number, read_optional, CollectError, Collector, HostPaths};
+use crate::collect::{read_into, read_number, read_optional, CollectError, Collector, HostPaths};
 use crate::model::{CoreStats, CpuStats, CpuTimes, Snapshot};
 
 /// Ticks per second of /proc/stat's times. The kernel's ABI fixes USER_HZ at 100 on every

@@ -6,9 +6,8 @@ use std::path::Path;
 
 use regex_lite::Regex;
 
-use crate::collect::host_paths::read_into;
 use crate::collect::linux::NameFilter;
-use crate::collect::{CollectError, Collector, HostPaths};
+use crate::collect::{read_into, CollectError, Collector, HostPaths};
 use crate::config::DEFAULT_DISK_DEVICE_EXCLUDE;
 use crate::model::{DiskStats, DisksStats, Snapshot};
 

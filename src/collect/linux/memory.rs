@@ -4,8 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::collect::host_paths::read_into;
-use crate::collect::{CollectError, Collector, HostPaths};
+use crate::collect::{read_into, CollectError, Collector, HostPaths};
 use crate::model::{percent, MemoryStats, Snapshot};
 
 /// Parses /proc/meminfo into `(name, value)` in file order, named and scaled as node_exporter's

@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 
 use regex_lite::Regex;
 
-use crate::collect::host_paths::read_into;
 use crate::collect::linux::NameFilter;
-use crate::collect::{CollectError, Collector, HostPaths};
+use crate::collect::{read_into, CollectError, Collector, HostPaths};
 use crate::model::{InterfaceStats, NetworkStats, Snapshot};
 
 /// Counters per /proc/net/dev row: 8 receive, then 8 transmit.

@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 
 use regex_lite::Regex;
 
-use crate::collect::host_paths::read_into;
-use crate::collect::{CollectError, Collector, HostPaths};
+use crate::collect::{open_and_read, read_into, CollectError, Collector, HostPaths};
 use crate::config::CollectConfig;
 use crate::model::{percent, FilesystemState, FilesystemStats, FilesystemsStats, Snapshot};
 
@@ -414,18 +413,6 @@ impl FilesystemCollector {
             counted_in_total: false,
         })
     }
-}
-
-/// Opens `path` and reads it whole into `text`, returning the open file.
-fn open_and_read(path: &Path, text: &mut String) -> Result<std::fs::File, CollectError> {
-    use std::io::Read;
-    text.clear();
-    std::fs::File::open(path)
-        .and_then(|mut file| file.read_to_string(text).map(|_| file))
-        .map_err(|source| CollectError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
 }
 
 /// Marks the mounts that count in the disk totals: a block device or network filesystem that
