@@ -226,28 +226,18 @@ pub fn stats_items(
     items.0
 }
 
-/// `network.sent`/`network.recv`: bytes over the counted interfaces since the monitor started. An
-/// interface that appeared since counts from 0; a counter that went backwards counts 0.
+/// `network.sent`/`network.recv`: bytes over the counted interfaces since the monitor started.
 fn network_since_start(snapshot: &Snapshot, baseline: &Snapshot, items: &mut Items) {
     let Some(network) = &snapshot.network else {
         return;
     };
-    let before: HashMap<&str, _> = baseline
-        .network
-        .iter()
-        .flat_map(|n| &n.interfaces)
-        .map(|i| (i.name.as_str(), i))
-        .collect();
-    let (mut sent, mut received) = (0u64, 0u64);
-    for interface in network.interfaces.iter().filter(|i| i.counted_in_total) {
-        let old = before.get(interface.name.as_str());
-        sent += interface
-            .transmit_bytes_total
-            .saturating_sub(old.map_or(0, |o| o.transmit_bytes_total));
-        received += interface
-            .receive_bytes_total
-            .saturating_sub(old.map_or(0, |o| o.receive_bytes_total));
-    }
+    let before = baseline.network.as_ref().map_or(&[][..], |n| &n.interfaces);
+    let (sent, received) = growth_since(
+        &network.interfaces,
+        before,
+        |i| (i.name.as_str(), i.counted_in_total),
+        |i| (i.transmit_bytes_total, i.receive_bytes_total),
+    );
     items.integer("network.sent", sent);
     items.integer("network.recv", received);
 }
@@ -258,24 +248,33 @@ fn disk_since_start(snapshot: &Snapshot, baseline: &Snapshot, items: &mut Items)
     let Some(disks) = &snapshot.disks else {
         return;
     };
-    let before: HashMap<&str, _> = baseline
-        .disks
-        .iter()
-        .flat_map(|d| &d.devices)
-        .map(|d| (d.name.as_str(), d))
-        .collect();
-    let (mut read, mut written) = (0u64, 0u64);
-    for device in disks.devices.iter().filter(|d| d.counted_in_total) {
-        let old = before.get(device.name.as_str());
-        read += device
-            .read_bytes_total
-            .saturating_sub(old.map_or(0, |o| o.read_bytes_total));
-        written += device
-            .written_bytes_total
-            .saturating_sub(old.map_or(0, |o| o.written_bytes_total));
-    }
+    let before = baseline.disks.as_ref().map_or(&[][..], |d| &d.devices);
+    let (read, written) = growth_since(
+        &disks.devices,
+        before,
+        |d| (d.name.as_str(), d.counted_in_total),
+        |d| (d.read_bytes_total, d.written_bytes_total),
+    );
     items.number("disk.in", read as f64 / MIB);
     items.number("disk.out", written as f64 / MIB);
+}
+
+/// How much two counters grew, summed over the counted entries of `now`, against the entry of the
+/// same name in `before`. An entry that appeared since counts its whole counter (it started at 0
+/// when it appeared); a counter that went backwards counts 0.
+fn growth_since<T>(
+    now: &[T],
+    before: &[T],
+    key: impl Fn(&T) -> (&str, bool),
+    counters: impl Fn(&T) -> (u64, u64),
+) -> (u64, u64) {
+    let before: HashMap<&str, (u64, u64)> =
+        before.iter().map(|e| (key(e).0, counters(e))).collect();
+    now.iter().filter(|e| key(e).1).fold((0, 0), |(a, b), e| {
+        let (x, y) = counters(e);
+        let (x0, y0) = before.get(key(e).0).copied().unwrap_or((0, 0));
+        (a + x.saturating_sub(x0), b + y.saturating_sub(y0))
+    })
 }
 
 /// `gpu.{i}.*` for every GPU (index `i` = the vendor's device index, as CUDA numbers them), and the
