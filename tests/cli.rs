@@ -54,6 +54,23 @@ fn start(args: &[&str]) -> Child {
         .unwrap()
 }
 
+/// A monitor started as TrackLab's launcher starts it (`--portfile`, REST on a free port, plus
+/// `extra`), once its portfile is written. The directory holds the portfile.
+fn start_child(extra: &[&str]) -> (tempfile::TempDir, Child, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let portfile = dir.path().join("ports");
+    let mut args = vec![
+        "--portfile",
+        portfile.to_str().unwrap(),
+        "--rest-api-port",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    let mut child = start(&args);
+    let text = wait_portfile(&portfile, &mut child);
+    (dir, child, text)
+}
+
 fn send_signal(child: &Child, signal: &str) {
     let status = Command::new("kill")
         .args([signal, &child.id().to_string()])
@@ -98,15 +115,7 @@ fn port_in_use_is_one_line_naming_the_port() {
 
 #[test]
 fn portfile_names_both_listening_ports_and_sigterm_exits_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
-    let portfile = dir.path().join("ports");
-    let mut child = start(&[
-        "--portfile",
-        portfile.to_str().unwrap(),
-        "--rest-api-port",
-        "0",
-    ]);
-    let text = wait_portfile(&portfile, &mut child);
+    let (_dir, mut child, text) = start_child(&[]);
     assert!(text.starts_with("sock="), "first line is sock=: {text:?}");
     assert_eq!(text.lines().count(), 2, "{text:?}");
     for key in ["sock", "rest"] {
@@ -130,17 +139,8 @@ fn portfile_names_both_listening_ports_and_sigterm_exits_cleanly() {
 #[test]
 fn exits_when_parent_pid_dies() {
     let mut parent = Command::new("sleep").arg("1").spawn().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let portfile = dir.path().join("ports");
-    let mut child = start(&[
-        "--portfile",
-        portfile.to_str().unwrap(),
-        "--rest-api-port",
-        "0",
-        "--parent-pid",
-        &parent.id().to_string(),
-    ]);
-    wait_portfile(&portfile, &mut child);
+    let parent_pid = parent.id().to_string();
+    let (_dir, mut child, _) = start_child(&["--parent-pid", &parent_pid]);
     parent.wait().unwrap();
     let status = wait_exit(&mut child, Duration::from_secs(10));
     assert!(status.success(), "{status}");
@@ -167,15 +167,7 @@ fn snapshot_prints_one_json_snapshot() {
 
 #[test]
 fn sigint_exits_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
-    let portfile = dir.path().join("ports");
-    let mut child = start(&[
-        "--portfile",
-        portfile.to_str().unwrap(),
-        "--rest-api-port",
-        "0",
-    ]);
-    wait_portfile(&portfile, &mut child);
+    let (_dir, mut child, _) = start_child(&[]);
     send_signal(&child, "-INT");
     let status = wait_exit(&mut child, Duration::from_secs(10));
     assert!(status.success(), "{status}");
