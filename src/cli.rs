@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::collect::HostPaths;
-use crate::config::{self, Backend, CollectConfig, Config};
+use crate::config::{self, AccelConfig, Backend, CollectConfig, Config};
 
 /// TrackLab System Monitor: samples CPU, memory, disks, filesystems, network and accelerators and
 /// serves them over REST, gRPC and Prometheus.
@@ -85,6 +85,23 @@ pub struct CollectArgs {
     /// Query DCGM profiling fields on NVIDIA GPUs (needs DCGM).
     #[arg(long, global = true)]
     pub enable_dcgm_profiling: bool,
+
+    /// DCGM host engine to query (HOST:PORT, or a unix socket path). Default: DCGM embedded in
+    /// this process.
+    #[arg(long, value_name = "ADDR", global = true)]
+    pub dcgm_address: Option<String>,
+
+    /// NVML library to load instead of the system's libnvidia-ml.so.1 / nvml.dll.
+    #[arg(long, value_name = "PATH", global = true)]
+    pub nvml_library: Option<PathBuf>,
+
+    /// DCGM library to load instead of the system's libdcgm.so.4 (or .3).
+    #[arg(long, value_name = "PATH", global = true)]
+    pub dcgm_library: Option<PathBuf>,
+
+    /// The TPU runtime's local metrics service (gRPC) to read TPU figures from.
+    #[arg(long, value_name = "HOST:PORT", default_value = config::DEFAULT_TPU_METRICS_ADDRESS, global = true)]
+    pub tpu_metrics_address: String,
 
     /// Which backend reads the host.
     #[arg(long, value_enum, default_value_t = Backend::default(), global = true)]
@@ -192,6 +209,12 @@ impl Cli {
                 netdev_aggregate_exclude: c.netdev_aggregate_exclude.clone(),
                 tcp_scan_interval: c.tcp_scan_interval,
                 enable_dcgm_profiling: c.enable_dcgm_profiling,
+                accel: AccelConfig {
+                    nvml_library: c.nvml_library.clone(),
+                    dcgm_library: c.dcgm_library.clone(),
+                    dcgm_address: c.dcgm_address.clone(),
+                    tpu_metrics_address: c.tpu_metrics_address.clone(),
+                },
             },
         }
     }

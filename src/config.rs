@@ -59,6 +59,36 @@ pub struct CollectConfig {
     pub tcp_scan_interval: Duration,
     /// Query DCGM profiling fields (takes effect with the accelerator collectors).
     pub enable_dcgm_profiling: bool,
+    /// Accelerator libraries and services.
+    pub accel: AccelConfig,
+}
+
+/// Where the accelerator collectors find their vendor libraries and services. All optional: a
+/// library or service that is not there means no device of that kind, silently.
+#[derive(Debug, Clone)]
+pub struct AccelConfig {
+    /// NVML shared library; default: the system's (`libnvidia-ml.so.1`, `nvml.dll`).
+    pub nvml_library: Option<PathBuf>,
+    /// DCGM shared library; default: the system's (`libdcgm.so.4`, then `.so.3`).
+    pub dcgm_library: Option<PathBuf>,
+    /// DCGM host engine `HOST:PORT` (or a unix socket path); `None` runs DCGM embedded.
+    pub dcgm_address: Option<String>,
+    /// The TPU runtime's local metrics service (gRPC), `HOST:PORT`.
+    pub tpu_metrics_address: String,
+}
+
+/// Where libtpu serves its runtime metrics (what `tpu-info` reads).
+pub const DEFAULT_TPU_METRICS_ADDRESS: &str = "127.0.0.1:8431";
+
+impl Default for AccelConfig {
+    fn default() -> Self {
+        Self {
+            nvml_library: None,
+            dcgm_library: None,
+            dcgm_address: None,
+            tpu_metrics_address: DEFAULT_TPU_METRICS_ADDRESS.to_string(),
+        }
+    }
 }
 
 impl Default for CollectConfig {
@@ -73,6 +103,7 @@ impl Default for CollectConfig {
             netdev_aggregate_exclude: default_regex(DEFAULT_NETDEV_AGGREGATE_EXCLUDE),
             tcp_scan_interval: Duration::from_secs(30),
             enable_dcgm_profiling: false,
+            accel: AccelConfig::default(),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! The Linux backend reads /proc and /sys through [`HostPaths`]; the portable backend (macOS,
 //! Windows) reads through sysinfo. Both produce the same model.
 
+pub mod accel;
 mod host_paths;
 #[cfg(target_os = "linux")]
 pub mod linux;
@@ -65,8 +66,14 @@ pub trait Collector: Send {
     fn collect(&mut self, snapshot: &mut Snapshot) -> Result<(), CollectError>;
 }
 
-/// The collectors of the configured backend.
+/// The collectors of the configured backend, then the accelerator collectors.
 pub fn collectors(config: &CollectConfig) -> Vec<Box<dyn Collector>> {
+    let mut list = host_collectors(config);
+    list.extend(accel::collectors(config));
+    list
+}
+
+fn host_collectors(config: &CollectConfig) -> Vec<Box<dyn Collector>> {
     match config.backend {
         #[cfg(target_os = "linux")]
         Backend::Linux => linux::collectors(config),

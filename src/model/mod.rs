@@ -11,7 +11,10 @@ mod filesystem;
 mod memory;
 mod network;
 
-pub use accel::{Accelerator, AcceleratorKind, AcceleratorProcess};
+pub use accel::{
+    Accelerator, AcceleratorInfo, AcceleratorKind, AcceleratorProcess, MigDevice, PowerReading,
+    ProfilingStats,
+};
 pub use cpu::{CoreStats, CpuStats, CpuTimes, TemperatureSensor};
 pub use disk::{DiskStats, DisksStats};
 pub use filesystem::{FilesystemState, FilesystemStats, FilesystemsStats};
@@ -55,6 +58,8 @@ pub struct Snapshot {
     pub network: Option<NetworkStats>,
     /// GPUs, NPUs, TPUs; empty where there are none.
     pub accelerators: Vec<Accelerator>,
+    /// Power readings outside any accelerator (Apple CPU clusters, DRAM); empty elsewhere.
+    pub power: Vec<PowerReading>,
     /// What each collector did in this sample.
     pub collectors: Vec<CollectorStatus>,
 }

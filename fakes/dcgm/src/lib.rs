@@ -1,0 +1,1 @@
+//! Fake dcgm (to be built: issue 3).

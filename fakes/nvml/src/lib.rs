@@ -1,0 +1,1 @@
+//! Fake nvml (to be built: issue 3).
