@@ -188,3 +188,4 @@ fn port_of(portfile: &str, key: &str) -> u16 {
 fn read_stderr(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("stderr")).unwrap_or_default()
 }
+pub mod fakes;
