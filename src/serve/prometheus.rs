@@ -10,12 +10,14 @@
 //! snapshot (no registry to keep in sync), both formats come from one code path, and the output
 //! is a single pass over a `String`.
 
+mod accel;
+
 use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use crate::model::{
-    Accelerator, CollectorStatus, CpuStats, DisksStats, FilesystemState, FilesystemsStats,
-    MemoryStats, NetworkStats, PressureStats, Snapshot, TemperatureSensor,
+    CollectorStatus, CpuStats, DisksStats, FilesystemState, FilesystemsStats, MemoryStats,
+    NetworkStats, PressureStats, Snapshot, TemperatureSensor,
 };
 
 /// One metric read from each device of a list: name, help, and the value (None: not reported).
@@ -100,7 +102,8 @@ pub fn encode(snapshot: &Snapshot, format: Format) -> String {
     if let Some(network) = &snapshot.network {
         network_metrics(&mut w, network);
     }
-    accelerator_metrics(&mut w, &snapshot.accelerators, &snapshot.hostname);
+    accel::accelerator_metrics(&mut w, &snapshot.accelerators, &snapshot.hostname);
+    accel::power_metrics(&mut w, &snapshot.power);
     own_metrics(&mut w, snapshot);
     w.finish()
 }
@@ -503,118 +506,6 @@ fn network_metrics(w: &mut Writer, network: &NetworkStats) {
     }
 }
 
-/// NVIDIA devices as dcgm-exporter names them (so its dashboards work); other vendors under
-/// `system_monitor_accelerator_*`.
-fn accelerator_metrics(w: &mut Writer, accelerators: &[Accelerator], hostname: &str) {
-    const MIB: f64 = 1024.0 * 1024.0;
-    let (nvidia, others): (Vec<&Accelerator>, Vec<&Accelerator>) =
-        accelerators.iter().partition(|a| a.vendor == "nvidia");
-
-    let indices: Vec<String> = nvidia.iter().map(|a| a.index.to_string()).collect();
-    let dcgm_labels = |a: &'_ Accelerator, index: &'_ str| -> Vec<(&'static str, String)> {
-        vec![
-            ("gpu", index.to_string()),
-            ("UUID", a.uuid.clone().unwrap_or_default()),
-            ("pci_bus_id", a.pci_bus_id.clone().unwrap_or_default()),
-            ("device", format!("nvidia{}", a.index)),
-            ("modelName", a.name.clone()),
-            ("Hostname", hostname.to_string()),
-        ]
-    };
-    let dcgm_fields: [DeviceField<Accelerator, Option<f64>>; 7] = [
-        ("DCGM_FI_DEV_GPU_UTIL", "GPU utilization (in %).", |a| {
-            a.utilization_percent
-        }),
-        (
-            "DCGM_FI_DEV_FB_USED",
-            "Framebuffer memory used (in MiB).",
-            |a| a.memory_used_bytes.map(|b| (b as f64 / MIB).floor()),
-        ),
-        (
-            "DCGM_FI_DEV_FB_FREE",
-            "Framebuffer memory free (in MiB).",
-            |a| {
-                let (used, total) = (a.memory_used_bytes?, a.memory_total_bytes?);
-                Some((total.saturating_sub(used) as f64 / MIB).floor())
-            },
-        ),
-        ("DCGM_FI_DEV_GPU_TEMP", "GPU temperature (in C).", |a| {
-            a.temperature_celsius
-        }),
-        ("DCGM_FI_DEV_POWER_USAGE", "Power draw (in W).", |a| {
-            a.power_watts
-        }),
-        (
-            "DCGM_FI_DEV_SM_CLOCK",
-            "SM clock frequency (in MHz).",
-            |a| a.sm_clock_mhz,
-        ),
-        (
-            "DCGM_FI_DEV_MEM_CLOCK",
-            "Memory clock frequency (in MHz).",
-            |a| a.memory_clock_mhz,
-        ),
-    ];
-    for (name, help, value) in dcgm_fields {
-        let mut f = w.gauge(name, help);
-        for (a, index) in nvidia.iter().zip(&indices) {
-            if let Some(v) = value(a) {
-                let labels = dcgm_labels(a, index);
-                let labels: Vec<(&str, &str)> =
-                    labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                f.sample(&labels, v);
-            }
-        }
-    }
-
-    let other_fields: [DeviceField<Accelerator, Option<f64>>; 6] = [
-        (
-            "system_monitor_accelerator_utilization_percent",
-            "Accelerator busy share, 0-100.",
-            |a| a.utilization_percent,
-        ),
-        (
-            "system_monitor_accelerator_memory_used_bytes",
-            "Accelerator memory in use.",
-            |a| a.memory_used_bytes.map(|b| b as f64),
-        ),
-        (
-            "system_monitor_accelerator_memory_total_bytes",
-            "Accelerator memory size.",
-            |a| a.memory_total_bytes.map(|b| b as f64),
-        ),
-        (
-            "system_monitor_accelerator_temperature_celsius",
-            "Accelerator temperature.",
-            |a| a.temperature_celsius,
-        ),
-        (
-            "system_monitor_accelerator_power_watts",
-            "Accelerator power draw.",
-            |a| a.power_watts,
-        ),
-        (
-            "system_monitor_accelerator_fan_speed_percent",
-            "Accelerator fan speed, 0-100.",
-            |a| a.fan_speed_percent,
-        ),
-    ];
-    for (name, help, value) in other_fields {
-        let mut f = w.gauge(name, help);
-        for a in &others {
-            if let Some(v) = value(a) {
-                let labels = [
-                    ("accelerator", a.id.as_str()),
-                    ("vendor", a.vendor.as_str()),
-                    ("type", a.kind.as_str()),
-                    ("name", a.name.as_str()),
-                ];
-                f.sample(&labels, v);
-            }
-        }
-    }
-}
-
 fn own_metrics(w: &mut Writer, snapshot: &Snapshot) {
     let collectors = &snapshot.collectors;
     let each = |w: &mut Writer, name, help, value: fn(&CollectorStatus) -> f64| {
@@ -664,6 +555,10 @@ fn metric_name_part(text: &str) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Counter,
+    /// A counter another exporter named without the `_total` suffix (dcgm-exporter's
+    /// `DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION`): `counter` in the text format, as that exporter
+    /// declares it, but `unknown` in OpenMetrics, whose counters must end in `_total`.
+    ForeignCounter,
     Gauge,
 }
 
@@ -699,6 +594,11 @@ impl Writer {
 
     fn gauge<'a>(&'a mut self, name: &'a str, help: &'a str) -> Family<'a> {
         self.family(name, help, Kind::Gauge)
+    }
+
+    /// A counter whose name another exporter chose without `_total` (see [`Kind::ForeignCounter`]).
+    fn foreign_counter<'a>(&'a mut self, name: &'a str, help: &'a str) -> Family<'a> {
+        self.family(name, help, Kind::ForeignCounter)
     }
 
     fn family<'a>(&'a mut self, name: &'a str, help: &'a str, kind: Kind) -> Family<'a> {
@@ -741,9 +641,10 @@ impl Family<'_> {
                 }
                 _ => self.name,
             };
-            let kind = match self.kind {
-                Kind::Counter => "counter",
-                Kind::Gauge => "gauge",
+            let kind = match (w.format, self.kind) {
+                (_, Kind::Counter) | (Format::Text, Kind::ForeignCounter) => "counter",
+                (Format::OpenMetrics, Kind::ForeignCounter) => "unknown",
+                (_, Kind::Gauge) => "gauge",
             };
             w.out.push_str("# HELP ");
             w.out.push_str(family);
@@ -853,8 +754,8 @@ fn escape_help(out: &mut String, help: &str) {
 mod tests {
     use super::*;
     use crate::model::{
-        AcceleratorKind, CoreStats, CpuTimes, DiskStats, FilesystemStats, InterfaceStats,
-        PressureLine, PressureResource,
+        Accelerator, AcceleratorKind, CoreStats, CpuTimes, DiskStats, FilesystemStats,
+        InterfaceStats, PressureLine, PressureResource,
     };
 
     fn float(v: f64) -> String {

@@ -1,0 +1,844 @@
+//! The accelerator part of `/metrics`, from `Snapshot::accelerators` and `Snapshot::power`: NVIDIA
+//! devices under dcgm-exporter's metric names, types, help texts and labels (so its Grafana
+//! dashboard and alert rules work unchanged), every other vendor, and what DCGM has no name for,
+//! under `system_monitor_accelerator_*`, and power outside any device as
+//! `system_monitor_power_watts`.
+//!
+//! A device whose `error` is set this sample gets no value series at all (a partial reading next
+//! to fresh ones would look like a real drop); `system_monitor_accelerator_up` says 0 for it.
+
+use std::collections::HashSet;
+
+use super::Writer;
+use crate::model::{Accelerator, MigDevice, PowerReading, ProfilingStats};
+
+const MIB: f64 = 1024.0 * 1024.0;
+const HZ_PER_MHZ: f64 = 1e6;
+
+/// How a family is declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Type {
+    Gauge,
+    /// dcgm-exporter's counters, named without `_total`.
+    ForeignCounter,
+    /// Our own counters, named with `_total`.
+    Counter,
+}
+
+/// One metric family read from each device.
+struct Field {
+    /// Metric name.
+    name: &'static str,
+    /// HELP text (dcgm-exporter's own where it has one).
+    help: &'static str,
+    /// Gauge or counter.
+    kind: Type,
+    /// The device's value; `None` when it did not report one (no sample then).
+    value: fn(&Accelerator) -> Option<f64>,
+    /// The value of one MIG instance, for the families dcgm-exporter also reports per GPU
+    /// instance (framebuffer used and free).
+    mig: Option<fn(&MigDevice) -> Option<f64>>,
+}
+
+/// A field of the whole device only.
+const fn device(
+    name: &'static str,
+    help: &'static str,
+    kind: Type,
+    value: fn(&Accelerator) -> Option<f64>,
+) -> Field {
+    Field {
+        name,
+        help,
+        kind,
+        value,
+        mig: None,
+    }
+}
+
+/// A DCGM profiling field: a gauge read from [`Accelerator::profiling`].
+const fn prof(
+    name: &'static str,
+    help: &'static str,
+    value: fn(&ProfilingStats) -> Option<f64>,
+) -> ProfField {
+    ProfField { name, help, value }
+}
+
+/// One DCGM profiling gauge.
+struct ProfField {
+    /// Metric name.
+    name: &'static str,
+    /// dcgm-exporter's HELP text.
+    help: &'static str,
+    /// The value in the device's profiling stats.
+    value: fn(&ProfilingStats) -> Option<f64>,
+}
+
+fn mib(bytes: u64) -> f64 {
+    (bytes as f64 / MIB).floor()
+}
+
+fn count(v: Option<u32>) -> Option<f64> {
+    v.map(f64::from)
+}
+
+/// Framebuffer free as DCGM reports it: total less used less reserved (NVML v2 memory info).
+fn fb_free(a: &Accelerator) -> Option<f64> {
+    let (used, total) = (a.memory_used_bytes?, a.memory_total_bytes?);
+    let reserved = a.memory_reserved_bytes.unwrap_or(0);
+    Some(mib(total.saturating_sub(used).saturating_sub(reserved)))
+}
+
+/// dcgm-exporter's fields, with its names, types and help texts. The first ones are in its
+/// `default-counters.csv`; the rest (power limit, fan, P-state, throttle reasons, PCIe link,
+/// ECC) are DCGM fields users add to that file, with the help text of `dcgm_fields.h`.
+const DCGM_FIELDS: [Field; 21] = [
+    device(
+        "DCGM_FI_DEV_SM_CLOCK",
+        "SM clock frequency (in MHz).",
+        Type::Gauge,
+        |a| a.sm_clock_mhz,
+    ),
+    device(
+        "DCGM_FI_DEV_MEM_CLOCK",
+        "Memory clock frequency (in MHz).",
+        Type::Gauge,
+        |a| a.memory_clock_mhz,
+    ),
+    device(
+        "DCGM_FI_DEV_MEMORY_TEMP",
+        "Memory temperature (in C).",
+        Type::Gauge,
+        |a| a.memory_temperature_celsius,
+    ),
+    device(
+        "DCGM_FI_DEV_GPU_TEMP",
+        "GPU temperature (in C).",
+        Type::Gauge,
+        |a| a.temperature_celsius,
+    ),
+    device(
+        "DCGM_FI_DEV_POWER_USAGE",
+        "Power draw (in W).",
+        Type::Gauge,
+        |a| a.power_watts,
+    ),
+    device(
+        "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION",
+        "Total energy consumption since boot (in mJ).",
+        Type::ForeignCounter,
+        // NVML counts whole millijoules; rounding undoes the float error of J → mJ.
+        |a| a.energy_joules.map(|j| (j * 1000.0).round()),
+    ),
+    device(
+        "DCGM_FI_DEV_GPU_UTIL",
+        "GPU utilization (in %).",
+        Type::Gauge,
+        |a| a.utilization_percent,
+    ),
+    device(
+        "DCGM_FI_DEV_MEM_COPY_UTIL",
+        "Memory utilization (in %).",
+        Type::Gauge,
+        |a| a.memory_utilization_percent,
+    ),
+    device(
+        "DCGM_FI_DEV_ENC_UTIL",
+        "Encoder utilization (in %).",
+        Type::Gauge,
+        |a| a.encoder_utilization_percent,
+    ),
+    device(
+        "DCGM_FI_DEV_DEC_UTIL",
+        "Decoder utilization (in %).",
+        Type::Gauge,
+        |a| a.decoder_utilization_percent,
+    ),
+    Field {
+        name: "DCGM_FI_DEV_FB_FREE",
+        help: "Framebuffer memory free (in MiB).",
+        kind: Type::Gauge,
+        value: fb_free,
+        mig: Some(|m| {
+            let (used, total) = (m.memory_used_bytes?, m.memory_total_bytes?);
+            Some(mib(total.saturating_sub(used)))
+        }),
+    },
+    Field {
+        name: "DCGM_FI_DEV_FB_USED",
+        help: "Framebuffer memory used (in MiB).",
+        kind: Type::Gauge,
+        value: |a| a.memory_used_bytes.map(mib),
+        mig: Some(|m| m.memory_used_bytes.map(mib)),
+    },
+    device(
+        "DCGM_FI_DEV_FB_RESERVED",
+        "Framebuffer memory reserved (in MiB).",
+        Type::Gauge,
+        |a| a.memory_reserved_bytes.map(mib),
+    ),
+    device(
+        "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL",
+        "Total number of single-bit volatile ECC errors.",
+        Type::ForeignCounter,
+        |a| a.ecc_errors_corrected.map(|n| n as f64),
+    ),
+    device(
+        "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL",
+        "Total number of double-bit volatile ECC errors.",
+        Type::ForeignCounter,
+        |a| a.ecc_errors_uncorrected.map(|n| n as f64),
+    ),
+    device(
+        "DCGM_FI_DEV_ENFORCED_POWER_LIMIT",
+        "Effective power limit that the driver enforces after taking into account all limiters (in W).",
+        Type::Gauge,
+        |a| a.power_limit_watts,
+    ),
+    device(
+        "DCGM_FI_DEV_FAN_SPEED",
+        "Fan speed for the device in percent 0-100.",
+        Type::Gauge,
+        |a| a.fan_speed_percent,
+    ),
+    device(
+        "DCGM_FI_DEV_PSTATE",
+        "Performance state (P-State) 0-15. 0=highest.",
+        Type::Gauge,
+        |a| count(a.performance_state),
+    ),
+    device(
+        "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS",
+        "Current clock throttle reasons (bitmask of DCGM_CLOCKS_THROTTLE_REASON_*)",
+        Type::Gauge,
+        // The bitmask uses a dozen low bits: exact as a float.
+        |a| a.throttle_reasons.map(|bits| bits as f64),
+    ),
+    device(
+        "DCGM_FI_DEV_PCIE_LINK_GEN",
+        "PCIe Current Link Generation.",
+        Type::Gauge,
+        |a| count(a.pcie_link_gen),
+    ),
+    device(
+        "DCGM_FI_DEV_PCIE_LINK_WIDTH",
+        "PCIe Current Link Width.",
+        Type::Gauge,
+        |a| count(a.pcie_link_width),
+    ),
+];
+
+/// DCGM's profiling (DCP) fields, gauges with dcgm-exporter's help texts.
+const DCGM_PROF_FIELDS: [ProfField; 12] = [
+    prof(
+        "DCGM_FI_PROF_GR_ENGINE_ACTIVE",
+        "Ratio of time the graphics engine is active.",
+        |p| p.graphics_engine_active,
+    ),
+    prof(
+        "DCGM_FI_PROF_SM_ACTIVE",
+        "The ratio of cycles an SM has at least 1 warp assigned.",
+        |p| p.sm_active,
+    ),
+    prof(
+        "DCGM_FI_PROF_SM_OCCUPANCY",
+        "The ratio of number of warps resident on an SM.",
+        |p| p.sm_occupancy,
+    ),
+    prof(
+        "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE",
+        "Ratio of cycles the tensor (HMMA) pipe is active.",
+        |p| p.tensor_active,
+    ),
+    prof(
+        "DCGM_FI_PROF_DRAM_ACTIVE",
+        "Ratio of cycles the device memory interface is active sending or receiving data.",
+        |p| p.dram_active,
+    ),
+    prof(
+        "DCGM_FI_PROF_PIPE_FP64_ACTIVE",
+        "Ratio of cycles the fp64 pipes are active.",
+        |p| p.fp64_active,
+    ),
+    prof(
+        "DCGM_FI_PROF_PIPE_FP32_ACTIVE",
+        "Ratio of cycles the fp32 pipes are active.",
+        |p| p.fp32_active,
+    ),
+    prof(
+        "DCGM_FI_PROF_PIPE_FP16_ACTIVE",
+        "Ratio of cycles the fp16 pipes are active.",
+        |p| p.fp16_active,
+    ),
+    prof(
+        "DCGM_FI_PROF_PCIE_TX_BYTES",
+        "The rate of data transmitted over the PCIe bus - including both protocol headers and data payloads - in bytes per second.",
+        |p| p.pcie_tx_bytes_per_sec,
+    ),
+    prof(
+        "DCGM_FI_PROF_PCIE_RX_BYTES",
+        "The rate of data received over the PCIe bus - including both protocol headers and data payloads - in bytes per second.",
+        |p| p.pcie_rx_bytes_per_sec,
+    ),
+    prof(
+        "DCGM_FI_PROF_NVLINK_TX_BYTES",
+        "The rate of data transmitted over NVLink not including protocol headers in bytes per second",
+        |p| p.nvlink_tx_bytes_per_sec,
+    ),
+    prof(
+        "DCGM_FI_PROF_NVLINK_RX_BYTES",
+        "The rate of data received over NVLink not including protocol headers in bytes per second",
+        |p| p.nvlink_rx_bytes_per_sec,
+    ),
+];
+
+/// Our own per-device families, for the vendors dcgm-exporter does not cover.
+const OWN_FIELDS: [Field; 20] = [
+    device(
+        "system_monitor_accelerator_utilization_percent",
+        "Accelerator busy share, 0-100.",
+        Type::Gauge,
+        |a| a.utilization_percent,
+    ),
+    device(
+        "system_monitor_accelerator_memory_utilization_percent",
+        "Share of time the accelerator memory was busy reading or writing, 0-100.",
+        Type::Gauge,
+        |a| a.memory_utilization_percent,
+    ),
+    device(
+        "system_monitor_accelerator_encoder_utilization_percent",
+        "Accelerator video encoder busy share, 0-100.",
+        Type::Gauge,
+        |a| a.encoder_utilization_percent,
+    ),
+    device(
+        "system_monitor_accelerator_decoder_utilization_percent",
+        "Accelerator video decoder busy share, 0-100.",
+        Type::Gauge,
+        |a| a.decoder_utilization_percent,
+    ),
+    device(
+        "system_monitor_accelerator_memory_used_bytes",
+        "Accelerator memory in use.",
+        Type::Gauge,
+        |a| a.memory_used_bytes.map(|b| b as f64),
+    ),
+    device(
+        "system_monitor_accelerator_memory_total_bytes",
+        "Accelerator memory size.",
+        Type::Gauge,
+        |a| a.memory_total_bytes.map(|b| b as f64),
+    ),
+    device(
+        "system_monitor_accelerator_memory_reserved_bytes",
+        "Accelerator memory the driver reserves, usable by no process.",
+        Type::Gauge,
+        |a| a.memory_reserved_bytes.map(|b| b as f64),
+    ),
+    device(
+        "system_monitor_accelerator_temperature_celsius",
+        "Accelerator temperature.",
+        Type::Gauge,
+        |a| a.temperature_celsius,
+    ),
+    device(
+        "system_monitor_accelerator_memory_temperature_celsius",
+        "Accelerator memory (HBM) temperature.",
+        Type::Gauge,
+        |a| a.memory_temperature_celsius,
+    ),
+    device(
+        "system_monitor_accelerator_power_watts",
+        "Accelerator power draw.",
+        Type::Gauge,
+        |a| a.power_watts,
+    ),
+    device(
+        "system_monitor_accelerator_power_limit_watts",
+        "Accelerator power limit the driver enforces.",
+        Type::Gauge,
+        |a| a.power_limit_watts,
+    ),
+    device(
+        "system_monitor_accelerator_energy_joules_total",
+        "Energy the accelerator used since its driver was loaded.",
+        Type::Counter,
+        |a| a.energy_joules,
+    ),
+    device(
+        "system_monitor_accelerator_fan_speed_percent",
+        "Accelerator fan speed, 0-100.",
+        Type::Gauge,
+        |a| a.fan_speed_percent,
+    ),
+    device(
+        "system_monitor_accelerator_sm_clock_hertz",
+        "Accelerator compute clock: the GPU clock on AMD and Apple, the NPU clock on Intel.",
+        Type::Gauge,
+        |a| a.sm_clock_mhz.map(|mhz| mhz * HZ_PER_MHZ),
+    ),
+    device(
+        "system_monitor_accelerator_memory_clock_hertz",
+        "Accelerator memory clock.",
+        Type::Gauge,
+        |a| a.memory_clock_mhz.map(|mhz| mhz * HZ_PER_MHZ),
+    ),
+    device(
+        "system_monitor_accelerator_pcie_link_generation",
+        "Current PCIe link generation of the accelerator.",
+        Type::Gauge,
+        |a| count(a.pcie_link_gen),
+    ),
+    device(
+        "system_monitor_accelerator_pcie_link_width",
+        "Current PCIe link width (lanes) of the accelerator.",
+        Type::Gauge,
+        |a| count(a.pcie_link_width),
+    ),
+    device(
+        "system_monitor_accelerator_performance_state",
+        "Accelerator performance state, 0 (most performance) to 15.",
+        Type::Gauge,
+        |a| count(a.performance_state),
+    ),
+    device(
+        "system_monitor_accelerator_ecc_corrected_errors_total",
+        "Corrected (single-bit) memory ECC errors since the driver was loaded.",
+        Type::Counter,
+        |a| a.ecc_errors_corrected.map(|n| n as f64),
+    ),
+    device(
+        "system_monitor_accelerator_ecc_uncorrected_errors_total",
+        "Uncorrected (double-bit) memory ECC errors since the driver was loaded.",
+        Type::Counter,
+        |a| a.ecc_errors_uncorrected.map(|n| n as f64),
+    ),
+];
+
+/// Our own per-device families for every vendor, NVIDIA included: what DCGM has no field for.
+const OWN_FIELDS_ALL_VENDORS: [Field; 3] = [
+    device(
+        "system_monitor_accelerator_graphics_clock_hertz",
+        "Accelerator graphics clock.",
+        Type::Gauge,
+        |a| a.graphics_clock_mhz.map(|mhz| mhz * HZ_PER_MHZ),
+    ),
+    device(
+        "system_monitor_accelerator_pcie_transmit_bytes_per_second",
+        "PCIe transmit throughput as the device samples it (NVML: over about 20 ms).",
+        Type::Gauge,
+        |a| a.pcie_tx_bytes_per_sec,
+    ),
+    device(
+        "system_monitor_accelerator_pcie_receive_bytes_per_second",
+        "PCIe receive throughput as the device samples it (NVML: over about 20 ms).",
+        Type::Gauge,
+        |a| a.pcie_rx_bytes_per_sec,
+    ),
+];
+
+/// A label set, owned, in exposition order.
+type Labels = Vec<(&'static str, String)>;
+
+/// The same label set borrowed, as [`super::Family::sample`] takes it.
+fn borrowed(labels: &Labels) -> Vec<(&str, &str)> {
+    labels.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// dcgm-exporter's labels for a GPU, or for one of its GPU instances: `gpu`, `UUID`,
+/// `pci_bus_id`, `device`, `modelName`, then `GPU_I_PROFILE` and `GPU_I_ID` for a MIG instance,
+/// `Hostname` (left out when empty, as dcgm-exporter does) and the driver version label of its
+/// default counters. A MIG instance carries its parent's `gpu`, `UUID` and `modelName`.
+fn dcgm_labels(a: &Accelerator, mig: Option<(&str, u32)>, hostname: &str) -> Labels {
+    let mut labels = vec![
+        ("gpu", a.index.to_string()),
+        ("UUID", a.uuid.clone().unwrap_or_default()),
+        ("pci_bus_id", a.pci_bus_id.clone().unwrap_or_default()),
+        ("device", format!("nvidia{}", a.index)),
+        ("modelName", a.name.clone()),
+    ];
+    if let Some((profile, instance)) = mig {
+        labels.push(("GPU_I_PROFILE", profile.to_string()));
+        labels.push(("GPU_I_ID", instance.to_string()));
+    }
+    if !hostname.is_empty() {
+        labels.push(("Hostname", hostname.to_string()));
+    }
+    if let Some(driver) = &a.info.driver_version {
+        labels.push(("DCGM_FI_DRIVER_VERSION", driver.clone()));
+    }
+    labels
+}
+
+/// The GPU instances of a MIG GPU that dcgm-exporter would list: one per GPU instance (compute
+/// instances of one GPU instance share its memory), each with a profile name, as its MIG labels
+/// need one. The GPU instance id is the NVML one; the MIG index stands in where it is unknown.
+fn gpu_instances(a: &Accelerator) -> Vec<(&MigDevice, &str, u32)> {
+    let mut seen = HashSet::new();
+    a.mig_devices
+        .iter()
+        .filter_map(|m| {
+            let profile = m.profile.as_deref().filter(|p| !p.is_empty())?;
+            let id = m.gpu_instance_id.unwrap_or(m.index);
+            seen.insert(id).then_some((m, profile, id))
+        })
+        .collect()
+}
+
+/// Our labels for any accelerator: `accelerator` (the node-unique id), `vendor`, `type`, `name`.
+fn own_labels(a: &Accelerator) -> Labels {
+    vec![
+        ("accelerator", a.id.clone()),
+        ("vendor", a.vendor.clone()),
+        ("type", a.kind.as_str().to_string()),
+        ("name", a.name.clone()),
+    ]
+}
+
+/// Writes one family over `devices` (each with its label set), with MIG instances where the
+/// field has a per-instance value.
+fn write_field(
+    w: &mut Writer,
+    field: &Field,
+    devices: &[(&Accelerator, Labels, Vec<(&MigDevice, Labels)>)],
+) {
+    let mut f = match field.kind {
+        Type::Gauge => w.gauge(field.name, field.help),
+        Type::ForeignCounter => w.foreign_counter(field.name, field.help),
+        Type::Counter => w.counter(field.name, field.help),
+    };
+    for (a, labels, instances) in devices {
+        if let Some(v) = (field.value)(a) {
+            f.sample(&borrowed(labels), v);
+        }
+        let Some(mig_value) = field.mig else { continue };
+        for (m, labels) in instances {
+            if let Some(v) = mig_value(m) {
+                f.sample(&borrowed(labels), v);
+            }
+        }
+    }
+}
+
+/// Every accelerator's families. `hostname` is dcgm-exporter's `Hostname` label.
+pub(super) fn accelerator_metrics(w: &mut Writer, accelerators: &[Accelerator], hostname: &str) {
+    let readable = || accelerators.iter().filter(|a| a.error.is_none());
+
+    let nvidia: Vec<_> = readable()
+        .filter(|a| a.vendor == "nvidia")
+        .map(|a| {
+            let instances = gpu_instances(a)
+                .into_iter()
+                .map(|(m, profile, id)| (m, dcgm_labels(a, Some((profile, id)), hostname)))
+                .collect();
+            (a, dcgm_labels(a, None, hostname), instances)
+        })
+        .collect();
+    for field in &DCGM_FIELDS {
+        write_field(w, field, &nvidia);
+    }
+    for field in &DCGM_PROF_FIELDS {
+        let mut f = w.gauge(field.name, field.help);
+        for (a, labels, _) in &nvidia {
+            if let Some(v) = a.profiling.as_ref().and_then(field.value) {
+                f.sample(&borrowed(labels), v);
+            }
+        }
+    }
+
+    let own = |vendors: fn(&Accelerator) -> bool| -> Vec<_> {
+        readable()
+            .filter(|a| vendors(a))
+            .map(|a| (a, own_labels(a), Vec::new()))
+            .collect()
+    };
+    let others = own(|a| a.vendor != "nvidia");
+    for field in &OWN_FIELDS {
+        write_field(w, field, &others);
+    }
+    let everyone = own(|_| true);
+    for field in &OWN_FIELDS_ALL_VENDORS {
+        write_field(w, field, &everyone);
+    }
+
+    let mut f = w.gauge(
+        "system_monitor_accelerator_up",
+        "Whether the accelerator could be read in the last sample (0: no other series for it; the REST API says why).",
+    );
+    for a in accelerators {
+        f.sample(&borrowed(&own_labels(a)), a.error.is_none());
+    }
+}
+
+/// Power readings that belong to no accelerator (Apple's CPU clusters, DRAM, package).
+pub(super) fn power_metrics(w: &mut Writer, readings: &[PowerReading]) {
+    let mut f = w.gauge(
+        "system_monitor_power_watts",
+        "Power drawn by a part of the machine outside any accelerator device, by source.",
+    );
+    for r in readings {
+        f.sample(&[("source", r.source.as_str())], r.watts);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{encode, Format};
+    use crate::model::{
+        Accelerator, AcceleratorInfo, AcceleratorKind, MigDevice, PowerReading, ProfilingStats,
+        Snapshot,
+    };
+
+    const GIB: u64 = 1 << 30;
+
+    /// An A100 in MIG mode: two compute instances of one 3g instance, one 1g instance, one
+    /// instance without a profile name; DCGM profiling on.
+    fn a100() -> Accelerator {
+        let mig = |index, gi, ci, profile: Option<&str>, used_gib, total_gib| MigDevice {
+            index,
+            uuid: Some(format!("MIG-{index}")),
+            gpu_instance_id: Some(gi),
+            compute_instance_id: Some(ci),
+            profile: profile.map(String::from),
+            memory_used_bytes: Some(used_gib * GIB),
+            memory_total_bytes: Some(total_gib * GIB),
+            ..MigDevice::default()
+        };
+        Accelerator {
+            id: "nvidia1".into(),
+            index: 1,
+            kind: AcceleratorKind::Gpu,
+            vendor: "nvidia".into(),
+            name: "NVIDIA A100-SXM4-80GB".into(),
+            uuid: Some("GPU-a1".into()),
+            pci_bus_id: Some("00000000:07:00.0".into()),
+            info: AcceleratorInfo {
+                driver_version: Some("550.54.15".into()),
+                mig_enabled: Some(true),
+                ..AcceleratorInfo::default()
+            },
+            utilization_percent: Some(87.0),
+            memory_utilization_percent: Some(40.0),
+            memory_used_bytes: Some(10 * GIB),
+            memory_total_bytes: Some(80 * GIB),
+            memory_reserved_bytes: Some(512 << 20),
+            temperature_celsius: Some(61.0),
+            power_watts: Some(312.25),
+            power_limit_watts: Some(400.0),
+            energy_joules: Some(123_456.789),
+            sm_clock_mhz: Some(1410.0),
+            graphics_clock_mhz: Some(1410.0),
+            performance_state: Some(0),
+            throttle_reasons: Some(0x4),
+            ecc_errors_corrected: Some(3),
+            ecc_errors_uncorrected: Some(0),
+            mig_devices: vec![
+                mig(0, 1, 0, Some("3g.40gb"), 6, 40),
+                mig(1, 1, 1, Some("3g.40gb"), 6, 40),
+                mig(2, 9, 0, Some("1g.10gb"), 1, 10),
+                mig(3, 13, 0, None, 1, 10),
+            ],
+            profiling: Some(ProfilingStats {
+                graphics_engine_active: Some(0.5),
+                tensor_active: Some(0.25),
+                ..ProfilingStats::default()
+            }),
+            ..Accelerator::default()
+        }
+    }
+
+    fn snapshot(accelerators: Vec<Accelerator>) -> Snapshot {
+        Snapshot {
+            node_id: "n1".into(),
+            hostname: "gpu-host".into(),
+            accelerators,
+            ..Snapshot::default()
+        }
+    }
+
+    /// The lines of `family` (HELP, TYPE and samples) in `text`.
+    fn family<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+        text.lines()
+            .filter(|l| {
+                let metric = l
+                    .strip_prefix("# HELP ")
+                    .or_else(|| l.strip_prefix("# TYPE "))
+                    .unwrap_or(l);
+                metric.split(['{', ' ']).next() == Some(name)
+            })
+            .collect()
+    }
+
+    const GPU1: &str = r#"gpu="1",UUID="GPU-a1",pci_bus_id="00000000:07:00.0",device="nvidia1",modelName="NVIDIA A100-SXM4-80GB""#;
+    const HOST: &str = r#"Hostname="gpu-host",DCGM_FI_DRIVER_VERSION="550.54.15""#;
+
+    #[test]
+    fn framebuffer_per_gpu_and_per_gpu_instance_as_dcgm_exporter() {
+        let text = encode(&snapshot(vec![a100()]), Format::Text);
+        assert_eq!(
+            family(&text, "DCGM_FI_DEV_FB_USED"),
+            [
+                "# HELP DCGM_FI_DEV_FB_USED Framebuffer memory used (in MiB).",
+                "# TYPE DCGM_FI_DEV_FB_USED gauge",
+                &format!(r#"DCGM_FI_DEV_FB_USED{{node="n1",{GPU1},{HOST}}} 10240"#),
+                // Compute instances 0 and 1 share GPU instance 1; the profile-less one is left out.
+                &format!(
+                    r#"DCGM_FI_DEV_FB_USED{{node="n1",{GPU1},GPU_I_PROFILE="3g.40gb",GPU_I_ID="1",{HOST}}} 6144"#
+                ),
+                &format!(
+                    r#"DCGM_FI_DEV_FB_USED{{node="n1",{GPU1},GPU_I_PROFILE="1g.10gb",GPU_I_ID="9",{HOST}}} 1024"#
+                ),
+            ]
+        );
+        // Free is total less used less reserved, in whole MiB.
+        let free = family(&text, "DCGM_FI_DEV_FB_FREE");
+        assert_eq!(
+            free[2],
+            format!(r#"DCGM_FI_DEV_FB_FREE{{node="n1",{GPU1},{HOST}}} 71168"#)
+        );
+        assert!(free[3].ends_with("} 34816"), "{}", free[3]);
+        assert_eq!(
+            family(&text, "DCGM_FI_DEV_FB_RESERVED")[2],
+            format!(r#"DCGM_FI_DEV_FB_RESERVED{{node="n1",{GPU1},{HOST}}} 512"#)
+        );
+    }
+
+    #[test]
+    fn dcgm_counters_keep_their_names_and_types() {
+        let text = encode(&snapshot(vec![a100()]), Format::Text);
+        assert_eq!(
+            family(&text, "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"),
+            [
+                "# HELP DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION Total energy consumption since boot (in mJ).",
+                "# TYPE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION counter",
+                &format!(
+                    r#"DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{{node="n1",{GPU1},{HOST}}} 123456789"#
+                ),
+            ]
+        );
+        assert_eq!(
+            family(&text, "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL")[1],
+            "# TYPE DCGM_FI_DEV_ECC_SBE_VOL_TOTAL counter"
+        );
+        for (name, value) in [
+            ("DCGM_FI_DEV_GPU_UTIL", "87"),
+            ("DCGM_FI_DEV_MEM_COPY_UTIL", "40"),
+            ("DCGM_FI_DEV_ENFORCED_POWER_LIMIT", "400"),
+            ("DCGM_FI_DEV_PSTATE", "0"),
+            ("DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", "4"),
+            ("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "0"),
+            ("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "0.5"),
+            ("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", "0.25"),
+        ] {
+            let lines = family(&text, name);
+            assert_eq!(
+                lines.get(2).copied(),
+                Some(format!(r#"{name}{{node="n1",{GPU1},{HOST}}} {value}"#).as_str()),
+                "{name}"
+            );
+            assert_eq!(lines.len(), 3, "{name}: one GPU, no instances: {lines:?}");
+        }
+        // What DCGM has no field for goes under our name, also for NVIDIA.
+        assert!(text.contains(
+            "system_monitor_accelerator_graphics_clock_hertz{node=\"n1\",accelerator=\"nvidia1\",vendor=\"nvidia\",type=\"gpu\",name=\"NVIDIA A100-SXM4-80GB\"} 1410000000\n"
+        ));
+        // Not reported: no family at all.
+        for absent in [
+            "DCGM_FI_DEV_FAN_SPEED",
+            "DCGM_FI_PROF_SM_ACTIVE",
+            "DCGM_FI_DEV_MEMORY_TEMP",
+            "system_monitor_accelerator_utilization_percent",
+        ] {
+            assert!(!text.contains(absent), "{absent}");
+        }
+    }
+
+    #[test]
+    fn openmetrics_declares_dcgm_counters_unknown() {
+        let text = encode(&snapshot(vec![a100()]), Format::OpenMetrics);
+        assert!(text.contains("# TYPE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION unknown\n"));
+        assert!(text.contains("# TYPE DCGM_FI_DEV_ECC_SBE_VOL_TOTAL unknown\n"));
+        assert!(text.contains("# TYPE DCGM_FI_DEV_GPU_UTIL gauge\n"));
+    }
+
+    #[test]
+    fn a_device_in_error_has_no_values_only_up_zero() {
+        let mut lost = a100();
+        lost.error = Some("GPU is lost".into());
+        let mut amd = Accelerator {
+            id: "amd0".into(),
+            kind: AcceleratorKind::Gpu,
+            vendor: "amd".into(),
+            name: "AMD Instinct MI300X".into(),
+            utilization_percent: Some(5.0),
+            ..Accelerator::default()
+        };
+        let text = encode(&snapshot(vec![lost.clone(), amd.clone()]), Format::Text);
+        assert!(!text.contains("DCGM_FI_"), "{text}");
+        assert!(text.contains(
+            r#"system_monitor_accelerator_up{node="n1",accelerator="nvidia1",vendor="nvidia",type="gpu",name="NVIDIA A100-SXM4-80GB"} 0"#
+        ));
+        assert!(text.contains(
+            r#"system_monitor_accelerator_up{node="n1",accelerator="amd0",vendor="amd",type="gpu",name="AMD Instinct MI300X"} 1"#
+        ));
+        amd.error = Some("reading gpu_busy_percent: gone".into());
+        let text = encode(&snapshot(vec![amd]), Format::Text);
+        assert!(!text.contains("utilization"), "{text}");
+    }
+
+    #[test]
+    fn other_vendors_under_our_names_and_power_by_source() {
+        let amd = Accelerator {
+            id: "amd0".into(),
+            kind: AcceleratorKind::Gpu,
+            vendor: "amd".into(),
+            name: "AMD Instinct MI300X".into(),
+            utilization_percent: Some(5.0),
+            energy_joules: Some(1234.5),
+            sm_clock_mhz: Some(2100.0),
+            ecc_errors_corrected: Some(2),
+            ..Accelerator::default()
+        };
+        let mut s = snapshot(vec![amd]);
+        s.power = vec![
+            PowerReading {
+                source: "cpu_ecluster".into(),
+                watts: 0.25,
+            },
+            PowerReading {
+                source: "dram".into(),
+                watts: 1.5,
+            },
+        ];
+        let text = encode(&s, Format::Text);
+        let labels =
+            r#"node="n1",accelerator="amd0",vendor="amd",type="gpu",name="AMD Instinct MI300X""#;
+        assert_eq!(
+            family(&text, "system_monitor_accelerator_energy_joules_total"),
+            [
+                "# HELP system_monitor_accelerator_energy_joules_total Energy the accelerator used since its driver was loaded.",
+                "# TYPE system_monitor_accelerator_energy_joules_total counter",
+                &format!("system_monitor_accelerator_energy_joules_total{{{labels}}} 1234.5"),
+            ]
+        );
+        assert!(text.contains(&format!(
+            "system_monitor_accelerator_sm_clock_hertz{{{labels}}} 2100000000\n"
+        )));
+        assert!(text.contains(&format!(
+            "system_monitor_accelerator_ecc_corrected_errors_total{{{labels}}} 2\n"
+        )));
+        assert_eq!(
+            family(&text, "system_monitor_power_watts"),
+            [
+                "# HELP system_monitor_power_watts Power drawn by a part of the machine outside any accelerator device, by source.",
+                "# TYPE system_monitor_power_watts gauge",
+                r#"system_monitor_power_watts{node="n1",source="cpu_ecluster"} 0.25"#,
+                r#"system_monitor_power_watts{node="n1",source="dram"} 1.5"#,
+            ]
+        );
+        let openmetrics = encode(&s, Format::OpenMetrics);
+        assert!(openmetrics.contains("# TYPE system_monitor_accelerator_energy_joules counter\n"));
+    }
+}
