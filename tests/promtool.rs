@@ -11,6 +11,11 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use common::Monitor;
+use system_monitor::model::{
+    Accelerator, AcceleratorInfo, AcceleratorKind, AcceleratorProcess, MigDevice, PowerReading,
+    ProfilingStats, Snapshot,
+};
+use system_monitor::serve::prometheus::{encode, Format};
 
 const OPENMETRICS_ACCEPT: &str =
     "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
@@ -37,7 +42,8 @@ fn promtool_available() -> bool {
 }
 
 /// What `promtool check metrics` may say: node_exporter's own meminfo names and dcgm-exporter's
-/// label names are not snake_case, and we keep them as they are for dashboard compatibility.
+/// label names are not snake_case, and dcgm-exporter's counters have no `_total`; we keep them as
+/// they are for dashboard compatibility.
 fn allowed_lint(line: &str) -> bool {
     let Some((name, message)) = line.split_once(' ') else {
         return false;
@@ -45,7 +51,9 @@ fn allowed_lint(line: &str) -> bool {
     let inherited = name.starts_with("node_memory_") || name.starts_with("DCGM_FI_");
     inherited
         && (message == "metric names should be written in 'snake_case' not 'camelCase'"
-            || message == "label names should be written in 'snake_case' not 'camelCase'")
+            || message == "label names should be written in 'snake_case' not 'camelCase'"
+            || (name.starts_with("DCGM_FI_")
+                && message == "counter metrics should have \"_total\" suffix"))
 }
 
 /// Lints the text format with `promtool check metrics`; fails on anything but the allowed lints.
@@ -170,6 +178,153 @@ async fn metrics_of_this_machine_pass_promtool() {
     check_monitor(&monitor, "this machine").await;
 }
 
+/// Every accelerator kind the model knows, every optional field filled: an NVIDIA GPU in MIG mode
+/// with DCGM profiling, one that was lost, an AMD GPU, an Intel NPU, a TPU, an Apple GPU with the
+/// power readings of its SoC.
+fn accelerator_snapshot() -> Snapshot {
+    let full = |id: &str, index, kind, vendor: &str, name: &str| Accelerator {
+        id: id.into(),
+        index,
+        kind,
+        vendor: vendor.into(),
+        name: name.into(),
+        uuid: Some(format!("uuid-{id}")),
+        pci_bus_id: Some(format!("0000:0{index}:00.0")),
+        info: AcceleratorInfo {
+            driver_version: Some("1.2.3".into()),
+            ..AcceleratorInfo::default()
+        },
+        utilization_percent: Some(50.0),
+        memory_utilization_percent: Some(20.0),
+        encoder_utilization_percent: Some(1.0),
+        decoder_utilization_percent: Some(2.0),
+        memory_used_bytes: Some(1 << 30),
+        memory_total_bytes: Some(16 << 30),
+        memory_reserved_bytes: Some(1 << 20),
+        temperature_celsius: Some(60.0),
+        memory_temperature_celsius: Some(70.0),
+        power_watts: Some(100.5),
+        power_limit_watts: Some(300.0),
+        energy_joules: Some(98_765.432),
+        fan_speed_percent: Some(30.0),
+        sm_clock_mhz: Some(1500.0),
+        memory_clock_mhz: Some(1200.0),
+        graphics_clock_mhz: Some(1500.0),
+        pcie_tx_bytes_per_sec: Some(1e6),
+        pcie_rx_bytes_per_sec: Some(2e6),
+        pcie_link_gen: Some(4),
+        pcie_link_width: Some(16),
+        performance_state: Some(2),
+        throttle_reasons: Some(0x1),
+        throttle_reason_names: vec!["gpu_idle"],
+        ecc_errors_corrected: Some(1),
+        ecc_errors_uncorrected: Some(0),
+        processes: vec![AcceleratorProcess {
+            pid: 42,
+            memory_used_bytes: Some(1 << 20),
+        }],
+        ..Accelerator::default()
+    };
+    let mut h100 = full(
+        "nvidia0",
+        0,
+        AcceleratorKind::Gpu,
+        "nvidia",
+        "NVIDIA H100 80GB HBM3",
+    );
+    h100.mig_devices = (0..3)
+        .map(|i| MigDevice {
+            index: i,
+            uuid: Some(format!("MIG-{i}")),
+            gpu_instance_id: Some(i + 1),
+            compute_instance_id: Some(0),
+            profile: Some("2g.20gb".into()),
+            memory_used_bytes: Some(1 << 29),
+            memory_total_bytes: Some(20 << 30),
+            multiprocessors: Some(32),
+            processes: vec![],
+        })
+        .collect();
+    h100.profiling = Some(ProfilingStats {
+        graphics_engine_active: Some(0.5),
+        sm_active: Some(0.4),
+        sm_occupancy: Some(0.3),
+        tensor_active: Some(0.2),
+        dram_active: Some(0.1),
+        fp64_active: Some(0.0),
+        fp32_active: Some(0.05),
+        fp16_active: Some(0.15),
+        pcie_tx_bytes_per_sec: Some(1e9),
+        pcie_rx_bytes_per_sec: Some(2e9),
+        nvlink_tx_bytes_per_sec: Some(3e9),
+        nvlink_rx_bytes_per_sec: Some(4e9),
+    });
+    let mut lost = full(
+        "nvidia1",
+        1,
+        AcceleratorKind::Gpu,
+        "nvidia",
+        "NVIDIA H100 80GB HBM3",
+    );
+    lost.error = Some("GPU is lost".into());
+    let power = |source: &str, watts| PowerReading {
+        source: source.into(),
+        watts,
+    };
+    Snapshot {
+        node_id: "promtool-accel".into(),
+        hostname: "gpu-host".into(),
+        timestamp_ms: 1_700_000_000_000,
+        sequence: 1,
+        accelerators: vec![
+            h100,
+            lost,
+            full(
+                "amd0",
+                0,
+                AcceleratorKind::Gpu,
+                "amd",
+                "AMD Instinct MI300X",
+            ),
+            full("npu0", 0, AcceleratorKind::Npu, "intel", "Intel NPU"),
+            full("tpu0", 0, AcceleratorKind::Tpu, "google", "TPU v5e"),
+            full("apple0", 0, AcceleratorKind::Gpu, "apple", "Apple M3 Max"),
+        ],
+        power: vec![
+            power("cpu_ecluster", 0.5),
+            power("cpu_pcluster", 4.25),
+            power("dram", 1.0),
+            power("package", 12.0),
+        ],
+        ..Snapshot::default()
+    }
+}
+
+#[test]
+fn metrics_of_every_accelerator_kind_pass_promtool() {
+    if !promtool_available() {
+        return;
+    }
+    let snapshot = accelerator_snapshot();
+    let text = encode(&snapshot, Format::Text);
+    for family in [
+        "DCGM_FI_DEV_FB_USED",
+        "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION",
+        "DCGM_FI_PROF_NVLINK_RX_BYTES",
+        "GPU_I_PROFILE",
+        "system_monitor_accelerator_energy_joules_total",
+        "system_monitor_accelerator_up",
+        "system_monitor_power_watts",
+    ] {
+        assert!(text.contains(family), "{family} missing:\n{text}");
+    }
+    check_text(&text, "the accelerator snapshot");
+    check_openmetrics(
+        &encode(&snapshot, Format::OpenMetrics),
+        "the accelerator snapshot",
+    );
+}
+
 #[test]
 fn lint_allowance_is_narrow() {
     assert!(allowed_lint(
@@ -182,4 +337,10 @@ fn lint_allowance_is_narrow() {
         "system_monitor_fooBar metric names should be written in 'snake_case' not 'camelCase'"
     ));
     assert!(!allowed_lint("node_memory_MemTotal_bytes no help text"));
+    assert!(allowed_lint(
+        "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION counter metrics should have \"_total\" suffix"
+    ));
+    assert!(!allowed_lint(
+        "system_monitor_accelerator_energy_joules counter metrics should have \"_total\" suffix"
+    ));
 }
