@@ -391,7 +391,7 @@ async fn metrics_is_an_array_of_the_contract_element() {
     assert_eq!(gpu["utilization"], 90.0);
     assert_eq!(
         gpu["memory"],
-        serde_json::json!({"used": 20, "total": 80, "percentage": 25.0})
+        serde_json::json!({"used": 20, "total": 80, "percentage": 25.0, "reserved": null})
     );
     assert_eq!(gpu["fanSpeed"], Value::Null);
     assert_eq!(node["accelerators"][1]["type"], "npu");

@@ -30,7 +30,7 @@ use tower_http::cors::CorsLayer;
 use super::prometheus::{self, Format};
 use super::{stream, AppState};
 use crate::collect::unix_ms;
-use crate::model::{Accelerator, FilesystemState, Snapshot};
+use crate::model::{Accelerator, AcceleratorProcess, FilesystemState, Snapshot};
 
 /// The REST routes.
 pub fn router(state: AppState) -> Router {
@@ -311,6 +311,10 @@ pub struct NodeMetrics<'a> {
     filesystems: Vec<FilesystemView<'a>>,
     interfaces: Vec<InterfaceView<'a>>,
     pressure: Option<PressureView>,
+    /// Power outside any accelerator (Apple SoC clusters, DRAM); left out where there is none,
+    /// so that hosts without such readings keep the shape they always had.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    power: Vec<PowerView<'a>>,
     collectors: Vec<CollectorView<'a>>,
 }
 
@@ -388,17 +392,106 @@ struct AcceleratorView<'a> {
     index: u32,
     uuid: Option<&'a str>,
     pci_bus_id: Option<&'a str>,
+    /// W, the limit the driver enforces.
     power_limit: Option<f64>,
+    /// J since the driver was loaded (a counter).
+    energy: Option<f64>,
+    memory_utilization: Option<f64>,
+    encoder_utilization: Option<f64>,
+    decoder_utilization: Option<f64>,
+    memory_temperature: Option<f64>,
     sm_clock: Option<f64>,
     memory_clock: Option<f64>,
+    graphics_clock: Option<f64>,
+    /// Null when the device reports nothing about its PCIe link.
+    pcie: Option<PcieView>,
+    performance_state: Option<u32>,
+    /// Names of the active clock throttle reasons; null when the device does not report them.
+    throttle_reasons: Option<&'a [&'static str]>,
+    /// Null when the device has no ECC counters.
+    ecc: Option<EccView>,
+    mig_devices: Vec<MigDeviceView<'a>>,
+    /// DCGM profiling; null without `--enable-dcgm-profiling` or where DCGM has no answer.
+    profiling: Option<ProfilingView>,
+    processes: Vec<ProcessView>,
     error: Option<&'a str>,
 }
 
+/// Bytes; `reserved` is added beside the contract's three.
 #[derive(Debug, Serialize)]
 struct AcceleratorMemoryView {
     used: Option<u64>,
     total: Option<u64>,
     percentage: Option<f64>,
+    reserved: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PcieView {
+    tx_bytes_per_sec: Option<f64>,
+    rx_bytes_per_sec: Option<f64>,
+    link_gen: Option<u32>,
+    link_width: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+struct EccView {
+    corrected: Option<u64>,
+    uncorrected: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MigDeviceView<'a> {
+    index: u32,
+    uuid: Option<&'a str>,
+    gpu_instance_id: Option<u32>,
+    compute_instance_id: Option<u32>,
+    profile: Option<&'a str>,
+    multiprocessors: Option<u32>,
+    memory: MigMemoryView,
+    processes: Vec<ProcessView>,
+}
+
+/// The instance's own memory, bytes.
+#[derive(Debug, Serialize)]
+struct MigMemoryView {
+    used: Option<u64>,
+    total: Option<u64>,
+    percentage: Option<f64>,
+}
+
+/// Ratios 0–1 as DCGM reports them, and bytes per second.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ProfilingView {
+    graphics_engine_active: Option<f64>,
+    sm_active: Option<f64>,
+    sm_occupancy: Option<f64>,
+    tensor_active: Option<f64>,
+    dram_active: Option<f64>,
+    fp64_active: Option<f64>,
+    fp32_active: Option<f64>,
+    fp16_active: Option<f64>,
+    pcie_tx_bytes_per_sec: Option<f64>,
+    pcie_rx_bytes_per_sec: Option<f64>,
+    nvlink_tx_bytes_per_sec: Option<f64>,
+    nvlink_rx_bytes_per_sec: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ProcessView {
+    pid: u32,
+    /// Bytes; null where the driver does not say (MIG without privileges).
+    memory_used: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct PowerView<'a> {
+    source: &'a str,
+    watts: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -626,6 +719,14 @@ pub fn metrics_view(snapshot: &Snapshot) -> NodeMetrics<'_> {
                 io: resource(&p.io),
             }
         }),
+        power: snapshot
+            .power
+            .iter()
+            .map(|p| PowerView {
+                source: &p.source,
+                watts: finite(p.watts),
+            })
+            .collect(),
         collectors: snapshot
             .collectors
             .iter()
@@ -639,13 +740,44 @@ pub fn metrics_view(snapshot: &Snapshot) -> NodeMetrics<'_> {
     }
 }
 
-fn accelerator_view(a: &Accelerator) -> AcceleratorView<'_> {
-    let percentage = match (a.memory_used_bytes, a.memory_total_bytes) {
+/// `used` over `total` in percent, when both are known and `total` is not 0.
+fn memory_percentage(used: Option<u64>, total: Option<u64>) -> Option<f64> {
+    match (used, total) {
         (Some(used), Some(total)) if total > 0 => {
             Some(crate::model::percent(used as f64, total as f64))
         }
         _ => None,
-    };
+    }
+}
+
+fn process_views(processes: &[AcceleratorProcess]) -> Vec<ProcessView> {
+    processes
+        .iter()
+        .map(|p| ProcessView {
+            pid: p.pid,
+            memory_used: p.memory_used_bytes,
+        })
+        .collect()
+}
+
+fn accelerator_view(a: &Accelerator) -> AcceleratorView<'_> {
+    let pcie = (a.pcie_tx_bytes_per_sec.is_some()
+        || a.pcie_rx_bytes_per_sec.is_some()
+        || a.pcie_link_gen.is_some()
+        || a.pcie_link_width.is_some())
+    .then(|| PcieView {
+        tx_bytes_per_sec: finite_opt(a.pcie_tx_bytes_per_sec),
+        rx_bytes_per_sec: finite_opt(a.pcie_rx_bytes_per_sec),
+        link_gen: a.pcie_link_gen,
+        link_width: a.pcie_link_width,
+    });
+    let ecc =
+        (a.ecc_errors_corrected.is_some() || a.ecc_errors_uncorrected.is_some()).then(|| EccView {
+            corrected: a.ecc_errors_corrected,
+            uncorrected: a.ecc_errors_uncorrected,
+        });
+    let throttle_reasons = (a.throttle_reasons.is_some() || !a.throttle_reason_names.is_empty())
+        .then_some(a.throttle_reason_names.as_slice());
     AcceleratorView {
         id: &a.id,
         kind: a.kind.as_str(),
@@ -654,7 +786,8 @@ fn accelerator_view(a: &Accelerator) -> AcceleratorView<'_> {
         memory: AcceleratorMemoryView {
             used: a.memory_used_bytes,
             total: a.memory_total_bytes,
-            percentage,
+            percentage: memory_percentage(a.memory_used_bytes, a.memory_total_bytes),
+            reserved: a.memory_reserved_bytes,
         },
         temperature: finite_opt(a.temperature_celsius),
         power: finite_opt(a.power_watts),
@@ -664,8 +797,51 @@ fn accelerator_view(a: &Accelerator) -> AcceleratorView<'_> {
         uuid: a.uuid.as_deref(),
         pci_bus_id: a.pci_bus_id.as_deref(),
         power_limit: finite_opt(a.power_limit_watts),
+        energy: finite_opt(a.energy_joules),
+        memory_utilization: finite_opt(a.memory_utilization_percent),
+        encoder_utilization: finite_opt(a.encoder_utilization_percent),
+        decoder_utilization: finite_opt(a.decoder_utilization_percent),
+        memory_temperature: finite_opt(a.memory_temperature_celsius),
         sm_clock: finite_opt(a.sm_clock_mhz),
         memory_clock: finite_opt(a.memory_clock_mhz),
+        graphics_clock: finite_opt(a.graphics_clock_mhz),
+        pcie,
+        performance_state: a.performance_state,
+        throttle_reasons,
+        ecc,
+        mig_devices: a
+            .mig_devices
+            .iter()
+            .map(|m| MigDeviceView {
+                index: m.index,
+                uuid: m.uuid.as_deref(),
+                gpu_instance_id: m.gpu_instance_id,
+                compute_instance_id: m.compute_instance_id,
+                profile: m.profile.as_deref(),
+                multiprocessors: m.multiprocessors,
+                memory: MigMemoryView {
+                    used: m.memory_used_bytes,
+                    total: m.memory_total_bytes,
+                    percentage: memory_percentage(m.memory_used_bytes, m.memory_total_bytes),
+                },
+                processes: process_views(&m.processes),
+            })
+            .collect(),
+        profiling: a.profiling.as_ref().map(|p| ProfilingView {
+            graphics_engine_active: finite_opt(p.graphics_engine_active),
+            sm_active: finite_opt(p.sm_active),
+            sm_occupancy: finite_opt(p.sm_occupancy),
+            tensor_active: finite_opt(p.tensor_active),
+            dram_active: finite_opt(p.dram_active),
+            fp64_active: finite_opt(p.fp64_active),
+            fp32_active: finite_opt(p.fp32_active),
+            fp16_active: finite_opt(p.fp16_active),
+            pcie_tx_bytes_per_sec: finite_opt(p.pcie_tx_bytes_per_sec),
+            pcie_rx_bytes_per_sec: finite_opt(p.pcie_rx_bytes_per_sec),
+            nvlink_tx_bytes_per_sec: finite_opt(p.nvlink_tx_bytes_per_sec),
+            nvlink_rx_bytes_per_sec: finite_opt(p.nvlink_rx_bytes_per_sec),
+        }),
+        processes: process_views(&a.processes),
         error: a.error.as_deref(),
     }
 }
@@ -704,6 +880,7 @@ pub struct InfoView<'a> {
     accelerators: Vec<DeviceInfoView<'a>>,
 }
 
+/// One accelerator's static facts in `/api/system/info`.
 #[derive(Debug, Serialize)]
 struct DeviceInfoView<'a> {
     id: &'a str,
@@ -714,7 +891,36 @@ struct DeviceInfoView<'a> {
     name: &'a str,
     uuid: Option<&'a str>,
     pci_bus_id: Option<&'a str>,
+    /// Bytes.
     memory_total: Option<u64>,
+    driver_version: Option<&'a str>,
+    cuda_version: Option<&'a str>,
+    architecture: Option<&'a str>,
+    /// CUDA cores, compute units or GPU cores.
+    cores: Option<u32>,
+    vbios_version: Option<&'a str>,
+    performance_level: Option<&'a str>,
+    sku: Option<&'a str>,
+    sclk_range: Option<&'a str>,
+    mclk_range: Option<&'a str>,
+    /// W, the highest power cap the board allows.
+    max_power: Option<f64>,
+    /// Null where MIG does not exist.
+    mig_enabled: Option<bool>,
+    mig_devices: Vec<MigInfoView<'a>>,
+}
+
+/// One MIG instance's static facts.
+#[derive(Debug, Serialize)]
+struct MigInfoView<'a> {
+    index: u32,
+    uuid: Option<&'a str>,
+    gpu_instance_id: Option<u32>,
+    compute_instance_id: Option<u32>,
+    profile: Option<&'a str>,
+    /// Bytes.
+    memory_total: Option<u64>,
+    multiprocessors: Option<u32>,
 }
 
 /// The `/api/system/info` object of `snapshot`.
@@ -758,6 +964,7 @@ pub fn info_view(snapshot: &Snapshot) -> InfoView<'_> {
 }
 
 fn device_info(a: &Accelerator) -> DeviceInfoView<'_> {
+    let info = &a.info;
     DeviceInfoView {
         id: &a.id,
         index: a.index,
@@ -767,12 +974,37 @@ fn device_info(a: &Accelerator) -> DeviceInfoView<'_> {
         uuid: a.uuid.as_deref(),
         pci_bus_id: a.pci_bus_id.as_deref(),
         memory_total: a.memory_total_bytes,
+        driver_version: info.driver_version.as_deref(),
+        cuda_version: info.cuda_version.as_deref(),
+        architecture: info.architecture.as_deref(),
+        cores: info.cores,
+        vbios_version: info.vbios_version.as_deref(),
+        performance_level: info.performance_level.as_deref(),
+        sku: info.sku.as_deref(),
+        sclk_range: info.sclk_range.as_deref(),
+        mclk_range: info.mclk_range.as_deref(),
+        max_power: finite_opt(info.max_power_watts),
+        mig_enabled: info.mig_enabled,
+        mig_devices: a
+            .mig_devices
+            .iter()
+            .map(|m| MigInfoView {
+                index: m.index,
+                uuid: m.uuid.as_deref(),
+                gpu_instance_id: m.gpu_instance_id,
+                compute_instance_id: m.compute_instance_id,
+                profile: m.profile.as_deref(),
+                memory_total: m.memory_total_bytes,
+                multiprocessors: m.multiprocessors,
+            })
+            .collect(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use std::cell::Cell;
 
     #[test]
@@ -809,6 +1041,164 @@ mod tests {
             assert!(err.contains("must be"), "{bad:?}: {err}");
         }
         assert!(parse_node_ids(&"x".repeat(254)).is_err());
+    }
+
+    fn a100() -> Accelerator {
+        use crate::model::{AcceleratorInfo, AcceleratorKind, MigDevice, ProfilingStats};
+        Accelerator {
+            id: "nvidia0".into(),
+            index: 0,
+            kind: AcceleratorKind::Gpu,
+            vendor: "nvidia".into(),
+            name: "NVIDIA A100-SXM4-80GB".into(),
+            uuid: Some("GPU-1".into()),
+            pci_bus_id: Some("00000000:07:00.0".into()),
+            info: AcceleratorInfo {
+                driver_version: Some("550.54.15".into()),
+                cuda_version: Some("12.4".into()),
+                architecture: Some("Ampere".into()),
+                cores: Some(6912),
+                vbios_version: Some("92.00.36.00.01".into()),
+                max_power_watts: Some(f64::NAN),
+                mig_enabled: Some(true),
+                ..AcceleratorInfo::default()
+            },
+            utilization_percent: Some(87.0),
+            memory_utilization_percent: Some(40.0),
+            encoder_utilization_percent: Some(0.0),
+            decoder_utilization_percent: Some(1.0),
+            memory_used_bytes: Some(20),
+            memory_total_bytes: Some(80),
+            memory_reserved_bytes: Some(2),
+            temperature_celsius: Some(61.0),
+            memory_temperature_celsius: Some(70.0),
+            power_watts: Some(300.0),
+            power_limit_watts: Some(400.0),
+            energy_joules: Some(f64::INFINITY),
+            sm_clock_mhz: Some(1410.0),
+            memory_clock_mhz: Some(1593.0),
+            graphics_clock_mhz: Some(1400.0),
+            pcie_link_gen: Some(4),
+            performance_state: Some(0),
+            throttle_reasons: Some(1),
+            throttle_reason_names: vec!["gpu_idle"],
+            ecc_errors_uncorrected: Some(0),
+            mig_devices: vec![MigDevice {
+                index: 0,
+                uuid: Some("MIG-0".into()),
+                gpu_instance_id: Some(1),
+                compute_instance_id: Some(0),
+                profile: Some("3g.40gb".into()),
+                memory_used_bytes: Some(10),
+                memory_total_bytes: Some(40),
+                multiprocessors: Some(42),
+                processes: vec![AcceleratorProcess {
+                    pid: 7,
+                    memory_used_bytes: None,
+                }],
+            }],
+            profiling: Some(ProfilingStats {
+                sm_active: Some(0.5),
+                nvlink_rx_bytes_per_sec: Some(f64::NAN),
+                ..ProfilingStats::default()
+            }),
+            processes: vec![AcceleratorProcess {
+                pid: 42,
+                memory_used_bytes: Some(1 << 20),
+            }],
+            ..Accelerator::default()
+        }
+    }
+
+    #[test]
+    fn accelerators_carry_the_whole_model_beside_the_contract() {
+        let snapshot = Snapshot {
+            accelerators: vec![a100(), Accelerator::default()],
+            power: vec![crate::model::PowerReading {
+                source: "dram".into(),
+                watts: 1.5,
+            }],
+            ..Snapshot::default()
+        };
+        let json = serde_json::to_value(metrics_view(&snapshot)).unwrap();
+        let gpu = &json["accelerators"][0];
+        assert_eq!(
+            gpu["memory"],
+            json!({"used": 20, "total": 80, "percentage": 25.0, "reserved": 2})
+        );
+        for (field, expected) in [
+            ("powerLimit", json!(400.0)),
+            ("energy", json!(null)),
+            ("memoryUtilization", json!(40.0)),
+            ("encoderUtilization", json!(0.0)),
+            ("decoderUtilization", json!(1.0)),
+            ("memoryTemperature", json!(70.0)),
+            ("smClock", json!(1410.0)),
+            ("graphicsClock", json!(1400.0)),
+            (
+                "pcie",
+                json!({"txBytesPerSec": null, "rxBytesPerSec": null, "linkGen": 4, "linkWidth": null}),
+            ),
+            ("performanceState", json!(0)),
+            ("throttleReasons", json!(["gpu_idle"])),
+            ("ecc", json!({"corrected": null, "uncorrected": 0})),
+            ("processes", json!([{"pid": 42, "memoryUsed": 1_048_576}])),
+            ("pciBusId", json!("00000000:07:00.0")),
+        ] {
+            assert_eq!(gpu[field], expected, "{field}");
+        }
+        assert_eq!(
+            gpu["migDevices"],
+            json!([{
+                "index": 0, "uuid": "MIG-0", "gpuInstanceId": 1, "computeInstanceId": 0,
+                "profile": "3g.40gb", "multiprocessors": 42,
+                "memory": {"used": 10, "total": 40, "percentage": 25.0},
+                "processes": [{"pid": 7, "memoryUsed": null}],
+            }])
+        );
+        assert_eq!(gpu["profiling"]["smActive"], 0.5);
+        assert_eq!(gpu["profiling"]["nvlinkRxBytesPerSec"], Value::Null);
+        assert_eq!(gpu["profiling"].as_object().unwrap().len(), 12);
+        // A device that reports nothing: null objects, empty lists, never absent.
+        let bare = &json["accelerators"][1];
+        for field in ["pcie", "ecc", "profiling", "throttleReasons", "energy"] {
+            assert_eq!(bare[field], Value::Null, "{field}");
+        }
+        assert_eq!(bare["migDevices"], json!([]));
+        assert_eq!(json["power"], json!([{"source": "dram", "watts": 1.5}]));
+        let without = serde_json::to_value(metrics_view(&Snapshot::default())).unwrap();
+        assert!(without.get("power").is_none(), "{without}");
+        let text = String::from_utf8(metrics_array_json([&snapshot]).unwrap()).unwrap();
+        assert!(!text.contains("NaN") && !text.contains("inf"), "{text}");
+    }
+
+    #[test]
+    fn info_lists_static_accelerator_facts_and_counts_gpus_only() {
+        let npu = Accelerator {
+            id: "npu0".into(),
+            kind: crate::model::AcceleratorKind::Npu,
+            name: "Intel NPU".into(),
+            ..Accelerator::default()
+        };
+        let snapshot = Snapshot {
+            accelerators: vec![a100(), npu],
+            ..Snapshot::default()
+        };
+        let json = serde_json::to_value(info_view(&snapshot)).unwrap();
+        assert_eq!(json["gpu_count"], 1);
+        assert_eq!(json["gpu_info"], json!(["NVIDIA A100-SXM4-80GB"]));
+        let gpu = &json["gpus"][0];
+        assert_eq!(gpu["driver_version"], "550.54.15");
+        assert_eq!(gpu["cuda_version"], "12.4");
+        assert_eq!(gpu["architecture"], "Ampere");
+        assert_eq!(gpu["cores"], 6912);
+        assert_eq!(gpu["vbios_version"], "92.00.36.00.01");
+        assert_eq!(gpu["max_power"], Value::Null, "NaN becomes null");
+        assert_eq!(gpu["mig_enabled"], true);
+        assert_eq!(gpu["mig_devices"][0]["profile"], "3g.40gb");
+        assert_eq!(gpu["mig_devices"][0]["memory_total"], 40);
+        assert_eq!(json["accelerators"][1]["type"], "npu");
+        assert_eq!(json["accelerators"][1]["mig_enabled"], Value::Null);
     }
 
     #[test]
