@@ -18,7 +18,10 @@ use tonic::{Request, Response, Status};
 
 use super::AppState;
 use crate::collect::process::{self, ProcessError, TreeUsage};
-use crate::model::{percent, Accelerator, AcceleratorKind, FilesystemState, Snapshot, SystemInfo};
+use crate::model::{
+    percent, Accelerator, AcceleratorKind, AcceleratorProcess, FilesystemState, PowerReading,
+    Snapshot, SystemInfo,
+};
 use crate::pb::legacy::record::RecordType;
 use crate::pb::legacy::stats_record::StatsType;
 use crate::pb::legacy::system_monitor_service_server::{
@@ -223,6 +226,8 @@ pub fn stats_items(
         gpu_device_ids,
         &mut items,
     );
+    tpu_items(&snapshot.accelerators, &mut items);
+    power_items(&snapshot.power, &mut items);
     items.0
 }
 
@@ -278,9 +283,11 @@ fn growth_since<T>(
 }
 
 /// `gpu.{i}.*` for every GPU (index `i` = the vendor's device index, as CUDA numbers them), and the
-/// same figures again as `gpu.process.{i}.*` for the GPUs that run a process of the requested tree.
-/// Only GPUs whose index is in `device_ids` when it is not empty. When two vendors use the same
-/// index, the first listed keeps it.
+/// same figures again as `gpu.process.{i}.*` for the GPUs that run a process of the requested tree
+/// (a process in a MIG instance counts for its parent GPU). Only GPUs whose index is in
+/// `device_ids` when it is not empty. When two vendors use the same index, the first listed keeps
+/// it. A device that could not be read this sample (`error`) is left out rather than reported
+/// with stale or partial figures.
 fn gpu_items(
     accelerators: &[Accelerator],
     tree_pids: &[u32],
@@ -296,28 +303,33 @@ fn gpu_items(
     };
     for gpu in accelerators
         .iter()
-        .filter(|a| a.kind == AcceleratorKind::Gpu && wanted(a.index))
+        .filter(|a| a.kind == AcceleratorKind::Gpu && a.error.is_none() && wanted(a.index))
     {
         if !seen.insert(gpu.index) {
             continue;
         }
         gpu_figures(gpu, &format!("gpu.{}", gpu.index), items);
-        if gpu.processes.iter().any(|p| tree_pids.contains(&p.pid)) {
+        let runs =
+            |processes: &[AcceleratorProcess]| processes.iter().any(|p| tree_pids.contains(&p.pid));
+        if runs(&gpu.processes) || gpu.mig_devices.iter().any(|m| runs(&m.processes)) {
             gpu_figures(gpu, &format!("gpu.process.{}", gpu.index), items);
         }
     }
 }
 
-/// One GPU's figures under `prefix`; those the device does not report are left out.
+/// One GPU's figures under `prefix`, with the keys wandb's GPU monitors use; those the device does
+/// not report are left out. `memory` is the memory controller's busy share (NVML's "memory"
+/// utilization), `memoryAllocated` the share of memory in use.
 fn gpu_figures(gpu: &Accelerator, prefix: &str, items: &mut Items) {
-    let memory_percent = match (gpu.memory_used_bytes, gpu.memory_total_bytes) {
+    let memory_allocated = match (gpu.memory_used_bytes, gpu.memory_total_bytes) {
         (Some(used), Some(total)) if total > 0 => Some(percent(used as f64, total as f64)),
         _ => None,
     };
+    let count = |v: Option<u32>| v.map(f64::from);
+    let errors = |v: Option<u64>| v.map(|n| n as f64);
     items.maybe(format!("{prefix}.gpu"), gpu.utilization_percent);
-    // The model has no separate memory-controller utilisation: both keys carry used/total.
-    items.maybe(format!("{prefix}.memory"), memory_percent);
-    items.maybe(format!("{prefix}.memoryAllocated"), memory_percent);
+    items.maybe(format!("{prefix}.memory"), gpu.memory_utilization_percent);
+    items.maybe(format!("{prefix}.memoryAllocated"), memory_allocated);
     if let Some(used) = gpu.memory_used_bytes {
         items.integer(format!("{prefix}.memoryAllocatedBytes"), used);
     }
@@ -327,17 +339,100 @@ fn gpu_figures(gpu: &Accelerator, prefix: &str, items: &mut Items) {
         format!("{prefix}.enforcedPowerLimitWatts"),
         gpu.power_limit_watts,
     );
-    if let (Some(power), Some(limit)) = (gpu.power_watts, gpu.power_limit_watts) {
+    // rocm-smi's percent is over the board's power cap, which the AMD collector may only know as
+    // the maximum.
+    let limit = match gpu.vendor.as_str() {
+        "amd" => gpu.power_limit_watts.or(gpu.info.max_power_watts),
+        _ => gpu.power_limit_watts,
+    };
+    if let (Some(power), Some(limit)) = (gpu.power_watts, limit) {
         if limit > 0.0 {
             items.number(format!("{prefix}.powerPercent"), percent(power, limit));
         }
     }
     items.maybe(format!("{prefix}.smClock"), gpu.sm_clock_mhz);
     items.maybe(format!("{prefix}.memoryClock"), gpu.memory_clock_mhz);
+    items.maybe(format!("{prefix}.graphicsClock"), gpu.graphics_clock_mhz);
     items.maybe(format!("{prefix}.fanSpeed"), gpu.fan_speed_percent);
+    items.maybe(
+        format!("{prefix}.encoderUtilization"),
+        gpu.encoder_utilization_percent,
+    );
+    items.maybe(
+        format!("{prefix}.decoderUtilization"),
+        gpu.decoder_utilization_percent,
+    );
+    items.maybe(format!("{prefix}.pcieLinkGen"), count(gpu.pcie_link_gen));
+    items.maybe(
+        format!("{prefix}.pcieLinkWidth"),
+        count(gpu.pcie_link_width),
+    );
+    items.maybe(
+        format!("{prefix}.correctedMemoryErrors"),
+        errors(gpu.ecc_errors_corrected),
+    );
+    items.maybe(
+        format!("{prefix}.uncorrectedMemoryErrors"),
+        errors(gpu.ecc_errors_uncorrected),
+    );
+    match gpu.vendor.as_str() {
+        // wandb's AMD monitor names the memory busy share so (rocm-smi's "GPU Memory Read/Write
+        // Activity").
+        "amd" => items.maybe(
+            format!("{prefix}.memoryReadWriteActivity"),
+            gpu.memory_utilization_percent,
+        ),
+        // wandb's Apple monitor reports the GPU clock as `freq`.
+        "apple" => items.maybe(format!("{prefix}.freq"), gpu.sm_clock_mhz),
+        _ => {}
+    }
 }
 
-/// The environment record of GetMetadata: what the monitor knows about the machine. Pure.
+/// `tpu.{i}.dutyCycle`, `tpu.{i}.memoryUsage` (percent) and `tpu.{i}.memoryUsageBytes`, as wandb's
+/// TPU monitor names them.
+fn tpu_items(accelerators: &[Accelerator], items: &mut Items) {
+    for tpu in accelerators
+        .iter()
+        .filter(|a| a.kind == AcceleratorKind::Tpu && a.error.is_none())
+    {
+        let prefix = format!("tpu.{}", tpu.index);
+        items.maybe(format!("{prefix}.dutyCycle"), tpu.utilization_percent);
+        if let (Some(used), Some(total)) = (tpu.memory_used_bytes, tpu.memory_total_bytes) {
+            if total > 0 {
+                items.number(
+                    format!("{prefix}.memoryUsage"),
+                    percent(used as f64, total as f64),
+                );
+            }
+        }
+        if let Some(used) = tpu.memory_used_bytes {
+            items.integer(format!("{prefix}.memoryUsageBytes"), used);
+        }
+    }
+}
+
+/// The SoC power readings under wandb's Apple keys: `cpu.powerWatts` (a `cpu` reading, or the sum
+/// of the `cpu_*` clusters), `ane.power` and `system.powerWatts`.
+fn power_items(readings: &[PowerReading], items: &mut Items) {
+    let named = |source: &str| {
+        readings
+            .iter()
+            .find(|r| r.source == source)
+            .map(|r| r.watts)
+    };
+    let clusters: Vec<f64> = readings
+        .iter()
+        .filter(|r| r.source.starts_with("cpu_"))
+        .map(|r| r.watts)
+        .collect();
+    let cpu = named("cpu").or_else(|| (!clusters.is_empty()).then(|| clusters.iter().sum()));
+    items.maybe("cpu.powerWatts", cpu);
+    items.maybe("ane.power", named("ane"));
+    items.maybe("system.powerWatts", named("system"));
+}
+
+/// The environment record of GetMetadata: what the monitor knows about the machine, in the shape
+/// wandb's GPU, TPU and Apple monitors fill it. Pure.
 pub fn environment(snapshot: &Snapshot) -> EnvironmentRecord {
     let info = &snapshot.info;
     let gpus: Vec<&Accelerator> = snapshot
@@ -351,6 +446,7 @@ pub fn environment(snapshot: &Snapshot) -> EnvironmentRecord {
         .iter()
         .filter(|a| a.kind == AcceleratorKind::Tpu)
         .collect();
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
     EnvironmentRecord {
         os: platform_string(info),
         host: if info.hostname.is_empty() {
@@ -366,29 +462,60 @@ pub fn environment(snapshot: &Snapshot) -> EnvironmentRecord {
             .map(|g| GpuNvidiaInfo {
                 name: g.name.clone(),
                 memory_total: g.memory_total_bytes.unwrap_or(0),
-                uuid: g.uuid.clone().unwrap_or_default(),
-                ..GpuNvidiaInfo::default()
+                cuda_cores: g.info.cores.unwrap_or(0),
+                architecture: text(&g.info.architecture),
+                uuid: text(&g.uuid),
             })
             .collect(),
         gpu_amd: of_vendor("amd")
             .map(|g| GpuAmdInfo {
                 id: g.index.to_string(),
-                unique_id: g.uuid.clone().unwrap_or_default(),
+                unique_id: text(&g.uuid),
+                vbios_version: text(&g.info.vbios_version),
+                performance_level: text(&g.info.performance_level),
+                // rocm-smi prints watts with one decimal ("560.0").
+                max_power: g
+                    .info
+                    .max_power_watts
+                    .filter(|w| w.is_finite())
+                    .map(|w| format!("{w:.1}"))
+                    .unwrap_or_default(),
+                series: g.name.clone(),
                 model: g.name.clone(),
+                vendor: g.vendor.clone(),
+                sku: text(&g.info.sku),
+                sclk_range: text(&g.info.sclk_range),
+                mclk_range: text(&g.info.mclk_range),
                 ..GpuAmdInfo::default()
             })
             .collect(),
-        apple: of_vendor("apple").next().map(|g| AppleInfo {
-            name: g.name.clone(),
-            ..AppleInfo::default()
+        apple: of_vendor("apple").next().map(|g| {
+            let ram = snapshot.memory.as_ref().map_or(0, |m| m.total_bytes);
+            AppleInfo {
+                name: g.name.clone(),
+                gpu_cores: g.info.cores.unwrap_or(0),
+                memory_gb: u32::try_from((ram as f64 / GIB).round() as u64).unwrap_or(u32::MAX),
+                ram_total_bytes: ram,
+                swap_total_bytes: snapshot.memory.as_ref().map_or(0, |m| m.swap_total_bytes),
+                ..AppleInfo::default()
+            }
         }),
         tpu: tpus.first().map(|t| TpuInfo {
-            name: t.name.clone(),
+            // wandb names the chip generation ("v5e"); the device name where it is unknown.
+            name: t
+                .info
+                .architecture
+                .clone()
+                .unwrap_or_else(|| t.name.clone()),
+            hbm_gib: t.memory_total_bytes.map_or(0, |b| {
+                u32::try_from((b as f64 / GIB).round() as u64).unwrap_or(0)
+            }),
             count: u32::try_from(tpus.len()).unwrap_or(u32::MAX),
             ..TpuInfo::default()
         }),
-        // Filled once the NVIDIA collector reports a driver's CUDA version.
-        cuda_version: String::new(),
+        cuda_version: of_vendor("nvidia")
+            .find_map(|g| g.info.cuda_version.clone())
+            .unwrap_or_default(),
     }
 }
 
@@ -729,6 +856,7 @@ mod tests {
             name: "NVIDIA A100-SXM4-80GB".into(),
             uuid: Some(format!("GPU-{index}")),
             utilization_percent: Some(87.0),
+            memory_utilization_percent: Some(30.0),
             memory_used_bytes: Some(20 << 30),
             memory_total_bytes: Some(80 << 30),
             temperature_celsius: Some(64.0),
@@ -763,7 +891,7 @@ mod tests {
         ];
         let items = stats_items(&snapshot, &snapshot, Some(&tree(vec![42, 43])), &[]);
         assert_eq!(value(&items, "gpu.0.gpu"), Some(87.0));
-        assert_eq!(value(&items, "gpu.0.memory"), Some(25.0));
+        assert_eq!(value(&items, "gpu.0.memory"), Some(30.0));
         assert_eq!(value(&items, "gpu.0.memoryAllocated"), Some(25.0));
         assert_eq!(
             value(&items, "gpu.0.memoryAllocatedBytes"),
@@ -793,6 +921,137 @@ mod tests {
         assert_eq!(value(&only_one, "gpu.1.gpu"), Some(87.0));
         // pid 0 has no tree, so no GPU is "its".
         assert!(!keys(&only_one).iter().any(|k| k.starts_with("gpu.process")));
+    }
+
+    #[test]
+    fn gpu_extras_use_wandbs_keys() {
+        let mut snapshot = host(vec![], vec![]);
+        let mut a100 = gpu(0, &[]);
+        a100.graphics_clock_mhz = Some(1400.0);
+        a100.encoder_utilization_percent = Some(3.0);
+        a100.decoder_utilization_percent = Some(4.0);
+        a100.pcie_link_gen = Some(4);
+        a100.pcie_link_width = Some(16);
+        a100.ecc_errors_corrected = Some(5);
+        a100.ecc_errors_uncorrected = Some(0);
+        let mut bare = gpu(1, &[]);
+        bare.memory_utilization_percent = None;
+        snapshot.accelerators = vec![a100, bare];
+        let items = stats_items(&snapshot, &snapshot, None, &[]);
+        for (key, expected) in [
+            ("gpu.0.graphicsClock", 1400.0),
+            ("gpu.0.encoderUtilization", 3.0),
+            ("gpu.0.decoderUtilization", 4.0),
+            ("gpu.0.pcieLinkGen", 4.0),
+            ("gpu.0.pcieLinkWidth", 16.0),
+            ("gpu.0.correctedMemoryErrors", 5.0),
+            ("gpu.0.uncorrectedMemoryErrors", 0.0),
+        ] {
+            assert_eq!(value(&items, key), Some(expected), "{key}");
+        }
+        // No memory-controller reading: `memory` is left out, not replaced by the allocation.
+        assert_eq!(value(&items, "gpu.1.memory"), None);
+        assert_eq!(value(&items, "gpu.1.memoryAllocated"), Some(25.0));
+        assert_eq!(value(&items, "gpu.1.graphicsClock"), None);
+        // Vendor-specific keys stay with their vendor.
+        assert!(!keys(&items)
+            .iter()
+            .any(|k| k.ends_with(".memoryReadWriteActivity") || k.ends_with(".freq")));
+    }
+
+    #[test]
+    fn a_process_in_a_mig_instance_counts_for_its_gpu_and_lost_gpus_are_left_out() {
+        let mut snapshot = host(vec![], vec![]);
+        let mut mig = gpu(0, &[]);
+        mig.mig_devices = vec![crate::model::MigDevice {
+            index: 0,
+            processes: vec![AcceleratorProcess {
+                pid: 43,
+                memory_used_bytes: None,
+            }],
+            ..crate::model::MigDevice::default()
+        }];
+        let mut lost = gpu(1, &[43]);
+        lost.error = Some("GPU is lost".into());
+        snapshot.accelerators = vec![mig, lost];
+        let items = stats_items(&snapshot, &snapshot, Some(&tree(vec![42, 43])), &[]);
+        assert_eq!(value(&items, "gpu.process.0.gpu"), Some(87.0));
+        assert!(
+            !keys(&items)
+                .iter()
+                .any(|k| k.starts_with("gpu.1.") || k.starts_with("gpu.process.1.")),
+            "{items:?}"
+        );
+        assert_eq!(value(&items, "gpu.0.gpu"), Some(87.0));
+    }
+
+    #[test]
+    fn amd_tpu_and_apple_keys() {
+        let mut snapshot = host(vec![], vec![]);
+        let amd = Accelerator {
+            id: "amd0".into(),
+            index: 2,
+            kind: AcceleratorKind::Gpu,
+            vendor: "amd".into(),
+            utilization_percent: Some(10.0),
+            memory_utilization_percent: Some(7.0),
+            power_watts: Some(89.0),
+            info: crate::model::AcceleratorInfo {
+                max_power_watts: Some(560.0),
+                ..crate::model::AcceleratorInfo::default()
+            },
+            ..Accelerator::default()
+        };
+        let tpu = |index| Accelerator {
+            id: format!("tpu{index}"),
+            index,
+            kind: AcceleratorKind::Tpu,
+            vendor: "google".into(),
+            utilization_percent: Some(55.5),
+            memory_used_bytes: Some(4 << 30),
+            memory_total_bytes: Some(16 << 30),
+            ..Accelerator::default()
+        };
+        let apple = Accelerator {
+            id: "apple0".into(),
+            index: 0,
+            kind: AcceleratorKind::Gpu,
+            vendor: "apple".into(),
+            utilization_percent: Some(12.0),
+            sm_clock_mhz: Some(1398.0),
+            power_watts: Some(2.5),
+            ..Accelerator::default()
+        };
+        snapshot.accelerators = vec![amd, tpu(0), tpu(1), apple];
+        let power = |source: &str, watts| PowerReading {
+            source: source.into(),
+            watts,
+        };
+        snapshot.power = vec![
+            power("cpu_ecluster", 0.5),
+            power("cpu_pcluster", 3.0),
+            power("ane", 0.25),
+            power("dram", 1.0),
+        ];
+        let items = stats_items(&snapshot, &snapshot, None, &[]);
+        for (key, expected) in [
+            ("gpu.2.gpu", 10.0),
+            ("gpu.2.memoryReadWriteActivity", 7.0),
+            ("gpu.2.powerPercent", 89.0 / 560.0 * 100.0),
+            ("tpu.0.dutyCycle", 55.5),
+            ("tpu.1.memoryUsage", 25.0),
+            ("tpu.1.memoryUsageBytes", (4u64 << 30) as f64),
+            ("gpu.0.gpu", 12.0),
+            ("gpu.0.freq", 1398.0),
+            ("gpu.0.powerWatts", 2.5),
+            ("cpu.powerWatts", 3.5),
+            ("ane.power", 0.25),
+        ] {
+            assert_eq!(value(&items, key), Some(expected), "{key}");
+        }
+        assert_eq!(value(&items, "system.powerWatts"), None);
+        // The TPUs are not GPUs.
+        assert_eq!(value(&items, "gpu.1.gpu"), None);
     }
 
     #[test]
@@ -868,13 +1127,107 @@ mod tests {
         assert_eq!((empty.gpu_count, empty.gpu_type.as_str()), (0, ""));
         assert!(empty.gpu_nvidia.is_empty() && empty.apple.is_none() && empty.tpu.is_none());
 
-        snapshot.accelerators = vec![gpu(0, &[]), gpu(1, &[])];
+        let mut a100 = gpu(1, &[]);
+        a100.info.cores = Some(6912);
+        a100.info.architecture = Some("Ampere".into());
+        a100.info.cuda_version = Some("12.4".into());
+        snapshot.accelerators = vec![gpu(0, &[]), a100];
         let env = environment(&snapshot);
         assert_eq!(env.gpu_count, 2);
         assert_eq!(env.gpu_type, "NVIDIA A100-SXM4-80GB");
         assert_eq!(env.gpu_nvidia.len(), 2);
         assert_eq!(env.gpu_nvidia[1].uuid, "GPU-1");
         assert_eq!(env.gpu_nvidia[0].memory_total, 80 << 30);
+        assert_eq!(
+            (
+                env.gpu_nvidia[1].cuda_cores,
+                env.gpu_nvidia[1].architecture.as_str()
+            ),
+            (6912, "Ampere")
+        );
+        assert_eq!(env.gpu_nvidia[0].cuda_cores, 0);
+        // The first NVIDIA device that knows it.
+        assert_eq!(env.cuda_version, "12.4");
+    }
+
+    #[test]
+    fn environment_of_amd_tpu_and_apple() {
+        use crate::model::AcceleratorInfo;
+        let mut snapshot = host(vec![], vec![]);
+        let amd = Accelerator {
+            id: "amd0".into(),
+            index: 0,
+            kind: AcceleratorKind::Gpu,
+            vendor: "amd".into(),
+            name: "AMD Instinct MI250X".into(),
+            uuid: Some("0x719d230578348e8c".into()),
+            info: AcceleratorInfo {
+                vbios_version: Some("113-D65209-073".into()),
+                performance_level: Some("auto".into()),
+                sku: Some("D65209".into()),
+                sclk_range: Some("500Mhz - 1700Mhz".into()),
+                mclk_range: Some("400Mhz - 1600Mhz".into()),
+                max_power_watts: Some(560.0),
+                ..AcceleratorInfo::default()
+            },
+            ..Accelerator::default()
+        };
+        let tpu = |index| Accelerator {
+            id: format!("tpu{index}"),
+            index,
+            kind: AcceleratorKind::Tpu,
+            vendor: "google".into(),
+            name: "TPU v5 lite".into(),
+            memory_total_bytes: Some(16 << 30),
+            info: AcceleratorInfo {
+                architecture: Some("v5e".into()),
+                ..AcceleratorInfo::default()
+            },
+            ..Accelerator::default()
+        };
+        let apple = Accelerator {
+            id: "apple0".into(),
+            kind: AcceleratorKind::Gpu,
+            vendor: "apple".into(),
+            name: "Apple M3 Max".into(),
+            info: AcceleratorInfo {
+                cores: Some(40),
+                ..AcceleratorInfo::default()
+            },
+            ..Accelerator::default()
+        };
+        snapshot.accelerators = vec![amd, tpu(0), tpu(1), apple];
+        let env = environment(&snapshot);
+        let amd = &env.gpu_amd[0];
+        assert_eq!(
+            (
+                amd.id.as_str(),
+                amd.unique_id.as_str(),
+                amd.vbios_version.as_str()
+            ),
+            ("0", "0x719d230578348e8c", "113-D65209-073")
+        );
+        assert_eq!(
+            (
+                amd.performance_level.as_str(),
+                amd.max_power.as_str(),
+                amd.sku.as_str()
+            ),
+            ("auto", "560.0", "D65209")
+        );
+        assert_eq!(amd.series, "AMD Instinct MI250X");
+        assert_eq!(
+            (amd.sclk_range.as_str(), amd.mclk_range.as_str()),
+            ("500Mhz - 1700Mhz", "400Mhz - 1600Mhz")
+        );
+        let tpu = env.tpu.unwrap();
+        assert_eq!((tpu.name.as_str(), tpu.hbm_gib, tpu.count), ("v5e", 16, 2));
+        let apple = env.apple.unwrap();
+        assert_eq!((apple.name.as_str(), apple.gpu_cores), ("Apple M3 Max", 40));
+        assert_eq!((apple.memory_gb, apple.ram_total_bytes), (8, 8 << 30));
+        // AMD and Apple GPUs are GPUs; the TPUs are not.
+        assert_eq!(env.gpu_count, 2);
+        assert_eq!(env.cuda_version, "");
     }
 
     #[test]
