@@ -12,8 +12,9 @@ use super::AppState;
 use crate::model::{self, AcceleratorKind, Snapshot};
 use crate::pb::v1::monitor_service_server::{MonitorService, MonitorServiceServer};
 use crate::pb::v1::{
-    Accelerator, AcceleratorType, CollectorStatus, Cpu, CpuCore, Disk, GetInfoRequest,
-    GetMetricsRequest, GetMetricsResponse, Memory, Network, NodeMetrics, SystemInfo,
+    Accelerator, AcceleratorDescription, AcceleratorInfo, AcceleratorProcess, AcceleratorType,
+    CollectorStatus, Cpu, CpuCore, Disk, GetInfoRequest, GetMetricsRequest, GetMetricsResponse,
+    Memory, MigDevice, Network, NodeMetrics, PowerReading, ProfilingStats, SystemInfo,
     WatchMetricsRequest,
 };
 
@@ -74,6 +75,14 @@ pub fn node_metrics(snapshot: &Snapshot) -> NodeMetrics {
             tcp_connections: n.tcp_established.unwrap_or(0),
         }),
         accelerators: snapshot.accelerators.iter().map(accelerator).collect(),
+        power: snapshot
+            .power
+            .iter()
+            .map(|p| PowerReading {
+                source: p.source.clone(),
+                watts: p.watts,
+            })
+            .collect(),
         collectors: snapshot
             .collectors
             .iter()
@@ -104,16 +113,19 @@ fn disk(snapshot: &Snapshot) -> Option<Disk> {
     })
 }
 
-fn accelerator(a: &model::Accelerator) -> Accelerator {
-    let kind = match a.kind {
+fn accelerator_type(kind: AcceleratorKind) -> AcceleratorType {
+    match kind {
         AcceleratorKind::Gpu => AcceleratorType::Gpu,
         AcceleratorKind::Npu => AcceleratorType::Npu,
         AcceleratorKind::Tpu => AcceleratorType::Tpu,
         AcceleratorKind::Other => AcceleratorType::Other,
-    };
+    }
+}
+
+fn accelerator(a: &model::Accelerator) -> Accelerator {
     Accelerator {
         id: a.id.clone(),
-        r#type: kind.into(),
+        r#type: accelerator_type(a.kind).into(),
         name: a.name.clone(),
         utilization_percent: a.utilization_percent,
         memory_used_bytes: a.memory_used_bytes,
@@ -122,6 +134,115 @@ fn accelerator(a: &model::Accelerator) -> Accelerator {
         power_watts: a.power_watts,
         fan_speed_percent: a.fan_speed_percent,
         error: a.error.clone().unwrap_or_default(),
+        vendor: a.vendor.clone(),
+        index: a.index,
+        uuid: a.uuid.clone(),
+        pci_bus_id: a.pci_bus_id.clone(),
+        info: Some(accelerator_info(&a.info)),
+        memory_utilization_percent: a.memory_utilization_percent,
+        encoder_utilization_percent: a.encoder_utilization_percent,
+        decoder_utilization_percent: a.decoder_utilization_percent,
+        memory_reserved_bytes: a.memory_reserved_bytes,
+        memory_temperature_celsius: a.memory_temperature_celsius,
+        power_limit_watts: a.power_limit_watts,
+        energy_joules: a.energy_joules,
+        sm_clock_mhz: a.sm_clock_mhz,
+        memory_clock_mhz: a.memory_clock_mhz,
+        graphics_clock_mhz: a.graphics_clock_mhz,
+        pcie_tx_bytes_per_sec: a.pcie_tx_bytes_per_sec,
+        pcie_rx_bytes_per_sec: a.pcie_rx_bytes_per_sec,
+        pcie_link_gen: a.pcie_link_gen,
+        pcie_link_width: a.pcie_link_width,
+        performance_state: a.performance_state,
+        throttle_reasons: a.throttle_reasons,
+        throttle_reason_names: a
+            .throttle_reason_names
+            .iter()
+            .map(|n| n.to_string())
+            .collect(),
+        ecc_errors_corrected: a.ecc_errors_corrected,
+        ecc_errors_uncorrected: a.ecc_errors_uncorrected,
+        mig_devices: a.mig_devices.iter().map(mig_device).collect(),
+        profiling: a.profiling.as_ref().map(|p| ProfilingStats {
+            graphics_engine_active: p.graphics_engine_active,
+            sm_active: p.sm_active,
+            sm_occupancy: p.sm_occupancy,
+            tensor_active: p.tensor_active,
+            dram_active: p.dram_active,
+            fp64_active: p.fp64_active,
+            fp32_active: p.fp32_active,
+            fp16_active: p.fp16_active,
+            pcie_tx_bytes_per_sec: p.pcie_tx_bytes_per_sec,
+            pcie_rx_bytes_per_sec: p.pcie_rx_bytes_per_sec,
+            nvlink_tx_bytes_per_sec: p.nvlink_tx_bytes_per_sec,
+            nvlink_rx_bytes_per_sec: p.nvlink_rx_bytes_per_sec,
+        }),
+        processes: processes(&a.processes),
+    }
+}
+
+fn accelerator_info(info: &model::AcceleratorInfo) -> AcceleratorInfo {
+    AcceleratorInfo {
+        driver_version: info.driver_version.clone(),
+        cuda_version: info.cuda_version.clone(),
+        architecture: info.architecture.clone(),
+        cores: info.cores,
+        vbios_version: info.vbios_version.clone(),
+        performance_level: info.performance_level.clone(),
+        sku: info.sku.clone(),
+        sclk_range: info.sclk_range.clone(),
+        mclk_range: info.mclk_range.clone(),
+        max_power_watts: info.max_power_watts,
+        mig_enabled: info.mig_enabled,
+    }
+}
+
+fn mig_device(m: &model::MigDevice) -> MigDevice {
+    MigDevice {
+        index: m.index,
+        uuid: m.uuid.clone(),
+        gpu_instance_id: m.gpu_instance_id,
+        compute_instance_id: m.compute_instance_id,
+        profile: m.profile.clone(),
+        memory_used_bytes: m.memory_used_bytes,
+        memory_total_bytes: m.memory_total_bytes,
+        multiprocessors: m.multiprocessors,
+        processes: processes(&m.processes),
+    }
+}
+
+fn processes(processes: &[model::AcceleratorProcess]) -> Vec<AcceleratorProcess> {
+    processes
+        .iter()
+        .map(|p| AcceleratorProcess {
+            pid: p.pid,
+            memory_used_bytes: p.memory_used_bytes,
+        })
+        .collect()
+}
+
+/// An accelerator's identity and static facts, for GetInfo. The per-instance memory in use is
+/// left out: it is a sample, not a fact.
+fn accelerator_description(a: &model::Accelerator) -> AcceleratorDescription {
+    AcceleratorDescription {
+        id: a.id.clone(),
+        r#type: accelerator_type(a.kind).into(),
+        name: a.name.clone(),
+        vendor: a.vendor.clone(),
+        index: a.index,
+        uuid: a.uuid.clone(),
+        pci_bus_id: a.pci_bus_id.clone(),
+        memory_total_bytes: a.memory_total_bytes,
+        info: Some(accelerator_info(&a.info)),
+        mig_devices: a
+            .mig_devices
+            .iter()
+            .map(|m| MigDevice {
+                memory_used_bytes: None,
+                processes: Vec::new(),
+                ..mig_device(m)
+            })
+            .collect(),
     }
 }
 
@@ -160,6 +281,11 @@ pub fn system_info(snapshot: &Snapshot) -> SystemInfo {
             known => known,
         },
         version: crate::VERSION.to_string(),
+        accelerators: snapshot
+            .accelerators
+            .iter()
+            .map(accelerator_description)
+            .collect(),
     }
 }
 
@@ -344,6 +470,240 @@ mod tests {
         assert_eq!(npu.error, "device lost");
         assert_eq!(m.collectors[0].error, "statvfs /mnt/nfs timed out");
         assert!(!m.collectors[0].ok);
+    }
+
+    /// A device with every field of the model set, each to a distinct value.
+    fn h100() -> model::Accelerator {
+        let process = |pid, memory| model::AcceleratorProcess {
+            pid,
+            memory_used_bytes: memory,
+        };
+        model::Accelerator {
+            id: "nvidia3".into(),
+            index: 3,
+            kind: AcceleratorKind::Gpu,
+            vendor: "nvidia".into(),
+            name: "NVIDIA H100 80GB HBM3".into(),
+            uuid: Some("GPU-3".into()),
+            pci_bus_id: Some("00000000:1B:00.0".into()),
+            info: model::AcceleratorInfo {
+                driver_version: Some("550.54.15".into()),
+                cuda_version: Some("12.4".into()),
+                architecture: Some("Hopper".into()),
+                cores: Some(16896),
+                vbios_version: Some("96.00.74.00.0D".into()),
+                performance_level: Some("auto".into()),
+                sku: Some("sku".into()),
+                sclk_range: Some("s".into()),
+                mclk_range: Some("m".into()),
+                max_power_watts: Some(700.0),
+                mig_enabled: Some(true),
+            },
+            utilization_percent: Some(1.0),
+            memory_utilization_percent: Some(2.0),
+            encoder_utilization_percent: Some(3.0),
+            decoder_utilization_percent: Some(4.0),
+            memory_used_bytes: Some(5),
+            memory_total_bytes: Some(6),
+            memory_reserved_bytes: Some(7),
+            temperature_celsius: Some(8.0),
+            memory_temperature_celsius: Some(9.0),
+            power_watts: Some(10.0),
+            power_limit_watts: Some(11.0),
+            energy_joules: Some(12.0),
+            fan_speed_percent: Some(13.0),
+            sm_clock_mhz: Some(14.0),
+            memory_clock_mhz: Some(15.0),
+            graphics_clock_mhz: Some(16.0),
+            pcie_tx_bytes_per_sec: Some(17.0),
+            pcie_rx_bytes_per_sec: Some(18.0),
+            pcie_link_gen: Some(5),
+            pcie_link_width: Some(16),
+            performance_state: Some(2),
+            throttle_reasons: Some(0x24),
+            throttle_reason_names: vec!["sw_power_cap", "hw_slowdown"],
+            ecc_errors_corrected: Some(19),
+            ecc_errors_uncorrected: Some(20),
+            mig_devices: vec![model::MigDevice {
+                index: 0,
+                uuid: Some("MIG-0".into()),
+                gpu_instance_id: Some(1),
+                compute_instance_id: Some(0),
+                profile: Some("1g.10gb".into()),
+                memory_used_bytes: Some(21),
+                memory_total_bytes: Some(22),
+                multiprocessors: Some(16),
+                processes: vec![process(7, None)],
+            }],
+            profiling: Some(model::ProfilingStats {
+                graphics_engine_active: Some(0.1),
+                sm_active: Some(0.2),
+                sm_occupancy: Some(0.3),
+                tensor_active: Some(0.4),
+                dram_active: Some(0.5),
+                fp64_active: Some(0.6),
+                fp32_active: Some(0.7),
+                fp16_active: Some(0.8),
+                pcie_tx_bytes_per_sec: Some(23.0),
+                pcie_rx_bytes_per_sec: Some(24.0),
+                nvlink_tx_bytes_per_sec: Some(25.0),
+                nvlink_rx_bytes_per_sec: None,
+            }),
+            processes: vec![process(42, Some(26))],
+            error: None,
+        }
+    }
+
+    #[test]
+    fn accelerators_map_every_field_of_the_model() {
+        let mut s = snapshot();
+        s.accelerators = vec![h100()];
+        s.power = vec![model::PowerReading {
+            source: "dram".into(),
+            watts: 1.5,
+        }];
+        let m = node_metrics(&s);
+        assert_eq!(
+            m.power,
+            [PowerReading {
+                source: "dram".into(),
+                watts: 1.5
+            }]
+        );
+        let a = &m.accelerators[0];
+        assert_eq!(a.r#type(), AcceleratorType::Gpu);
+        assert_eq!(
+            (
+                a.vendor.as_str(),
+                a.index,
+                a.uuid.as_deref(),
+                a.pci_bus_id.as_deref()
+            ),
+            ("nvidia", 3, Some("GPU-3"), Some("00000000:1B:00.0"))
+        );
+        assert_eq!(a.error, "");
+        let numbers = [
+            a.utilization_percent,
+            a.memory_utilization_percent,
+            a.encoder_utilization_percent,
+            a.decoder_utilization_percent,
+            a.memory_used_bytes.map(|v| v as f64),
+            a.memory_total_bytes.map(|v| v as f64),
+            a.memory_reserved_bytes.map(|v| v as f64),
+            a.temperature_celsius,
+            a.memory_temperature_celsius,
+            a.power_watts,
+            a.power_limit_watts,
+            a.energy_joules,
+            a.fan_speed_percent,
+            a.sm_clock_mhz,
+            a.memory_clock_mhz,
+            a.graphics_clock_mhz,
+            a.pcie_tx_bytes_per_sec,
+            a.pcie_rx_bytes_per_sec,
+            a.ecc_errors_corrected.map(|v| v as f64),
+            a.ecc_errors_uncorrected.map(|v| v as f64),
+        ];
+        let expected = [
+            1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0,
+            17.0, 18.0, 19.0, 20.0,
+        ];
+        assert_eq!(numbers, expected.map(Some));
+        assert_eq!(
+            (a.pcie_link_gen, a.pcie_link_width, a.performance_state),
+            (Some(5), Some(16), Some(2))
+        );
+        assert_eq!(a.throttle_reasons, Some(0x24));
+        assert_eq!(a.throttle_reason_names, ["sw_power_cap", "hw_slowdown"]);
+        let info = a.info.as_ref().unwrap();
+        assert_eq!(info.cuda_version.as_deref(), Some("12.4"));
+        assert_eq!(info.cores, Some(16896));
+        assert_eq!(info.max_power_watts, Some(700.0));
+        assert_eq!(info.mig_enabled, Some(true));
+        assert_eq!(info.mclk_range.as_deref(), Some("m"));
+        assert_eq!(
+            a.mig_devices,
+            [MigDevice {
+                index: 0,
+                uuid: Some("MIG-0".into()),
+                gpu_instance_id: Some(1),
+                compute_instance_id: Some(0),
+                profile: Some("1g.10gb".into()),
+                memory_used_bytes: Some(21),
+                memory_total_bytes: Some(22),
+                multiprocessors: Some(16),
+                processes: vec![AcceleratorProcess {
+                    pid: 7,
+                    memory_used_bytes: None
+                }],
+            }]
+        );
+        let p = a.profiling.as_ref().unwrap();
+        assert_eq!(
+            [
+                p.graphics_engine_active,
+                p.sm_active,
+                p.sm_occupancy,
+                p.tensor_active,
+                p.dram_active,
+                p.fp64_active,
+                p.fp32_active,
+                p.fp16_active,
+                p.pcie_tx_bytes_per_sec,
+                p.pcie_rx_bytes_per_sec,
+                p.nvlink_tx_bytes_per_sec,
+                p.nvlink_rx_bytes_per_sec,
+            ],
+            [
+                Some(0.1),
+                Some(0.2),
+                Some(0.3),
+                Some(0.4),
+                Some(0.5),
+                Some(0.6),
+                Some(0.7),
+                Some(0.8),
+                Some(23.0),
+                Some(24.0),
+                Some(25.0),
+                None
+            ]
+        );
+        assert_eq!(
+            a.processes,
+            [AcceleratorProcess {
+                pid: 42,
+                memory_used_bytes: Some(26)
+            }]
+        );
+        // A device without profiling or MIG: absent, empty.
+        let npu = &node_metrics(&snapshot()).accelerators[0];
+        assert!(npu.profiling.is_none() && npu.mig_devices.is_empty());
+        assert_eq!(npu.info.as_ref().unwrap().mig_enabled, None);
+    }
+
+    #[test]
+    fn system_info_describes_every_accelerator() {
+        let mut s = snapshot();
+        s.accelerators.push(h100());
+        let info = system_info(&s);
+        assert_eq!(info.gpu_count, 1, "the NPU is not a GPU");
+        assert_eq!(info.accelerators.len(), 2);
+        let gpu = &info.accelerators[1];
+        assert_eq!((gpu.id.as_str(), gpu.index), ("nvidia3", 3));
+        assert_eq!(gpu.r#type(), AcceleratorType::Gpu);
+        assert_eq!(gpu.memory_total_bytes, Some(6));
+        assert_eq!(
+            gpu.info.as_ref().unwrap().architecture.as_deref(),
+            Some("Hopper")
+        );
+        // Static facts only: the instance's size, not what is in use.
+        let mig = &gpu.mig_devices[0];
+        assert_eq!(
+            (mig.memory_total_bytes, mig.memory_used_bytes),
+            (Some(22), None)
+        );
+        assert!(mig.processes.is_empty());
     }
 
     #[test]
