@@ -771,11 +771,12 @@ fn accelerator_view(a: &Accelerator) -> AcceleratorView<'_> {
         link_gen: a.pcie_link_gen,
         link_width: a.pcie_link_width,
     });
-    let ecc =
-        (a.ecc_errors_corrected.is_some() || a.ecc_errors_uncorrected.is_some()).then(|| EccView {
+    let ecc = (a.ecc_errors_corrected.is_some() || a.ecc_errors_uncorrected.is_some()).then_some(
+        EccView {
             corrected: a.ecc_errors_corrected,
             uncorrected: a.ecc_errors_uncorrected,
-        });
+        },
+    );
     let throttle_reasons = (a.throttle_reasons.is_some() || !a.throttle_reason_names.is_empty())
         .then_some(a.throttle_reason_names.as_slice());
     AcceleratorView {

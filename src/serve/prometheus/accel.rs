@@ -497,24 +497,29 @@ fn own_labels(a: &Accelerator) -> Labels {
     ]
 }
 
-/// Writes one family over `devices` (each with its label set), with MIG instances where the
-/// field has a per-instance value.
-fn write_field(
-    w: &mut Writer,
-    field: &Field,
-    devices: &[(&Accelerator, Labels, Vec<(&MigDevice, Labels)>)],
-) {
+/// A device to write, with its labels worked out once for all its families.
+struct Device<'a> {
+    /// The device.
+    accel: &'a Accelerator,
+    /// Its label set.
+    labels: Labels,
+    /// Its MIG GPU instances with theirs (only in dcgm-exporter's families).
+    instances: Vec<(&'a MigDevice, Labels)>,
+}
+
+/// Writes one family over `devices`, with MIG instances where the field has a per-instance value.
+fn write_field(w: &mut Writer, field: &Field, devices: &[Device<'_>]) {
     let mut f = match field.kind {
         Type::Gauge => w.gauge(field.name, field.help),
         Type::ForeignCounter => w.foreign_counter(field.name, field.help),
         Type::Counter => w.counter(field.name, field.help),
     };
-    for (a, labels, instances) in devices {
-        if let Some(v) = (field.value)(a) {
-            f.sample(&borrowed(labels), v);
+    for device in devices {
+        if let Some(v) = (field.value)(device.accel) {
+            f.sample(&borrowed(&device.labels), v);
         }
         let Some(mig_value) = field.mig else { continue };
-        for (m, labels) in instances {
+        for (m, labels) in &device.instances {
             if let Some(v) = mig_value(m) {
                 f.sample(&borrowed(labels), v);
             }
@@ -533,7 +538,11 @@ pub(super) fn accelerator_metrics(w: &mut Writer, accelerators: &[Accelerator], 
                 .into_iter()
                 .map(|(m, profile, id)| (m, dcgm_labels(a, Some((profile, id)), hostname)))
                 .collect();
-            (a, dcgm_labels(a, None, hostname), instances)
+            Device {
+                accel: a,
+                labels: dcgm_labels(a, None, hostname),
+                instances,
+            }
         })
         .collect();
     for field in &DCGM_FIELDS {
@@ -541,9 +550,9 @@ pub(super) fn accelerator_metrics(w: &mut Writer, accelerators: &[Accelerator], 
     }
     for field in &DCGM_PROF_FIELDS {
         let mut f = w.gauge(field.name, field.help);
-        for (a, labels, _) in &nvidia {
-            if let Some(v) = a.profiling.as_ref().and_then(field.value) {
-                f.sample(&borrowed(labels), v);
+        for device in &nvidia {
+            if let Some(v) = device.accel.profiling.as_ref().and_then(field.value) {
+                f.sample(&borrowed(&device.labels), v);
             }
         }
     }
@@ -551,7 +560,11 @@ pub(super) fn accelerator_metrics(w: &mut Writer, accelerators: &[Accelerator], 
     let own = |vendors: fn(&Accelerator) -> bool| -> Vec<_> {
         readable()
             .filter(|a| vendors(a))
-            .map(|a| (a, own_labels(a), Vec::new()))
+            .map(|a| Device {
+                accel: a,
+                labels: own_labels(a),
+                instances: Vec::new(),
+            })
             .collect()
     };
     let others = own(|a| a.vendor != "nvidia");
