@@ -1,4 +1,4 @@
-//! The pure half of the Apple Silicon collector ([`super::apple`], macOS arm64 only), compiled on
+//! The pure half of the Apple Silicon collector (`accel::apple`, macOS arm64 only), compiled on
 //! every platform so its tests run anywhere: IOReport state residencies → GPU utilization and
 //! average clock, energy counters and their unit labels → watts, Energy Model channel names →
 //! power sources, pmgr DVFS tables → MHz, and SMC key codes and value encodings. Reads nothing.
@@ -130,10 +130,11 @@ pub fn joules_per_unit(label: &str) -> Option<f64> {
 }
 
 /// Average power over an interval from an energy counter's delta. `None` when the unit is not an
-/// energy unit, the interval is not positive, or the delta is negative (a counter reset).
+/// energy unit, the interval is not a positive finite number, or the delta is negative (a counter
+/// reset).
 pub fn energy_watts(delta: i64, unit_label: &str, seconds: f64) -> Option<f64> {
     let joules_per_unit = joules_per_unit(unit_label)?;
-    if delta < 0 || !(seconds > 0.0) {
+    if delta < 0 || !seconds.is_finite() || seconds <= 0.0 {
         return None;
     }
     Some(delta as f64 * joules_per_unit / seconds)
@@ -553,6 +554,8 @@ mod tests {
         assert_eq!(energy_watts(10, "", 1.0), None);
         assert_eq!(energy_watts(10, "mJ", 0.0), None);
         assert_eq!(energy_watts(10, "mJ", f64::NAN), None);
+        assert_eq!(energy_watts(10, "mJ", f64::INFINITY), None);
+        assert_eq!(energy_watts(10, "mJ", -1.0), None);
         assert_eq!(energy_watts(-10, "mJ", 1.0), None);
         assert_eq!(energy_watts(0, "mJ", 1.0), Some(0.0));
     }
