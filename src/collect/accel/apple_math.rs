@@ -1,11 +1,14 @@
 //! The pure half of the Apple Silicon collector (`accel::apple`, macOS arm64 only), compiled on
 //! every platform so its tests run anywhere: IOReport state residencies → GPU utilization and
 //! average clock, energy counters and their unit labels → watts, Energy Model channel names →
-//! power sources, pmgr DVFS tables → MHz, and SMC key codes and value encodings. Reads nothing.
+//! power sources, pmgr DVFS tables → MHz, SMC key codes and value encodings, and one interval's
+//! channels → the snapshot's devices and power readings. Reads nothing.
 //!
 //! The channel and key names come from what tools that read the same interfaces observed across
 //! chips (macmon, asitop, powermetrics): they are undocumented and vary by chip, so every rule
 //! here degrades to "no figure" rather than guessing.
+
+use crate::model::{Accelerator, AcceleratorInfo, AcceleratorKind, PowerReading, Snapshot};
 
 /// A GPU performance state that is not running: its residency counts as idle time. `OFF` is the
 /// GPU's, `IDLE`/`DOWN` appear in the CPU clusters' tables and on some chips' GPU table.
@@ -358,6 +361,218 @@ fn tier_index(tier: CpuTier) -> usize {
         CpuTier::Performance => 1,
         CpuTier::Mid => 2,
     }
+}
+
+/// IOReport group of the energy counters (CPU, GPU, ANE, DRAM…).
+pub const ENERGY_GROUP: &str = "Energy Model";
+/// IOReport group of the GPU's performance-state residencies.
+pub const GPU_GROUP: &str = "GPU Stats";
+/// Subgroup of [`GPU_GROUP`] with the residencies.
+pub const GPU_STATES_SUBGROUP: &str = "GPU Performance States";
+/// The GPU residency channel (one per die on Ultra chips, possibly prefixed).
+pub const GPU_STATES_CHANNEL: &str = "GPUPH";
+
+/// Whether a channel is the GPU's performance-state residency channel.
+pub fn is_gpu_states(group: &str, subgroup: &str, name: &str) -> bool {
+    group == GPU_GROUP && subgroup == GPU_STATES_SUBGROUP && name.ends_with(GPU_STATES_CHANNEL)
+}
+
+/// One channel's value over an interval.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChannelValue {
+    /// A counter delta, in the channel's unit.
+    Integer {
+        /// The delta.
+        delta: i64,
+        /// The unit label (`mJ`, `nJ`, …).
+        unit: String,
+    },
+    /// Time per performance state.
+    States(Vec<StateResidency>),
+}
+
+/// One IOReport channel of an interval (the delta of two samples), as plain data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntervalChannel {
+    /// e.g. `Energy Model`, `GPU Stats`.
+    pub group: String,
+    /// e.g. `GPU Performance States`; empty where there is none.
+    pub subgroup: String,
+    /// e.g. `GPU Energy`, `GPUPH`.
+    pub name: String,
+    /// Its value over the interval.
+    pub value: ChannelValue,
+}
+
+/// Something in an interval's channels that cost a figure; the collector logs each kind once.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IntervalProblem {
+    /// A reported energy channel had a unit that is not an energy unit, or went backwards.
+    EnergySkipped {
+        /// The channel.
+        name: String,
+        /// Its delta.
+        delta: i64,
+        /// Its unit label.
+        unit: String,
+    },
+    /// A second GPU residency channel named other states than the first; it was ignored.
+    ResidencyMismatch {
+        /// The channel ignored.
+        name: String,
+    },
+    /// More active GPU states than DVFS frequencies: no clock figure.
+    TooFewFrequencies {
+        /// Residency states seen.
+        states: usize,
+        /// Frequencies known.
+        frequencies: usize,
+    },
+}
+
+impl IntervalProblem {
+    /// What kind of problem this is, the key for logging it once.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::EnergySkipped { .. } => "energy channel skipped (unknown unit or counter reset)",
+            Self::ResidencyMismatch { .. } => "GPU residency channel with other states ignored",
+            Self::TooFewFrequencies { .. } => "more GPU states than DVFS frequencies; no GPU clock",
+        }
+    }
+}
+
+impl std::fmt::Display for IntervalProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::EnergySkipped { name, delta, unit } => write!(f, "{name}: {delta} {unit:?}"),
+            Self::ResidencyMismatch { name } => write!(f, "{name}"),
+            Self::TooFewFrequencies {
+                states,
+                frequencies,
+            } => write!(f, "{states} states, {frequencies} frequencies"),
+        }
+    }
+}
+
+/// What one interval's channels say: power per source, the GPU's activity, and what was lost.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct IntervalFigures {
+    /// Power per source.
+    pub power: PowerFigures,
+    /// GPU utilization and clock.
+    pub gpu: GpuActivity,
+    /// Channels that could not be used.
+    pub problems: Vec<IntervalProblem>,
+}
+
+/// Reads one interval's channels (`seconds` long): energy channels of the kinds
+/// [`classify_energy_channel`] knows become power, the GPU residency channels (summed over dies)
+/// become utilization and a clock against `gpu_frequencies_mhz` (empty: no clock figure).
+pub fn interval_figures(
+    channels: &[IntervalChannel],
+    seconds: f64,
+    gpu_frequencies_mhz: &[f64],
+) -> IntervalFigures {
+    let mut figures = IntervalFigures::default();
+    let mut residencies: Vec<StateResidency> = Vec::new();
+    for channel in channels {
+        match &channel.value {
+            ChannelValue::Integer { delta, unit } if channel.group == ENERGY_GROUP => {
+                if classify_energy_channel(&channel.name).is_none() {
+                    continue;
+                }
+                match energy_watts(*delta, unit, seconds) {
+                    Some(watts) => figures.power.add(&channel.name, watts),
+                    None => figures.problems.push(IntervalProblem::EnergySkipped {
+                        name: channel.name.clone(),
+                        delta: *delta,
+                        unit: unit.clone(),
+                    }),
+                }
+            }
+            ChannelValue::States(states)
+                if is_gpu_states(&channel.group, &channel.subgroup, &channel.name) =>
+            {
+                let merged = merge_residencies(&mut residencies, states);
+                if !merged {
+                    figures.problems.push(IntervalProblem::ResidencyMismatch {
+                        name: channel.name.clone(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    figures.gpu = gpu_activity(&residencies, gpu_frequencies_mhz);
+    if figures.gpu.utilization_percent.is_some()
+        && figures.gpu.frequency_mhz.is_none()
+        && !gpu_frequencies_mhz.is_empty()
+    {
+        figures.problems.push(IntervalProblem::TooFewFrequencies {
+            states: residencies.len(),
+            frequencies: gpu_frequencies_mhz.len(),
+        });
+    }
+    figures
+}
+
+/// Facts about the chip that do not change while the monitor runs.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ChipFacts {
+    /// The chip's name (`Apple M2 Pro`), the GPU's product name.
+    pub chip: String,
+    /// GPU cores, `None` where the driver did not say.
+    pub gpu_cores: Option<u32>,
+    /// Whether the chip reports a Neural Engine energy channel: decides whether `ane0` is listed,
+    /// once, so the device list does not change from sample to sample.
+    pub has_ane: bool,
+}
+
+/// Adds the chip's devices (`apple0`, and `ane0` where there is one) and the host power readings
+/// of one sample to `snapshot`. `figures` is `None` for the first sample (no interval yet) or
+/// when IOReport gave nothing; the devices are listed all the same, without figures.
+pub fn fill_snapshot(
+    snapshot: &mut Snapshot,
+    facts: &ChipFacts,
+    figures: Option<&IntervalFigures>,
+    gpu_temperature_celsius: Option<f64>,
+) {
+    let empty = IntervalFigures::default();
+    let figures = figures.unwrap_or(&empty);
+    snapshot.accelerators.push(Accelerator {
+        id: "apple0".to_string(),
+        index: 0,
+        kind: AcceleratorKind::Gpu,
+        vendor: "apple".to_string(),
+        name: facts.chip.clone(),
+        info: AcceleratorInfo {
+            cores: facts.gpu_cores,
+            ..AcceleratorInfo::default()
+        },
+        utilization_percent: figures.gpu.utilization_percent,
+        temperature_celsius: gpu_temperature_celsius,
+        power_watts: figures.power.gpu_watts(),
+        sm_clock_mhz: figures.gpu.frequency_mhz,
+        ..Accelerator::default()
+    });
+    if facts.has_ane {
+        snapshot.accelerators.push(Accelerator {
+            id: "ane0".to_string(),
+            index: 0,
+            kind: AcceleratorKind::Npu,
+            vendor: "apple".to_string(),
+            name: "Apple Neural Engine".to_string(),
+            power_watts: figures.power.ane_watts,
+            ..Accelerator::default()
+        });
+    }
+    let readings = figures.power.host_readings().into_iter();
+    snapshot
+        .power
+        .extend(readings.map(|(source, watts)| PowerReading {
+            source: source.to_string(),
+            watts,
+        }));
 }
 
 /// The 32-bit code of a four-character SMC key or type (`Tg0f`, `flt `): its ASCII bytes read
@@ -756,5 +971,183 @@ mod tests {
         assert_eq!(mean_celsius([40.0, 50.0, 0.0, -3.0, 300.0]), Some(45.0));
         assert_eq!(mean_celsius([0.0, f64::NAN]), None);
         assert_eq!(mean_celsius(std::iter::empty()), None);
+    }
+    fn energy(name: &str, delta: i64, unit: &str) -> IntervalChannel {
+        IntervalChannel {
+            group: ENERGY_GROUP.to_string(),
+            subgroup: String::new(),
+            name: name.to_string(),
+            value: ChannelValue::Integer {
+                delta,
+                unit: unit.to_string(),
+            },
+        }
+    }
+
+    fn gpu_states(name: &str, list: &[(&str, i64)]) -> IntervalChannel {
+        IntervalChannel {
+            group: GPU_GROUP.to_string(),
+            subgroup: GPU_STATES_SUBGROUP.to_string(),
+            name: name.to_string(),
+            value: ChannelValue::States(states(list)),
+        }
+    }
+
+    /// One second of an M-series chip: both GPU die channels, energy in mixed units.
+    fn interval() -> Vec<IntervalChannel> {
+        vec![
+            energy("EACC_CPU", 300, "mJ"),
+            energy("PACC0_CPU", 2_000, "mJ"),
+            energy("EACC_CPU0", 100, "mJ"),
+            energy("CPU Energy", 2_300, "mJ"),
+            energy("GPU Energy", 4_500_000_000, "nJ"),
+            energy("GPU SRAM0", 300, "mJ"),
+            energy("ANE0", 250_000, "uJ"),
+            energy("DRAM0", 700, "mJ "),
+            energy("ISP0", 5, "mJ"),
+            gpu_states("GPUPH", &[("OFF", 600), ("P1", 300), ("P2", 100)]),
+            gpu_states("DIE_1_GPUPH", &[("OFF", 400), ("P1", 500), ("P2", 100)]),
+            // Channels of other subgroups or of the wrong shape are not read.
+            IntervalChannel {
+                group: GPU_GROUP.to_string(),
+                subgroup: "GPU Frequency".to_string(),
+                name: "GPUPH".to_string(),
+                value: ChannelValue::States(states(&[("OFF", 0), ("P1", 1_000_000)])),
+            },
+            IntervalChannel {
+                group: ENERGY_GROUP.to_string(),
+                subgroup: String::new(),
+                name: "GPU Energy".to_string(),
+                value: ChannelValue::States(states(&[("OFF", 1)])),
+            },
+        ]
+    }
+
+    #[test]
+    fn an_interval_becomes_devices_and_power_readings() {
+        let figures = interval_figures(&interval(), 1.0, &[400.0, 1000.0]);
+        assert!(figures.problems.is_empty(), "{:?}", figures.problems);
+        let facts = ChipFacts {
+            chip: "Apple M2 Ultra".to_string(),
+            gpu_cores: Some(76),
+            has_ane: true,
+        };
+        let mut snapshot = Snapshot::default();
+        fill_snapshot(&mut snapshot, &facts, Some(&figures), Some(51.5));
+
+        let [gpu, ane] = &snapshot.accelerators[..] else {
+            panic!("{:?}", snapshot.accelerators);
+        };
+        assert_eq!((gpu.id.as_str(), gpu.vendor.as_str()), ("apple0", "apple"));
+        assert_eq!(gpu.kind, AcceleratorKind::Gpu);
+        assert_eq!(gpu.name, "Apple M2 Ultra");
+        assert_eq!(gpu.info.cores, Some(76));
+        // Off 1,000 of 2,000: 50% busy; active 800 at 400 MHz and 200 at 1,000 MHz.
+        assert_eq!(gpu.utilization_percent, Some(50.0));
+        assert_eq!(
+            gpu.sm_clock_mhz,
+            Some((800.0 * 400.0 + 200.0 * 1000.0) / 1000.0)
+        );
+        assert_eq!(gpu.power_watts, Some(4.5));
+        assert_eq!(gpu.temperature_celsius, Some(51.5));
+        assert_eq!(gpu.memory_used_bytes, None);
+        assert_eq!(gpu.memory_total_bytes, None);
+        assert_eq!((ane.id.as_str(), ane.kind), ("ane0", AcceleratorKind::Npu));
+        assert_eq!(ane.name, "Apple Neural Engine");
+        assert_eq!(ane.power_watts, Some(0.25));
+
+        let want = [
+            ("cpu_ecluster", 0.3),
+            ("cpu_pcluster", 2.0),
+            ("cpu", 2.3),
+            ("dram", 0.7),
+            ("package", 2.3 + 4.5 + 0.25),
+        ];
+        assert_eq!(snapshot.power.len(), want.len(), "{:?}", snapshot.power);
+        for (reading, (source, watts)) in snapshot.power.iter().zip(want) {
+            assert_eq!(reading.source, source);
+            assert!((reading.watts - watts).abs() < 1e-9, "{reading:?}");
+        }
+    }
+
+    #[test]
+    fn the_interval_length_divides_energy() {
+        let figures = interval_figures(&[energy("CPU Energy", 3_000, "mJ")], 2.0, &[]);
+        assert_eq!(figures.power.cpu_watts, Some(1.5));
+    }
+
+    #[test]
+    fn the_first_sample_lists_the_devices_without_figures() {
+        let facts = ChipFacts {
+            chip: "Apple M1".to_string(),
+            gpu_cores: None,
+            has_ane: false,
+        };
+        let mut snapshot = Snapshot::default();
+        fill_snapshot(&mut snapshot, &facts, None, None);
+        let [gpu] = &snapshot.accelerators[..] else {
+            panic!("{:?}", snapshot.accelerators);
+        };
+        assert_eq!(gpu.id, "apple0");
+        assert_eq!(gpu.name, "Apple M1");
+        assert_eq!(
+            (gpu.utilization_percent, gpu.power_watts, gpu.sm_clock_mhz),
+            (None, None, None)
+        );
+        assert!(snapshot.power.is_empty());
+    }
+
+    #[test]
+    fn interval_problems_are_reported() {
+        let channels = [
+            energy("GPU Energy", 10, "Ws"),
+            energy("CPU Energy", -5, "mJ"),
+            // Not a reported channel: its odd unit costs nothing.
+            energy("ISP0", 10, "furlongs"),
+            gpu_states("GPUPH", &[("OFF", 1), ("P1", 1), ("P2", 1)]),
+            gpu_states("DIE_1_GPUPH", &[("OFF", 1), ("P1", 1)]),
+        ];
+        let figures = interval_figures(&channels, 1.0, &[400.0]);
+        let kinds: Vec<&str> = figures.problems.iter().map(IntervalProblem::kind).collect();
+        assert_eq!(kinds.len(), 4, "{:?}", figures.problems);
+        assert_eq!(
+            figures.problems[0],
+            IntervalProblem::EnergySkipped {
+                name: "GPU Energy".to_string(),
+                delta: 10,
+                unit: "Ws".to_string()
+            }
+        );
+        assert!(matches!(
+            figures.problems[1],
+            IntervalProblem::EnergySkipped { delta: -5, .. }
+        ));
+        assert_eq!(
+            figures.problems[2],
+            IntervalProblem::ResidencyMismatch {
+                name: "DIE_1_GPUPH".to_string()
+            }
+        );
+        assert_eq!(
+            figures.problems[3],
+            IntervalProblem::TooFewFrequencies {
+                states: 3,
+                frequencies: 1
+            }
+        );
+        assert_eq!(figures.problems[3].to_string(), "3 states, 1 frequencies");
+        assert_eq!(figures.power.gpu_watts(), None);
+        assert_eq!(figures.power.cpu_watts, None);
+        assert!((figures.gpu.utilization_percent.unwrap() - 200.0 / 3.0).abs() < 1e-9);
+        assert_eq!(figures.gpu.frequency_mhz, None);
+    }
+
+    #[test]
+    fn without_a_frequency_table_there_is_no_clock_and_no_complaint() {
+        let channels = [gpu_states("GPUPH", &[("OFF", 1), ("P1", 3)])];
+        let figures = interval_figures(&channels, 1.0, &[]);
+        assert_eq!(figures.gpu.utilization_percent, Some(75.0));
+        assert_eq!(figures.gpu.frequency_mhz, None);
+        assert!(figures.problems.is_empty());
     }
 }

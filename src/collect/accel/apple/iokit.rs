@@ -18,7 +18,10 @@ use crate::collect::accel::apple_math::{dvfs_frequencies_mhz, dvfs_raw_frequenci
 const MAIN_PORT_DEFAULT: libc::mach_port_t = 0;
 
 /// An IOKit object handle (service, registry entry, iterator), released on drop.
-pub struct IoObject(io_object_t);
+pub struct IoObject(
+    /// The handle; 0 (null) is never released.
+    io_object_t,
+);
 
 impl IoObject {
     /// The raw handle, valid while `self` lives.

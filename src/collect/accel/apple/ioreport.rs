@@ -13,7 +13,7 @@ use objc2_core_foundation::{
     CFArray, CFDictionary, CFMutableDictionary, CFRetained, CFString, CFType,
 };
 
-use crate::collect::accel::apple_math::StateResidency;
+use crate::collect::accel::apple_math::{ChannelValue, IntervalChannel, StateResidency};
 
 #[link(name = "IOReport", kind = "dylib")]
 unsafe extern "C" {
@@ -97,29 +97,6 @@ pub struct ChannelId {
     pub name: String,
 }
 
-/// One channel's value over an interval.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ChannelValue {
-    /// A counter delta, in the channel's unit.
-    Integer {
-        /// The delta.
-        delta: i64,
-        /// The unit label (`mJ`, `nJ`, …).
-        unit: String,
-    },
-    /// Time per performance state.
-    States(Vec<StateResidency>),
-}
-
-/// One channel of a delta sample.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Channel {
-    /// Which channel.
-    pub id: ChannelId,
-    /// Its value over the interval.
-    pub value: ChannelValue,
-}
-
 /// A live IOReport subscription.
 pub struct Subscription {
     /// The subscription object IOReport returned.
@@ -136,7 +113,10 @@ pub struct Subscription {
 unsafe impl Send for Subscription {}
 
 /// One cumulative sample of the subscribed channels.
-pub struct Sample(CFRetained<CFDictionary>);
+pub struct Sample(
+    /// The sample dictionary IOReport returned.
+    CFRetained<CFDictionary>,
+);
 
 // SAFETY: an immutable CFDictionary owned by this value alone; see `Subscription`.
 unsafe impl Send for Sample {}
@@ -281,7 +261,7 @@ impl Subscription {
 
     /// The channels' values between two samples, for the subscribed groups; `None` if IOReport
     /// could not compute the delta.
-    pub fn delta(&self, previous: &Sample, current: &Sample) -> Option<Vec<Channel>> {
+    pub fn delta(&self, previous: &Sample, current: &Sample) -> Option<Vec<IntervalChannel>> {
         // SAFETY: two live samples of this subscription; the delta follows the Create rule.
         let delta = unsafe {
             IOReportCreateSamplesDelta(&previous.0, &current.0, ptr::null())
@@ -299,7 +279,12 @@ impl Subscription {
                     Format::Simple => read_integer(item),
                     Format::State => ChannelValue::States(read_states(item)),
                 };
-                Some(Channel { id, value })
+                Some(IntervalChannel {
+                    group: id.group,
+                    subgroup: id.subgroup,
+                    name: id.name,
+                    value,
+                })
             })
             .collect();
         Some(channels)

@@ -16,24 +16,16 @@ use std::collections::HashSet;
 use std::fmt::Display;
 use std::time::Instant;
 
-use ioreport::{Channel, ChannelValue, Format, GroupSpec, Sample, Subscription};
+use ioreport::{Format, GroupSpec, Sample, Subscription};
 use smc::{GpuTemperatures, Smc};
 
 use crate::collect::accel::apple_math::{
-    classify_energy_channel, energy_watts, gpu_activity, merge_residencies, EnergyChannel,
-    GpuActivity, PowerFigures, StateResidency,
+    classify_energy_channel, fill_snapshot, interval_figures, is_gpu_states, ChipFacts,
+    EnergyChannel, ENERGY_GROUP, GPU_GROUP, GPU_STATES_CHANNEL, GPU_STATES_SUBGROUP,
 };
 use crate::collect::{CollectError, Collector};
 use crate::config::CollectConfig;
-use crate::model::{Accelerator, AcceleratorInfo, AcceleratorKind, PowerReading, Snapshot};
-
-/// IOReport group of the energy counters (CPU, GPU, ANE, DRAM…).
-const ENERGY_GROUP: &str = "Energy Model";
-/// IOReport group and subgroup of the GPU's performance-state residencies.
-const GPU_GROUP: &str = "GPU Stats";
-const GPU_STATES_SUBGROUP: &str = "GPU Performance States";
-/// The GPU residency channel (one per die on Ultra chips, possibly prefixed).
-const GPU_STATES_CHANNEL: &str = "GPUPH";
+use crate::model::Snapshot;
 
 /// The collector, or `None` where IOReport has no GPU channels (not Apple Silicon, a VM).
 pub fn collector(_config: &CollectConfig) -> Option<Box<dyn Collector>> {
@@ -59,7 +51,10 @@ enum OpenError {
 
 /// Problems already logged, so that each kind is logged once (at debug), not every sample.
 #[derive(Default)]
-struct LogOnce(HashSet<&'static str>);
+struct LogOnce(
+    /// The kinds of problem logged so far.
+    HashSet<&'static str>,
+);
 
 impl LogOnce {
     fn debug(&mut self, what: &'static str, detail: impl Display) {
@@ -69,23 +64,13 @@ impl LogOnce {
     }
 }
 
-/// Whether a channel is the GPU's residency channel.
-fn is_gpu_states(group: &str, subgroup: &str, name: &str) -> bool {
-    group == GPU_GROUP && subgroup == GPU_STATES_SUBGROUP && name.ends_with(GPU_STATES_CHANNEL)
-}
-
 /// The Apple Silicon collector: long-lived handles and the previous IOReport sample.
 pub struct AppleCollector {
-    /// The chip's name (`Apple M2 Pro`), the GPU's product name.
-    chip: String,
-    /// GPU cores, from the AGX driver; `None` where it was not found.
-    gpu_cores: Option<u32>,
+    /// Chip name, GPU core count, whether there is a Neural Engine.
+    facts: ChipFacts,
     /// The active GPU states' clocks, MHz, in state order; empty when the DVFS table was not
     /// found (then there is no clock figure).
     gpu_frequencies_mhz: Vec<f64>,
-    /// Whether the Energy Model has a Neural Engine channel: decides whether `ane0` is listed,
-    /// once, so the device list does not change from sample to sample.
-    has_ane: bool,
     /// The IOReport subscription (Energy Model + GPU performance states).
     report: Subscription,
     /// The previous sample and when it was taken: the counters are cumulative, so each sample's
@@ -160,65 +145,17 @@ impl AppleCollector {
             "Apple Silicon collector ready"
         );
         Ok(Self {
-            chip,
-            gpu_cores,
+            facts: ChipFacts {
+                chip,
+                gpu_cores,
+                has_ane,
+            },
             gpu_frequencies_mhz,
-            has_ane,
             report,
             previous: None,
             temperatures,
             logged: LogOnce::default(),
         })
-    }
-
-    /// Reads the channels of one interval into power figures and the GPU's activity.
-    fn read_channels(&mut self, channels: &[Channel], seconds: f64) -> (PowerFigures, GpuActivity) {
-        let mut figures = PowerFigures::default();
-        let mut residencies: Vec<StateResidency> = Vec::new();
-        for channel in channels {
-            let id = &channel.id;
-            match &channel.value {
-                ChannelValue::Integer { delta, unit } if id.group == ENERGY_GROUP => {
-                    if classify_energy_channel(&id.name).is_none() {
-                        continue;
-                    }
-                    match energy_watts(*delta, unit, seconds) {
-                        Some(watts) => figures.add(&id.name, watts),
-                        None => self.logged.debug(
-                            "energy channel skipped (unknown unit or counter reset)",
-                            format_args!("{} = {delta} {unit:?} over {seconds} s", id.name),
-                        ),
-                    }
-                }
-                ChannelValue::States(states)
-                    if is_gpu_states(&id.group, &id.subgroup, &id.name) =>
-                {
-                    let merged = merge_residencies(&mut residencies, states);
-                    if !merged {
-                        self.logged.debug(
-                            "GPU residency channels with different states; extra one ignored",
-                            &id.name,
-                        );
-                    }
-                }
-                _ => {}
-            }
-        }
-        let activity = gpu_activity(&residencies, &self.gpu_frequencies_mhz);
-        if activity.utilization_percent.is_some()
-            && activity.frequency_mhz.is_none()
-            && !self.gpu_frequencies_mhz.is_empty()
-        {
-            self.logged.debug(
-                "more GPU states than DVFS frequencies; no GPU clock figure",
-                format_args!(
-                    "{} states, {} frequencies",
-                    residencies.len(),
-                    self.gpu_frequencies_mhz.len()
-                ),
-            );
-        }
-        (figures, activity)
     }
 }
 
@@ -237,23 +174,24 @@ impl Collector for AppleCollector {
             );
         }
         let previous = self.previous.take();
-        let (figures, activity) = match (&current, &previous) {
+        let figures = match (&current, &previous) {
             (Some(current), Some((previous, at))) => {
                 let seconds = now.duration_since(*at).as_secs_f64();
-                match self.report.delta(previous, current) {
-                    Some(channels) => self.read_channels(&channels, seconds),
-                    None => {
-                        self.logged
-                            .debug("IOReport delta failed", "no figures this sample");
-                        Default::default()
-                    }
+                let channels = self.report.delta(previous, current);
+                if channels.is_none() {
+                    self.logged
+                        .debug("IOReport delta failed", "no figures this sample");
                 }
+                channels.map(|c| interval_figures(&c, seconds, &self.gpu_frequencies_mhz))
             }
             // First sample (or the last one failed): no interval yet.
-            _ => Default::default(),
+            _ => None,
         };
         // Keep the older sample when this one failed, so the next delta spans both intervals.
         self.previous = current.map(|s| (s, now)).or(previous);
+        for problem in figures.iter().flat_map(|f| &f.problems) {
+            self.logged.debug(problem.kind(), problem);
+        }
 
         let temperature = self.temperatures.as_ref().and_then(|t| {
             let (celsius, error) = t.read();
@@ -262,45 +200,7 @@ impl Collector for AppleCollector {
             }
             celsius
         });
-
-        snapshot.accelerators.push(Accelerator {
-            id: "apple0".to_string(),
-            index: 0,
-            kind: AcceleratorKind::Gpu,
-            vendor: "apple".to_string(),
-            name: self.chip.clone(),
-            info: AcceleratorInfo {
-                cores: self.gpu_cores,
-                ..AcceleratorInfo::default()
-            },
-            utilization_percent: activity.utilization_percent,
-            temperature_celsius: temperature,
-            power_watts: figures.gpu_watts(),
-            sm_clock_mhz: activity.frequency_mhz,
-            ..Accelerator::default()
-        });
-        if self.has_ane {
-            snapshot.accelerators.push(Accelerator {
-                id: "ane0".to_string(),
-                index: 0,
-                kind: AcceleratorKind::Npu,
-                vendor: "apple".to_string(),
-                name: "Apple Neural Engine".to_string(),
-                power_watts: figures.ane_watts,
-                ..Accelerator::default()
-            });
-        }
-        snapshot
-            .power
-            .extend(
-                figures
-                    .host_readings()
-                    .into_iter()
-                    .map(|(source, watts)| PowerReading {
-                        source: source.to_string(),
-                        watts,
-                    }),
-            );
+        fill_snapshot(snapshot, &self.facts, figures.as_ref(), temperature);
         Ok(())
     }
 }
