@@ -12,6 +12,7 @@
 pub mod amd;
 #[cfg(all(target_os = "macos", target_arch = "aarch64"))]
 pub mod apple;
+pub mod apple_math;
 pub mod dcgm;
 pub mod npu;
 pub mod nvidia;
