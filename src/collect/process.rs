@@ -10,7 +10,7 @@ pub mod linux;
 pub mod portable;
 
 use super::CollectError;
-use crate::config::{Backend, CollectConfig};
+use crate::config::CollectConfig;
 
 /// Resource use of a process tree at one moment.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -51,7 +51,7 @@ pub enum ProcessError {
 pub fn read_tree(config: &CollectConfig, pid: u32) -> Result<TreeUsage, ProcessError> {
     match config.backend {
         #[cfg(target_os = "linux")]
-        Backend::Linux => linux::read_tree(&config.paths, pid),
+        crate::config::Backend::Linux => linux::read_tree(&config.paths, pid),
         _ => portable::read_tree(pid),
     }
 }
