@@ -126,12 +126,14 @@ fn advice(error: &DcgmError) -> &'static str {
         }
         DcgmError::Address { .. } => "fix --dcgm-address (HOST[:PORT], /socket or unix:/socket)",
         DcgmError::Call { call, code, .. } => match (*call, *code) {
+            // DCGM_ST_REQUIRES_ROOT, DCGM_ST_NO_PERMISSION: the driver keeps the profiling
+            // counters for administrators by default.
+            (_, -29 | -17) => {
+                "profiling needs root or CAP_SYS_ADMIN, or a host engine running as root"
+            }
             ("dcgmWatchFields", _) => {
                 "these GPUs or this DCGM do not offer profiling metrics (data-center GPUs from \
                  Volta on), or another profiler holds the GPU's counters"
-            }
-            (_, -29 | -17) => {
-                "profiling needs root or CAP_SYS_ADMIN, or a host engine running as root"
             }
             ("dcgmStartEmbedded" | "dcgmInit", _) => {
                 "check the NVIDIA driver, or run nv-hostengine and pass --dcgm-address"
@@ -435,6 +437,7 @@ mod tests {
         assert!(advice(&load).contains("--dcgm-library"));
         assert!(advice(&DcgmError::call("dcgmWatchFields", -36)).contains("profiling"));
         assert!(advice(&DcgmError::call("dcgmStartEmbedded", -7)).contains("--dcgm-address"));
+        assert!(advice(&DcgmError::call("dcgmWatchFields", -29)).contains("root"));
     }
 
     #[test]
