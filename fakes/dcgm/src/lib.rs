@@ -52,9 +52,13 @@ const STR_BLANK: &str = "<<<NULL>>>";
 /// `dcgmConnectV2Params_v2`.
 #[repr(C)]
 pub struct ConnectV2Params {
+    /// Must be `dcgmConnectV2Params_version2`.
     version: u32,
+    /// Recorded.
     persist_after_disconnect: u32,
+    /// Recorded.
     timeout_ms: u32,
+    /// Recorded: 1 for a unix socket path.
     address_is_unix_socket: u32,
 }
 
@@ -65,11 +69,17 @@ pub struct ValueBytes([u8; 4096]);
 /// `dcgmFieldValue_v1`.
 #[repr(C)]
 pub struct FieldValueV1 {
+    /// `dcgmFieldValue_version1`.
     version: u32,
+    /// The `DCGM_FI_*` asked for.
     field_id: u16,
+    /// `DCGM_FT_*` of `value`.
     field_type: u16,
+    /// `DCGM_ST_*` of this value.
     status: i32,
+    /// Sample time, microseconds since 1970.
     ts: i64,
+    /// The value.
     value: ValueBytes,
 }
 
@@ -80,18 +90,31 @@ const FIELD_VALUE_VERSION: u32 = std::mem::size_of::<FieldValueV1>() as u32 | (1
 
 /// What the configuration file says.
 struct Config {
+    /// `gpus`.
     gpus: u32,
+    /// `uuid.<id>`.
     uuids: HashMap<u32, String>,
+    /// `uuids=blank`.
     blank_uuids: bool,
+    /// `init_error`.
     init_error: c_int,
+    /// `connect_error`.
     connect_error: c_int,
+    /// `watch_error`.
     watch_error: c_int,
+    /// `blank`.
     blank: HashSet<u16>,
+    /// `status.<field>`.
     status: HashMap<u16, c_int>,
+    /// `value.<field>`.
     values: HashMap<u16, f64>,
+    /// `lost_gpu`.
     lost_gpu: Option<u32>,
+    /// `fail_file`.
     fail_file: Option<PathBuf>,
+    /// `fail_code`.
     fail_code: c_int,
+    /// `record`.
     record: Option<PathBuf>,
 }
 
@@ -190,9 +213,11 @@ struct State {
     config: Option<Config>,
     /// Open handles (embedded or connected).
     handles: HashSet<usize>,
+    /// Numbers the handles.
     next_handle: usize,
     /// Field groups by id.
     field_groups: HashMap<usize, Vec<u16>>,
+    /// Numbers the field groups (from 1, so tests know the ids).
     next_field_group: usize,
     /// Fields some watch covers.
     watched: HashSet<u16>,

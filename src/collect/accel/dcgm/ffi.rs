@@ -19,6 +19,8 @@ pub const FI_DEV_UUID: u16 = 54;
 
 /// `DCGM_ST_OK`.
 const ST_OK: c_int = 0;
+/// `DCGM_ST_NO_DATA`.
+const ST_NO_DATA: c_int = -14;
 /// `DCGM_ST_ALREADY_INITIALIZED`: `dcgmInit` was called before in this process; not an error.
 const ST_ALREADY_INITIALIZED: c_int = -55;
 
@@ -99,6 +101,16 @@ impl RawFieldValue {
             ts: 0,
             value: ValueBytes([0; MAX_BLOB_LENGTH]),
         }
+    }
+
+    /// Marks the value as not filled in: no field, no type, `DCGM_ST_NO_DATA`, so that an entry
+    /// DCGM left alone decodes as no value rather than as the previous call's.
+    fn reset(&mut self) {
+        self.version = FIELD_VALUE_VERSION1;
+        self.field_id = 0;
+        self.field_type = 0;
+        self.status = ST_NO_DATA;
+        self.ts = 0;
     }
 
     /// A value as DCGM would return it, for tests of the decoding.
@@ -401,20 +413,36 @@ pub enum Connection {
     HostEngine(HostEngineAddress),
 }
 
-/// The functions we call, resolved once when the library is loaded.
+/// The functions we call, resolved once when the library is loaded, typed as their prototypes
+/// in `dcgm_agent.h` (`dcgmReturn_t` and enums are C `int`, handles `uintptr_t`).
 struct Functions {
+    /// `dcgmInit(void)`.
     init: unsafe extern "C" fn() -> c_int,
+    /// `dcgmShutdown(void)`.
     shutdown: unsafe extern "C" fn() -> c_int,
+    /// `dcgmStartEmbedded(dcgmOperationMode_t opMode, dcgmHandle_t *pDcgmHandle)`.
     start_embedded: unsafe extern "C" fn(c_int, *mut Handle) -> c_int,
+    /// `dcgmStopEmbedded(dcgmHandle_t)`.
     stop_embedded: unsafe extern "C" fn(Handle) -> c_int,
+    /// `dcgmConnect_v2(const char *ipAddress, dcgmConnectV2Params_t *, dcgmHandle_t *)`.
     connect_v2: unsafe extern "C" fn(*const c_char, *mut ConnectV2Params, *mut Handle) -> c_int,
+    /// `dcgmDisconnect(dcgmHandle_t)`.
     disconnect: unsafe extern "C" fn(Handle) -> c_int,
+    /// `dcgmGetAllSupportedDevices(dcgmHandle_t, unsigned int gpuIdList[32], int *count)`.
     get_all_supported_devices: unsafe extern "C" fn(Handle, *mut c_uint, *mut c_int) -> c_int,
+    /// `dcgmFieldGroupCreate(dcgmHandle_t, int numFieldIds, unsigned short *fieldIds,
+    /// const char *fieldGroupName, dcgmFieldGrp_t *)`.
     field_group_create:
         unsafe extern "C" fn(Handle, c_int, *mut u16, *const c_char, *mut Handle) -> c_int,
+    /// `dcgmFieldGroupDestroy(dcgmHandle_t, dcgmFieldGrp_t)`.
     field_group_destroy: unsafe extern "C" fn(Handle, Handle) -> c_int,
+    /// `dcgmWatchFields(dcgmHandle_t, dcgmGpuGrp_t, dcgmFieldGrp_t, long long updateFreq,
+    /// double maxKeepAge, int maxKeepSamples)`.
     watch_fields: unsafe extern "C" fn(Handle, Handle, Handle, i64, f64, c_int) -> c_int,
+    /// `dcgmUpdateAllFields(dcgmHandle_t, int waitForUpdate)`.
     update_all_fields: unsafe extern "C" fn(Handle, c_int) -> c_int,
+    /// `dcgmGetLatestValuesForFields(dcgmHandle_t, int gpuId, unsigned short fields[],
+    /// unsigned int count, dcgmFieldValue_v1 values[])`.
     get_latest_values_for_fields:
         unsafe extern "C" fn(Handle, c_int, *mut u16, c_uint, *mut RawFieldValue) -> c_int,
 }
@@ -648,8 +676,11 @@ impl Session {
             .map_err(|_| DcgmError::call("dcgmGetLatestValuesForFields", -1))?;
         let mut ids = fields.to_vec();
         let count = c_uint::try_from(ids.len()).unwrap_or(c_uint::MAX);
-        self.buffer.clear();
+        // Only the headers are reset between calls (DCGM writes every value it returns);
+        // zeroing 4 KiB unions per field each sample would cost more than the call.
         self.buffer.resize_with(ids.len(), RawFieldValue::empty);
+        self.buffer.truncate(ids.len());
+        self.buffer.iter_mut().for_each(RawFieldValue::reset);
         // SAFETY: `count` field ids and room for `count` dcgmFieldValue_v1, alive for the call.
         let code = unsafe {
             (self.dcgm.functions.get_latest_values_for_fields)(
@@ -732,6 +763,14 @@ mod tests {
         // A blob is not a number.
         let v = RawFieldValue::new(1001, b'b', 0, &1.0f64.to_ne_bytes()).decode();
         assert_eq!(v.number(), None);
+    }
+
+    #[test]
+    fn a_reset_value_is_no_value() {
+        let mut raw = RawFieldValue::new(1002, b'd', 0, &0.75f64.to_ne_bytes());
+        raw.reset();
+        let v = raw.decode();
+        assert_eq!((v.field_id, v.number()), (0, None));
     }
 
     #[test]
