@@ -1,9 +1,348 @@
-//! amd accelerator collector (to be built: issue 3).
+//! AMD GPUs from the amdgpu driver's sysfs, read through `--path.sysfs`: each
+//! `/sys/class/drm/cardN/device` whose PCI vendor is AMD (0x1002), with its `hwmon/hwmonM` chip
+//! for temperatures, power, fan and clocks. No library and no subprocess (rocm-smi reads the same
+//! files).
 
-use crate::collect::Collector;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::sysfs;
+use crate::collect::{read_number, read_optional, CollectError, Collector, HostPaths};
 use crate::config::CollectConfig;
+use crate::model::{Accelerator, AcceleratorInfo, AcceleratorKind, Snapshot};
 
-/// The collector, or `None` where this host has no such device.
-pub fn collector(_config: &CollectConfig) -> Option<Box<dyn Collector>> {
-    None
+/// AMD's PCI vendor id.
+const AMD_VENDOR: u16 = 0x1002;
+
+/// How often the card list and the static facts are read again. GPUs come and go only with a
+/// driver reload or a hot-plug (rare), while the scan reads a dozen files per card; a card that
+/// disappears triggers a rescan at once (see [`AmdCollector::collect`]). The rescan also picks
+/// up a changed `power_dpm_force_performance_level`.
+const RESCAN_EVERY: Duration = Duration::from_secs(60);
+
+/// The collector, or `None` where this host has no AMD GPU (checked once, at start).
+pub fn collector(config: &CollectConfig) -> Option<Box<dyn Collector>> {
+    let collector = AmdCollector::new(config.paths.clone());
+    if collector.cards.is_empty() {
+        tracing::debug!(
+            sysfs = %config.paths.sysfs.display(),
+            "no AMD GPU under class/drm; AMD collector off"
+        );
+        return None;
+    }
+    Some(Box::new(collector))
+}
+
+/// One current DPM (dynamic power management) clock table, `pp_dpm_sclk` or `pp_dpm_mclk`:
+/// lines `N: <freq>Mhz`, the active level marked with `*`. RDNA parts add a deep-sleep level
+/// `S: <freq>Mhz`, which is a state, not part of the range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DpmClocks {
+    /// The level marked active, MHz.
+    pub current_mhz: Option<f64>,
+    /// The lowest numbered level, MHz.
+    pub min_mhz: Option<f64>,
+    /// The highest numbered level, MHz.
+    pub max_mhz: Option<f64>,
+}
+
+impl DpmClocks {
+    /// The range as rocm-smi writes it (and the legacy `GpuAmdInfo.sclk_range` expects):
+    /// `500Mhz - 2500Mhz`.
+    pub fn range(&self) -> Option<String> {
+        Some(format!(
+            "{}Mhz - {}Mhz",
+            self.min_mhz?.round(),
+            self.max_mhz?.round()
+        ))
+    }
+}
+
+/// Parses a `pp_dpm_*` clock table.
+pub fn parse_dpm(text: &str) -> DpmClocks {
+    let mut clocks = DpmClocks {
+        current_mhz: None,
+        min_mhz: None,
+        max_mhz: None,
+    };
+    for line in text.lines() {
+        let Some((level, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let rest = rest.trim();
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let Ok(mhz) = rest[..digits].parse::<f64>() else {
+            continue;
+        };
+        if rest.ends_with('*') {
+            clocks.current_mhz = Some(mhz);
+        }
+        if level.trim().parse::<u32>().is_ok() {
+            clocks.min_mhz = Some(clocks.min_mhz.map_or(mhz, |m| m.min(mhz)));
+            clocks.max_mhz = Some(clocks.max_mhz.map_or(mhz, |m| m.max(mhz)));
+        }
+    }
+    clocks
+}
+
+/// The readable name of a card without a FRU product name (consumer boards): the PCI device id.
+fn fallback_name(device_id: Option<u16>) -> String {
+    match device_id {
+        Some(id) => format!("AMD GPU {id:#06x}"),
+        None => "AMD GPU".to_string(),
+    }
+}
+
+/// A file's trimmed contents, `None` when absent, unreadable or empty (amdgpu creates
+/// `product_name` on every board but leaves it empty where the board has no FRU EEPROM).
+fn read_text(path: PathBuf) -> Option<String> {
+    read_optional(path).filter(|s| !s.is_empty())
+}
+
+/// Which temperature input of the amdgpu hwmon chip means what. amdgpu labels its inputs
+/// (`edge`, `junction`, `mem`); boards without an edge sensor (MI200/MI300) start at junction,
+/// so the labels are read rather than the positions assumed.
+#[derive(Debug, Clone, Default)]
+struct TemperatureInputs {
+    /// `edge`, else `junction`: the GPU temperature rocm-smi shows first.
+    gpu: Option<PathBuf>,
+    /// `mem` (HBM/VRAM).
+    memory: Option<PathBuf>,
+}
+
+impl TemperatureInputs {
+    fn find(hwmon: &Path) -> Self {
+        let (mut edge, mut junction, mut memory) = (None, None, None);
+        for n in 1..=3 {
+            let input = hwmon.join(format!("temp{n}_input"));
+            if !input.exists() {
+                continue;
+            }
+            // Unlabelled inputs follow amdgpu's order: temp1 edge, temp2 junction, temp3 mem.
+            let label = read_optional(hwmon.join(format!("temp{n}_label")))
+                .unwrap_or_else(|| ["edge", "junction", "mem"][n - 1].to_string());
+            match label.as_str() {
+                "edge" => edge = Some(input),
+                "junction" => junction = Some(input),
+                "mem" => memory = Some(input),
+                _ => {}
+            }
+        }
+        Self {
+            gpu: edge.or(junction),
+            memory,
+        }
+    }
+}
+
+/// One AMD card: where its files are, and what was read once.
+#[derive(Debug, Clone)]
+struct Card {
+    /// The card's PCI device directory (`class/drm/cardN/device`).
+    device: PathBuf,
+    /// Its amdgpu hwmon chip, where the driver registered one.
+    hwmon: Option<PathBuf>,
+    /// Temperature inputs found in `hwmon`.
+    temperatures: TemperatureInputs,
+    /// `power1_average` (older SMUs) or `power1_input` (RDNA3, MI300), µW.
+    power: Option<PathBuf>,
+    /// The accelerator with its identity and static facts; values are filled in each sample.
+    model: Accelerator,
+}
+
+impl Card {
+    /// Reads the card `cardN` if its device is an AMD GPU.
+    fn open(index: u32, card: &Path, driver_version: Option<&str>) -> Option<Card> {
+        let device = card.join("device");
+        if sysfs::read_pci_id(&device, "vendor") != Some(AMD_VENDOR) {
+            return None;
+        }
+        let hwmon = sysfs::numbered_entries(&device.join("hwmon"), "hwmon")
+            .into_iter()
+            .next()
+            .map(|(_, dir)| dir);
+        let temperatures = hwmon
+            .as_deref()
+            .map(TemperatureInputs::find)
+            .unwrap_or_default();
+        let power = hwmon.as_ref().and_then(|h| {
+            ["power1_average", "power1_input"]
+                .into_iter()
+                .map(|f| h.join(f))
+                .find(|p| p.exists())
+        });
+        let sclk = read_optional(device.join("pp_dpm_sclk")).map(|t| parse_dpm(&t));
+        let mclk = read_optional(device.join("pp_dpm_mclk")).map(|t| parse_dpm(&t));
+        let max_power_watts = hwmon
+            .as_ref()
+            .and_then(|h| read_number::<f64>(h.join("power1_cap_max")))
+            .map(microwatts);
+        let model = Accelerator {
+            id: format!("amd{index}"),
+            index,
+            kind: AcceleratorKind::Gpu,
+            vendor: "amd".into(),
+            name: read_text(device.join("product_name"))
+                .unwrap_or_else(|| fallback_name(sysfs::read_pci_id(&device, "device"))),
+            uuid: read_text(device.join("unique_id")),
+            pci_bus_id: sysfs::pci_bus_id(&device),
+            info: AcceleratorInfo {
+                driver_version: driver_version.map(str::to_string),
+                vbios_version: read_text(device.join("vbios_version")),
+                performance_level: read_text(device.join("power_dpm_force_performance_level")),
+                sku: read_text(device.join("product_number")),
+                sclk_range: sclk.and_then(|c| c.range()),
+                mclk_range: mclk.and_then(|c| c.range()),
+                max_power_watts,
+                ..AcceleratorInfo::default()
+            },
+            ..Accelerator::default()
+        };
+        Some(Card {
+            device,
+            hwmon,
+            temperatures,
+            power,
+            model,
+        })
+    }
+
+    /// The card at this sample. A value the driver does not give (a runtime-suspended dGPU
+    /// answers EPERM/EBUSY) is `None`.
+    fn read(&self) -> Accelerator {
+        let device = &self.device;
+        let hwmon = |file: &str| -> Option<f64> { read_number(self.hwmon.as_ref()?.join(file)) };
+        let celsius = |path: &Option<PathBuf>| -> Option<f64> {
+            read_number::<f64>(path.as_ref()?).map(|m| m / 1000.0)
+        };
+        // The hwmon frequency inputs are in Hz; older kernels have none, and the active DPM
+        // level is the next best reading.
+        let clock = |hwmon_file: &str, dpm_file: &str| -> Option<f64> {
+            hwmon(hwmon_file)
+                .map(|hz| hz / 1e6)
+                .or_else(|| parse_dpm(&read_optional(device.join(dpm_file))?).current_mhz)
+        };
+        let sclk = clock("freq1_input", "pp_dpm_sclk");
+        Accelerator {
+            utilization_percent: read_number(device.join("gpu_busy_percent")),
+            memory_utilization_percent: read_number(device.join("mem_busy_percent")),
+            memory_used_bytes: read_number(device.join("mem_info_vram_used")),
+            memory_total_bytes: read_number(device.join("mem_info_vram_total")),
+            temperature_celsius: celsius(&self.temperatures.gpu),
+            memory_temperature_celsius: celsius(&self.temperatures.memory),
+            power_watts: self
+                .power
+                .as_ref()
+                .and_then(|p| read_number::<f64>(p))
+                .map(microwatts),
+            power_limit_watts: hwmon("power1_cap").map(microwatts),
+            // amdgpu's pwm1 is 0–255 whatever the fan's RPM range (fan1_input is RPM).
+            fan_speed_percent: hwmon("pwm1").map(|pwm| (pwm / 255.0 * 100.0).clamp(0.0, 100.0)),
+            // sclk drives both the shader engines and the graphics pipeline.
+            sm_clock_mhz: sclk,
+            graphics_clock_mhz: sclk,
+            memory_clock_mhz: clock("freq2_input", "pp_dpm_mclk"),
+            pcie_link_gen: read_optional(device.join("current_link_speed"))
+                .as_deref()
+                .and_then(sysfs::parse_link_gen),
+            pcie_link_width: read_number(device.join("current_link_width")),
+            ..self.model.clone()
+        }
+    }
+}
+
+/// sysfs power values are microwatts.
+fn microwatts(uw: f64) -> f64 {
+    uw / 1e6
+}
+
+/// Reads every AMD card each sample; the card list and static facts every [`RESCAN_EVERY`].
+pub struct AmdCollector {
+    /// Where /sys is.
+    paths: HostPaths,
+    /// The AMD cards found by the last scan, by card number.
+    cards: Vec<Card>,
+    /// When the last scan ran.
+    scanned_at: Instant,
+}
+
+impl AmdCollector {
+    /// Scans `paths`' sysfs for AMD cards.
+    pub fn new(paths: HostPaths) -> Self {
+        let mut collector = Self {
+            paths,
+            cards: Vec::new(),
+            scanned_at: Instant::now(),
+        };
+        collector.scan();
+        collector
+    }
+
+    fn scan(&mut self) {
+        // Set only by out-of-tree (DKMS) amdgpu builds; the in-tree driver has no version.
+        let driver_version = read_text(self.paths.sys("module/amdgpu/version"));
+        self.cards = sysfs::numbered_entries(&self.paths.sys("class/drm"), "card")
+            .into_iter()
+            .filter_map(|(n, card)| Card::open(n, &card, driver_version.as_deref()))
+            .collect();
+        self.scanned_at = Instant::now();
+    }
+}
+
+impl Collector for AmdCollector {
+    fn name(&self) -> &'static str {
+        "amd"
+    }
+
+    fn collect(&mut self, snapshot: &mut Snapshot) -> Result<(), CollectError> {
+        let vanished = self.cards.iter().any(|c| !c.device.exists());
+        if vanished || self.scanned_at.elapsed() >= RESCAN_EVERY {
+            self.scan();
+        }
+        snapshot
+            .accelerators
+            .extend(self.cards.iter().map(Card::read));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dpm_table_with_current_level() {
+        let clocks = parse_dpm("0: 500Mhz \n1: 1200Mhz *\n2: 2500Mhz \n");
+        assert_eq!(clocks.current_mhz, Some(1200.0));
+        assert_eq!(clocks.min_mhz, Some(500.0));
+        assert_eq!(clocks.max_mhz, Some(2500.0));
+        assert_eq!(clocks.range().as_deref(), Some("500Mhz - 2500Mhz"));
+    }
+
+    #[test]
+    fn dpm_deep_sleep_level_is_current_but_not_in_range() {
+        // RDNA3 with the GPU idle: the deep-sleep level is active.
+        let clocks = parse_dpm("S: 19Mhz *\n0: 500Mhz \n1: 2371Mhz \n2: 2526Mhz \n");
+        assert_eq!(clocks.current_mhz, Some(19.0));
+        assert_eq!(clocks.range().as_deref(), Some("500Mhz - 2526Mhz"));
+    }
+
+    #[test]
+    fn dpm_without_marker_or_levels() {
+        let clocks = parse_dpm("0: 96Mhz\n1: 456Mhz\n");
+        assert_eq!(clocks.current_mhz, None);
+        assert_eq!(clocks.range().as_deref(), Some("96Mhz - 456Mhz"));
+        let empty = parse_dpm("");
+        assert_eq!(empty.range(), None);
+        assert_eq!(parse_dpm("garbage\n0: Mhz *\n").current_mhz, None);
+    }
+
+    #[test]
+    fn name_falls_back_to_the_device_id() {
+        assert_eq!(fallback_name(Some(0x744c)), "AMD GPU 0x744c");
+        assert_eq!(fallback_name(Some(0x73bf)), "AMD GPU 0x73bf");
+        assert_eq!(fallback_name(None), "AMD GPU");
+    }
 }

@@ -15,6 +15,7 @@ pub mod apple;
 pub mod dcgm;
 pub mod npu;
 pub mod nvidia;
+mod sysfs;
 pub mod tpu;
 
 use crate::collect::Collector;
