@@ -346,3 +346,129 @@ mod tests {
         assert_eq!(fallback_name(None), "AMD GPU");
     }
 }
+
+#[cfg(test)]
+mod fixture_tests {
+    use super::*;
+    use crate::collect::accel::sysfs::workstation;
+
+    fn collect(collector: &mut AmdCollector) -> Vec<Accelerator> {
+        let mut snapshot = Snapshot::default();
+        collector.collect(&mut snapshot).unwrap();
+        snapshot.accelerators
+    }
+
+    #[test]
+    fn reads_both_amd_cards_of_the_workstation() {
+        let cards = collect(&mut AmdCollector::new(workstation()));
+        // card0 is the Intel iGPU and card1-DP-1 a connector: neither is read.
+        let ids: Vec<&str> = cards.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["amd1", "amd2"]);
+
+        let navi = &cards[0];
+        assert_eq!(navi.kind, AcceleratorKind::Gpu);
+        assert_eq!(navi.vendor, "amd");
+        assert_eq!(navi.index, 1);
+        assert_eq!(navi.name, "AMD GPU 0x744c");
+        assert_eq!(navi.uuid, None);
+        assert_eq!(navi.pci_bus_id.as_deref(), Some("0000:03:00.0"));
+        assert_eq!(navi.utilization_percent, Some(37.0));
+        assert_eq!(navi.memory_utilization_percent, Some(12.0));
+        assert_eq!(navi.memory_used_bytes, Some(3_422_552_064));
+        assert_eq!(navi.memory_total_bytes, Some(25_753_026_560));
+        assert_eq!(navi.temperature_celsius, Some(54.0));
+        assert_eq!(navi.memory_temperature_celsius, Some(62.0));
+        // power1_input (no power1_average on this board), µW.
+        assert_eq!(navi.power_watts, Some(212.0));
+        assert_eq!(navi.power_limit_watts, Some(355.0));
+        assert_eq!(navi.fan_speed_percent, Some(87.0 / 255.0 * 100.0));
+        // From the hwmon frequency inputs (Hz).
+        assert_eq!(navi.sm_clock_mhz, Some(2210.0));
+        assert_eq!(navi.graphics_clock_mhz, Some(2210.0));
+        assert_eq!(navi.memory_clock_mhz, Some(1249.0));
+        assert_eq!(navi.pcie_link_gen, Some(4));
+        assert_eq!(navi.pcie_link_width, Some(16));
+        assert_eq!(navi.info.vbios_version.as_deref(), Some("113-D7020100-102"));
+        assert_eq!(navi.info.performance_level.as_deref(), Some("auto"));
+        assert_eq!(navi.info.sclk_range.as_deref(), Some("500Mhz - 2526Mhz"));
+        assert_eq!(navi.info.mclk_range.as_deref(), Some("96Mhz - 1249Mhz"));
+        assert_eq!(navi.info.max_power_watts, Some(402.0));
+        assert_eq!(navi.info.sku, None);
+        assert_eq!(navi.error, None);
+
+        let mi210 = &cards[1];
+        assert_eq!(mi210.name, "Instinct MI210");
+        assert_eq!(mi210.uuid.as_deref(), Some("9d3f2a17c4e5b068"));
+        assert_eq!(mi210.pci_bus_id.as_deref(), Some("0000:41:00.0"));
+        assert_eq!(mi210.info.sku.as_deref(), Some("102-D67302-00"));
+        assert_eq!(
+            mi210.info.performance_level.as_deref(),
+            Some("perf_determinism")
+        );
+        assert_eq!(mi210.utilization_percent, Some(100.0));
+        assert_eq!(mi210.power_watts, Some(287.0), "power1_average");
+        assert_eq!(mi210.power_limit_watts, Some(300.0));
+        assert_eq!(mi210.fan_speed_percent, None, "passively cooled");
+        // No hwmon frequency inputs: the active DPM levels.
+        assert_eq!(mi210.sm_clock_mhz, Some(1700.0));
+        assert_eq!(mi210.memory_clock_mhz, Some(1600.0));
+        assert_eq!(mi210.pcie_link_gen, Some(3));
+        assert_eq!(mi210.pcie_link_width, Some(8));
+        assert_eq!(mi210.temperature_celsius, Some(48.0));
+        assert_eq!(mi210.memory_temperature_celsius, Some(58.0));
+    }
+
+    #[test]
+    fn no_collector_without_an_amd_card() {
+        let empty = tempfile::tempdir().unwrap();
+        let config = CollectConfig {
+            paths: HostPaths::fixture(empty.path()),
+            ..CollectConfig::default()
+        };
+        assert!(collector(&config).is_none());
+        let config = CollectConfig {
+            paths: workstation(),
+            ..CollectConfig::default()
+        };
+        assert!(collector(&config).is_some());
+    }
+
+    #[test]
+    fn junction_stands_in_for_a_missing_edge_sensor() {
+        // MI300-style hwmon: no edge input, labelled junction and mem.
+        let hwmon = tempfile::tempdir().unwrap();
+        for (file, value) in [
+            ("temp2_input", "61000"),
+            ("temp2_label", "junction"),
+            ("temp3_input", "57000"),
+            ("temp3_label", "mem"),
+        ] {
+            std::fs::write(hwmon.path().join(file), value).unwrap();
+        }
+        let inputs = TemperatureInputs::find(hwmon.path());
+        assert_eq!(inputs.gpu, Some(hwmon.path().join("temp2_input")));
+        assert_eq!(inputs.memory, Some(hwmon.path().join("temp3_input")));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn values_are_read_each_sample_and_a_removed_card_goes_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::collect::accel::sysfs::copy_tree(&workstation().sysfs, &dir.path().join("sys"))
+            .unwrap();
+        let paths = HostPaths::fixture(dir.path());
+        let mut collector = AmdCollector::new(paths.clone());
+        assert_eq!(collect(&mut collector).len(), 2);
+
+        let navi = paths.sys("class/drm/card1/device");
+        std::fs::write(navi.join("gpu_busy_percent"), "81\n").unwrap();
+        std::fs::write(navi.join("hwmon/hwmon3/power1_input"), "298500000\n").unwrap();
+        std::fs::write(navi.join("hwmon/hwmon3/pwm1"), "255\n").unwrap();
+        std::fs::remove_dir_all(paths.sys("devices/pci0000:40")).unwrap();
+        let cards = collect(&mut collector);
+        assert_eq!(cards.len(), 1, "the MI210 is gone: {cards:?}");
+        assert_eq!(cards[0].utilization_percent, Some(81.0));
+        assert_eq!(cards[0].power_watts, Some(298.5));
+        assert_eq!(cards[0].fan_speed_percent, Some(100.0));
+    }
+}

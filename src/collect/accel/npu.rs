@@ -223,3 +223,87 @@ mod tests {
         assert_eq!(npu_name(None), "Intel NPU");
     }
 }
+
+#[cfg(test)]
+mod fixture_tests {
+    use super::*;
+    use crate::collect::accel::sysfs::workstation;
+
+    fn collect(collector: &mut NpuCollector) -> Vec<Accelerator> {
+        let mut snapshot = Snapshot::default();
+        collector.collect(&mut snapshot).unwrap();
+        snapshot.accelerators
+    }
+
+    #[test]
+    fn reads_the_meteor_lake_npu() {
+        let mut collector = NpuCollector::new(workstation());
+        let first = collect(&mut collector);
+        assert_eq!(first.len(), 1);
+        let npu = &first[0];
+        assert_eq!(npu.id, "npu0");
+        assert_eq!(npu.kind, AcceleratorKind::Npu);
+        assert_eq!(npu.vendor, "intel");
+        assert_eq!(npu.name, "Intel NPU (Meteor Lake)");
+        assert_eq!(npu.pci_bus_id.as_deref(), Some("0000:00:0b.0"));
+        assert_eq!(npu.info.architecture.as_deref(), Some("Meteor Lake"));
+        assert_eq!(npu.sm_clock_mhz, Some(1400.0));
+        assert_eq!(npu.memory_used_bytes, Some(157_286_400));
+        assert_eq!(npu.memory_total_bytes, None);
+        // A counter: no utilization before a second reading.
+        assert_eq!(npu.utilization_percent, None);
+        // The fixture's counter does not move: idle.
+        assert_eq!(collect(&mut collector)[0].utilization_percent, Some(0.0));
+    }
+
+    #[test]
+    fn no_collector_without_an_npu() {
+        let empty = tempfile::tempdir().unwrap();
+        let config = CollectConfig {
+            paths: HostPaths::fixture(empty.path()),
+            ..CollectConfig::default()
+        };
+        assert!(collector(&config).is_none());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn utilization_is_busy_time_over_wall_time() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::collect::accel::sysfs::copy_tree(&workstation().sysfs, &dir.path().join("sys"))
+            .unwrap();
+        let paths = HostPaths::fixture(dir.path());
+        // Another accel device (a Habana Gaudi) is not an NPU.
+        let gaudi = paths.sys("devices/pci0000:80/0000:80:00.0");
+        std::fs::create_dir_all(gaudi.join("accel/accel1")).unwrap();
+        std::fs::write(gaudi.join("vendor"), "0x1da3\n").unwrap();
+        std::os::unix::fs::symlink("../../../bus/pci/drivers/habanalabs", gaudi.join("driver"))
+            .unwrap();
+        std::os::unix::fs::symlink("../../../0000:80:00.0", gaudi.join("accel/accel1/device"))
+            .unwrap();
+        std::os::unix::fs::symlink(
+            "../../devices/pci0000:80/0000:80:00.0/accel/accel1",
+            paths.sys("class/accel/accel1"),
+        )
+        .unwrap();
+
+        let busy = paths.sys("class/accel/accel0/device/npu_busy_time_us");
+        let mut collector = NpuCollector::new(paths.clone());
+        let started = Instant::now();
+        assert_eq!(collect(&mut collector).len(), 1);
+        std::thread::sleep(Duration::from_millis(200));
+        // 50 ms busy over at least 200 ms of wall time.
+        std::fs::write(&busy, format!("{}\n", 84_233_127 + 50_000)).unwrap();
+        let npus = collect(&mut collector);
+        let wall = started.elapsed().as_secs_f64();
+        let percent = npus[0].utilization_percent.unwrap();
+        assert!(percent <= 25.0, "{percent}");
+        assert!(
+            percent >= 0.05 / wall * 100.0 - 1e-9,
+            "{percent} over {wall} s"
+        );
+        // The driver was reloaded: the counter restarted, no figure for this interval.
+        std::fs::write(&busy, "1000\n").unwrap();
+        assert_eq!(collect(&mut collector)[0].utilization_percent, None);
+    }
+}

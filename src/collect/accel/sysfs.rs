@@ -80,6 +80,34 @@ pub(super) fn parse_link_gen(text: &str) -> Option<u32> {
         .map(|(_, generation)| *generation)
 }
 
+/// The accelerator fixture tree (`tests/fixtures/accel/workstation`, see the fixtures README).
+#[cfg(test)]
+pub(super) fn workstation() -> crate::collect::HostPaths {
+    crate::collect::HostPaths::fixture(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/accel/workstation"),
+    )
+}
+
+/// Copies the tree `from` to `to`, recreating symlinks as links (their relative targets keep
+/// pointing inside the copy), for tests that change or remove files.
+#[cfg(test)]
+pub(super) fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type()?;
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &target)?;
+        } else if kind.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
