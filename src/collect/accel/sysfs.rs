@@ -23,6 +23,17 @@ pub(super) fn numbered_entries(dir: &Path, prefix: &str) -> Vec<(u32, PathBuf)> 
     found
 }
 
+/// Every entry of `dir` (e.g. the PCI functions of `bus/pci/devices`), by name. Absent `dir` →
+/// empty.
+pub(super) fn entries(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+    found.sort_unstable();
+    found
+}
+
 /// A PCI id file (`vendor`, `device`, `subsystem_device`: `0x1002`) as a number.
 pub(super) fn parse_pci_id(text: &str) -> Option<u16> {
     u16::from_str_radix(text.trim().strip_prefix("0x")?, 16).ok()
