@@ -235,7 +235,7 @@ impl Card {
             power_watts: self
                 .power
                 .as_ref()
-                .and_then(|p| read_number::<f64>(p))
+                .and_then(read_number::<f64>)
                 .map(microwatts),
             power_limit_watts: hwmon("power1_cap").map(microwatts),
             // amdgpu's pwm1 is 0–255 whatever the fan's RPM range (fan1_input is RPM).

@@ -222,11 +222,16 @@ fn devices(readings: &Readings, chip: Option<ChipType>) -> Vec<Accelerator> {
         .collect()
 }
 
-/// Whether a failed call means the runtime is not there (its process ended, the connection was
-/// refused) rather than a runtime that answered badly: tonic reports transport failures as
-/// `Unavailable` with the transport error as source, which a server's own status never has.
+/// Whether a failed call means the runtime is not there (the connection was refused, or closed
+/// under the call because the runtime's process ended) rather than a runtime that answered
+/// badly. tonic turns transport failures into `Unavailable` (refused) or `Unknown` (connection
+/// closed) with the transport error as source, which a server's own status never has; a reply
+/// it cannot decode is `Internal` and stays an error.
 fn runtime_gone(status: &tonic::Status) -> bool {
-    status.code() == tonic::Code::Unavailable && std::error::Error::source(status).is_some()
+    matches!(
+        status.code(),
+        tonic::Code::Unavailable | tonic::Code::Unknown
+    ) && std::error::Error::source(status).is_some()
 }
 
 /// When to try again to reach a runtime that was not there: 1 s, doubling up to 30 s, so a
@@ -396,9 +401,10 @@ impl Collector for TpuCollector {
                 self.absent(&status);
                 return Ok(());
             }
-            Err(Failure::Status(status)) => {
-                format!("{:?}: {}", status.code(), status.message())
-            }
+            Err(Failure::Status(status)) => match std::error::Error::source(&status) {
+                Some(cause) => format!("{:?}: {} ({cause})", status.code(), status.message()),
+                None => format!("{:?}: {}", status.code(), status.message()),
+            },
             Err(Failure::Garbage(why)) => why,
             Err(Failure::Timeout) => format!("no answer within {DEADLINE:?}"),
         };
