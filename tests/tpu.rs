@@ -9,6 +9,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Request, Response, Status};
 
 use system_monitor::collect::accel::tpu::pb::runtime_metric_service_server::{
@@ -116,9 +117,12 @@ impl FakeServer {
         runtime.spawn(async move {
             listener.set_nonblocking(true).unwrap();
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            // As gRPC C++ (libtpu's server) does; without it, Nagle's algorithm and delayed
+            // ACKs add 40 ms to each call.
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
             tonic::transport::Server::builder()
                 .add_service(service)
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+                .serve_with_incoming(incoming)
                 .await
                 .unwrap();
         });
