@@ -228,6 +228,11 @@ fn snapshot_carries_the_full_model() {
     assert_eq!(mi210["sm_clock_mhz"], 1700.0);
     assert_eq!(mi210["memory_clock_mhz"], 1600.0);
     assert_eq!(mi210["pcie_link_gen"], 3);
+    // From the KFD topology node at the same PCI location, and the RAS counters.
+    assert_eq!(mi210["info"]["architecture"], "gfx90a");
+    assert_eq!(mi210["info"]["cores"], 104);
+    assert_eq!(mi210["ecc_errors_corrected"], 3);
+    assert_eq!(mi210["ecc_errors_uncorrected"], 1);
 
     let npu = &accelerators[2];
     assert_eq!(npu["kind"], "npu");

@@ -95,6 +95,80 @@ fn fallback_name(device_id: Option<u16>) -> String {
     }
 }
 
+/// A GPU as the ROCm compute driver (KFD) describes it in
+/// `class/kfd/kfd/topology/nodes/N/properties`: the only place sysfs gives the shader ISA and
+/// the compute-unit count. CPU nodes have no SIMDs and are skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KfdNode {
+    /// PCI domain of the GPU.
+    pub domain: u32,
+    /// PCI bus, device and function packed as `bus << 8 | device << 3 | function`.
+    pub location_id: u32,
+    /// The shader ISA, e.g. `gfx1100`, `gfx90a`.
+    pub architecture: String,
+    /// Compute units (`simd_count / simd_per_cu`).
+    pub compute_units: Option<u32>,
+}
+
+/// Parses a KFD node's `properties` (`key value` lines); `None` for a CPU node.
+pub fn parse_kfd_node(text: &str) -> Option<KfdNode> {
+    let value = |key: &str| -> Option<u64> {
+        text.lines().find_map(|line| {
+            let (k, v) = line.split_once(' ')?;
+            (k == key).then(|| v.trim().parse().ok()).flatten()
+        })
+    };
+    let gfx = value("gfx_target_version").filter(|&v| v > 0)?;
+    let simds = value("simd_count").filter(|&n| n > 0)?;
+    Some(KfdNode {
+        domain: u32::try_from(value("domain").unwrap_or(0)).ok()?,
+        location_id: u32::try_from(value("location_id")?).ok()?,
+        // major·10000 + minor·100 + stepping, written as LLVM names targets (stepping in hex).
+        architecture: format!("gfx{}{}{:x}", gfx / 10_000, gfx / 100 % 100, gfx % 100),
+        compute_units: value("simd_per_cu")
+            .filter(|&n| n > 0)
+            .and_then(|per_cu| u32::try_from(simds / per_cu).ok()),
+    })
+}
+
+/// The KFD location of a PCI address `DDDD:BB:DD.F`: (domain, `bus << 8 | device << 3 | fn`).
+fn kfd_location(pci_bus_id: &str) -> Option<(u32, u32)> {
+    let mut parts = pci_bus_id.split([':', '.']);
+    let mut hex = || u32::from_str_radix(parts.next()?, 16).ok();
+    let (domain, bus, device, function) = (hex()?, hex()?, hex()?, hex()?);
+    Some((domain, bus << 8 | device << 3 | function))
+}
+
+/// ECC error counts of one RAS block file (`ras/umc_err_count`: `ue: 0` and `ce: 3` lines).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EccCounts {
+    /// Corrected (`ce`).
+    pub corrected: u64,
+    /// Uncorrected (`ue`).
+    pub uncorrected: u64,
+}
+
+/// Parses a RAS `*_err_count` file.
+pub fn parse_ras_count(text: &str) -> Option<EccCounts> {
+    let count = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.trim().parse::<u64>().ok())
+    };
+    Some(EccCounts {
+        corrected: count("ce:")?,
+        uncorrected: count("ue:")?,
+    })
+}
+
+/// What one scan reads once for every card.
+#[derive(Debug, Default)]
+struct HostFacts {
+    /// The amdgpu module version (out-of-tree builds only).
+    driver_version: Option<String>,
+    /// The GPUs of the KFD topology.
+    kfd_nodes: Vec<KfdNode>,
+}
+
 /// A file's trimmed contents, `None` when absent, unreadable or empty (amdgpu creates
 /// `product_name` on every board but leaves it empty where the board has no FRU EEPROM).
 fn read_text(path: PathBuf) -> Option<String> {
@@ -148,13 +222,16 @@ struct Card {
     temperatures: TemperatureInputs,
     /// `power1_average` (older SMUs) or `power1_input` (RDNA3, MI300), µW.
     power: Option<PathBuf>,
+    /// The RAS error-count files (`ras/*_err_count`, one per hardware block); only boards with
+    /// ECC (Instinct, some Radeon Pro) have them.
+    ras_counts: Vec<PathBuf>,
     /// The accelerator with its identity and static facts; values are filled in each sample.
     model: Accelerator,
 }
 
 impl Card {
     /// Reads the card `cardN` if its device is an AMD GPU.
-    fn open(index: u32, card: &Path, driver_version: Option<&str>) -> Option<Card> {
+    fn open(index: u32, card: &Path, host: &HostFacts) -> Option<Card> {
         let device = card.join("device");
         if sysfs::read_pci_id(&device, "vendor") != Some(AMD_VENDOR) {
             return None;
@@ -179,6 +256,19 @@ impl Card {
             .as_ref()
             .and_then(|h| read_number::<f64>(h.join("power1_cap_max")))
             .map(microwatts);
+        let pci_bus_id = sysfs::pci_bus_id(&device);
+        let kfd = pci_bus_id
+            .as_deref()
+            .and_then(kfd_location)
+            .and_then(|(domain, location)| {
+                host.kfd_nodes
+                    .iter()
+                    .find(|n| n.domain == domain && n.location_id == location)
+            });
+        let ras_counts = sysfs::entries(&device.join("ras"))
+            .into_iter()
+            .filter(|p| p.to_str().is_some_and(|n| n.ends_with("_err_count")))
+            .collect();
         let model = Accelerator {
             id: format!("amd{index}"),
             index,
@@ -187,9 +277,11 @@ impl Card {
             name: read_text(device.join("product_name"))
                 .unwrap_or_else(|| fallback_name(sysfs::read_pci_id(&device, "device"))),
             uuid: read_text(device.join("unique_id")),
-            pci_bus_id: sysfs::pci_bus_id(&device),
+            pci_bus_id,
             info: AcceleratorInfo {
-                driver_version: driver_version.map(str::to_string),
+                driver_version: host.driver_version.clone(),
+                architecture: kfd.map(|n| n.architecture.clone()),
+                cores: kfd.and_then(|n| n.compute_units),
                 vbios_version: read_text(device.join("vbios_version")),
                 performance_level: read_text(device.join("power_dpm_force_performance_level")),
                 sku: read_text(device.join("product_number")),
@@ -205,6 +297,7 @@ impl Card {
             hwmon,
             temperatures,
             power,
+            ras_counts,
             model,
         })
     }
@@ -225,6 +318,16 @@ impl Card {
                 .or_else(|| parse_dpm(&read_optional(device.join(dpm_file))?).current_mhz)
         };
         let sclk = clock("freq1_input", "pp_dpm_sclk");
+        let ecc: Option<EccCounts> = (!self.ras_counts.is_empty()).then(|| {
+            let blocks = self
+                .ras_counts
+                .iter()
+                .filter_map(|p| read_optional(p).as_deref().and_then(parse_ras_count));
+            blocks.fold(EccCounts::default(), |sum, c| EccCounts {
+                corrected: sum.corrected + c.corrected,
+                uncorrected: sum.uncorrected + c.uncorrected,
+            })
+        });
         Accelerator {
             utilization_percent: read_number(device.join("gpu_busy_percent")),
             memory_utilization_percent: read_number(device.join("mem_busy_percent")),
@@ -248,6 +351,9 @@ impl Card {
                 .as_deref()
                 .and_then(sysfs::parse_link_gen),
             pcie_link_width: read_number(device.join("current_link_width")),
+            // Summed over the RAS blocks (memory, GFX, SDMA, …), like NVML's volatile totals.
+            ecc_errors_corrected: ecc.map(|e| e.corrected),
+            ecc_errors_uncorrected: ecc.map(|e| e.uncorrected),
             ..self.model.clone()
         }
     }
@@ -281,11 +387,17 @@ impl AmdCollector {
     }
 
     fn scan(&mut self) {
-        // Set only by out-of-tree (DKMS) amdgpu builds; the in-tree driver has no version.
-        let driver_version = read_text(self.paths.sys("module/amdgpu/version"));
+        let host = HostFacts {
+            // Set only by out-of-tree (DKMS) amdgpu builds; the in-tree driver has no version.
+            driver_version: read_text(self.paths.sys("module/amdgpu/version")),
+            kfd_nodes: sysfs::entries(&self.paths.sys("class/kfd/kfd/topology/nodes"))
+                .iter()
+                .filter_map(|node| parse_kfd_node(&read_optional(node.join("properties"))?))
+                .collect(),
+        };
         self.cards = sysfs::numbered_entries(&self.paths.sys("class/drm"), "card")
             .into_iter()
-            .filter_map(|(n, card)| Card::open(n, &card, driver_version.as_deref()))
+            .filter_map(|(n, card)| Card::open(n, &card, &host))
             .collect();
         self.scanned_at = Instant::now();
     }
@@ -337,6 +449,49 @@ mod tests {
         let empty = parse_dpm("");
         assert_eq!(empty.range(), None);
         assert_eq!(parse_dpm("garbage\n0: Mhz *\n").current_mhz, None);
+    }
+
+    #[test]
+    fn kfd_nodes_give_the_isa_and_compute_units() {
+        let mi210 = "simd_count 416\nsimd_per_cu 4\ngfx_target_version 90010\n\
+                     vendor_id 4098\ndevice_id 29711\nlocation_id 16640\ndomain 0\n";
+        assert_eq!(
+            parse_kfd_node(mi210),
+            Some(KfdNode {
+                domain: 0,
+                location_id: 0x4100,
+                architecture: "gfx90a".into(),
+                compute_units: Some(104),
+            })
+        );
+        let navi = "simd_count 192\nsimd_per_cu 2\ngfx_target_version 110000\nlocation_id 768\n";
+        let navi = parse_kfd_node(navi).unwrap();
+        assert_eq!(navi.architecture, "gfx1100");
+        assert_eq!(navi.compute_units, Some(96));
+        assert_eq!(
+            parse_kfd_node("simd_count 64\ngfx_target_version 90402\nlocation_id 1\n")
+                .map(|n| (n.architecture, n.compute_units)),
+            Some(("gfx942".to_string(), None))
+        );
+        // The CPU node.
+        let cpu = "cpu_cores_count 16\nsimd_count 0\ngfx_target_version 0\nlocation_id 0\n";
+        assert_eq!(parse_kfd_node(cpu), None);
+        assert_eq!(kfd_location("0000:41:00.0"), Some((0, 0x4100)));
+        assert_eq!(kfd_location("0001:c1:00.1"), Some((1, 0xc101)));
+        assert_eq!(kfd_location("card1"), None);
+    }
+
+    #[test]
+    fn ras_error_counts() {
+        assert_eq!(
+            parse_ras_count("ue: 1\nce: 2\n"),
+            Some(EccCounts {
+                corrected: 2,
+                uncorrected: 1
+            })
+        );
+        assert_eq!(parse_ras_count("ue: 0\n"), None);
+        assert_eq!(parse_ras_count(""), None);
     }
 
     #[test]
@@ -394,6 +549,9 @@ mod fixture_tests {
         assert_eq!(navi.info.mclk_range.as_deref(), Some("96Mhz - 1249Mhz"));
         assert_eq!(navi.info.max_power_watts, Some(402.0));
         assert_eq!(navi.info.sku, None);
+        assert_eq!(navi.info.architecture.as_deref(), Some("gfx1100"));
+        assert_eq!(navi.info.cores, Some(96));
+        assert_eq!(navi.ecc_errors_corrected, None, "no RAS on this board");
         assert_eq!(navi.error, None);
 
         let mi210 = &cards[1];
@@ -406,6 +564,11 @@ mod fixture_tests {
             Some("perf_determinism")
         );
         assert_eq!(mi210.utilization_percent, Some(100.0));
+        assert_eq!(mi210.info.architecture.as_deref(), Some("gfx90a"));
+        assert_eq!(mi210.info.cores, Some(104));
+        // umc 1 ue + 2 ce, gfx 1 ce, sdma 0.
+        assert_eq!(mi210.ecc_errors_corrected, Some(3));
+        assert_eq!(mi210.ecc_errors_uncorrected, Some(1));
         assert_eq!(mi210.power_watts, Some(287.0), "power1_average");
         assert_eq!(mi210.power_limit_watts, Some(300.0));
         assert_eq!(mi210.fan_speed_percent, None, "passively cooled");
