@@ -364,7 +364,7 @@ fn microwatts(uw: f64) -> f64 {
     uw / 1e6
 }
 
-/// Reads every AMD card each sample; the card list and static facts every [`RESCAN_EVERY`].
+/// Reads every AMD card each sample; the card list and static facts every minute (`RESCAN_EVERY`).
 pub struct AmdCollector {
     /// Where /sys is.
     paths: HostPaths,

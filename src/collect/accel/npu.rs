@@ -143,7 +143,7 @@ impl Npu {
     }
 }
 
-/// Reads every Intel NPU each sample; the device list every [`RESCAN_EVERY`].
+/// Reads every Intel NPU each sample; the device list every minute (`RESCAN_EVERY`).
 pub struct NpuCollector {
     /// Where /sys is.
     paths: HostPaths,
