@@ -2,9 +2,10 @@
 //! fresh machine needs no system `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    const PROTOS: [&str; 2] = [
+    const PROTOS: [&str; 3] = [
         "proto/tracklab_system_monitor.proto",
         "proto/tracklab/monitor/v1/monitor.proto",
+        "proto/tpu/tpu_metric_service.proto",
     ];
     for proto in PROTOS {
         println!("cargo:rerun-if-changed={proto}");

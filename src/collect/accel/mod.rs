@@ -16,6 +16,7 @@ pub mod apple_math;
 pub mod dcgm;
 pub mod npu;
 pub mod nvidia;
+mod sysfs;
 pub mod tpu;
 
 use crate::collect::Collector;
