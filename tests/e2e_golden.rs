@@ -57,8 +57,23 @@ async fn captured_vm_fixture_matches_golden() {
     check_fixture("captured-vm").await;
 }
 
+/// A workstation with an Intel iGPU (skipped), an RX 7900 XTX, an MI210 and a Meteor Lake NPU
+/// in sysfs, over the server fixture's procfs.
+#[tokio::test]
+async fn accel_workstation_fixture_matches_golden() {
+    // One sample only: the NPU's utilization is a rate over two samples (null in the first), so a
+    // second sample landing before the request would change the output.
+    check_fixture_with("accel/workstation", &["--interval", "60m"]).await;
+}
+
 async fn check_fixture(fixture: &str) {
-    let monitor = Monitor::on_fixture(fixture, &["--node-id", "golden-node"]);
+    check_fixture_with(fixture, &[]).await;
+}
+
+async fn check_fixture_with(fixture: &str, extra_args: &[&str]) {
+    let mut args = vec!["--node-id", "golden-node"];
+    args.extend_from_slice(extra_args);
+    let monitor = Monitor::on_fixture(fixture, &args);
     let golden = common::repo_dir().join("tests/golden").join(fixture);
 
     let metrics = fetch(&monitor, "/api/system/metrics").await;
