@@ -263,3 +263,67 @@ impl Registration {
 fn advertise_scheme(_config: &Config) -> &'static str {
     "http"
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn setup(bind: IpAddr, advertise_url: Option<&str>) -> (RegisterConfig, Config) {
+        let register = RegisterConfig {
+            coordinator: "http://127.0.0.1:9".into(),
+            advertise_url: advertise_url.map(String::from),
+            labels: vec![("rack".into(), "r1".into())],
+        };
+        let config = Config {
+            node_id: "n1".into(),
+            bind,
+            ..Config::default()
+        };
+        (register, config)
+    }
+
+    #[tokio::test]
+    async fn the_advertised_url_follows_the_bind_address() {
+        let (register, config) = setup(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)), None);
+        let r = Registration::new(&register, &config, Some(8080), None).unwrap();
+        assert_eq!(
+            r.endpoint.as_str(),
+            "http://127.0.0.1:9/api/cluster/register"
+        );
+        let (url, source) = r.advertised().await.unwrap();
+        assert_eq!(url, "http://127.0.0.3:8080");
+        assert_eq!(source, Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3))));
+    }
+
+    #[tokio::test]
+    async fn an_unspecified_bind_advertises_the_route_to_the_coordinator() {
+        let (register, config) = setup(IpAddr::V4(Ipv4Addr::UNSPECIFIED), None);
+        let r = Registration::new(&register, &config, Some(8080), None).unwrap();
+        let (url, source) = r.advertised().await.unwrap();
+        assert_eq!(url, "http://127.0.0.1:8080");
+        assert_eq!(source, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    }
+
+    #[tokio::test]
+    async fn a_given_url_is_advertised_as_is() {
+        let (register, config) = setup(
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            Some("https://10.0.0.5:8443"),
+        );
+        let r = Registration::new(&register, &config, Some(8080), None).unwrap();
+        assert_eq!(
+            r.advertised().await.unwrap(),
+            ("https://10.0.0.5:8443".to_string(), None)
+        );
+    }
+
+    #[test]
+    fn registration_needs_rest() {
+        let (register, config) = setup(IpAddr::V4(Ipv4Addr::LOCALHOST), None);
+        assert!(matches!(
+            Registration::new(&register, &config, None, None),
+            Err(RegisterError::NoRest)
+        ));
+    }
+}

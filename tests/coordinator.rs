@@ -907,3 +907,102 @@ async fn sample_self_and_grpc_serve_the_cluster() {
     }
     assert_eq!(seen.keys().collect::<Vec<_>>(), ["coord-self", "grpc-1"]);
 }
+
+/// Poll or subscribe? The client-side (coordinator) and agent-side CPU cost of keeping `N`
+/// copies of one agent's element fresh for 10 s, by polling `/api/system/metrics` each second
+/// over kept-alive connections versus reading the agent's SSE stream, with the coordinator's own
+/// parsing (`split_agent_answer`) in both. The agent binds 0.0.0.0 and is reached at `N`
+/// distinct loopback addresses, so that each "agent" has its own connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+#[ignore = "a measurement, not a check: cargo test --test coordinator measure -- --ignored --nocapture"]
+async fn measure_poll_versus_stream() {
+    use common::cluster::cpu_seconds;
+    use system_monitor::coordinator::element::split_agent_answer;
+    const N: u8 = 200;
+    const WINDOW: Duration = Duration::from_secs(10);
+    let port = free_port(&[Ipv4Addr::UNSPECIFIED]).to_string();
+    let measured = agent(
+        "server",
+        "measured",
+        Ipv4Addr::UNSPECIFIED,
+        &["--rest-api-port", &port],
+    );
+    let agent_pid = measured.pid().unwrap().to_string();
+    let bases: Vec<String> = (1..=N)
+        .map(|i| format!("http://127.0.1.{i}:{port}"))
+        .collect();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+
+    // Polling.
+    let (own, theirs) = (cpu_seconds("self"), cpu_seconds(&agent_pid));
+    let until = Instant::now() + WINDOW;
+    let mut polls = 0;
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    while Instant::now() < until {
+        ticker.tick().await;
+        let mut set = tokio::task::JoinSet::new();
+        for base in &bases {
+            let request = client.get(format!("{base}/api/system/metrics"));
+            set.spawn(async move {
+                let body = request.send().await.unwrap().bytes().await.unwrap();
+                split_agent_answer(&body).unwrap();
+            });
+        }
+        while set.join_next().await.is_some() {
+            polls += 1;
+        }
+    }
+    let poll = (
+        cpu_seconds("self") - own,
+        cpu_seconds(&agent_pid) - theirs,
+        polls,
+    );
+
+    // Streaming.
+    let (own, theirs) = (cpu_seconds("self"), cpu_seconds(&agent_pid));
+    let mut set = tokio::task::JoinSet::new();
+    for base in &bases {
+        let request = client.get(format!("{base}/api/system/stream"));
+        set.spawn(async move {
+            let mut response = request.send().await.unwrap();
+            let mut buffer: Vec<u8> = Vec::new();
+            let mut events = 0u32;
+            let until = Instant::now() + WINDOW;
+            while Instant::now() < until {
+                let Ok(Ok(Some(chunk))) =
+                    tokio::time::timeout(until - Instant::now(), response.chunk()).await
+                else {
+                    break;
+                };
+                buffer.extend_from_slice(&chunk);
+                while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
+                    let event: Vec<u8> = buffer.drain(..end + 2).collect();
+                    for line in event.split(|b| *b == b'\n') {
+                        if let Some(data) = line.strip_prefix(b"data:") {
+                            split_agent_answer(data.trim_ascii()).unwrap();
+                            events += 1;
+                        }
+                    }
+                }
+            }
+            events
+        });
+    }
+    let mut events = 0;
+    while let Some(n) = set.join_next().await {
+        events += n.unwrap();
+    }
+    let stream = (
+        cpu_seconds("self") - own,
+        cpu_seconds(&agent_pid) - theirs,
+        events,
+    );
+    eprintln!(
+        "{N} connections, {WINDOW:?}: poll: coordinator {:.2} s CPU, agent {:.2} s, {} answers; \
+         stream: coordinator {:.2} s, agent {:.2} s, {} events",
+        poll.0, poll.1, poll.2, stream.0, stream.1, stream.2
+    );
+}

@@ -104,6 +104,7 @@ impl BoundCoordinator {
             token,
             static_agents,
         } = self;
+        files::raise_limit(coordinator.max_nodes);
         let registry = Arc::new(Registry::new(RegistrySettings {
             offline_after: coordinator.offline_after,
             max_nodes: coordinator.max_nodes,
@@ -249,6 +250,48 @@ async fn publish_local(registry: Arc<Registry>, local: LocalNode, shutdown: Canc
             changed = snapshots.changed() => if changed.is_err() { return },
         }
     }
+}
+
+/// The open-file limit: one kept-alive connection per agent needs one descriptor each, beyond
+/// the 1,024 a process is usually given.
+#[cfg(unix)]
+mod files {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+
+    /// Descriptors needed beside the agents' connections (listeners, clients, files).
+    const SPARE: u64 = 1024;
+
+    /// Raises the soft limit towards the hard one, enough for `agents` connections.
+    pub fn raise_limit(agents: usize) {
+        let limit = getrlimit(Resource::Nofile);
+        let wanted = agents as u64 + SPARE;
+        if limit.current.is_none_or(|current| current >= wanted) {
+            return;
+        }
+        let target = limit.maximum.map_or(wanted, |max| max.min(wanted));
+        let raised = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(target),
+                maximum: limit.maximum,
+            },
+        );
+        match raised {
+            Ok(()) if target >= wanted => tracing::debug!(target, "open-file limit raised"),
+            Ok(()) => tracing::warn!(
+                target,
+                agents,
+                "the open-file hard limit is below what --max-nodes agents need"
+            ),
+            Err(e) => tracing::warn!("cannot raise the open-file limit to {target}: {e}"),
+        }
+    }
+}
+
+/// Other systems: the limit is left as it is.
+#[cfg(not(unix))]
+mod files {
+    pub fn raise_limit(_agents: usize) {}
 }
 
 /// Drops lapsed registrations of dead agents, once per heartbeat interval.

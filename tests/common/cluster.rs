@@ -92,6 +92,11 @@ impl Process {
         format!("http://{}:{}", self.host, self.grpc_port)
     }
 
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// What it logged so far.
     pub fn stderr(&self) -> String {
         read(self.dir.path())
@@ -140,6 +145,24 @@ pub fn coordinator(extra: &[&str]) -> Process {
     }
     args.extend(extra.iter().map(|s| s.to_string()));
     Process::start(Ipv4Addr::LOCALHOST, &args)
+}
+
+/// CPU seconds (user + system) process `pid` has used (`/proc/<pid>/stat`, Linux).
+pub fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // USER_HZ is 100 on every Linux ABI.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// A TCP port free on every one of `hosts` right now.
