@@ -11,8 +11,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Token;
 use crate::collect::{spawn_sampler, Sampler};
 use crate::config::Config;
+use crate::model::Snapshot;
 use crate::serve::{self, AppState};
 
 /// How often `--parent-pid` is checked.
@@ -40,6 +42,10 @@ pub enum AgentError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    #[error(transparent)]
+    Register(#[from] crate::register::RegisterError),
     #[error("{0}")]
     Server(String),
 }
@@ -49,20 +55,28 @@ pub struct BoundAgent {
     config: Config,
     rest: Option<TcpListener>,
     grpc: TcpListener,
+    token: Option<Token>,
 }
 
 /// Binds the REST and gRPC ports of `config`. Fails with the port named when one is taken.
 pub async fn bind(config: Config) -> Result<BoundAgent, AgentError> {
+    let token = Token::load(config.auth_token_file.as_deref())?;
     let rest = if config.rest_enabled {
         Some(listen("REST", SocketAddr::new(config.bind, config.rest_port)).await?)
     } else {
         None
     };
     let grpc = listen("gRPC", SocketAddr::new(config.bind, config.grpc_port)).await?;
-    Ok(BoundAgent { config, rest, grpc })
+    Ok(BoundAgent {
+        config,
+        rest,
+        grpc,
+        token,
+    })
 }
 
-async fn listen(what: &'static str, addr: SocketAddr) -> Result<TcpListener, AgentError> {
+/// Binds `addr` for `what`, naming the port when it is taken.
+pub async fn listen(what: &'static str, addr: SocketAddr) -> Result<TcpListener, AgentError> {
     TcpListener::bind(addr).await.map_err(|source| {
         if source.kind() == std::io::ErrorKind::AddrInUse {
             AgentError::PortInUse {
@@ -92,18 +106,9 @@ impl BoundAgent {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AgentError> {
         let config = self.config;
         let collect = Arc::new(config.collect.clone());
-        let node_id = config.node_id.clone();
-        let sampler_config = Arc::clone(&collect);
-        // The first sample is taken before serving, so no request ever sees an empty snapshot.
-        let (sampler, first) = tokio::task::spawn_blocking(move || {
-            let mut sampler = Sampler::from_config(node_id, &sampler_config);
-            let first = sampler.sample();
-            (sampler, first)
-        })
-        .await
-        .map_err(|e| AgentError::Server(format!("first sample failed: {e}")))?;
-        let baseline = Arc::clone(&first);
-        let (publish, snapshots) = watch::channel(first);
+        let mut tasks = tokio::task::JoinSet::new();
+        let (baseline, snapshots) =
+            start_sampling(&config, Arc::clone(&collect), &shutdown, &mut tasks).await?;
 
         let state = AppState {
             snapshots,
@@ -126,27 +131,12 @@ impl BoundAgent {
             .map_err(|e| AgentError::Server(format!("gRPC listener: {e}")))?
             .port();
 
-        let mut tasks = tokio::task::JoinSet::new();
-        // The sampler thread stops when `stop_sampler` is dropped, which the task below does on
-        // shutdown; the thread is joined before `run` returns.
-        let (stop_sampler, sampler_stopped) = std::sync::mpsc::channel::<()>();
-        let sampler = spawn_sampler(sampler, config.interval, publish, sampler_stopped)
-            .map_err(|e| AgentError::Server(format!("cannot start the sampler thread: {e}")))?;
-        {
-            let stop = shutdown.clone();
-            tasks.spawn(async move {
-                stop.cancelled().await;
-                drop(stop_sampler);
-                let _ = tokio::task::spawn_blocking(move || sampler.join()).await;
-            });
-        }
         if let Some(listener) = self.rest {
             let app = serve::rest::router(state.clone());
             let stop = shutdown.clone();
+            let token = self.token.clone();
             tasks.spawn(async move {
-                let served = axum::serve(listener, app)
-                    .with_graceful_shutdown(stop.clone().cancelled_owned())
-                    .await;
+                let served = serve::http_serve(listener, app, token, stop.clone()).await;
                 if let Err(e) = served {
                     tracing::error!("REST server failed: {e}");
                     stop.cancel();
@@ -157,8 +147,9 @@ impl BoundAgent {
             let state = state.clone();
             let stop = shutdown.clone();
             let listener = self.grpc;
+            let token = self.token.clone();
             tasks.spawn(async move {
-                if let Err(e) = serve::grpc_serve(listener, state, stop.clone()).await {
+                if let Err(e) = serve::grpc_serve(listener, state, token, stop.clone()).await {
                     tracing::error!("gRPC server failed: {e}");
                     stop.cancel();
                 }
@@ -166,6 +157,25 @@ impl BoundAgent {
         }
         if let Some(pid) = config.parent_pid {
             tasks.spawn(watch_parent(pid, shutdown.clone()));
+        }
+
+        if let Some(register) = &config.register {
+            let registration = crate::register::Registration::new(
+                register,
+                &config,
+                rest_port,
+                self.token.clone(),
+            );
+            match registration {
+                Ok(registration) => {
+                    tasks.spawn(registration.run(shutdown.clone()));
+                }
+                Err(e) => {
+                    shutdown.cancel();
+                    while tasks.join_next().await.is_some() {}
+                    return Err(e.into());
+                }
+            }
         }
 
         if let Some(path) = &config.portfile {
@@ -187,6 +197,39 @@ impl BoundAgent {
         tracing::info!("system_monitor stopped");
         Ok(())
     }
+}
+
+/// Takes the first sample (before anything is served, so no request ever sees an empty
+/// snapshot), then samples every interval on a dedicated thread, stopped and joined by a task in
+/// `tasks` once `shutdown` is cancelled. Returns the first snapshot and the latest-snapshot
+/// receiver.
+pub async fn start_sampling(
+    config: &Config,
+    collect: Arc<crate::config::CollectConfig>,
+    shutdown: &CancellationToken,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> Result<(Arc<Snapshot>, watch::Receiver<Arc<Snapshot>>), AgentError> {
+    let node_id = config.node_id.clone();
+    let (sampler, first) = tokio::task::spawn_blocking(move || {
+        let mut sampler = Sampler::from_config(node_id, &collect);
+        let first = sampler.sample();
+        (sampler, first)
+    })
+    .await
+    .map_err(|e| AgentError::Server(format!("first sample failed: {e}")))?;
+    let (publish, snapshots) = watch::channel(Arc::clone(&first));
+    // The sampler thread stops when `stop_sampler` is dropped, which the task below does on
+    // shutdown; the thread is joined before the tasks are.
+    let (stop_sampler, sampler_stopped) = std::sync::mpsc::channel::<()>();
+    let sampler = spawn_sampler(sampler, config.interval, publish, sampler_stopped)
+        .map_err(|e| AgentError::Server(format!("cannot start the sampler thread: {e}")))?;
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        stop.cancelled().await;
+        drop(stop_sampler);
+        let _ = tokio::task::spawn_blocking(move || sampler.join()).await;
+    });
+    Ok((first, snapshots))
 }
 
 /// Writes the portfile atomically (a temporary file beside it, then a rename), so a reader never

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::collect::HostPaths;
-use crate::config::{self, AccelConfig, Backend, CollectConfig, Config};
+use crate::config::{
+    self, AccelConfig, Backend, CollectConfig, Config, CoordinatorConfig, RegisterConfig,
+};
 
 /// TrackLab System Monitor: samples CPU, memory, disks, filesystems, network and accelerators and
 /// serves them over REST, gRPC and Prometheus.
@@ -24,6 +26,9 @@ pub struct Cli {
     #[command(flatten)]
     pub collect: CollectArgs,
 
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
     /// More logging: -v debug, -vv trace (RUST_LOG overrides).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -33,41 +38,123 @@ pub struct Cli {
 pub enum Command {
     /// Take one sample (two, one interval apart, so rates are real), print it as JSON and exit.
     Snapshot,
+    /// Know the agents (registration, DNS, a static list), poll them, and serve the same REST,
+    /// gRPC and Prometheus surface for the whole cluster.
+    Coordinator(Box<CoordinatorArgs>),
 }
 
-/// How the agent serves.
+/// Security (agent and coordinator) and the agent's registration with a coordinator.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// Bearer token file: required on every API but /api/health, and for registration.
+    /// Without it, the SYSTEM_MONITOR_AUTH_TOKEN environment variable, if set.
+    #[arg(long, value_name = "PATH", global = true)]
+    pub auth_token_file: Option<PathBuf>,
+
+    /// Register with this coordinator (its base URL) and re-register as a heartbeat.
+    #[arg(long, value_name = "URL", value_parser = parse_http_url)]
+    pub coordinator: Option<String>,
+
+    /// The URL the coordinator should poll this agent at. Default: http://<bind>:<rest port>.
+    #[arg(long, value_name = "URL", requires = "coordinator", value_parser = parse_http_url)]
+    pub advertise_url: Option<String>,
+
+    /// A label sent with the registration (repeatable).
+    #[arg(long = "node-label", value_name = "KEY=VALUE", requires = "coordinator", value_parser = parse_label)]
+    pub node_labels: Vec<(String, String)>,
+
+    /// Time between registrations (the heartbeat). On the coordinator: the interval it
+    /// announces to agents.
+    #[arg(long, value_name = "DURATION", default_value = "10s", global = true, value_parser = config::parse_duration)]
+    pub register_interval: Duration,
+}
+
+/// `system_monitor coordinator`: discovery and polling.
+#[derive(Debug, Args)]
+pub struct CoordinatorArgs {
+    /// Static agents: base URLs, comma-separated (repeatable).
+    #[arg(long, value_name = "URL,URL,...", value_delimiter = ',', value_parser = parse_http_url)]
+    pub agents: Vec<String>,
+
+    /// Static agents, one base URL per line (`#` starts a comment).
+    #[arg(long, value_name = "PATH")]
+    pub agents_file: Option<PathBuf>,
+
+    /// Resolve NAME periodically and poll every address on PORT (repeatable).
+    #[arg(long, value_name = "NAME:PORT", value_parser = parse_dns_target)]
+    pub discover_dns: Vec<(String, u16)>,
+
+    /// How often --discover-dns names are resolved.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = config::parse_duration)]
+    pub dns_interval: Duration,
+
+    /// DNS server (IP:PORT) for --discover-dns. Default: the system resolver.
+    #[arg(long, value_name = "IP:PORT")]
+    pub dns_server: Option<std::net::SocketAddr>,
+
+    /// Time between poll rounds.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = config::parse_duration)]
+    pub poll_interval: Duration,
+
+    /// Per-agent poll timeout (connect to last byte).
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = config::parse_duration)]
+    pub poll_timeout: Duration,
+
+    /// Polls in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub poll_concurrency: u32,
+
+    /// Most agents known at once.
+    #[arg(long, value_name = "N", default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_nodes: u32,
+
+    /// A node without a good answer for this long is offline. Default: 3 poll intervals.
+    #[arg(long, value_name = "DURATION", value_parser = config::parse_duration)]
+    pub offline_after: Option<Duration>,
+
+    /// Accept registrations whose URL host is in this network even if it is not the peer's
+    /// own address (repeatable), e.g. 10.0.0.0/8.
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
+    pub allow_register_cidr: Vec<ipnet::IpNet>,
+
+    /// Also sample this host, listed as the `master` node.
+    #[arg(long)]
+    pub sample_self: bool,
+}
+
+/// How the agent (or the coordinator) serves. Global, so that `coordinator` takes them too.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Write `sock=<grpc port>` and `rest=<rest port>` here once both servers listen.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", global = true)]
     pub portfile: Option<PathBuf>,
 
     /// Serve the REST API (on by default; accepted for TrackLab's launcher).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub enable_rest_api: bool,
 
     /// Do not serve the REST API (nor /metrics).
-    #[arg(long, conflicts_with = "enable_rest_api")]
+    #[arg(long, conflicts_with = "enable_rest_api", global = true)]
     pub disable_rest_api: bool,
 
     /// REST (and /metrics) port; 0 picks a free one.
-    #[arg(long, value_name = "PORT", default_value_t = 8080)]
+    #[arg(long, value_name = "PORT", default_value_t = 8080, global = true)]
     pub rest_api_port: u16,
 
     /// gRPC port; 0 (the default) picks a free one, written to the portfile.
-    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    #[arg(long, value_name = "PORT", default_value_t = 0, global = true)]
     pub grpc_port: u16,
 
     /// Listen on 127.0.0.1 only (the default unless --bind is given).
-    #[arg(long, conflicts_with = "bind")]
+    #[arg(long, conflicts_with = "bind", global = true)]
     pub listen_on_localhost: bool,
 
     /// Address to listen on, e.g. 0.0.0.0 for a cluster agent. Default 127.0.0.1.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", global = true)]
     pub bind: Option<IpAddr>,
 
     /// Exit when this process is gone (checked every 2 s).
-    #[arg(long, value_name = "PID")]
+    #[arg(long, value_name = "PID", global = true)]
     pub parent_pid: Option<u32>,
 }
 
@@ -183,6 +270,58 @@ pub fn parse_node_id(text: &str) -> Result<String, String> {
     }
 }
 
+/// An http(s) URL with a host; kept as given (the coordinator normalises it).
+pub fn parse_http_url(text: &str) -> Result<String, String> {
+    let url =
+        reqwest::Url::parse(text.trim()).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{text:?}: only http and https URLs"));
+    }
+    if url.host().is_none() {
+        return Err(format!("{text:?}: no host"));
+    }
+    Ok(text.trim().to_string())
+}
+
+/// `KEY=VALUE`, each 1-253 characters; keys as node ids.
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))?;
+    parse_node_id(key).map_err(|e| format!("label key {key:?}: {e}"))?;
+    if value.len() > 253 || value.chars().any(char::is_control) {
+        return Err(format!(
+            "label value {value:?}: at most 253 printable characters"
+        ));
+    }
+    Ok((key.to_string(), value.to_string()))
+}
+
+/// `NAME:PORT` for --discover-dns.
+fn parse_dns_target(text: &str) -> Result<(String, u16), String> {
+    let (name, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{text:?} is not NAME:PORT"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("{text:?}: {port:?} is not a port"))?;
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+    if !valid || port == 0 {
+        return Err(format!("{text:?}: expected a DNS name and a non-zero port"));
+    }
+    Ok((name.trim_end_matches('.').to_string(), port))
+}
+
+fn parse_cidr(text: &str) -> Result<ipnet::IpNet, String> {
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is not a CIDR network (e.g. 10.0.0.0/8)"))
+}
+
 impl Cli {
     /// The configuration these flags describe. `hostname` is the default node id.
     pub fn config(&self, hostname: &str) -> Config {
@@ -216,9 +355,45 @@ impl Cli {
                     tpu_metrics_address: c.tpu_metrics_address.clone(),
                 },
             },
+            auth_token_file: self.cluster.auth_token_file.clone(),
+            register: self
+                .cluster
+                .coordinator
+                .clone()
+                .map(|coordinator| RegisterConfig {
+                    coordinator,
+                    advertise_url: self.cluster.advertise_url.clone(),
+                    labels: self.cluster.node_labels.clone(),
+                }),
+            register_interval: self.cluster.register_interval,
         }
     }
 }
+
+impl CoordinatorArgs {
+    /// The coordinator settings these flags describe.
+    pub fn config(&self) -> CoordinatorConfig {
+        CoordinatorConfig {
+            agents: self.agents.clone(),
+            agents_file: self.agents_file.clone(),
+            dns_names: self.discover_dns.clone(),
+            dns_interval: self.dns_interval,
+            dns_server: self.dns_server,
+            poll_interval: self.poll_interval,
+            poll_timeout: self.poll_timeout,
+            poll_concurrency: self.poll_concurrency as usize,
+            max_nodes: self.max_nodes as usize,
+            offline_after: self
+                .offline_after
+                .unwrap_or(self.poll_interval * OFFLINE_AFTER_INTERVALS),
+            allow_register_cidrs: self.allow_register_cidr.clone(),
+            sample_self: self.sample_self,
+        }
+    }
+}
+
+/// Default `--offline-after`, in poll intervals.
+const OFFLINE_AFTER_INTERVALS: u32 = 3;
 
 #[cfg(test)]
 mod tests {
@@ -282,6 +457,133 @@ mod tests {
                 "(",
             ],
             &["system_monitor", "--no-such-flag"],
+        ] {
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn coordinator_flags() {
+        let cli = Cli::try_parse_from([
+            "system_monitor",
+            "coordinator",
+            "--agents",
+            "http://10.0.0.1:8080,http://10.0.0.2:8080",
+            "--agents",
+            "https://node-3:8443",
+            "--discover-dns",
+            "agents.monitoring.svc.cluster.local:8080",
+            "--dns-server",
+            "10.96.0.10:53",
+            "--poll-interval",
+            "2s",
+            "--allow-register-cidr",
+            "10.0.0.0/8",
+            "--allow-register-cidr",
+            "fd00::1",
+            "--sample-self",
+            // Serving and security flags are global: they follow the subcommand.
+            "--rest-api-port",
+            "9000",
+            "--bind",
+            "0.0.0.0",
+            "--auth-token-file",
+            "/etc/token",
+            "--node-id",
+            "coord",
+        ])
+        .unwrap();
+        let Some(Command::Coordinator(args)) = &cli.command else {
+            panic!("not the coordinator: {:?}", cli.command);
+        };
+        let c = args.config();
+        assert_eq!(c.agents.len(), 3);
+        assert_eq!(
+            c.dns_names,
+            [("agents.monitoring.svc.cluster.local".to_string(), 8080)]
+        );
+        assert_eq!(c.dns_server, Some("10.96.0.10:53".parse().unwrap()));
+        assert_eq!(c.poll_interval, Duration::from_secs(2));
+        assert_eq!(c.offline_after, Duration::from_secs(6), "3 poll intervals");
+        assert_eq!(c.poll_timeout, Duration::from_secs(2));
+        assert_eq!((c.poll_concurrency, c.max_nodes), (512, 20_000));
+        assert_eq!(c.allow_register_cidrs.len(), 2);
+        assert!(c.sample_self);
+        let config = cli.config("h");
+        assert_eq!(config.rest_port, 9000);
+        assert_eq!(config.node_id, "coord");
+        assert_eq!(config.auth_token_file, Some(PathBuf::from("/etc/token")));
+        assert!(config.register.is_none());
+    }
+
+    #[test]
+    fn agent_registration_flags() {
+        let cli = Cli::try_parse_from([
+            "system_monitor",
+            "--coordinator",
+            "http://coordinator:9000",
+            "--node-label",
+            "rack=r1",
+            "--node-label",
+            "gpu=h100",
+            "--register-interval",
+            "5s",
+        ])
+        .unwrap();
+        let config = cli.config("h");
+        let register = config.register.unwrap();
+        assert_eq!(register.coordinator, "http://coordinator:9000");
+        assert_eq!(register.advertise_url, None);
+        assert_eq!(
+            register.labels,
+            [("rack".into(), "r1".into()), ("gpu".into(), "h100".into())]
+        );
+        assert_eq!(config.register_interval, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn bad_cluster_values_are_rejected() {
+        for args in [
+            &[
+                "system_monitor",
+                "coordinator",
+                "--agents",
+                "ftp://10.0.0.1",
+            ][..],
+            &["system_monitor", "coordinator", "--agents", "not a url"],
+            &["system_monitor", "coordinator", "--discover-dns", "agents"],
+            &[
+                "system_monitor",
+                "coordinator",
+                "--discover-dns",
+                "agents:0",
+            ],
+            &["system_monitor", "coordinator", "--discover-dns", "a b:80"],
+            &[
+                "system_monitor",
+                "coordinator",
+                "--allow-register-cidr",
+                "10.0.0.0/33",
+            ],
+            &["system_monitor", "coordinator", "--poll-concurrency", "0"],
+            &["system_monitor", "coordinator", "--dns-server", "resolver"],
+            &["system_monitor", "--coordinator", "gopher://x"],
+            &["system_monitor", "--node-label", "a=b"],
+            &[
+                "system_monitor",
+                "--coordinator",
+                "http://c",
+                "--node-label",
+                "nolabel",
+            ],
+            &[
+                "system_monitor",
+                "--coordinator",
+                "http://c",
+                "--node-label",
+                "a/b=c",
+            ],
         ] {
             let err = Cli::try_parse_from(args).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{args:?}");

@@ -1,7 +1,7 @@
 //! Runtime configuration: the one place that holds every default, built from the CLI.
 
 use regex_lite::Regex;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -134,6 +134,76 @@ pub struct Config {
     pub parent_pid: Option<u32>,
     /// Collector settings.
     pub collect: CollectConfig,
+    /// `--auth-token-file`; without it the token comes from `SYSTEM_MONITOR_AUTH_TOKEN`, if set.
+    pub auth_token_file: Option<PathBuf>,
+    /// Registration with a coordinator (`--coordinator`), agent mode only.
+    pub register: Option<RegisterConfig>,
+    /// Time between registrations (heartbeats); the coordinator announces it to its agents.
+    pub register_interval: Duration,
+}
+
+/// An agent's registration with its coordinator.
+#[derive(Debug, Clone)]
+pub struct RegisterConfig {
+    /// The coordinator's base URL (`--coordinator`).
+    pub coordinator: String,
+    /// The URL the coordinator polls us at (`--advertise-url`); default: our bind address and
+    /// REST port (with an unspecified bind, the source address of the route to the coordinator).
+    pub advertise_url: Option<String>,
+    /// `--node-label KEY=VALUE` pairs, passed on to the coordinator.
+    pub labels: Vec<(String, String)>,
+}
+
+/// Default `--register-interval`.
+pub const DEFAULT_REGISTER_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Everything `system_monitor coordinator` needs beside [`Config`] (which gives it its ports,
+/// bind address, node id, token and, with `--sample-self`, its collectors).
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// Static agents (`--agents`, `--agents-file`), as given.
+    pub agents: Vec<String>,
+    /// `--agents-file`, read at start.
+    pub agents_file: Option<PathBuf>,
+    /// `--discover-dns NAME:PORT` targets.
+    pub dns_names: Vec<(String, u16)>,
+    /// How often DNS names are resolved again.
+    pub dns_interval: Duration,
+    /// The DNS server to ask instead of the system resolver.
+    pub dns_server: Option<SocketAddr>,
+    /// Time between poll rounds.
+    pub poll_interval: Duration,
+    /// How long one agent's poll may take, connect to last byte.
+    pub poll_timeout: Duration,
+    /// Polls in flight at once.
+    pub poll_concurrency: usize,
+    /// Most agents known at once (registration beyond it is refused).
+    pub max_nodes: usize,
+    /// Without a good answer for this long, a node is offline.
+    pub offline_after: Duration,
+    /// Networks whose addresses may be registered by any peer.
+    pub allow_register_cidrs: Vec<ipnet::IpNet>,
+    /// Also sample this host and list it as the `master` node.
+    pub sample_self: bool,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        Self {
+            agents: Vec::new(),
+            agents_file: None,
+            dns_names: Vec::new(),
+            dns_interval: Duration::from_secs(30),
+            dns_server: None,
+            poll_interval: Duration::from_secs(1),
+            poll_timeout: Duration::from_secs(2),
+            poll_concurrency: 512,
+            max_nodes: 20_000,
+            offline_after: Duration::from_secs(3),
+            allow_register_cidrs: Vec::new(),
+            sample_self: false,
+        }
+    }
 }
 
 impl Default for Config {
@@ -148,6 +218,9 @@ impl Default for Config {
             portfile: None,
             parent_pid: None,
             collect: CollectConfig::default(),
+            auth_token_file: None,
+            register: None,
+            register_interval: DEFAULT_REGISTER_INTERVAL,
         }
     }
 }

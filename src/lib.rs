@@ -12,14 +12,23 @@
 //!   [`collect::process`] (pid trees for GetStats), [`collect::rates`] (derived values).
 //! - [`serve`]: REST ([`serve::rest`]), Prometheus ([`serve::prometheus`]), gRPC
 //!   ([`serve::grpc_legacy`], [`serve::grpc_v1`]); handlers only read the latest snapshot.
-//! - [`agent`]: wiring for local/agent mode — sampler, servers, portfile, shutdown.
+//! - [`agent`]: wiring for local/agent mode — sampler, servers, portfile, shutdown;
+//!   [`register`]: the agent's registration (heartbeat) with a coordinator.
+//! - [`coordinator`]: cluster mode — discovery (registration, DNS, static), the poller, the
+//!   registry of agents' latest elements, and the cluster REST/gRPC/`/metrics` surface.
+//! - [`auth`]: the shared bearer token (REST middleware, gRPC interceptor);
+//!   [`http_client`]: the one place outgoing HTTP clients are built.
 //! - [`pb`]: code generated from `proto/`.
 
 pub mod agent;
+pub mod auth;
 pub mod cli;
 pub mod collect;
 pub mod config;
+pub mod coordinator;
+pub mod http_client;
 pub mod model;
+pub mod register;
 pub mod serve;
 
 /// Code generated from `proto/` by build.rs.

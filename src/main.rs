@@ -14,8 +14,9 @@ fn main() -> ExitCode {
     init_tracing(cli.verbose);
     let hostname = collect::hostname(&cli.config("").collect);
     let config = cli.config(&hostname);
-    let result = match cli.command {
+    let result = match &cli.command {
         Some(Command::Snapshot) => snapshot(&config),
+        Some(Command::Coordinator(args)) => coordinate(config, args.config()),
         None => serve(config),
     };
     match result {
@@ -64,6 +65,24 @@ fn serve(config: system_monitor::config::Config) -> anyhow::Result<()> {
         let agent = system_monitor::agent::bind(config).await?;
         tokio::spawn(stop_on_signal(shutdown.clone()));
         agent.run(shutdown).await?;
+        Ok(())
+    })
+}
+
+/// `system_monitor coordinator`: one worker thread per core (it parses every agent's answer).
+fn coordinate(
+    config: system_monitor::config::Config,
+    coordinator: system_monitor::config::CoordinatorConfig,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("system_monitor")
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let bound = system_monitor::coordinator::bind(config, coordinator).await?;
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        bound.run(shutdown).await?;
         Ok(())
     })
 }

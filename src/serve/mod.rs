@@ -63,18 +63,53 @@ impl AppState {
     }
 }
 
-/// Serves both gRPC services (legacy and v1) on `listener` until `shutdown` is cancelled.
+/// Serves both gRPC services (legacy and v1) on `listener` until `shutdown` is cancelled; with a
+/// token, every call must carry it.
 pub async fn grpc_serve(
     listener: tokio::net::TcpListener,
     state: AppState,
+    token: Option<crate::auth::Token>,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    let routes = tonic::service::Routes::new(grpc_legacy::service(state.clone()))
+        .add_service(grpc_v1::service(state));
+    grpc_serve_routes(listener, routes, token, shutdown).await
+}
+
+/// The one place gRPC listeners are served (agent and coordinator): `routes` behind the token
+/// check, until `shutdown` is cancelled.
+pub async fn grpc_serve_routes(
+    listener: tokio::net::TcpListener,
+    routes: tonic::service::Routes,
+    token: Option<crate::auth::Token>,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     tonic::transport::Server::builder()
-        .add_service(grpc_legacy::service(state.clone()))
-        .add_service(grpc_v1::service(state))
+        .layer(tonic::service::InterceptorLayer::new(
+            crate::auth::GrpcAuth { token },
+        ))
+        .add_routes(routes)
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
             shutdown.cancelled_owned(),
         )
         .await
+}
+
+/// The one place HTTP (REST) listeners are served (agent and coordinator): `router` behind the
+/// token check, with each request's peer address available to handlers
+/// (`ConnectInfo<SocketAddr>`, which registration checks), until `shutdown` is cancelled.
+pub async fn http_serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    token: Option<crate::auth::Token>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = crate::auth::protect(router, token);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await
 }

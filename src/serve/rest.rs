@@ -224,32 +224,32 @@ async fn prometheus_metrics(State(state): State<RestState>, headers: HeaderMap) 
         .into_response()
 }
 
-async fn not_found(uri: Uri) -> Response {
+pub(crate) async fn not_found(uri: Uri) -> Response {
     error(
         StatusCode::NOT_FOUND,
         json!({"error": "not found", "path": uri.path()}),
     )
 }
 
-async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> Response {
     error(
         StatusCode::METHOD_NOT_ALLOWED,
         json!({"error": "method not allowed", "method": method.as_str(), "path": uri.path()}),
     )
 }
 
-fn error(status: StatusCode, body: serde_json::Value) -> Response {
+pub(crate) fn error(status: StatusCode, body: serde_json::Value) -> Response {
     (status, no_store(), axum::Json(body)).into_response()
 }
 
 /// Live data must not be cached by browsers or proxies.
-fn no_store() -> [(header::HeaderName, HeaderValue); 1] {
+pub(crate) fn no_store() -> [(header::HeaderName, HeaderValue); 1] {
     [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))]
 }
 
 /// A 200 JSON response from pre-encoded bytes, or a JSON 500 when encoding failed (a bug: our
 /// views have no maps with non-string keys and no non-finite floats).
-fn json_bytes(encoded: Result<Bytes, serde_json::Error>) -> Response {
+pub(crate) fn json_bytes(encoded: Result<Bytes, serde_json::Error>) -> Response {
     match encoded {
         Ok(body) => (
             no_store(),
@@ -270,7 +270,7 @@ fn json_bytes(encoded: Result<Bytes, serde_json::Error>) -> Response {
     }
 }
 
-fn round3(v: f64) -> f64 {
+pub(crate) fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
 

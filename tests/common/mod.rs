@@ -188,4 +188,5 @@ fn port_of(portfile: &str, key: &str) -> u16 {
 fn read_stderr(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("stderr")).unwrap_or_default()
 }
+pub mod cluster;
 pub mod fakes;

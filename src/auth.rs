@@ -1,0 +1,231 @@
+//! The shared bearer token: loaded from `--auth-token-file` or `SYSTEM_MONITOR_AUTH_TOKEN`,
+//! required by the REST middleware ([`require_bearer`]) and the gRPC interceptor ([`GrpcAuth`])
+//! on every API except `/api/health`, and sent by the coordinator's and the agents' clients.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+/// The environment variable that carries the token when no file is given.
+pub const TOKEN_ENV: &str = "SYSTEM_MONITOR_AUTH_TOKEN";
+
+/// The one path served without a token: liveness probes (Kubernetes, load balancers) carry none.
+pub const UNAUTHENTICATED_PATH: &str = "/api/health";
+
+/// Why a token could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("cannot read the auth token file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the auth token from {from} is empty")]
+    Empty { from: String },
+    #[error("the auth token from {from} must be printable ASCII without spaces")]
+    Charset { from: String },
+}
+
+/// A shared secret. Never printed: `Debug` shows its length only.
+#[derive(Clone)]
+pub struct Token {
+    /// The secret itself.
+    secret: Arc<str>,
+    /// `Bearer <secret>`, ready for outgoing requests (marked sensitive so that it is never logged).
+    header: HeaderValue,
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Token({} bytes)", self.secret.len())
+    }
+}
+
+impl Token {
+    /// Builds a token from its text (surrounding whitespace, such as a file's final newline, is
+    /// dropped). `from` names the source in errors.
+    pub fn new(text: &str, from: &str) -> Result<Token, AuthError> {
+        let secret = text.trim();
+        if secret.is_empty() {
+            return Err(AuthError::Empty { from: from.into() });
+        }
+        // Visible ASCII only: it travels in an HTTP header and in gRPC metadata.
+        if !secret.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(AuthError::Charset { from: from.into() });
+        }
+        let mut header = HeaderValue::from_str(&format!("Bearer {secret}"))
+            .map_err(|_| AuthError::Charset { from: from.into() })?;
+        header.set_sensitive(true);
+        Ok(Token {
+            secret: secret.into(),
+            header,
+        })
+    }
+
+    /// The token of `file` if given, else of `SYSTEM_MONITOR_AUTH_TOKEN` if set, else none.
+    pub fn load(file: Option<&Path>) -> Result<Option<Token>, AuthError> {
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| AuthError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            return Token::new(&text, &path.display().to_string()).map(Some);
+        }
+        match std::env::var(TOKEN_ENV) {
+            Ok(text) => Token::new(&text, TOKEN_ENV).map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The `Authorization` header value for outgoing requests.
+    pub fn header_value(&self) -> HeaderValue {
+        self.header.clone()
+    }
+
+    /// Whether an `Authorization` header value carries this token (`Bearer`, any case).
+    pub fn accepts(&self, authorization: Option<&[u8]>) -> bool {
+        let Some(value) = authorization else {
+            return false;
+        };
+        let Some((scheme, credentials)) = split_scheme(value) else {
+            return false;
+        };
+        scheme.eq_ignore_ascii_case(b"bearer")
+            && constant_time_eq(credentials, self.secret.as_bytes())
+    }
+}
+
+/// `Bearer abc` → (`Bearer`, `abc`).
+fn split_scheme(value: &[u8]) -> Option<(&[u8], &[u8])> {
+    let space = value.iter().position(|&b| b == b' ')?;
+    let (scheme, rest) = value.split_at(space);
+    let credentials = rest.trim_ascii();
+    Some((scheme, credentials))
+}
+
+/// Compares two byte strings in time that depends on their length only, so that a wrong
+/// token's timing does not tell how many of its first bytes were right.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let difference = a
+        .iter()
+        .zip(b)
+        .fold(0u8, |acc, (x, y)| std::hint::black_box(acc | (x ^ y)));
+    difference == 0
+}
+
+/// The JSON answer to a missing or wrong token. It names nothing else: no node, no path.
+pub fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [
+            (header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        axum::Json(serde_json::json!({"error": "unauthorized"})),
+    )
+        .into_response()
+}
+
+/// axum middleware: with a token, every request but `GET /api/health` and CORS preflights
+/// (`OPTIONS`, which browsers send without credentials) must carry `Authorization: Bearer`.
+/// Install with `router.layer(axum::middleware::from_fn_with_state(token, require_bearer))`.
+pub async fn require_bearer(
+    State(token): State<Option<Token>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(token) = &token {
+        let exempt =
+            request.uri().path() == UNAUTHENTICATED_PATH || request.method() == Method::OPTIONS;
+        if !exempt && !token.accepts(authorization(request.headers())) {
+            return unauthorized();
+        }
+    }
+    next.run(request).await
+}
+
+fn authorization(headers: &HeaderMap) -> Option<&[u8]> {
+    headers
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes)
+}
+
+/// Wraps `router` in [`require_bearer`] (a no-op without a token).
+pub fn protect(router: axum::Router, token: Option<Token>) -> axum::Router {
+    router.layer(axum::middleware::from_fn_with_state(token, require_bearer))
+}
+
+/// gRPC interceptor: with a token, every call must carry `authorization: Bearer <token>`
+/// metadata, else `UNAUTHENTICATED`.
+#[derive(Clone, Debug)]
+pub struct GrpcAuth {
+    /// The expected token; `None` lets every call through.
+    pub token: Option<Token>,
+}
+
+impl tonic::service::Interceptor for GrpcAuth {
+    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let Some(token) = &self.token else {
+            return Ok(request);
+        };
+        let value = request
+            .metadata()
+            .get("authorization")
+            .map(|v| v.as_bytes());
+        if token.accepts(value) {
+            Ok(request)
+        } else {
+            Err(tonic::Status::unauthenticated("unauthorized"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_trimmed_and_checked() {
+        let token = Token::new("s3cret\n", "test").unwrap();
+        assert!(token.accepts(Some(b"Bearer s3cret")));
+        assert!(token.accepts(Some(b"bearer s3cret")));
+        assert!(!token.accepts(Some(b"Bearer s3cre")));
+        assert!(!token.accepts(Some(b"Bearer s3cret2")));
+        assert!(!token.accepts(Some(b"Basic s3cret")));
+        assert!(!token.accepts(Some(b"s3cret")));
+        assert!(!token.accepts(None));
+        assert_eq!(format!("{token:?}"), "Token(6 bytes)");
+        assert!(token.header_value().is_sensitive());
+        assert!(Token::new(" \n", "x").is_err());
+        assert!(Token::new("two words", "x").is_err());
+        assert!(Token::new("é", "x").is_err());
+    }
+
+    #[test]
+    fn constant_time_eq_compares() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(constant_time_eq(b"", b""));
+    }
+
+    #[test]
+    fn token_file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "from-file\n").unwrap();
+        let token = Token::load(Some(&path)).unwrap().unwrap();
+        assert!(token.accepts(Some(b"Bearer from-file")));
+        let missing = Token::load(Some(&dir.path().join("none"))).unwrap_err();
+        assert!(missing.to_string().contains("none"), "{missing}");
+    }
+}

@@ -1,0 +1,629 @@
+//! The coordinator's REST API: `/api/system/metrics[?node_id=a,b]` (the agents' elements plus
+//! `status` and `dataAgeSeconds`, concatenated from their raw bytes), `/api/cluster/info`,
+//! `/api/system/info?node_id=` (fetched from the agent and kept a minute), `/api/health`,
+//! `POST /api/cluster/register`, and `/metrics`. Reads the [`Registry`]; errors are JSON.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::watch;
+use tower_http::cors::CorsLayer;
+
+use super::metrics::CoordinatorMetrics;
+use super::registry::{Agent, AgentUrl, NodeView, Refusal, Registry, Role, Status};
+use crate::auth::Token;
+use crate::http_client;
+use crate::model::Snapshot;
+use crate::register::RegisterRequest;
+use crate::serve::prometheus::{self, Format};
+use crate::serve::rest::{error, json_bytes, no_store, parse_node_ids, round3};
+
+/// The largest registration body accepted.
+pub const REGISTER_BODY_LIMIT: usize = 16 * 1024;
+
+/// How long an agent's `/api/system/info` is served from the cache.
+const INFO_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// The largest `/api/system/info` read from an agent.
+const INFO_LIMIT: usize = 1024 * 1024;
+
+/// Labels a registration may carry, and their value length.
+const MAX_LABELS: usize = 64;
+const MAX_LABEL_VALUE: usize = 253;
+const MAX_VERSION: usize = 64;
+
+/// The coordinator's own sampled host (`--sample-self`).
+#[derive(Clone)]
+pub struct LocalNode {
+    /// Its latest snapshot.
+    pub snapshots: watch::Receiver<Arc<Snapshot>>,
+    /// Its registry entry (role `master`).
+    pub agent: Arc<Agent>,
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ClusterState {
+    /// The agents.
+    pub registry: Arc<Registry>,
+    /// The poller's counters.
+    pub metrics: Arc<CoordinatorMetrics>,
+    /// For fetching agents' `/api/system/info`.
+    pub client: reqwest::Client,
+    /// Sent to agents; without one, registration is refused.
+    pub token: Option<Token>,
+    /// The coordinator's node id (`/metrics` label, health).
+    pub node_id: Arc<str>,
+    /// Per-request deadline towards agents.
+    pub poll_timeout: Duration,
+    /// Time between poll rounds (health's stall check).
+    pub poll_interval: Duration,
+    /// Networks any peer may register addresses in.
+    pub allow_cidrs: Arc<[ipnet::IpNet]>,
+    /// When the coordinator started.
+    pub started_at: SystemTime,
+    /// Its own host, with `--sample-self`.
+    pub local: Option<LocalNode>,
+    /// Cancelled on shutdown: ends streams so that graceful shutdown is not held up.
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
+/// The coordinator's REST routes.
+pub fn router(state: ClusterState) -> Router {
+    Router::new()
+        .route("/api/health", get(health))
+        .route("/api/system/metrics", get(metrics))
+        .route("/api/system/info", get(info))
+        .route("/api/cluster/info", get(cluster_info))
+        .route("/api/cluster/register", post(register))
+        .route("/metrics", get(prometheus_metrics))
+        .method_not_allowed_fallback(crate::serve::rest::method_not_allowed)
+        .fallback(crate::serve::rest::not_found)
+        .layer(CorsLayer::permissive())
+        .with_state(state)
+}
+
+// ---------------------------------------------------------------------------------------------
+// /api/system/metrics
+
+/// `?node_id=ID[,ID…]`.
+#[derive(Debug, Deserialize)]
+struct NodeQuery {
+    node_id: Option<String>,
+}
+
+fn invalid_query(rejection: &QueryRejection) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        json!({"error": "invalid query", "detail": rejection.body_text()}),
+    )
+}
+
+async fn metrics(
+    State(state): State<ClusterState>,
+    query: Result<Query<NodeQuery>, QueryRejection>,
+) -> Response {
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => return invalid_query(&rejection),
+    };
+    let now = Instant::now();
+    let views = match &query.node_id {
+        None => state.registry.nodes(now, false),
+        Some(requested) => {
+            let ids = match parse_node_ids(requested) {
+                Ok(ids) => ids,
+                Err(reason) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        json!({"error": "invalid node_id", "detail": reason, "node_id": requested}),
+                    )
+                }
+            };
+            let mut views = Vec::with_capacity(ids.len());
+            for id in ids {
+                match state.registry.node(id, now) {
+                    Some(view) if view.data.is_some() => views.push(view),
+                    Some(_) => {
+                        return error(
+                            StatusCode::NOT_FOUND,
+                            json!({"error": "no data from node yet", "node_id": id}),
+                        )
+                    }
+                    None => {
+                        return error(
+                            StatusCode::NOT_FOUND,
+                            json!({"error": "unknown node_id", "node_id": id}),
+                        )
+                    }
+                }
+            }
+            views
+        }
+    };
+    let body = elements_json(&views, now);
+    (
+        no_store(),
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// The metrics array of `views` (those with data): each element's bytes as the agent sent
+/// them, with `"status"` and `"dataAgeSeconds"` appended before its closing brace.
+pub fn elements_json(views: &[NodeView], now: Instant) -> Bytes {
+    let size: usize = views
+        .iter()
+        .filter_map(|v| v.data.as_ref())
+        .map(|d| d.element.len() + 64)
+        .sum();
+    let mut out = Vec::with_capacity(size + 2);
+    out.push(b'[');
+    let mut first = true;
+    for view in views {
+        let (Some(data), Some(age)) = (&view.data, view.data_age(now)) else {
+            continue;
+        };
+        // An element is a JSON object with at least node_id (checked when it was stored).
+        let Some(open) = data.element.strip_suffix(b"}") else {
+            continue;
+        };
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(open);
+        out.extend_from_slice(b",\"status\":\"");
+        out.extend_from_slice(view.status.as_str().as_bytes());
+        out.extend_from_slice(
+            format!("\",\"dataAgeSeconds\":{}}}", round3(age.as_secs_f64())).as_bytes(),
+        );
+    }
+    out.push(b']');
+    Bytes::from(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// /api/cluster/info
+
+/// `/api/cluster/info`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ClusterInfo {
+    nodes: Vec<ClusterNode>,
+    total_resources: Resources,
+    used_resources: Resources,
+}
+
+/// One node of `/api/cluster/info`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ClusterNode {
+    /// Node id; null for an agent not heard from yet.
+    id: Option<Arc<str>>,
+    /// Display name: the node id, or the URL before the first answer.
+    name: String,
+    hostname: Option<Arc<str>>,
+    /// The address the coordinator polls.
+    ip: String,
+    role: &'static str,
+    status: &'static str,
+    /// Unix ms of the last fresh data or registration.
+    last_heartbeat: Option<i64>,
+    // Added beside the contract.
+    url: Arc<str>,
+    data_age_seconds: Option<f64>,
+    labels: BTreeMap<String, String>,
+    version: Option<String>,
+    error: Option<String>,
+}
+
+/// Cluster resources. `cpu`: logical CPUs (total) / cores busy (used); `memory`: bytes;
+/// `accelerators`: devices (total) / devices with utilisation above 0 (used).
+#[derive(Debug, Default, Serialize)]
+struct Resources {
+    cpu: f64,
+    memory: u64,
+    accelerators: u64,
+}
+
+async fn cluster_info(State(state): State<ClusterState>) -> Response {
+    let now = Instant::now();
+    let views = state.registry.nodes(now, true);
+    let mut total = Resources::default();
+    let mut used = Resources::default();
+    let mut nodes = Vec::with_capacity(views.len());
+    for view in &views {
+        let figures = view.data.as_ref().map(|d| &d.figures);
+        // Offline nodes' resources are not the cluster's now.
+        if let (Some(f), true) = (figures, view.status != Status::Offline) {
+            total.cpu += f.cpus as f64;
+            total.memory += f.memory_total_bytes;
+            total.accelerators += f.accelerators;
+            used.cpu += f.cpu_busy_cores;
+            used.memory += f.memory_used_bytes;
+            used.accelerators += f.accelerators_busy;
+        }
+        let agent = &view.agent;
+        let ip = match (agent.role, &state.local) {
+            (Role::Master, Some(local)) => local.snapshots.borrow().info.ip_address.clone(),
+            _ => agent
+                .url
+                .ip
+                .map_or_else(|| host_of(&agent.url.base), |ip| ip.to_string()),
+        };
+        let registration = view.registration.as_ref();
+        nodes.push(ClusterNode {
+            id: view.node_id.clone(),
+            name: view
+                .node_id
+                .as_deref()
+                .unwrap_or(&agent.url.key)
+                .to_string(),
+            hostname: figures.map(|f| Arc::clone(&f.hostname)),
+            ip,
+            role: agent.role.as_str(),
+            status: view.status.as_str(),
+            last_heartbeat: view.last_heartbeat_ms(),
+            url: Arc::clone(&agent.url.key),
+            data_age_seconds: view.data_age(now).map(|a| round3(a.as_secs_f64())),
+            labels: registration.map(|r| r.labels.clone()).unwrap_or_default(),
+            version: registration.map(|r| r.version.clone()),
+            error: view.last_error.clone(),
+        });
+    }
+    used.cpu = round3(used.cpu);
+    let body = ClusterInfo {
+        nodes,
+        total_resources: total,
+        used_resources: used,
+    };
+    json_bytes(serde_json::to_vec(&body).map(Bytes::from))
+}
+
+fn host_of(url: &reqwest::Url) -> String {
+    url.host_str().unwrap_or_default().to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// /api/system/info
+
+async fn info(
+    State(state): State<ClusterState>,
+    query: Result<Query<NodeQuery>, QueryRejection>,
+) -> Response {
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => return invalid_query(&rejection),
+    };
+    let Some(id) = query.node_id else {
+        return match &state.local {
+            Some(local) => local_info(local),
+            None => error(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "node_id required", "detail": "a coordinator serves many nodes: ask /api/system/info?node_id=ID"}),
+            ),
+        };
+    };
+    if let Err(reason) = crate::cli::parse_node_id(&id) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "invalid node_id", "detail": reason, "node_id": id}),
+        );
+    }
+    match node_info(&state, &id).await {
+        Ok(body) => json_bytes(Ok(body)),
+        Err(InfoError::Unknown) => error(
+            StatusCode::NOT_FOUND,
+            json!({"error": "unknown node_id", "node_id": id}),
+        ),
+        Err(InfoError::Unreachable(detail)) => error(
+            StatusCode::BAD_GATEWAY,
+            json!({"error": "the node did not answer", "node_id": id, "detail": detail}),
+        ),
+    }
+}
+
+fn local_info(local: &LocalNode) -> Response {
+    let snapshot = Arc::clone(&local.snapshots.borrow());
+    json_bytes(serde_json::to_vec(&crate::serve::rest::info_view(&snapshot)).map(Bytes::from))
+}
+
+/// Why a node's info is not available.
+pub enum InfoError {
+    /// No such node.
+    Unknown,
+    /// The agent did not answer (and nothing is cached).
+    Unreachable(String),
+}
+
+/// A node's `/api/system/info` JSON: the coordinator's own, the cache (a minute), or the agent's
+/// answer; a stale cached copy when the agent does not answer.
+pub async fn node_info(state: &ClusterState, id: &str) -> Result<Bytes, InfoError> {
+    let now = Instant::now();
+    let view = state.registry.node(id, now).ok_or(InfoError::Unknown)?;
+    if view.agent.role == Role::Master {
+        if let Some(local) = &state.local {
+            let snapshot = Arc::clone(&local.snapshots.borrow());
+            return serde_json::to_vec(&crate::serve::rest::info_view(&snapshot))
+                .map(Bytes::from)
+                .map_err(|e| InfoError::Unreachable(e.to_string()));
+        }
+    }
+    let agent = &view.agent;
+    if let Some(body) = state.registry.cached_info(agent, Some(INFO_MAX_AGE), now) {
+        return Ok(body);
+    }
+    match fetch_info(state, agent).await {
+        Ok(body) => {
+            state
+                .registry
+                .store_info(agent, body.clone(), Instant::now());
+            Ok(body)
+        }
+        Err(why) => state
+            .registry
+            .cached_info(agent, None, now)
+            .ok_or(InfoError::Unreachable(why)),
+    }
+}
+
+async fn fetch_info(state: &ClusterState, agent: &Agent) -> Result<Bytes, String> {
+    let url = agent
+        .url
+        .base
+        .join("api/system/info")
+        .map_err(|e| e.to_string())?;
+    let mut request = state.client.get(url).timeout(state.poll_timeout);
+    if let Some(token) = &state.token {
+        request = request.header(reqwest::header::AUTHORIZATION, token.header_value());
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|e| http_client::describe(&e))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("the agent answered {status}"));
+    }
+    let body = http_client::read_body(response, INFO_LIMIT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let object: &serde_json::value::RawValue =
+        serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))?;
+    if !object.get().starts_with('{') {
+        return Err("not a JSON object".into());
+    }
+    Ok(body)
+}
+
+// ---------------------------------------------------------------------------------------------
+// /api/health and /metrics
+
+async fn health(State(state): State<ClusterState>) -> Response {
+    let now = SystemTime::now();
+    let counts = state.registry.counts(Instant::now());
+    let uptime = now
+        .duration_since(state.started_at)
+        .unwrap_or_default()
+        .as_secs_f64();
+    let body = json!({
+        "status": "healthy",
+        "service": "system_monitor",
+        "role": "coordinator",
+        "timestamp": humantime::format_rfc3339_millis(now).to_string(),
+        "node_id": &*state.node_id,
+        "version": crate::VERSION,
+        "uptime_seconds": round3(uptime),
+        "poll_interval_seconds": state.poll_interval.as_secs_f64(),
+        "rounds": state.metrics.rounds(),
+        "last_round_seconds": state.metrics.last_round().map(|d| round3(d.as_secs_f64())),
+        "agents": {
+            "total": counts.iter().sum::<usize>(),
+            "online": counts[Status::Online as usize],
+            "degraded": counts[Status::Degraded as usize],
+            "offline": counts[Status::Offline as usize],
+        },
+    });
+    (StatusCode::OK, no_store(), axum::Json(body)).into_response()
+}
+
+async fn prometheus_metrics(State(state): State<ClusterState>) -> Response {
+    let counts = state.registry.counts(Instant::now());
+    let mut text = state.metrics.encode(&state.node_id, counts);
+    if let Some(local) = &state.local {
+        let snapshot = Arc::clone(&local.snapshots.borrow());
+        text.push_str(&prometheus::encode(&snapshot, Format::Text));
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(Format::Text.content_type()),
+        )],
+        text,
+    )
+        .into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// POST /api/cluster/register
+
+fn invalid_field(field: &str, detail: impl Into<String>) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        json!({"error": "invalid registration", "field": field, "detail": detail.into()}),
+    )
+}
+
+async fn register(
+    State(state): State<ClusterState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Body,
+) -> Response {
+    // Reached only with the right token when one is set (the middleware checks every path).
+    if state.token.is_none() {
+        return error(
+            StatusCode::FORBIDDEN,
+            json!({"error": "registration is disabled", "detail": "start the coordinator with --auth-token-file or SYSTEM_MONITOR_AUTH_TOKEN"}),
+        );
+    }
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            json!({"error": "request body too large", "limit_bytes": REGISTER_BODY_LIMIT}),
+        )
+    };
+    let Ok(body) = axum::body::to_bytes(body, REGISTER_BODY_LIMIT).await else {
+        return too_large();
+    };
+    let request: RegisterRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "invalid registration", "detail": e.to_string()}),
+            )
+        }
+    };
+    if let Err(reason) = crate::cli::parse_node_id(&request.node_id) {
+        return invalid_field("node_id", reason);
+    }
+    let url = match AgentUrl::parse(&request.url) {
+        Ok(url) => url,
+        Err(reason) => return invalid_field("url", reason),
+    };
+    let peer = peer.ip().to_canonical();
+    if let Err(reason) = check_host(&url, peer, &state.allow_cidrs) {
+        return invalid_field("url", reason);
+    }
+    if request.labels.len() > MAX_LABELS {
+        return invalid_field("labels", format!("at most {MAX_LABELS} labels"));
+    }
+    for (key, value) in &request.labels {
+        if crate::cli::parse_node_id(key).is_err()
+            || value.len() > MAX_LABEL_VALUE
+            || value.chars().any(char::is_control)
+        {
+            return invalid_field(
+                "labels",
+                format!("keys as node ids, values at most {MAX_LABEL_VALUE} printable characters"),
+            );
+        }
+    }
+    if request.version.len() > MAX_VERSION || request.version.chars().any(char::is_control) {
+        return invalid_field(
+            "version",
+            format!("at most {MAX_VERSION} printable characters"),
+        );
+    }
+    let registered = state.registry.register(
+        &request.node_id,
+        url,
+        peer,
+        request.labels,
+        request.version,
+        Instant::now(),
+    );
+    match registered {
+        Ok(()) => (
+            no_store(),
+            axum::Json(json!({
+                "registered": true,
+                "node_id": request.node_id,
+                "heartbeat_interval_seconds": state.registry.settings().heartbeat.as_secs_f64(),
+            })),
+        )
+            .into_response(),
+        Err(Refusal::Conflict) => error(
+            StatusCode::CONFLICT,
+            json!({"error": "node_id is held by another live host", "field": "node_id", "node_id": request.node_id}),
+        ),
+        Err(Refusal::Full) => error(
+            StatusCode::INSUFFICIENT_STORAGE,
+            json!({"error": "node limit reached", "max_nodes": state.registry.settings().max_nodes}),
+        ),
+    }
+}
+
+/// The URL's host must be an IP address: the peer's own, or one in an allowed network. This
+/// is what keeps a registration from making the coordinator fetch arbitrary URLs.
+fn check_host(url: &AgentUrl, peer: IpAddr, allowed: &[ipnet::IpNet]) -> Result<(), String> {
+    let Some(host) = url.ip else {
+        return Err("the host must be an IP address".into());
+    };
+    if host == peer || allowed.iter().any(|net| net.contains(&host)) {
+        return Ok(());
+    }
+    Err(format!(
+        "host {host} is not the registering peer's address ({peer}) nor in an allowed network (--allow-register-cidr)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coordinator::element::Figures;
+    use crate::coordinator::registry::RegistrySettings;
+
+    #[test]
+    fn elements_are_concatenated_with_status() {
+        let registry = Registry::new(RegistrySettings {
+            offline_after: Duration::from_secs(3),
+            max_nodes: 10,
+            heartbeat: Duration::from_secs(10),
+        });
+        registry.add_static([AgentUrl::parse("http://10.0.0.1:1").unwrap()]);
+        let agent = registry.workers().pop().unwrap();
+        let now = Instant::now();
+        let element = br#"{"node_id":"a","timestamp":5}"#;
+        let figures = Figures {
+            node_id: "a".into(),
+            timestamp_ms: 5,
+            hostname: "h".into(),
+            cpus: 1,
+            cpu_busy_cores: 0.0,
+            memory_total_bytes: 0,
+            memory_used_bytes: 0,
+            accelerators: 0,
+            accelerators_busy: 0,
+        };
+        registry
+            .record_data(&agent, Bytes::from_static(element), figures, now)
+            .unwrap();
+        let later = now + Duration::from_millis(1500);
+        let body = elements_json(&registry.nodes(later, true), later);
+        assert_eq!(
+            std::str::from_utf8(&body).unwrap(),
+            r#"[{"node_id":"a","timestamp":5,"status":"online","dataAgeSeconds":1.5}]"#
+        );
+        assert_eq!(&elements_json(&[], now)[..], b"[]");
+    }
+
+    #[test]
+    fn registered_hosts_are_checked() {
+        let url = AgentUrl::parse("http://10.0.0.5:8080").unwrap();
+        let peer: IpAddr = "10.0.0.5".parse().unwrap();
+        let other: IpAddr = "10.0.0.6".parse().unwrap();
+        assert!(check_host(&url, peer, &[]).is_ok());
+        assert!(check_host(&url, other, &[]).is_err());
+        assert!(check_host(&url, other, &["10.0.0.0/24".parse().unwrap()]).is_ok());
+        assert!(check_host(&url, other, &["10.0.1.0/24".parse().unwrap()]).is_err());
+        let named = AgentUrl::parse("http://metadata.internal:80").unwrap();
+        assert!(check_host(&named, peer, &["0.0.0.0/0".parse().unwrap()]).is_err());
+    }
+}

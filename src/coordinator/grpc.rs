@@ -1,0 +1,171 @@
+//! `tracklab.monitor.v1.MonitorService` for the cluster: GetMetrics (all nodes, or `node_id`,
+//! also a comma list), GetInfo (a node's info, fetched like REST's) and WatchMetrics (each
+//! node's new data after every poll round). Agents' JSON elements are read into the v1 messages
+//! by [`element::node_metrics`], the same mapping the agent makes from its snapshot.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::api::{node_info, ClusterState, InfoError};
+use super::element;
+use super::registry::NodeView;
+use crate::pb::v1::monitor_service_server::{MonitorService, MonitorServiceServer};
+use crate::pb::v1::{
+    GetInfoRequest, GetMetricsRequest, GetMetricsResponse, NodeMetrics, SystemInfo,
+    WatchMetricsRequest,
+};
+
+/// Messages a WatchMetrics stream may hold for a slow client.
+const WATCH_BUFFER: usize = 64;
+
+/// The cluster's v1 service.
+pub fn service(state: ClusterState) -> MonitorServiceServer<ClusterService> {
+    MonitorServiceServer::new(ClusterService { state })
+}
+
+/// `MonitorService` over the registry.
+pub struct ClusterService {
+    /// The registry and the coordinator's settings.
+    state: ClusterState,
+}
+
+type MetricsStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<NodeMetrics, Status>> + Send>>;
+
+/// The requested ids (empty = all), each checked; an unknown one is NOT_FOUND.
+fn requested_ids(text: &str) -> Result<Vec<String>, Status> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    crate::serve::rest::parse_node_ids(text)
+        .map(|ids| ids.into_iter().map(str::to_string).collect())
+        .map_err(|why| Status::invalid_argument(format!("invalid node_id: {why}")))
+}
+
+/// The views of `ids` (all nodes with data when empty).
+fn views(state: &ClusterState, ids: &[String]) -> Result<Vec<NodeView>, Status> {
+    let now = Instant::now();
+    if ids.is_empty() {
+        return Ok(state
+            .registry
+            .nodes(now, false)
+            .into_iter()
+            .filter(|v| v.data.is_some())
+            .collect());
+    }
+    ids.iter()
+        .map(|id| {
+            state
+                .registry
+                .node(id, now)
+                .filter(|v| v.data.is_some())
+                .ok_or_else(|| Status::not_found(format!("unknown node_id {id:?}")))
+        })
+        .collect()
+}
+
+fn to_v1(view: &NodeView) -> Option<NodeMetrics> {
+    let data = view.data.as_ref()?;
+    match element::node_metrics(&data.element) {
+        Ok(metrics) => Some(metrics),
+        Err(e) => {
+            // Stored elements were parsed once already; this is a bug, not a peer's fault.
+            tracing::error!(node = ?view.node_id, "cannot map a stored element to v1: {e}");
+            None
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl MonitorService for ClusterService {
+    type WatchMetricsStream = MetricsStream;
+
+    async fn get_info(
+        &self,
+        request: Request<GetInfoRequest>,
+    ) -> Result<Response<SystemInfo>, Status> {
+        let requested = &request.get_ref().node_id;
+        let id = if requested.is_empty() {
+            match &self.state.local {
+                Some(_) => self.state.node_id.to_string(),
+                None => {
+                    return Err(Status::invalid_argument(
+                        "node_id required: a coordinator serves many nodes",
+                    ))
+                }
+            }
+        } else {
+            crate::cli::parse_node_id(requested)
+                .map_err(|why| Status::invalid_argument(format!("invalid node_id: {why}")))?
+        };
+        let body = node_info(&self.state, &id).await.map_err(|e| match e {
+            InfoError::Unknown => Status::not_found(format!("unknown node_id {id:?}")),
+            InfoError::Unreachable(why) => {
+                Status::unavailable(format!("node {id:?} did not answer: {why}"))
+            }
+        })?;
+        element::system_info(&body)
+            .map(Response::new)
+            .map_err(|e| Status::internal(format!("node {id:?} sent unreadable info: {e}")))
+    }
+
+    async fn get_metrics(
+        &self,
+        request: Request<GetMetricsRequest>,
+    ) -> Result<Response<GetMetricsResponse>, Status> {
+        let ids = requested_ids(&request.get_ref().node_id)?;
+        let nodes = views(&self.state, &ids)?.iter().filter_map(to_v1).collect();
+        Ok(Response::new(GetMetricsResponse { nodes }))
+    }
+
+    /// Every node's current data first, then each node's new data after every poll round.
+    async fn watch_metrics(
+        &self,
+        request: Request<WatchMetricsRequest>,
+    ) -> Result<Response<Self::WatchMetricsStream>, Status> {
+        let ids = requested_ids(&request.get_ref().node_id)?;
+        // Fail at once for an unknown node, as GetMetrics does.
+        views(&self.state, &ids)?;
+        let state = self.state.clone();
+        let mut rounds = state.registry.rounds();
+        let (sender, receiver) = mpsc::channel(WATCH_BUFFER);
+        tokio::spawn(async move {
+            let mut sent: HashMap<Arc<str>, u64> = HashMap::new();
+            loop {
+                rounds.borrow_and_update();
+                let Ok(current) = views(&state, &ids) else {
+                    // A watched node was forgotten: the stream ends.
+                    let _ = sender
+                        .send(Err(Status::not_found("a watched node is gone")))
+                        .await;
+                    return;
+                };
+                for view in current {
+                    let (Some(id), Some(data)) = (&view.node_id, &view.data) else {
+                        continue;
+                    };
+                    if sent.get(id) == Some(&data.sequence) {
+                        continue;
+                    }
+                    sent.insert(Arc::clone(id), data.sequence);
+                    if let Some(metrics) = to_v1(&view) {
+                        if sender.send(Ok(metrics)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                tokio::select! {
+                    () = state.shutdown.cancelled() => return,
+                    () = sender.closed() => return,
+                    changed = rounds.changed() => if changed.is_err() { return },
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+}

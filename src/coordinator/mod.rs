@@ -1,0 +1,306 @@
+//! Coordinator mode (`system_monitor coordinator`): learns agents by registration, DNS and a
+//! static list, keeps each one's latest metrics element fresh by polling, and serves the same
+//! REST, gRPC v1 and `/metrics` surface for the whole cluster. Reads [`Config`] (ports, bind,
+//! node id, token, collectors for `--sample-self`) and [`CoordinatorConfig`].
+//!
+//! - [`registry`]: the agents, keyed by URL and indexed by node id; raw element bytes.
+//! - [`discovery`] and [`dns`]: the static list and `--discover-dns`.
+//! - [`poller`]: the fan-out; [`metrics`]: its counters.
+//! - [`api`]: REST (and registration); [`grpc`]: v1 for the cluster; [`element`]: agents' JSON.
+
+pub mod api;
+pub mod discovery;
+pub mod dns;
+pub mod element;
+pub mod grpc;
+pub mod metrics;
+pub mod poller;
+pub mod registry;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::{self, AgentError};
+use crate::auth::Token;
+use crate::config::{Config, CoordinatorConfig};
+use crate::http_client::{self, ClientOptions};
+use crate::serve;
+use api::{ClusterState, LocalNode};
+use registry::{AgentUrl, Registry, RegistrySettings};
+
+/// Why the coordinator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    #[error(transparent)]
+    Static(#[from] discovery::StaticError),
+    #[error(transparent)]
+    Client(#[from] http_client::ClientError),
+    #[error("the coordinator serves REST: --disable-rest-api does not apply to it")]
+    RestDisabled,
+}
+
+/// The coordinator with its ports bound and its static agents read, ready to
+/// [`run`](BoundCoordinator::run).
+pub struct BoundCoordinator {
+    config: Config,
+    coordinator: CoordinatorConfig,
+    rest: TcpListener,
+    grpc: TcpListener,
+    token: Option<Token>,
+    static_agents: Vec<AgentUrl>,
+}
+
+/// Reads the token and the static agents and binds the ports: every mistake in the flags or
+/// files shows before anything runs.
+pub async fn bind(
+    config: Config,
+    coordinator: CoordinatorConfig,
+) -> Result<BoundCoordinator, CoordinatorError> {
+    if !config.rest_enabled {
+        return Err(CoordinatorError::RestDisabled);
+    }
+    let token = Token::load(config.auth_token_file.as_deref())?;
+    let static_agents =
+        discovery::static_agents(&coordinator.agents, coordinator.agents_file.as_deref())?;
+    let rest = agent::listen("REST", SocketAddr::new(config.bind, config.rest_port)).await?;
+    let grpc = agent::listen("gRPC", SocketAddr::new(config.bind, config.grpc_port)).await?;
+    Ok(BoundCoordinator {
+        config,
+        coordinator,
+        rest,
+        grpc,
+        token,
+        static_agents,
+    })
+}
+
+/// The scheme of agents found by DNS: plain HTTP (TLS support makes it `https` when the
+/// coordinator is given a CA to verify agents with).
+fn agent_scheme(_config: &Config) -> &'static str {
+    "http"
+}
+
+impl BoundCoordinator {
+    /// The REST address.
+    pub fn rest_addr(&self) -> Option<SocketAddr> {
+        self.rest.local_addr().ok()
+    }
+
+    /// Discovers, polls and serves until `shutdown`, then lets in-flight requests finish.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), CoordinatorError> {
+        let Self {
+            config,
+            coordinator,
+            rest,
+            grpc,
+            token,
+            static_agents,
+        } = self;
+        files::raise_limit(coordinator.max_nodes);
+        let registry = Arc::new(Registry::new(RegistrySettings {
+            offline_after: coordinator.offline_after,
+            max_nodes: coordinator.max_nodes,
+            heartbeat: config.register_interval,
+        }));
+        let refused = registry.add_static(static_agents);
+        if refused > 0 {
+            tracing::warn!(refused, "--max-nodes reached: static agents left out");
+        }
+        let client = http_client::build(&ClientOptions {
+            connect_timeout: coordinator.poll_timeout,
+            ..ClientOptions::default()
+        })?;
+        let metrics = Arc::new(metrics::CoordinatorMetrics::default());
+        let mut tasks = tokio::task::JoinSet::new();
+
+        let local = if coordinator.sample_self {
+            let collect = Arc::new(config.collect.clone());
+            let (_, snapshots) =
+                agent::start_sampling(&config, collect, &shutdown, &mut tasks).await?;
+            let agent = registry.add_master(&config.node_id);
+            tasks.spawn(publish_local(
+                Arc::clone(&registry),
+                LocalNode {
+                    snapshots: snapshots.clone(),
+                    agent: Arc::clone(&agent),
+                },
+                shutdown.clone(),
+            ));
+            Some(LocalNode { snapshots, agent })
+        } else {
+            None
+        };
+
+        let state = ClusterState {
+            registry: Arc::clone(&registry),
+            metrics: Arc::clone(&metrics),
+            client: client.clone(),
+            token: token.clone(),
+            node_id: config.node_id.as_str().into(),
+            poll_timeout: coordinator.poll_timeout,
+            poll_interval: coordinator.poll_interval,
+            allow_cidrs: coordinator.allow_register_cidrs.clone().into(),
+            started_at: SystemTime::now(),
+            local,
+            shutdown: shutdown.clone(),
+        };
+
+        let poller = poller::Poller {
+            registry: Arc::clone(&registry),
+            client,
+            token: token.clone(),
+            timeout: coordinator.poll_timeout,
+            metrics,
+        };
+        tasks.spawn(poller.run(
+            coordinator.poll_interval,
+            coordinator.poll_concurrency,
+            shutdown.clone(),
+        ));
+        if !coordinator.dns_names.is_empty() {
+            let dns = discovery::DnsDiscovery {
+                targets: coordinator.dns_names.clone(),
+                interval: coordinator.dns_interval,
+                server: coordinator.dns_server,
+                scheme: agent_scheme(&config),
+            };
+            tasks.spawn(discovery::run_dns(
+                Arc::clone(&registry),
+                dns,
+                shutdown.clone(),
+            ));
+        }
+        tasks.spawn(expire_registrations(
+            Arc::clone(&registry),
+            shutdown.clone(),
+        ));
+
+        let rest_port = rest.local_addr().map(|a| a.port()).ok();
+        let grpc_port = grpc
+            .local_addr()
+            .map_err(|e| AgentError::Server(format!("gRPC listener: {e}")))?
+            .port();
+        {
+            let app = api::router(state.clone());
+            let stop = shutdown.clone();
+            let token = token.clone();
+            tasks.spawn(async move {
+                if let Err(e) = serve::http_serve(rest, app, token, stop.clone()).await {
+                    tracing::error!("REST server failed: {e}");
+                    stop.cancel();
+                }
+            });
+        }
+        {
+            let routes = tonic::service::Routes::new(grpc::service(state));
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                if let Err(e) = serve::grpc_serve_routes(grpc, routes, token, stop.clone()).await {
+                    tracing::error!("gRPC server failed: {e}");
+                    stop.cancel();
+                }
+            });
+        }
+        if let Some(path) = &config.portfile {
+            if let Err(e) = agent::write_portfile(path, grpc_port, rest_port) {
+                shutdown.cancel();
+                while tasks.join_next().await.is_some() {}
+                return Err(e.into());
+            }
+        }
+        tracing::info!(
+            node_id = config.node_id,
+            rest = ?rest_port,
+            grpc = grpc_port,
+            agents = registry.len(),
+            "system_monitor coordinator serving"
+        );
+        shutdown.cancelled().await;
+        while tasks.join_next().await.is_some() {}
+        tracing::info!("system_monitor coordinator stopped");
+        Ok(())
+    }
+}
+
+/// Stores each new snapshot of the coordinator's own host as its `master` node's element,
+/// encoded exactly as an agent encodes it.
+async fn publish_local(registry: Arc<Registry>, local: LocalNode, shutdown: CancellationToken) {
+    let mut snapshots = local.snapshots;
+    loop {
+        let snapshot = Arc::clone(&snapshots.borrow_and_update());
+        let stored = crate::serve::rest::metrics_array_json([&*snapshot])
+            .map_err(|e| e.to_string())
+            .and_then(|json| element::split_agent_answer(&json))
+            .and_then(|(element, figures)| {
+                registry.record_data(&local.agent, element.into(), figures, Instant::now())
+            });
+        if let Err(e) = stored {
+            tracing::error!("cannot store the coordinator's own sample: {e}");
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            changed = snapshots.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// The open-file limit: one kept-alive connection per agent needs one descriptor each, beyond
+/// the 1,024 a process is usually given.
+#[cfg(unix)]
+mod files {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+
+    /// Descriptors needed beside the agents' connections (listeners, clients, files).
+    const SPARE: u64 = 1024;
+
+    /// Raises the soft limit towards the hard one, enough for `agents` connections.
+    pub fn raise_limit(agents: usize) {
+        let limit = getrlimit(Resource::Nofile);
+        let wanted = agents as u64 + SPARE;
+        if limit.current.is_none_or(|current| current >= wanted) {
+            return;
+        }
+        let target = limit.maximum.map_or(wanted, |max| max.min(wanted));
+        let raised = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(target),
+                maximum: limit.maximum,
+            },
+        );
+        match raised {
+            Ok(()) if target >= wanted => tracing::debug!(target, "open-file limit raised"),
+            Ok(()) => tracing::warn!(
+                target,
+                agents,
+                "the open-file hard limit is below what --max-nodes agents need"
+            ),
+            Err(e) => tracing::warn!("cannot raise the open-file limit to {target}: {e}"),
+        }
+    }
+}
+
+/// Other systems: the limit is left as it is.
+#[cfg(not(unix))]
+mod files {
+    pub fn raise_limit(_agents: usize) {}
+}
+
+/// Drops lapsed registrations of dead agents, once per heartbeat interval.
+async fn expire_registrations(registry: Arc<Registry>, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(registry.settings().heartbeat);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => registry.expire(Instant::now()),
+        }
+    }
+}
