@@ -277,6 +277,9 @@ pub fn node_metrics(element: &[u8]) -> Result<v1::NodeMetrics, serde_json::Error
                 power_watts: a.power,
                 fan_speed_percent: a.fan_speed,
                 error: a.error.unwrap_or_default(),
+                // The agent's detail (clocks, MIG, profiling…) is on REST; gRPC from the
+                // coordinator carries the contract fields of each device.
+                ..Default::default()
             })
             .collect(),
         collectors: doc
@@ -289,6 +292,7 @@ pub fn node_metrics(element: &[u8]) -> Result<v1::NodeMetrics, serde_json::Error
                 duration_seconds: c.duration_seconds,
             })
             .collect(),
+        power: Vec::new(),
     })
 }
 
@@ -346,6 +350,7 @@ pub fn system_info(info: &[u8]) -> Result<v1::SystemInfo, serde_json::Error> {
         os_version: doc.os_version,
         boot_time_unix_seconds: doc.boot_time,
         version: doc.version,
+        accelerators: Vec::new(),
     })
 }
 
