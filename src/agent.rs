@@ -113,7 +113,7 @@ impl BoundAgent {
         let state = AppState {
             snapshots,
             baseline,
-            interval: config.interval,
+            interval: config.collect.interval,
             shutdown: shutdown.clone(),
             teardown_allowed: config.is_child() && config.bind.is_loopback(),
             collect,
@@ -221,7 +221,7 @@ pub async fn start_sampling(
     // The sampler thread stops when `stop_sampler` is dropped, which the task below does on
     // shutdown; the thread is joined before the tasks are.
     let (stop_sampler, sampler_stopped) = std::sync::mpsc::channel::<()>();
-    let sampler = spawn_sampler(sampler, config.interval, publish, sampler_stopped)
+    let sampler = spawn_sampler(sampler, config.collect.interval, publish, sampler_stopped)
         .map_err(|e| AgentError::Server(format!("cannot start the sampler thread: {e}")))?;
     let stop = shutdown.clone();
     tasks.spawn(async move {

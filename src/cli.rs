@@ -175,7 +175,7 @@ pub struct CollectArgs {
 
     /// DCGM host engine to query (HOST:PORT, or a unix socket path). Default: DCGM embedded in
     /// this process.
-    #[arg(long, value_name = "ADDR", global = true)]
+    #[arg(long, value_name = "ADDR", global = true, value_parser = parse_dcgm_address)]
     pub dcgm_address: Option<String>,
 
     /// NVML library to load instead of the system's libnvidia-ml.so.1 / nvml.dll.
@@ -256,6 +256,13 @@ fn parse_regex(text: &str) -> Result<Regex, String> {
     Regex::new(text).map_err(|e| format!("invalid regular expression: {e}"))
 }
 
+/// `--dcgm-address`, checked when the flags are read (a typo is a usage error, not a warning later).
+fn parse_dcgm_address(text: &str) -> Result<String, String> {
+    crate::collect::accel::dcgm::HostEngineAddress::parse(text)
+        .map(|_| text.to_string())
+        .map_err(|e| e.to_string())
+}
+
 /// Node ids travel in URLs and Prometheus labels: keep them to a safe, bounded charset.
 pub fn parse_node_id(text: &str) -> Result<String, String> {
     let valid = !text.is_empty()
@@ -328,7 +335,6 @@ impl Cli {
         let c = &self.collect;
         Config {
             node_id: c.node_id.clone().unwrap_or_else(|| hostname.to_string()),
-            interval: c.interval,
             bind: self
                 .serve
                 .bind
@@ -347,6 +353,7 @@ impl Cli {
                 fs_mount_timeout: c.fs_mount_timeout,
                 netdev_aggregate_exclude: c.netdev_aggregate_exclude.clone(),
                 tcp_scan_interval: c.tcp_scan_interval,
+                interval: c.interval,
                 enable_dcgm_profiling: c.enable_dcgm_profiling,
                 accel: AccelConfig {
                     nvml_library: c.nvml_library.clone(),
@@ -457,6 +464,8 @@ mod tests {
                 "(",
             ],
             &["system_monitor", "--no-such-flag"],
+            &["system_monitor", "--dcgm-address", "gpu-host:99999"],
+            &["system_monitor", "--dcgm-address", "unix:"],
         ] {
             let err = Cli::try_parse_from(args).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{args:?}");

@@ -57,6 +57,9 @@ pub struct CollectConfig {
     /// How often the TCP tables are scanned for established connections (the scan costs about
     /// 1 ms per address family on a large host, whatever the number of sockets).
     pub tcp_scan_interval: Duration,
+    /// Time between samples (collectors that set up their own sampling, like DCGM's field
+    /// watches, follow it).
+    pub interval: Duration,
     /// Query DCGM profiling fields (takes effect with the accelerator collectors).
     pub enable_dcgm_profiling: bool,
     /// Accelerator libraries and services.
@@ -102,6 +105,7 @@ impl Default for CollectConfig {
             fs_mount_timeout: Duration::from_secs(5),
             netdev_aggregate_exclude: default_regex(DEFAULT_NETDEV_AGGREGATE_EXCLUDE),
             tcp_scan_interval: Duration::from_secs(30),
+            interval: Duration::from_secs(1),
             enable_dcgm_profiling: false,
             accel: AccelConfig::default(),
         }
@@ -118,8 +122,6 @@ fn default_regex(pattern: &str) -> Regex {
 pub struct Config {
     /// This node's id in every API (default: the hostname).
     pub node_id: String,
-    /// Time between samples.
-    pub interval: Duration,
     /// Address both servers listen on (loopback unless `--bind`).
     pub bind: IpAddr,
     /// REST port (0 = any free port, written to the portfile).
@@ -210,7 +212,6 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             node_id: String::new(),
-            interval: Duration::from_secs(1),
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             rest_port: 8080,
             rest_enabled: true,

@@ -47,7 +47,7 @@ fn init_tracing(verbose: u8) {
 fn snapshot(config: &system_monitor::config::Config) -> anyhow::Result<()> {
     let mut sampler = Sampler::from_config(config.node_id.clone(), &config.collect);
     sampler.sample();
-    std::thread::sleep(config.interval);
+    std::thread::sleep(config.collect.interval);
     let snapshot = sampler.sample();
     println!("{}", serde_json::to_string_pretty(&*snapshot)?);
     Ok(())

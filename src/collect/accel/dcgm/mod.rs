@@ -38,10 +38,10 @@ pub const PROFILING_FIELDS: [u16; 12] = [
     1012, // DCGM_FI_PROF_NVLINK_RX_BYTES
 ];
 
-/// How often DCGM samples the profiling fields. `CollectConfig` does not carry the sampling
-/// interval; 1 s is the monitor's default interval and `dcgmi dmon`'s. Each sample reads the
-/// latest value, so a longer interval reports the last second of it.
-pub const UPDATE_INTERVAL: Duration = Duration::from_secs(1);
+/// DCGM samples the profiling fields once per `--interval`: a profiling value is the average
+/// over DCGM's update period, so each sample then covers exactly its own interval. Below this
+/// floor the profiler's own overhead grows for no useful resolution.
+pub const MIN_UPDATE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How long `dcgmConnect_v2` may wait for the host engine. It runs on the sampler's thread (at
 /// start, then at most once per backoff step), so it must stay well under the health check's
@@ -85,7 +85,7 @@ impl Options {
         Ok(Options {
             library: config.accel.dcgm_library.clone(),
             connection,
-            update_interval: UPDATE_INTERVAL,
+            update_interval: config.interval.max(MIN_UPDATE_INTERVAL),
             connect_timeout: CONNECT_TIMEOUT,
             backoff_first: BACKOFF_FIRST,
             backoff_max: BACKOFF_MAX,
