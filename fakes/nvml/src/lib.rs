@@ -68,6 +68,9 @@ const ERROR_GPU_IS_LOST: Ret = 15;
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
 
+// The `#[repr(C)]` structs below mirror nvml.h (as nvml-wrapper-sys 0.10 binds it) field for
+// field, in the same order and types; their fields mean what NVML documents.
+
 /// nvml.h's `nvmlPciInfo_t` (as `nvmlDeviceGetPciInfo_v3` fills it).
 #[repr(C)]
 pub struct PciInfo {
@@ -218,19 +221,30 @@ static CONFIG: RwLock<Option<Config>> = RwLock::new(None);
 static WATCHER: Once = Once::new();
 
 /// What the configuration file says.
+/// Keys and meanings as in the module documentation's table.
 #[derive(Clone, Default)]
 struct Config {
+    /// `devices`: GPUs listed.
     devices: u32,
+    /// `name`: product name of every GPU.
     name: String,
+    /// `init_error`: code `nvmlInit_v2` returns (0: succeeds).
     init_error: Ret,
+    /// `mig`: GPUs in MIG mode.
     mig: Vec<u32>,
+    /// `mig_instances`: MIG devices per MIG GPU.
     mig_instances: u32,
+    /// `processes`: compute processes per GPU.
     processes: u32,
+    /// `graphics_processes`: graphics processes per GPU.
     graphics_processes: u32,
-    /// Bit `F as usize` set: that function answers NOT_SUPPORTED.
+    /// `unsupported`: bit `F as usize` set, that function answers NOT_SUPPORTED.
     unsupported: u64,
+    /// `lost_device`: the GPU the marker makes fall off the bus.
     lost_device: Option<u32>,
+    /// `lost_marker`: the file whose presence means "lost".
     lost_marker: Option<PathBuf>,
+    /// `counts_file`: where the watcher thread publishes call counts.
     counts_file: Option<PathBuf>,
 }
 
@@ -364,9 +378,13 @@ macro_rules! device {
 /// The few configuration facts a query needs, copied out so the lock is released at once.
 #[derive(Clone, Copy)]
 struct Light {
+    /// The handle's GPU is in MIG mode.
     mig_gpu: bool,
+    /// [`Config::mig_instances`].
     mig_instances: u32,
+    /// [`Config::processes`].
     processes: u32,
+    /// [`Config::graphics_processes`].
     graphics_processes: u32,
 }
 
