@@ -415,7 +415,15 @@ impl Gpu {
             self.mig.clear();
             return Ok(());
         }
-        self.mig = mig::scan(nvml, &device, self.index, &mut q, &mut self.mig_profiles)?;
+        let previous = std::mem::take(&mut self.mig);
+        self.mig = mig::scan(
+            nvml,
+            &device,
+            self.index,
+            &mut q,
+            &mut self.mig_profiles,
+            previous,
+        )?;
         Ok(())
     }
 

@@ -52,13 +52,15 @@ impl Mig {
 }
 
 /// The MIG devices of `parent` (NVML index `gpu`). `profiles` caches the GPU's instance profiles
-/// (they depend on the board only).
+/// (they depend on the board only). An instance found in `previous` (same UUID) is kept as it
+/// was, with what it does not support: only new instances are queried for their facts.
 pub fn scan(
     nvml: &Nvml,
     parent: &Device<'_>,
     gpu: u32,
     q: &mut Reader<'_>,
     profiles: &mut Option<Vec<(u32, String)>>,
+    mut previous: Vec<Mig>,
 ) -> Result<Vec<Mig>, DeviceError> {
     let Some(max) = q.get(Query::MigDevices, || parent.mig_device_count())? else {
         return Ok(Vec::new());
@@ -85,6 +87,15 @@ pub fn scan(
             unsupported: &mut unsupported,
         };
         let uuid = mq.get(Query::Uuid, || device.uuid())?;
+        let known = previous
+            .iter()
+            .position(|m| uuid.is_some() && m.facts.uuid == uuid && m.facts.index == index);
+        if let Some(at) = known {
+            let mut kept = previous.swap_remove(at);
+            kept.handle = handle;
+            found.push(kept);
+            continue;
+        }
         let ids = mq.get(Query::MigInstanceIds, || instance_ids(nvml, handle))?;
         let attributes = mq.get(Query::MigAttributes, || device.attributes())?;
         let mut profile = None;
