@@ -327,7 +327,7 @@ async fn an_unsupported_query_is_asked_once_per_gpu() {
 }
 
 #[tokio::test]
-async fn a_failing_initialisation_leaves_no_gpus_and_a_healthy_monitor() {
+async fn a_failing_initialisation_leaves_no_gpus_and_is_retried_until_the_driver_loads() {
     // 9: NVML_ERROR_DRIVER_NOT_LOADED.
     let fake = Fake::new("devices=2\ninit_error=9\n");
     let monitor = fake.start(&["--interval", "0.2"]);
@@ -340,6 +340,21 @@ async fn a_failing_initialisation_leaves_no_gpus_and_a_healthy_monitor() {
     assert!(
         !stderr.contains("WARN") && !stderr.contains("ERROR"),
         "a missing driver is not worth a warning:\n{stderr}"
+    );
+
+    // The driver loads later (a node whose driver container starts after the agent): the
+    // collector, retrying with backoff, finds the GPUs without a restart.
+    std::fs::write(fake.path("config"), "devices=2\n").expect("rewriting the fake's config");
+    let accelerators = wait_for(
+        &monitor,
+        Duration::from_secs(20),
+        "GPUs after the driver loads",
+        |a| a.len() == 2,
+    )
+    .await;
+    assert!(
+        accelerators.iter().zip(0..).all(|(a, i)| gpu_healthy(a, i)),
+        "{accelerators:#?}"
     );
 }
 
