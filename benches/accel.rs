@@ -39,6 +39,7 @@ struct Calls<'lib> {
     decoder: Symbol<'lib, unsafe extern "C" fn(Handle, *mut c_uint, *mut c_uint) -> Ret>,
     memory: Symbol<'lib, unsafe extern "C" fn(Handle, *mut [c_ulonglong; 5]) -> Ret>,
     temperature: Symbol<'lib, unsafe extern "C" fn(Handle, c_uint, *mut c_uint) -> Ret>,
+    field_values: Symbol<'lib, unsafe extern "C" fn(Handle, i32, *mut [u64; 5]) -> Ret>,
     power: Symbol<'lib, unsafe extern "C" fn(Handle, *mut c_uint) -> Ret>,
     power_limit: Symbol<'lib, unsafe extern "C" fn(Handle, *mut c_uint) -> Ret>,
     energy: Symbol<'lib, unsafe extern "C" fn(Handle, *mut c_ulonglong) -> Ret>,
@@ -75,6 +76,7 @@ impl<'lib> Calls<'lib> {
                 decoder: sym(lib, "nvmlDeviceGetDecoderUtilization"),
                 memory: sym(lib, "nvmlDeviceGetMemoryInfo_v2"),
                 temperature: sym(lib, "nvmlDeviceGetTemperature"),
+                field_values: sym(lib, "nvmlDeviceGetFieldValues"),
                 power: sym(lib, "nvmlDeviceGetPowerUsage"),
                 power_limit: sym(lib, "nvmlDeviceGetEnforcedPowerLimit"),
                 energy: sym(lib, "nvmlDeviceGetTotalEnergyConsumption"),
@@ -107,6 +109,10 @@ impl<'lib> Calls<'lib> {
                 memory[0] = 40 | (2 << 24);
                 (self.memory)(h, &mut memory);
                 (self.temperature)(h, 0, &mut a);
+                // One nvmlFieldValue_t (40 bytes), field NVML_FI_DEV_MEMORY_TEMP.
+                let mut field = [82u64, 0, 0, 0, 0];
+                (self.field_values)(h, 1, &mut field);
+                sink += field[4];
                 (self.power)(h, &mut a);
                 (self.power_limit)(h, &mut a);
                 (self.energy)(h, &mut wide);

@@ -209,6 +209,7 @@ fn snapshot_carries_every_field_mig_devices_and_processes() {
         ("memory_total_bytes", Value::from(80 * GIB)),
         ("memory_reserved_bytes", Value::from(512 * MIB)),
         ("temperature_celsius", Value::from(40.0)),
+        ("memory_temperature_celsius", Value::from(60.0)),
         ("power_watts", Value::from(150.25)),
         ("power_limit_watts", Value::from(700.0)),
         ("energy_joules", Value::from(1_000_000.123)),

@@ -25,7 +25,8 @@
 //!
 //! GPU `i` answers (so tests can compute what they expect): utilization GPU `10+i` %, memory
 //! `20+i` %, encoder `30+i` %, decoder `40+i` %; memory total 80 GiB, reserved 512 MiB, used
-//! `i+1` GiB; temperature `40+i` °C; power `150250+1000·i` mW, enforced limit 700000 mW, limit
+//! `i+1` GiB; temperature `40+i` °C, memory temperature (field 82 of `nvmlDeviceGetFieldValues`,
+//! the only field answered) `60+i` °C; power `150250+1000·i` mW, enforced limit 700000 mW, limit
 //! constraints 200000–700000 mW; energy
 //! `1000000123+500·i` mJ; clocks graphics `1700+i`, SM `1755+i`, memory 2619 MHz; fan `30+i` %;
 //! PCIe TX `2000+i`, RX `3000+i` KB/s, link gen 5 width 16; P-state `i % 3`; throttle reasons
@@ -109,6 +110,30 @@ pub struct ProcessInfo {
     compute_instance_id: c_uint,
 }
 
+/// `nvmlValue_t`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub union Value {
+    d_val: f64,
+    ui_val: c_uint,
+    ull_val: c_ulonglong,
+}
+
+/// `nvmlFieldValue_t`.
+#[repr(C)]
+pub struct FieldValue {
+    field_id: c_uint,
+    scope_id: c_uint,
+    timestamp: i64,
+    latency_usec: i64,
+    value_type: c_uint,
+    nvml_return: Ret,
+    value: Value,
+}
+
+/// `NVML_FI_DEV_MEMORY_TEMP`: the one field this fake answers.
+const FI_DEV_MEMORY_TEMP: c_uint = 82;
+
 /// `nvmlDeviceAttributes_t`.
 #[repr(C)]
 pub struct DeviceAttributes {
@@ -190,6 +215,7 @@ functions!(
     nvmlDeviceGetDecoderUtilization,
     nvmlDeviceGetMemoryInfo_v2,
     nvmlDeviceGetTemperature,
+    nvmlDeviceGetFieldValues,
     nvmlDeviceGetPowerUsage,
     nvmlDeviceGetEnforcedPowerLimit,
     nvmlDeviceGetPowerManagementLimitConstraints,
@@ -878,6 +904,31 @@ pub unsafe extern "C" fn nvmlDeviceGetTemperature(
 ) -> Ret {
     let (_, target) = device!(nvmlDeviceGetTemperature, device);
     put(out, 40 + gpu_of(target))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetFieldValues(
+    device: Handle,
+    count: c_int,
+    values: *mut FieldValue,
+) -> Ret {
+    let (_, target) = device!(nvmlDeviceGetFieldValues, device);
+    if values.is_null() || count < 0 {
+        return ERROR_INVALID_ARGUMENT;
+    }
+    for k in 0..count as usize {
+        let field = &mut *values.add(k);
+        if field.field_id == FI_DEV_MEMORY_TEMP {
+            field.value_type = 1; // NVML_VALUE_TYPE_UNSIGNED_INT
+            field.nvml_return = SUCCESS;
+            field.value = Value {
+                ui_val: 60 + gpu_of(target),
+            };
+        } else {
+            field.nvml_return = ERROR_NOT_SUPPORTED;
+        }
+    }
+    SUCCESS
 }
 
 #[no_mangle]

@@ -6,9 +6,11 @@ use std::time::{Duration, Instant};
 use nvml_wrapper::enum_wrappers::device::{
     Clock, EccCounter, MemoryError, PcieUtilCounter, TemperatureSensor,
 };
-use nvml_wrapper::enums::device::UsedGpuMemory;
+use nvml_wrapper::enums::device::{SampleValue, UsedGpuMemory};
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::struct_wrappers::device::ProcessInfo;
+use nvml_wrapper::structs::device::FieldId;
+use nvml_wrapper::sys_exports::field_id::NVML_FI_DEV_MEMORY_TEMP;
 use nvml_wrapper::{Device, Nvml};
 
 use super::convert;
@@ -56,6 +58,7 @@ pub enum Query {
     Decoder,
     Memory,
     Temperature,
+    MemoryTemperature,
     Power,
     PowerLimit,
     PowerConstraints,
@@ -96,6 +99,7 @@ impl Query {
             Self::Decoder => "nvmlDeviceGetDecoderUtilization",
             Self::Memory => "nvmlDeviceGetMemoryInfo_v2",
             Self::Temperature => "nvmlDeviceGetTemperature",
+            Self::MemoryTemperature => "nvmlDeviceGetFieldValues",
             Self::Power => "nvmlDeviceGetPowerUsage",
             Self::PowerLimit => "nvmlDeviceGetEnforcedPowerLimit",
             Self::PowerConstraints => "nvmlDeviceGetPowerManagementLimitConstraints",
@@ -460,6 +464,9 @@ impl Gpu {
                 device.temperature(TemperatureSensor::Gpu)
             })?
             .map(f64::from);
+        a.memory_temperature_celsius = q
+            .get(Query::MemoryTemperature, || memory_temperature(&device))?
+            .map(f64::from);
         a.power_watts = q
             .get(Query::Power, || device.power_usage())?
             .map(convert::milliwatts_to_watts);
@@ -509,6 +516,20 @@ impl Gpu {
             a.mig_devices.push(mig.sample(nvml, self.index)?);
         }
         Ok(a)
+    }
+}
+
+/// HBM temperature (°C): NVML has it only as a field value (`NVML_FI_DEV_MEMORY_TEMP`). A
+/// board without it answers NOT_SUPPORTED inside the field, which counts as the query's answer.
+fn memory_temperature(device: &Device<'_>) -> Result<u32, NvmlError> {
+    let fields = device.field_values_for(&[FieldId(NVML_FI_DEV_MEMORY_TEMP)])?;
+    let sample = fields.into_iter().next().ok_or(NvmlError::NotSupported)??;
+    match sample.value? {
+        SampleValue::U32(v) => Ok(v),
+        SampleValue::U64(v) => u32::try_from(v).map_err(|_| NvmlError::NotSupported),
+        SampleValue::I64(v) => u32::try_from(v).map_err(|_| NvmlError::NotSupported),
+        SampleValue::F64(v) if v.is_finite() && v >= 0.0 => Ok(v as u32),
+        SampleValue::F64(_) => Err(NvmlError::NotSupported),
     }
 }
 
