@@ -66,15 +66,67 @@ async fn accel_workstation_fixture_matches_golden() {
     check_fixture_with("accel/workstation", &["--interval", "60m"]).await;
 }
 
+/// The server fixture with NVIDIA GPUs from the fake NVML (one in MIG mode, with processes)
+/// and DCGM profiling from the fake DCGM: every NVIDIA interface through the real loading code.
+#[tokio::test]
+async fn nvidia_gpus_match_golden() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let nvml_config = dir.path().join("nvml.conf");
+    std::fs::write(
+        &nvml_config,
+        "devices=2\nmig=1\nmig_instances=2\nprocesses=2\n",
+    )
+    .expect("write the fake NVML's configuration");
+    // DCGM must name the GPUs as NVML does, or the profiling fields attach to nothing.
+    let dcgm_config = dir.path().join("dcgm.conf");
+    std::fs::write(
+        &dcgm_config,
+        "gpus=2\n\
+         uuid.0=GPU-00000000-fake-4000-8000-000000000000\n\
+         uuid.1=GPU-00000001-fake-4000-8000-000000000001\n",
+    )
+    .expect("write the fake DCGM's configuration");
+    let nvml = common::fakes::fake_library("fake_nvml");
+    let dcgm = common::fakes::fake_library("fake_dcgm");
+    let (nvml, dcgm) = (nvml.to_string_lossy(), dcgm.to_string_lossy());
+    let args = [
+        "--nvml-library",
+        &nvml,
+        "--enable-dcgm-profiling",
+        "--dcgm-library",
+        &dcgm,
+        // One sample: the golden output must not depend on when the request lands.
+        "--interval",
+        "60m",
+    ];
+    let env = [
+        ("FAKE_NVML_CONFIG", nvml_config.as_path()),
+        ("FAKE_DCGM_CONFIG", dcgm_config.as_path()),
+    ];
+    check_golden("server", "nvidia", &args, &env).await;
+}
+
 async fn check_fixture(fixture: &str) {
     check_fixture_with(fixture, &[]).await;
 }
 
 async fn check_fixture_with(fixture: &str, extra_args: &[&str]) {
-    let mut args = vec!["--node-id", "golden-node"];
-    args.extend_from_slice(extra_args);
-    let monitor = Monitor::on_fixture(fixture, &args);
-    let golden = common::repo_dir().join("tests/golden").join(fixture);
+    check_golden(fixture, fixture, extra_args, &[]).await;
+}
+
+/// Runs the monitor on `fixture` with `extra_args` and `env`, and compares its outputs with
+/// `tests/golden/<golden_name>/`.
+async fn check_golden(
+    fixture: &str,
+    golden_name: &str,
+    extra_args: &[&str],
+    env: &[(&str, &Path)],
+) {
+    let mut args = common::fixture_args(fixture);
+    args.extend(["--node-id", "golden-node"].map(String::from));
+    args.extend(extra_args.iter().map(|a| a.to_string()));
+    let monitor = Monitor::start_with_env(&args, env);
+    let golden = common::repo_dir().join("tests/golden").join(golden_name);
 
     let metrics = fetch(&monitor, "/api/system/metrics").await;
     let mut metrics: Value = parse_json(&metrics, "/api/system/metrics");

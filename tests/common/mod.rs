@@ -53,6 +53,12 @@ impl Monitor {
     /// Starts the binary with `args` plus `--rest-api-port 0 --portfile <tmp>`, and waits until
     /// the portfile says where it listens.
     pub fn start<S: AsRef<str>>(args: &[S]) -> Monitor {
+        Self::start_with_env(args, &[])
+    }
+
+    /// [`Monitor::start`] with extra environment variables for the child (e.g. a fake vendor
+    /// library's configuration).
+    pub fn start_with_env<S: AsRef<str>>(args: &[S], env: &[(&str, &Path)]) -> Monitor {
         let dir = tempfile::tempdir().expect("temporary directory");
         let portfile = dir.path().join("ports");
         let stderr = std::fs::File::create(dir.path().join("stderr")).expect("stderr file");
@@ -62,6 +68,7 @@ impl Monitor {
             .arg("0")
             .arg("--portfile")
             .arg(&portfile)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
