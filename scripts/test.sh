@@ -32,15 +32,15 @@ if [ -z "${SKIP_INSTALL:-}" ]; then
 fi
 
 log "building"
-cargo build --locked --all-targets
+cargo build --locked --workspace --all-targets
 
 log "Rust tests"
 if command -v cargo-nextest >/dev/null; then
-    cargo nextest run --locked --no-fail-fast
+    cargo nextest run --locked --workspace --no-fail-fast
     # nextest does not run doc tests.
     cargo test --locked --doc
 else
-    cargo test --locked --no-fail-fast
+    cargo test --locked --workspace --no-fail-fast
 fi
 
 log "Python client tests (aiohttp REST, grpcio)"
