@@ -12,6 +12,7 @@
 //!   [`collect::process`] (pid trees for GetStats), [`collect::rates`] (derived values).
 //! - [`serve`]: REST ([`serve::rest`]), Prometheus ([`serve::prometheus`]), gRPC
 //!   ([`serve::grpc_legacy`], [`serve::grpc_v1`]); handlers only read the latest snapshot.
+//! - [`tls`]: PEM files → rustls configurations for the servers (REST, gRPC) and clients.
 //! - [`agent`]: wiring for local/agent mode — sampler, servers, portfile, shutdown.
 //! - [`pb`]: code generated from `proto/`.
 
@@ -21,6 +22,7 @@ pub mod collect;
 pub mod config;
 pub mod model;
 pub mod serve;
+pub mod tls;
 
 /// Code generated from `proto/` by build.rs.
 pub mod pb {
