@@ -43,6 +43,10 @@ struct Args {
     /// Where to write the agents' URLs, one per line (the coordinator's `--agents-file`).
     #[arg(long)]
     agents_file: PathBuf,
+    /// Index of the first agent: several simulators (one per few thousand agents, where the
+    /// open-files limit is tight) each take their own range of ids and addresses.
+    #[arg(long, default_value_t = 0)]
+    first: u32,
     /// Agents per loopback address: agent i listens on 127.0.0.(1 + i / per_address).
     #[arg(long, default_value_t = 1000)]
     per_address: u32,
@@ -379,7 +383,10 @@ fn main() -> anyhow::Result<()> {
     if args.agents == 0 || args.per_address == 0 {
         bail!("--agents and --per-address must be at least 1");
     }
-    let addresses = args.agents.div_ceil(args.per_address);
+    let Some(end) = args.first.checked_add(args.agents) else {
+        bail!("--first + --agents is out of range");
+    };
+    let addresses = end.div_ceil(args.per_address);
     if addresses > 254 * 256 {
         bail!(
             "{} agents need {addresses} loopback addresses; raise --per-address",
@@ -417,7 +424,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut listeners = Vec::with_capacity(args.agents as usize);
     let mut nodes = HashMap::with_capacity(args.agents as usize);
     let mut urls = Vec::with_capacity(args.agents as usize);
-    for i in 0..args.agents {
+    for i in args.first..args.first + args.agents {
         let a = i / args.per_address;
         // 127.0.0.1 … 127.0.0.254, then 127.0.1.1 …: skip .0 and .255 in the last octet.
         let ip = Ipv4Addr::new(127, 0, (a / 254) as u8, (a % 254 + 1) as u8);
@@ -458,7 +465,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "ready: {} agents on {} loopback addresses in {:.2} s, element {} bytes, URLs in {}",
         args.agents,
-        args.agents.div_ceil(args.per_address),
+        (args.first + args.agents).div_ceil(args.per_address) - args.first / args.per_address,
         started.elapsed().as_secs_f64(),
         sim.metrics.size + 2,
         args.agents_file.display()
@@ -504,22 +511,31 @@ async fn run(args: Args) -> anyhow::Result<()> {
 #[cfg(unix)]
 mod platform {
     use anyhow::{bail, Context};
-    use rustix::process::{getrlimit, setrlimit, Resource};
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 
-    /// Raises the soft open-files limit to the hard one: each agent holds a listener and a
-    /// connection. Fails, saying so, when even the hard limit is below `needed`.
+    /// Raises the open-files limit to at least `needed` (each agent holds a listener and a
+    /// connection): the soft limit up to the hard one, and the hard one too where allowed (root).
     pub fn raise_nofile(needed: u64) -> anyhow::Result<()> {
-        let mut limit = getrlimit(Resource::Nofile);
-        if let Some(hard) = limit.maximum {
-            if hard < needed {
-                bail!(
-                    "the open-files hard limit is {hard} but {needed} are needed: raise it \
-                     (ulimit -Hn as root, or LimitNOFILE= / limits.conf)"
-                );
-            }
+        let limit = getrlimit(Resource::Nofile);
+        let hard = limit.maximum.unwrap_or(u64::MAX);
+        let wanted = Rlimit {
+            current: Some(hard.max(needed)),
+            maximum: Some(hard.max(needed)),
+        };
+        if setrlimit(Resource::Nofile, wanted).is_ok() {
+            return Ok(());
         }
-        limit.current = limit.maximum;
-        setrlimit(Resource::Nofile, limit).context("raising the open-files limit")
+        if hard < needed {
+            bail!(
+                "the open-files hard limit is {hard} but {needed} are needed: raise it \
+                 (ulimit -Hn as root, or LimitNOFILE= / limits.conf), or start fewer agents"
+            );
+        }
+        let soft = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        setrlimit(Resource::Nofile, soft).context("raising the open-files limit")
     }
 
     /// SIGINT or SIGTERM.
