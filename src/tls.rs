@@ -273,7 +273,11 @@ impl TrustRoots {
 
     /// The operating system's roots (`SSL_CERT_FILE`/`SSL_CERT_DIR` are honoured).
     fn system() -> Result<Self, TlsError> {
-        let found = rustls_native_certs::load_native_certs();
+        Self::from_system_store(rustls_native_certs::load_native_certs())
+    }
+
+    /// The roots of a system store reading; an error when none is usable.
+    fn from_system_store(found: rustls_native_certs::CertificateResult) -> Result<Self, TlsError> {
         let mut store = RootCertStore::empty();
         let (added, _ignored) = store.add_parsable_certificates(found.certs);
         if added == 0 {
@@ -524,6 +528,24 @@ mod tests {
         let err = TrustRoots::load(Some(&broken)).unwrap_err();
         assert!(matches!(err, TlsError::Pem { what: CA, .. }), "{err}");
         assert!(err.to_string().contains("broken.pem"), "{err}");
+    }
+
+    #[test]
+    fn system_store_without_usable_roots_is_an_error_saying_what_to_do() {
+        let err = TrustRoots::from_system_store(Default::default()).unwrap_err();
+        assert!(err.to_string().contains("--tls-ca"), "{err}");
+        let pki = Pki::new();
+        let ca_pem = std::fs::read(pki.path("ca.pem")).unwrap();
+        let mut found = rustls_native_certs::CertificateResult::default();
+        found.certs = CertificateDer::pem_slice_iter(&ca_pem)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let roots = TrustRoots::from_system_store(found).unwrap();
+        assert_eq!(roots.store.len(), 1);
+        assert!(
+            roots.ca_pem.is_none(),
+            "system roots: tonic uses its native roots"
+        );
     }
 
     #[test]

@@ -203,6 +203,12 @@ async fn shutdown_lets_in_flight_requests_finish() {
         .await
         .unwrap();
     server.shutdown.cancel();
+    // The server waits for the request (the process would exit, and cut it, once serve returns).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !server.served.is_finished(),
+        "serve returned with a request in flight"
+    );
 
     let body = tokio::time::timeout(STEP, request)
         .await
