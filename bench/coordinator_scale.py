@@ -356,7 +356,8 @@ def run_one(args, n, workdir):
         cpu = run_seconds(pid) - run0
         cpu_ticks = cpu_ticks_seconds(pid) - ticks0
         sim_cpu = sum(run_seconds(sim.pid) for sim in sims) - sim_run0
-        hwm = status_kib(pid, "VmHWM")
+        # The kernel updates VmHWM lazily: never report a peak below an RSS seen.
+        hwm = max([status_kib(pid, "VmHWM"), *rss])
 
         poll = "system_monitor_coordinator_poll_duration_seconds"
         polls = (metric_sum(after, poll + "_count") - metric_sum(before, poll + "_count"))
