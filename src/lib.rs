@@ -18,6 +18,7 @@
 //!   registry of agents' latest elements, and the cluster REST/gRPC/`/metrics` surface.
 //! - [`auth`]: the shared bearer token (REST middleware, gRPC interceptor);
 //!   [`http_client`]: the one place outgoing HTTP clients are built.
+//! - [`tls`]: PEM files → rustls configurations for the servers (REST, gRPC) and clients.
 //! - [`pb`]: code generated from `proto/`.
 
 pub mod agent;
@@ -30,6 +31,7 @@ pub mod http_client;
 pub mod model;
 pub mod register;
 pub mod serve;
+pub mod tls;
 
 /// Code generated from `proto/` by build.rs.
 pub mod pb {

@@ -1,0 +1,559 @@
+//! TLS for the servers and the clients: reads the PEM files of `--tls-cert`, `--tls-key` and
+//! `--tls-ca` into rustls configurations — REST served over tokio-rustls (an axum [`Listener`]),
+//! gRPC through tonic's own TLS, the HTTP client (reqwest) with exactly the roots given.
+//!
+//! Every file is read and checked here, once, so a bad file fails at start with its path and what
+//! is wrong, rather than as an opaque handshake error later. Only the ring crypto provider is used
+//! (no aws-lc: it doubles the build time and needs cmake).
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::serve::Listener;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio::time::timeout;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+/// A client that has connected but not finished its handshake in this time is dropped, so a
+/// stalled or hostile peer cannot hold a slot forever.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// At most this many handshakes run at once on one listener; past it, accepting waits. Bounds the
+/// memory a connection flood can take (each pending handshake holds a socket and TLS state).
+const MAX_PENDING_HANDSHAKES: usize = 1024;
+
+/// ALPN of the REST server and the HTTP client: axum is built with HTTP/1.1 only.
+const ALPN_HTTP1: &[u8] = b"http/1.1";
+
+/// Why a TLS file or setting cannot be used. Each names the file and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{what} file {path} does not exist")]
+    Missing { what: &'static str, path: PathBuf },
+    #[error("cannot read {what} file {path}: {source}")]
+    Read {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{what} file {path} is not valid PEM: {detail}")]
+    Pem {
+        what: &'static str,
+        path: PathBuf,
+        detail: String,
+    },
+    #[error(
+        "{what} file {path} holds no certificate (expected PEM `-----BEGIN CERTIFICATE-----` blocks)"
+    )]
+    NoCertificate { what: &'static str, path: PathBuf },
+    #[error(
+        "TLS key file {path} holds no private key (expected a PEM `PRIVATE KEY`, `RSA PRIVATE KEY` \
+         or `EC PRIVATE KEY` block)"
+    )]
+    NoKey { path: PathBuf },
+    #[error("TLS key {key} does not match the certificate {cert} (the first certificate of the chain must be the key's)")]
+    KeyMismatch { cert: PathBuf, key: PathBuf },
+    #[error("TLS certificate {cert} with key {key} cannot be used: {source}")]
+    Rejected {
+        cert: PathBuf,
+        key: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("CA bundle {path}: certificate #{index} cannot be a trust anchor: {source}")]
+    BadCa {
+        path: PathBuf,
+        index: usize,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error(
+        "no usable system root certificate was found ({detail}); give a CA bundle with --tls-ca"
+    )]
+    NoSystemRoots { detail: String },
+    #[error("cannot build the TLS configuration: {0}")]
+    Config(#[source] rustls::Error),
+}
+
+/// What a file is, in error messages.
+const CERT: &str = "TLS certificate";
+/// What a file is, in error messages.
+const KEY: &str = "TLS key";
+/// What a file is, in error messages.
+const CA: &str = "TLS CA bundle";
+
+/// The crypto provider of every config built here: ring, named explicitly so the choice does not
+/// depend on which rustls features other crates in the build turn on.
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Reads a whole file, telling a missing file from an unreadable one.
+fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| {
+        if source.kind() == io::ErrorKind::NotFound {
+            TlsError::Missing {
+                what,
+                path: path.to_path_buf(),
+            }
+        } else {
+            TlsError::Read {
+                what,
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    })
+}
+
+/// Every certificate in a PEM file; at least one.
+fn certificates(
+    what: &'static str,
+    path: &Path,
+    pem_bytes: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(pem_bytes)
+        .collect::<Result<Vec<_>, pem::Error>>()
+        .map_err(|e| TlsError::Pem {
+            what,
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate {
+            what,
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(certs)
+}
+
+/// A server's certificate chain and private key, read from `--tls-cert` and `--tls-key` and
+/// checked to belong together. Builds the REST and the gRPC server configurations.
+#[derive(Clone)]
+pub struct Identity {
+    /// `--tls-cert`, for error messages.
+    cert_path: PathBuf,
+    /// `--tls-key`, for error messages.
+    key_path: PathBuf,
+    /// The chain as read, for tonic (which takes PEM).
+    cert_pem: Vec<u8>,
+    /// The key as read, for tonic (which takes PEM).
+    key_pem: Vec<u8>,
+    /// The REST server's configuration, built (and so checked) once at load.
+    rest: Arc<ServerConfig>,
+}
+
+impl std::fmt::Debug for Identity {
+    /// Names the files, never the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("cert", &self.cert_path)
+            .field("key", &self.key_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Identity {
+    /// Reads the PEM chain at `cert` (leaf first, then intermediates) and the PEM private key at
+    /// `key` (PKCS#8, PKCS#1 or SEC1), and checks that the key is the leaf's.
+    pub fn load(cert: &Path, key: &Path) -> Result<Self, TlsError> {
+        let cert_pem = read(CERT, cert)?;
+        let chain = certificates(CERT, cert, &cert_pem)?;
+        let key_pem = read(KEY, key)?;
+        let private_key = match PrivateKeyDer::from_pem_slice(&key_pem) {
+            Ok(k) => k,
+            Err(pem::Error::NoItemsFound) => {
+                return Err(TlsError::NoKey {
+                    path: key.to_path_buf(),
+                })
+            }
+            Err(e) => {
+                return Err(TlsError::Pem {
+                    what: KEY,
+                    path: key.to_path_buf(),
+                    detail: e.to_string(),
+                })
+            }
+        };
+        let mut rest = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(TlsError::Config)?
+            .with_no_client_auth()
+            .with_single_cert(chain, private_key)
+            .map_err(|source| match source {
+                rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+                    TlsError::KeyMismatch {
+                        cert: cert.to_path_buf(),
+                        key: key.to_path_buf(),
+                    }
+                }
+                source => TlsError::Rejected {
+                    cert: cert.to_path_buf(),
+                    key: key.to_path_buf(),
+                    source,
+                },
+            })?;
+        rest.alpn_protocols = vec![ALPN_HTTP1.to_vec()];
+        Ok(Self {
+            cert_path: cert.to_path_buf(),
+            key_path: key.to_path_buf(),
+            cert_pem,
+            key_pem,
+            rest: Arc::new(rest),
+        })
+    }
+
+    /// The REST server's rustls configuration (ALPN `http/1.1`), for [`serve`].
+    pub fn rest_server_config(&self) -> Arc<ServerConfig> {
+        Arc::clone(&self.rest)
+    }
+
+    /// The gRPC server's TLS settings, for `tonic::transport::Server::builder().tls_config(…)`
+    /// (tonic sets ALPN `h2` itself).
+    pub fn grpc_server_config(&self) -> tonic::transport::ServerTlsConfig {
+        tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(
+                &self.cert_pem,
+                &self.key_pem,
+            ))
+            .timeout(HANDSHAKE_TIMEOUT)
+    }
+}
+
+/// The certificates a client trusts: the `--tls-ca` bundle alone when given, else the system's
+/// roots. Builds the HTTP client's and the gRPC client's TLS settings.
+#[derive(Clone)]
+pub struct TrustRoots {
+    /// The CA bundle as read, for tonic (which takes PEM); `None` for the system roots.
+    ca_pem: Option<Vec<u8>>,
+    /// The parsed roots, for rustls.
+    store: Arc<RootCertStore>,
+}
+
+impl std::fmt::Debug for TrustRoots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustRoots")
+            .field("system", &self.ca_pem.is_none())
+            .field("roots", &self.store.len())
+            .finish()
+    }
+}
+
+impl TrustRoots {
+    /// The certificates of the PEM bundle at `ca` (`--tls-ca`), or the system's roots when `None`.
+    pub fn load(ca: Option<&Path>) -> Result<Self, TlsError> {
+        let Some(path) = ca else {
+            return Self::system();
+        };
+        let ca_pem = read(CA, path)?;
+        let mut store = RootCertStore::empty();
+        for (index, cert) in certificates(CA, path, &ca_pem)?.into_iter().enumerate() {
+            store.add(cert).map_err(|source| TlsError::BadCa {
+                path: path.to_path_buf(),
+                index: index + 1,
+                source,
+            })?;
+        }
+        Ok(Self {
+            ca_pem: Some(ca_pem),
+            store: Arc::new(store),
+        })
+    }
+
+    /// The operating system's roots (`SSL_CERT_FILE`/`SSL_CERT_DIR` are honoured).
+    fn system() -> Result<Self, TlsError> {
+        Self::from_system_store(rustls_native_certs::load_native_certs())
+    }
+
+    /// The roots of a system store reading; an error when none is usable.
+    fn from_system_store(found: rustls_native_certs::CertificateResult) -> Result<Self, TlsError> {
+        let mut store = RootCertStore::empty();
+        let (added, _ignored) = store.add_parsable_certificates(found.certs);
+        if added == 0 {
+            let detail = if found.errors.is_empty() {
+                "the system store is empty".to_string()
+            } else {
+                found
+                    .errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            return Err(TlsError::NoSystemRoots { detail });
+        }
+        Ok(Self {
+            ca_pem: None,
+            store: Arc::new(store),
+        })
+    }
+
+    /// A rustls client configuration trusting these roots, offering `alpn` (most preferred first).
+    pub fn client_config(&self, alpn: &[&[u8]]) -> Result<ClientConfig, TlsError> {
+        let mut config = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(TlsError::Config)?
+            .with_root_certificates(Arc::clone(&self.store))
+            .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(config)
+    }
+
+    /// A reqwest client builder whose TLS trusts these roots and nothing else (reqwest's built-in
+    /// roots are not used). The caller adds its timeouts and builds it.
+    pub fn http_client_builder(&self) -> Result<reqwest::ClientBuilder, TlsError> {
+        let config = self.client_config(&[ALPN_HTTP1])?;
+        Ok(reqwest::Client::builder().use_preconfigured_tls(config))
+    }
+
+    /// The gRPC client's TLS settings, for `tonic::transport::Endpoint::tls_config(…)`.
+    pub fn grpc_client_config(&self) -> tonic::transport::ClientTlsConfig {
+        let config = tonic::transport::ClientTlsConfig::new().timeout(HANDSHAKE_TIMEOUT);
+        match &self.ca_pem {
+            Some(pem) => config.ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+            None => config.with_native_roots(),
+        }
+    }
+}
+
+/// A TCP listener that completes TLS handshakes before handing connections to axum.
+///
+/// Handshakes run concurrently in their own tasks (one slow client never holds up the others) and
+/// each is bounded by [`HANDSHAKE_TIMEOUT`]. A failed handshake is logged at debug level and
+/// dropped: it is the client's problem (wrong CA, plain HTTP on a TLS port), not the server's.
+pub struct TlsListener {
+    /// The plain listener.
+    tcp: TcpListener,
+    /// Wraps each accepted socket in TLS.
+    acceptor: TlsAcceptor,
+    /// Handshakes in progress, each yielding the stream (or why not) and the peer.
+    handshakes: JoinSet<(HandshakeResult, SocketAddr)>,
+}
+
+/// How one handshake ended: the stream, an I/O or TLS error, or the timeout.
+type HandshakeResult = Result<io::Result<tokio_rustls::server::TlsStream<TcpStream>>, ()>;
+
+impl TlsListener {
+    /// Serves TLS with `config` on `tcp`.
+    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> Self {
+        Self {
+            tcp,
+            acceptor: TlsAcceptor::from(config),
+            handshakes: JoinSet::new(),
+        }
+    }
+
+    fn start_handshake(&mut self, stream: TcpStream, peer: SocketAddr) {
+        let acceptor = self.acceptor.clone();
+        self.handshakes.spawn(async move {
+            let done = timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                .await
+                .map_err(|_elapsed| ());
+            (done, peer)
+        });
+    }
+}
+
+impl Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    // Cancel-safe, as axum needs (it drops this future when shutdown starts): both awaited
+    // operations are, and a started handshake lives in `self.handshakes`, not in the future.
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let room = self.handshakes.len() < MAX_PENDING_HANDSHAKES;
+            tokio::select! {
+                accepted = self.tcp.accept(), if room => match accepted {
+                    Ok((stream, peer)) => self.start_handshake(stream, peer),
+                    Err(e) => accept_error(e).await,
+                },
+                Some(done) = self.handshakes.join_next() => match done {
+                    Ok((Ok(Ok(stream)), peer)) => return (stream, peer),
+                    Ok((Ok(Err(e)), peer)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                    Ok((Err(()), peer)) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    Err(e) => tracing::debug!("TLS handshake task ended: {e}"),
+                },
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// What axum's own TCP listener does on an accept error: a connection reset before it was
+/// accepted is the peer's business; anything else (out of file descriptors) is logged and retried
+/// after a pause rather than spun on.
+async fn accept_error(e: io::Error) {
+    if matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!("accept error: {e}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// Serves `app` over TLS with `config` on `listener` until `shutdown` is cancelled, then lets
+/// in-flight requests finish and returns — the TLS twin of the plain
+/// `axum::serve(listener, app).with_graceful_shutdown(…)` of the agent.
+pub async fn serve(
+    listener: TcpListener,
+    config: Arc<ServerConfig>,
+    app: axum::Router,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    axum::serve(TlsListener::new(listener, config), app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A CA and a server certificate for `localhost`/127.0.0.1 signed by it, as PEM files.
+    struct Pki {
+        dir: tempfile::TempDir,
+    }
+
+    impl Pki {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            let ca_key = rcgen::KeyPair::generate().unwrap();
+            let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+            let key = rcgen::KeyPair::generate().unwrap();
+            let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+                .unwrap()
+                .signed_by(&key, &ca)
+                .unwrap();
+            let other_key = rcgen::KeyPair::generate().unwrap();
+            let write = |name: &str, text: String| std::fs::write(dir.path().join(name), text);
+            write("ca.pem", ca.pem()).unwrap();
+            write("cert.pem", cert.pem()).unwrap();
+            write("key.pem", key.serialize_pem()).unwrap();
+            write("other-key.pem", other_key.serialize_pem()).unwrap();
+            write("empty.pem", String::new()).unwrap();
+            Self { dir }
+        }
+
+        fn path(&self, name: &str) -> PathBuf {
+            self.dir.path().join(name)
+        }
+    }
+
+    #[test]
+    fn matching_pair_loads() {
+        let pki = Pki::new();
+        let identity = Identity::load(&pki.path("cert.pem"), &pki.path("key.pem")).unwrap();
+        assert_eq!(
+            identity.rest_server_config().alpn_protocols,
+            vec![b"http/1.1".to_vec()]
+        );
+        let debug = format!("{identity:?}");
+        assert!(!debug.contains("PRIVATE"), "{debug}");
+    }
+
+    #[test]
+    fn missing_files_are_named() {
+        let pki = Pki::new();
+        let err = Identity::load(&pki.path("nope.pem"), &pki.path("key.pem")).unwrap_err();
+        assert!(matches!(err, TlsError::Missing { what: CERT, .. }), "{err}");
+        assert!(err.to_string().contains("nope.pem"), "{err}");
+        let err = Identity::load(&pki.path("cert.pem"), &pki.path("nokey.pem")).unwrap_err();
+        assert!(matches!(err, TlsError::Missing { what: KEY, .. }), "{err}");
+        let err = TrustRoots::load(Some(&pki.path("noca.pem"))).unwrap_err();
+        assert!(matches!(err, TlsError::Missing { what: CA, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_key_given_as_certificate_has_no_certificate() {
+        let pki = Pki::new();
+        let err = Identity::load(&pki.path("key.pem"), &pki.path("key.pem")).unwrap_err();
+        assert!(matches!(err, TlsError::NoCertificate { .. }), "{err}");
+        assert!(err.to_string().contains("key.pem"), "{err}");
+        let err = TrustRoots::load(Some(&pki.path("empty.pem"))).unwrap_err();
+        assert!(
+            matches!(err, TlsError::NoCertificate { what: CA, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_certificate_given_as_key_has_no_key() {
+        let pki = Pki::new();
+        let err = Identity::load(&pki.path("cert.pem"), &pki.path("cert.pem")).unwrap_err();
+        assert!(matches!(err, TlsError::NoKey { .. }), "{err}");
+    }
+
+    #[test]
+    fn another_key_is_a_mismatch_naming_both_files() {
+        let pki = Pki::new();
+        let err = Identity::load(&pki.path("cert.pem"), &pki.path("other-key.pem")).unwrap_err();
+        assert!(matches!(err, TlsError::KeyMismatch { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("cert.pem") && text.contains("other-key.pem"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn broken_pem_is_reported_with_the_path() {
+        let pki = Pki::new();
+        let broken = pki.path("broken.pem");
+        std::fs::write(
+            &broken,
+            "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let err = TrustRoots::load(Some(&broken)).unwrap_err();
+        assert!(matches!(err, TlsError::Pem { what: CA, .. }), "{err}");
+        assert!(err.to_string().contains("broken.pem"), "{err}");
+    }
+
+    #[test]
+    fn system_store_without_usable_roots_is_an_error_saying_what_to_do() {
+        let err = TrustRoots::from_system_store(Default::default()).unwrap_err();
+        assert!(err.to_string().contains("--tls-ca"), "{err}");
+        let pki = Pki::new();
+        let ca_pem = std::fs::read(pki.path("ca.pem")).unwrap();
+        let mut found = rustls_native_certs::CertificateResult::default();
+        found.certs = CertificateDer::pem_slice_iter(&ca_pem)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let roots = TrustRoots::from_system_store(found).unwrap();
+        assert_eq!(roots.store.len(), 1);
+        assert!(
+            roots.ca_pem.is_none(),
+            "system roots: tonic uses its native roots"
+        );
+    }
+
+    #[test]
+    fn ca_bundle_becomes_the_only_root() {
+        let pki = Pki::new();
+        let roots = TrustRoots::load(Some(&pki.path("ca.pem"))).unwrap();
+        assert_eq!(roots.store.len(), 1);
+        let config = roots.client_config(&[b"h2"]).unwrap();
+        assert_eq!(config.alpn_protocols, vec![b"h2".to_vec()]);
+    }
+}
