@@ -114,10 +114,11 @@ impl BoundCoordinator {
         if refused > 0 {
             tracing::warn!(refused, "--max-nodes reached: static agents left out");
         }
-        let client = http_client::build(&ClientOptions {
+        let client_options = ClientOptions {
             connect_timeout: coordinator.poll_timeout,
             ..ClientOptions::default()
-        })?;
+        };
+        let client = http_client::build(&client_options)?;
         let metrics = Arc::new(metrics::CoordinatorMetrics::default());
         let mut tasks = tokio::task::JoinSet::new();
 
@@ -153,18 +154,22 @@ impl BoundCoordinator {
             shutdown: shutdown.clone(),
         };
 
+        // The poller gets its own client: a client's pooled connections live on the runtime
+        // that opened them, and the poller runs on a runtime of its own.
         let poller = poller::Poller {
             registry: Arc::clone(&registry),
-            client,
+            client: http_client::build(&client_options)?,
             token: token.clone(),
             timeout: coordinator.poll_timeout,
             metrics,
         };
-        tasks.spawn(poller.run(
+        let poller_thread = poller::spawn_thread(
+            poller,
             coordinator.poll_interval,
             coordinator.poll_concurrency,
             shutdown.clone(),
-        ));
+        )
+        .map_err(|e| AgentError::Server(format!("cannot start the poller thread: {e}")))?;
         if !coordinator.dns_names.is_empty() {
             let dns = discovery::DnsDiscovery {
                 targets: coordinator.dns_names.clone(),
@@ -225,6 +230,12 @@ impl BoundCoordinator {
         );
         shutdown.cancelled().await;
         while tasks.join_next().await.is_some() {}
+        if tokio::task::spawn_blocking(move || poller_thread.join())
+            .await
+            .map_or(true, |joined| joined.is_err())
+        {
+            tracing::error!("the poller thread panicked");
+        }
         tracing::info!("system_monitor coordinator stopped");
         Ok(())
     }
