@@ -190,6 +190,9 @@ struct AgentState {
     node_id: Option<Arc<str>>,
     /// Whether `by_node[node_id]` is this agent.
     indexed: bool,
+    /// Removed from the maps (its last source let go of it): a poll still in flight on the
+    /// poller's thread must not index it again.
+    forgotten: bool,
     /// Its latest good answer.
     data: Option<Data>,
     /// Why the last poll failed; `None` after a good one.
@@ -427,6 +430,7 @@ impl Registry {
     fn forget(maps: &mut Maps, agent: &Arc<Agent>) {
         maps.by_url.remove(&agent.url.key);
         let mut state = agent.state();
+        state.forgotten = true;
         if state.indexed {
             if let Some(id) = &state.node_id {
                 maps.by_node.remove(id);
@@ -576,6 +580,9 @@ impl Registry {
     /// Makes `agent` the holder of `id`, unless another live agent holds it.
     fn claim(&self, agent: &Arc<Agent>, id: &Arc<str>, now: Instant) -> Result<(), String> {
         let mut maps = self.write();
+        if agent.state().forgotten {
+            return Ok(());
+        }
         if let Some(holder) = maps.by_node.get(id) {
             if !Arc::ptr_eq(holder, agent) {
                 if holder.state().live(now, self.settings.offline_after) {
@@ -833,6 +840,21 @@ mod tests {
         r.add_static([url("http://10.0.0.2:1")]);
         r.set_dns(&name, vec![]);
         assert_eq!(r.len(), 1);
+    }
+
+    #[test]
+    fn a_poll_finishing_after_its_agent_was_forgotten_does_not_bring_it_back() {
+        let r = registry();
+        let name: Arc<str> = "agents:1".into();
+        r.set_dns(&name, vec![url("http://10.0.0.1:1")]);
+        let in_flight = r.workers().pop().unwrap();
+        r.set_dns(&name, vec![]);
+        let now = Instant::now();
+        r.record_data(&in_flight, Bytes::from_static(b"{}"), figures("n1", 1), now)
+            .unwrap();
+        assert_eq!(r.len(), 0);
+        assert!(r.node("n1", now).is_none());
+        assert!(r.nodes(now, true).is_empty());
     }
 
     #[test]
