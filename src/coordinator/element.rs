@@ -124,6 +124,7 @@ struct ElementDoc {
     network: Option<NetworkDoc>,
     accelerators: Vec<AcceleratorDoc>,
     collectors: Vec<CollectorDoc>,
+    power: Vec<PowerDoc>,
 }
 
 #[derive(Deserialize, Default)]
@@ -197,6 +198,87 @@ struct AcceleratorDoc {
     power: Option<f64>,
     fan_speed: Option<f64>,
     error: Option<String>,
+    vendor: String,
+    index: u32,
+    uuid: Option<String>,
+    pci_bus_id: Option<String>,
+    power_limit: Option<f64>,
+    energy: Option<f64>,
+    memory_utilization: Option<f64>,
+    encoder_utilization: Option<f64>,
+    decoder_utilization: Option<f64>,
+    memory_temperature: Option<f64>,
+    sm_clock: Option<f64>,
+    memory_clock: Option<f64>,
+    graphics_clock: Option<f64>,
+    pcie: Option<PcieDoc>,
+    performance_state: Option<u32>,
+    throttle_reasons: Option<Vec<String>>,
+    throttle_reasons_mask: Option<u64>,
+    ecc: Option<EccDoc>,
+    mig_devices: Vec<MigDeviceDoc>,
+    profiling: Option<ProfilingDoc>,
+    processes: Vec<ProcessDoc>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct PcieDoc {
+    tx_bytes_per_sec: Option<f64>,
+    rx_bytes_per_sec: Option<f64>,
+    link_gen: Option<u32>,
+    link_width: Option<u32>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct EccDoc {
+    corrected: Option<u64>,
+    uncorrected: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct MigDeviceDoc {
+    index: u32,
+    uuid: Option<String>,
+    gpu_instance_id: Option<u32>,
+    compute_instance_id: Option<u32>,
+    profile: Option<String>,
+    multiprocessors: Option<u32>,
+    memory: AcceleratorMemoryDoc,
+    processes: Vec<ProcessDoc>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct ProfilingDoc {
+    graphics_engine_active: Option<f64>,
+    sm_active: Option<f64>,
+    sm_occupancy: Option<f64>,
+    tensor_active: Option<f64>,
+    dram_active: Option<f64>,
+    fp64_active: Option<f64>,
+    fp32_active: Option<f64>,
+    fp16_active: Option<f64>,
+    pcie_tx_bytes_per_sec: Option<f64>,
+    pcie_rx_bytes_per_sec: Option<f64>,
+    nvlink_tx_bytes_per_sec: Option<f64>,
+    nvlink_rx_bytes_per_sec: Option<f64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct ProcessDoc {
+    pid: u32,
+    memory_used: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PowerDoc {
+    source: String,
+    watts: f64,
 }
 
 #[derive(Deserialize, Default)]
@@ -204,6 +286,7 @@ struct AcceleratorDoc {
 struct AcceleratorMemoryDoc {
     used: Option<u64>,
     total: Option<u64>,
+    reserved: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -263,25 +346,7 @@ pub fn node_metrics(element: &[u8]) -> Result<v1::NodeMetrics, serde_json::Error
             transmit_packets_per_sec: n.packets_out,
             tcp_connections: n.connections.unwrap_or(0),
         }),
-        accelerators: doc
-            .accelerators
-            .into_iter()
-            .map(|a| v1::Accelerator {
-                id: a.id,
-                r#type: accelerator_type(&a.kind).into(),
-                name: a.name,
-                utilization_percent: a.utilization,
-                memory_used_bytes: a.memory.used,
-                memory_total_bytes: a.memory.total,
-                temperature_celsius: a.temperature,
-                power_watts: a.power,
-                fan_speed_percent: a.fan_speed,
-                error: a.error.unwrap_or_default(),
-                // The agent's detail (clocks, MIG, profiling…) is on REST; gRPC from the
-                // coordinator carries the contract fields of each device.
-                ..Default::default()
-            })
-            .collect(),
+        accelerators: doc.accelerators.into_iter().map(accelerator).collect(),
         collectors: doc
             .collectors
             .into_iter()
@@ -292,8 +357,98 @@ pub fn node_metrics(element: &[u8]) -> Result<v1::NodeMetrics, serde_json::Error
                 duration_seconds: c.duration_seconds,
             })
             .collect(),
-        power: Vec::new(),
+        power: doc
+            .power
+            .into_iter()
+            .map(|p| v1::PowerReading {
+                source: p.source,
+                watts: p.watts,
+            })
+            .collect(),
     })
+}
+
+/// One accelerator of an element. Every per-sample figure travels; the static facts (`info`)
+/// are not in the metrics element, so they come from `GetInfo(node_id)` instead.
+fn accelerator(a: AcceleratorDoc) -> v1::Accelerator {
+    let pcie = a.pcie.unwrap_or_default();
+    let ecc = a.ecc.unwrap_or_default();
+    v1::Accelerator {
+        id: a.id,
+        r#type: accelerator_type(&a.kind).into(),
+        name: a.name,
+        utilization_percent: a.utilization,
+        memory_used_bytes: a.memory.used,
+        memory_total_bytes: a.memory.total,
+        temperature_celsius: a.temperature,
+        power_watts: a.power,
+        fan_speed_percent: a.fan_speed,
+        error: a.error.unwrap_or_default(),
+        vendor: a.vendor,
+        index: a.index,
+        uuid: a.uuid,
+        pci_bus_id: a.pci_bus_id,
+        info: None,
+        memory_utilization_percent: a.memory_utilization,
+        encoder_utilization_percent: a.encoder_utilization,
+        decoder_utilization_percent: a.decoder_utilization,
+        memory_reserved_bytes: a.memory.reserved,
+        memory_temperature_celsius: a.memory_temperature,
+        power_limit_watts: a.power_limit,
+        energy_joules: a.energy,
+        sm_clock_mhz: a.sm_clock,
+        memory_clock_mhz: a.memory_clock,
+        graphics_clock_mhz: a.graphics_clock,
+        pcie_tx_bytes_per_sec: pcie.tx_bytes_per_sec,
+        pcie_rx_bytes_per_sec: pcie.rx_bytes_per_sec,
+        pcie_link_gen: pcie.link_gen,
+        pcie_link_width: pcie.link_width,
+        performance_state: a.performance_state,
+        throttle_reasons: a.throttle_reasons_mask,
+        throttle_reason_names: a.throttle_reasons.unwrap_or_default(),
+        ecc_errors_corrected: ecc.corrected,
+        ecc_errors_uncorrected: ecc.uncorrected,
+        mig_devices: a
+            .mig_devices
+            .into_iter()
+            .map(|m| v1::MigDevice {
+                index: m.index,
+                uuid: m.uuid,
+                gpu_instance_id: m.gpu_instance_id,
+                compute_instance_id: m.compute_instance_id,
+                profile: m.profile,
+                memory_used_bytes: m.memory.used,
+                memory_total_bytes: m.memory.total,
+                multiprocessors: m.multiprocessors,
+                processes: processes(m.processes),
+            })
+            .collect(),
+        profiling: a.profiling.map(|p| v1::ProfilingStats {
+            graphics_engine_active: p.graphics_engine_active,
+            sm_active: p.sm_active,
+            sm_occupancy: p.sm_occupancy,
+            tensor_active: p.tensor_active,
+            dram_active: p.dram_active,
+            fp64_active: p.fp64_active,
+            fp32_active: p.fp32_active,
+            fp16_active: p.fp16_active,
+            pcie_tx_bytes_per_sec: p.pcie_tx_bytes_per_sec,
+            pcie_rx_bytes_per_sec: p.pcie_rx_bytes_per_sec,
+            nvlink_tx_bytes_per_sec: p.nvlink_tx_bytes_per_sec,
+            nvlink_rx_bytes_per_sec: p.nvlink_rx_bytes_per_sec,
+        }),
+        processes: processes(a.processes),
+    }
+}
+
+fn processes(processes: Vec<ProcessDoc>) -> Vec<v1::AcceleratorProcess> {
+    processes
+        .into_iter()
+        .map(|p| v1::AcceleratorProcess {
+            pid: p.pid,
+            memory_used_bytes: p.memory_used,
+        })
+        .collect()
 }
 
 fn accelerator_type(kind: &str) -> v1::AcceleratorType {
@@ -327,6 +482,46 @@ struct InfoDoc {
     os_version: String,
     boot_time: i64,
     version: String,
+    accelerators: Vec<DeviceInfoDoc>,
+}
+
+/// One accelerator's static facts in `/api/system/info` (snake_case, as that object is).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct DeviceInfoDoc {
+    id: String,
+    index: u32,
+    #[serde(rename = "type")]
+    kind: String,
+    vendor: String,
+    name: String,
+    uuid: Option<String>,
+    pci_bus_id: Option<String>,
+    memory_total: Option<u64>,
+    driver_version: Option<String>,
+    cuda_version: Option<String>,
+    architecture: Option<String>,
+    cores: Option<u32>,
+    vbios_version: Option<String>,
+    performance_level: Option<String>,
+    sku: Option<String>,
+    sclk_range: Option<String>,
+    mclk_range: Option<String>,
+    max_power: Option<f64>,
+    mig_enabled: Option<bool>,
+    mig_devices: Vec<MigInfoDoc>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct MigInfoDoc {
+    index: u32,
+    uuid: Option<String>,
+    gpu_instance_id: Option<u32>,
+    compute_instance_id: Option<u32>,
+    profile: Option<String>,
+    memory_total: Option<u64>,
+    multiprocessors: Option<u32>,
 }
 
 /// An agent's `/api/system/info` JSON as a v1 `SystemInfo`.
@@ -350,8 +545,50 @@ pub fn system_info(info: &[u8]) -> Result<v1::SystemInfo, serde_json::Error> {
         os_version: doc.os_version,
         boot_time_unix_seconds: doc.boot_time,
         version: doc.version,
-        accelerators: Vec::new(),
+        accelerators: doc.accelerators.into_iter().map(description).collect(),
     })
+}
+
+/// An accelerator's identity and static facts from the agent's `/api/system/info`.
+fn description(d: DeviceInfoDoc) -> v1::AcceleratorDescription {
+    v1::AcceleratorDescription {
+        id: d.id,
+        r#type: accelerator_type(&d.kind).into(),
+        name: d.name,
+        vendor: d.vendor,
+        index: d.index,
+        uuid: d.uuid,
+        pci_bus_id: d.pci_bus_id,
+        memory_total_bytes: d.memory_total,
+        info: Some(v1::AcceleratorInfo {
+            driver_version: d.driver_version,
+            cuda_version: d.cuda_version,
+            architecture: d.architecture,
+            cores: d.cores,
+            vbios_version: d.vbios_version,
+            performance_level: d.performance_level,
+            sku: d.sku,
+            sclk_range: d.sclk_range,
+            mclk_range: d.mclk_range,
+            max_power_watts: d.max_power,
+            mig_enabled: d.mig_enabled,
+        }),
+        mig_devices: d
+            .mig_devices
+            .into_iter()
+            .map(|m| v1::MigDevice {
+                index: m.index,
+                uuid: m.uuid,
+                gpu_instance_id: m.gpu_instance_id,
+                compute_instance_id: m.compute_instance_id,
+                profile: m.profile,
+                memory_used_bytes: None,
+                memory_total_bytes: m.memory_total,
+                multiprocessors: m.multiprocessors,
+                processes: Vec::new(),
+            })
+            .collect(),
+    }
 }
 
 #[cfg(test)]
@@ -438,21 +675,39 @@ mod tests {
 
     #[test]
     fn element_maps_to_v1_like_the_agent() {
-        let snapshot = snapshot();
+        let mut snapshot = snapshot();
+        // Every accelerator field of the model set, and power readings beside the devices.
+        snapshot
+            .accelerators
+            .push(crate::serve::grpc_v1::tests::h100());
+        snapshot.power = vec![crate::model::PowerReading {
+            source: "cpu_pcluster".into(),
+            watts: 4.5,
+        }];
         let body = crate::serve::rest::metrics_array_json([&snapshot]).unwrap();
         let (element, _) = split_agent_answer(&body).unwrap();
         let from_json = node_metrics(&element).unwrap();
-        let direct = crate::serve::grpc_v1::node_metrics(&snapshot);
+        let mut direct = crate::serve::grpc_v1::node_metrics(&snapshot);
+        // Static facts are not in the metrics element: the coordinator serves them through
+        // GetInfo (checked below), not in each sample.
+        for a in &mut direct.accelerators {
+            a.info = None;
+        }
         assert_eq!(from_json.node_id, direct.node_id);
         assert_eq!(from_json.cpu, direct.cpu);
         assert_eq!(from_json.memory, direct.memory);
         assert_eq!(from_json.accelerators, direct.accelerators);
+        assert_eq!(from_json.power, direct.power);
+        assert_eq!(from_json.collectors, direct.collectors);
         assert_eq!(from_json.timestamp_unix_ms, direct.timestamp_unix_ms);
     }
 
     #[test]
     fn info_maps_to_v1_like_the_agent() {
-        let snapshot = snapshot();
+        let mut snapshot = snapshot();
+        snapshot
+            .accelerators
+            .push(crate::serve::grpc_v1::tests::h100());
         let json = serde_json::to_vec(&crate::serve::rest::info_view(&snapshot)).unwrap();
         assert_eq!(
             system_info(&json).unwrap(),

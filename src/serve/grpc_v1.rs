@@ -357,7 +357,7 @@ impl MonitorService for V1Service {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::{
         CollectorStatus as Status_, CoreStats, CpuStats, DisksStats, MemoryStats, NetworkStats,
@@ -473,7 +473,7 @@ mod tests {
     }
 
     /// A device with every field of the model set, each to a distinct value.
-    fn h100() -> model::Accelerator {
+    pub(crate) fn h100() -> model::Accelerator {
         let process = |pid, memory| model::AcceleratorProcess {
             pid,
             memory_used_bytes: memory,

@@ -408,6 +408,8 @@ struct AcceleratorView<'a> {
     performance_state: Option<u32>,
     /// Names of the active clock throttle reasons; null when the device does not report them.
     throttle_reasons: Option<&'a [&'static str]>,
+    /// The same reasons as NVML's `nvmlClocksEventReasons` bitmask (bits without a name too).
+    throttle_reasons_mask: Option<u64>,
     /// Null when the device has no ECC counters.
     ecc: Option<EccView>,
     mig_devices: Vec<MigDeviceView<'a>>,
@@ -809,6 +811,7 @@ fn accelerator_view(a: &Accelerator) -> AcceleratorView<'_> {
         pcie,
         performance_state: a.performance_state,
         throttle_reasons,
+        throttle_reasons_mask: a.throttle_reasons,
         ecc,
         mig_devices: a
             .mig_devices
