@@ -460,3 +460,79 @@ async fn a_lost_gpu_is_reported_then_recovered_by_reinitialising_nvml() {
 fn touch(path: &Path) {
     std::fs::write(path, b"").expect("creating the marker");
 }
+
+/// The TrackLab SDK's view: legacy GetStats `gpu.{i}.*` keys (with the `gpu_device_ids` filter)
+/// and GetMetadata's `gpu_nvidia`, `gpu_count`, `gpu_type` and `cuda_version`, over gRPC from the
+/// real binary on the fake.
+#[tokio::test]
+async fn legacy_grpc_serves_the_gpus() {
+    use system_monitor::pb::legacy::record::RecordType;
+    use system_monitor::pb::legacy::system_monitor_service_client::SystemMonitorServiceClient;
+    use system_monitor::pb::legacy::{GetMetadataRequest, GetStatsRequest};
+
+    let fake = Fake::new("devices=2\n");
+    let monitor = Fake::start(&fake, &[]);
+    let mut client =
+        SystemMonitorServiceClient::connect(format!("http://127.0.0.1:{}", monitor.grpc_port))
+            .await
+            .expect("connect to the legacy service");
+
+    let stats = client
+        .get_stats(GetStatsRequest {
+            pid: 0,
+            gpu_device_ids: vec![1],
+        })
+        .await
+        .expect("GetStats")
+        .into_inner();
+    let items = match stats.record.and_then(|r| r.record_type) {
+        Some(RecordType::Stats(stats)) => stats.item,
+        other => panic!("expected a stats record, got {other:?}"),
+    };
+    let value = |key: &str| -> Option<f64> {
+        let item = items.iter().find(|i| i.key == key)?;
+        serde_json::from_str::<f64>(&item.value_json).ok()
+    };
+    // GPU 1 of the fake: utilization 11 %, memory controller 21 %, 2 GiB of 80 GiB used,
+    // 41 °C, 151.25 W of 700 W, SM clock 1756 MHz, memory clock 2619 MHz, fan 31 %.
+    assert_eq!(value("gpu.1.gpu"), Some(11.0));
+    assert_eq!(value("gpu.1.memory"), Some(21.0));
+    assert_eq!(value("gpu.1.memoryAllocated"), Some(2.5));
+    assert_eq!(value("gpu.1.memoryAllocatedBytes"), Some((2 * GIB) as f64));
+    assert_eq!(value("gpu.1.temp"), Some(41.0));
+    assert_eq!(value("gpu.1.powerWatts"), Some(151.25));
+    assert_eq!(value("gpu.1.enforcedPowerLimitWatts"), Some(700.0));
+    assert_eq!(value("gpu.1.smClock"), Some(1756.0));
+    assert_eq!(value("gpu.1.memoryClock"), Some(2619.0));
+    assert_eq!(value("gpu.1.fanSpeed"), Some(31.0));
+    let gpu0: Vec<&str> = items
+        .iter()
+        .map(|i| i.key.as_str())
+        .filter(|k| k.starts_with("gpu.0."))
+        .collect();
+    assert!(
+        gpu0.is_empty(),
+        "gpu_device_ids=[1] must leave GPU 0 out: {gpu0:?}"
+    );
+
+    let metadata = client
+        .get_metadata(GetMetadataRequest {})
+        .await
+        .expect("GetMetadata")
+        .into_inner();
+    let env = match metadata.record.and_then(|r| r.record_type) {
+        Some(RecordType::Environment(env)) => env,
+        other => panic!("expected an environment record, got {other:?}"),
+    };
+    assert_eq!(env.gpu_count, 2);
+    assert_eq!(env.gpu_type, "NVIDIA H100 80GB HBM3");
+    assert_eq!(env.cuda_version, "12.4");
+    assert_eq!(env.gpu_nvidia.len(), 2);
+    for (i, gpu) in env.gpu_nvidia.iter().enumerate() {
+        assert_eq!(gpu.name, "NVIDIA H100 80GB HBM3");
+        assert_eq!(gpu.memory_total, 80 * GIB);
+        assert_eq!(gpu.cuda_cores, 16896);
+        assert_eq!(gpu.architecture, "Hopper");
+        assert_eq!(gpu.uuid, format!("GPU-{i:08x}-fake-4000-8000-{i:012x}"));
+    }
+}
