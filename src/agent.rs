@@ -16,6 +16,7 @@ use crate::collect::{spawn_sampler, Sampler};
 use crate::config::Config;
 use crate::model::Snapshot;
 use crate::serve::{self, AppState};
+use crate::tls::Identity;
 
 /// How often `--parent-pid` is checked.
 const PARENT_CHECK_INTERVAL: Duration = Duration::from_secs(2);
@@ -46,6 +47,8 @@ pub enum AgentError {
     Auth(#[from] crate::auth::AuthError),
     #[error(transparent)]
     Register(#[from] crate::register::RegisterError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("{0}")]
     Server(String),
 }
@@ -56,11 +59,15 @@ pub struct BoundAgent {
     rest: Option<TcpListener>,
     grpc: TcpListener,
     token: Option<Token>,
+    /// `--tls-cert`/`--tls-key`, read: both servers speak TLS.
+    tls: Option<Identity>,
 }
 
-/// Binds the REST and gRPC ports of `config`. Fails with the port named when one is taken.
+/// Reads the token and the TLS files, and binds the REST and gRPC ports of `config`. Fails with
+/// the file named when one cannot be used, with the port named when one is taken.
 pub async fn bind(config: Config) -> Result<BoundAgent, AgentError> {
     let token = Token::load(config.auth_token_file.as_deref())?;
+    let tls = Identity::from_config(&config.tls)?;
     let rest = if config.rest_enabled {
         Some(listen("REST", SocketAddr::new(config.bind, config.rest_port)).await?)
     } else {
@@ -72,6 +79,7 @@ pub async fn bind(config: Config) -> Result<BoundAgent, AgentError> {
         rest,
         grpc,
         token,
+        tls,
     })
 }
 
@@ -135,8 +143,9 @@ impl BoundAgent {
             let app = serve::rest::router(state.clone());
             let stop = shutdown.clone();
             let token = self.token.clone();
+            let tls = self.tls.clone();
             tasks.spawn(async move {
-                let served = serve::http_serve(listener, app, token, stop.clone()).await;
+                let served = serve::http_serve(listener, app, token, tls, stop.clone()).await;
                 if let Err(e) = served {
                     tracing::error!("REST server failed: {e}");
                     stop.cancel();
@@ -148,8 +157,9 @@ impl BoundAgent {
             let stop = shutdown.clone();
             let listener = self.grpc;
             let token = self.token.clone();
+            let tls = self.tls.clone();
             tasks.spawn(async move {
-                if let Err(e) = serve::grpc_serve(listener, state, token, stop.clone()).await {
+                if let Err(e) = serve::grpc_serve(listener, state, token, tls, stop.clone()).await {
                     tracing::error!("gRPC server failed: {e}");
                     stop.cancel();
                 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::collect::HostPaths;
 use crate::config::{
     self, AccelConfig, Backend, CollectConfig, Config, CoordinatorConfig, RegisterConfig,
+    TlsConfig, TlsIdentityFiles,
 };
 
 /// TrackLab System Monitor: samples CPU, memory, disks, filesystems, network and accelerators and
@@ -55,7 +56,8 @@ pub struct ClusterArgs {
     #[arg(long, value_name = "URL", value_parser = parse_http_url)]
     pub coordinator: Option<String>,
 
-    /// The URL the coordinator should poll this agent at. Default: http://<bind>:<rest port>.
+    /// The URL the coordinator should poll this agent at. Default: http://<bind>:<rest port>
+    /// (https with --tls-cert).
     #[arg(long, value_name = "URL", requires = "coordinator", value_parser = parse_http_url)]
     pub advertise_url: Option<String>,
 
@@ -67,6 +69,21 @@ pub struct ClusterArgs {
     /// announces to agents.
     #[arg(long, value_name = "DURATION", default_value = "10s", global = true, value_parser = config::parse_duration)]
     pub register_interval: Duration,
+
+    /// Serve REST (with /metrics) and gRPC over TLS with this PEM certificate chain (leaf
+    /// first). Needs --tls-key.
+    #[arg(long, value_name = "PATH", requires = "tls_key", global = true)]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert. Needs --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert", global = true)]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA bundle that peers' certificates are verified against (the coordinator verifies
+    /// agents, agents the coordinator). Default: the system's roots. On the coordinator, agents
+    /// found by --discover-dns are polled over https when it is given.
+    #[arg(long, value_name = "PATH", global = true)]
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// `system_monitor coordinator`: discovery and polling.
@@ -373,6 +390,15 @@ impl Cli {
                     labels: self.cluster.node_labels.clone(),
                 }),
             register_interval: self.cluster.register_interval,
+            tls: TlsConfig {
+                identity: self
+                    .cluster
+                    .tls_cert
+                    .clone()
+                    .zip(self.cluster.tls_key.clone())
+                    .map(|(cert, key)| TlsIdentityFiles { cert, key }),
+                ca: self.cluster.tls_ca.clone(),
+            },
         }
     }
 }
@@ -593,6 +619,58 @@ mod tests {
                 "--node-label",
                 "a/b=c",
             ],
+        ] {
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn tls_flags_go_together_before_and_after_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "system_monitor",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--tls-ca",
+            "ca.pem",
+        ])
+        .unwrap();
+        let tls = cli.config("h").tls;
+        let identity = tls.identity.unwrap();
+        assert_eq!(identity.cert, PathBuf::from("c.pem"));
+        assert_eq!(identity.key, PathBuf::from("k.pem"));
+        assert_eq!(tls.ca, Some(PathBuf::from("ca.pem")));
+
+        let cli = Cli::try_parse_from([
+            "system_monitor",
+            "coordinator",
+            "--tls-ca",
+            "ca.pem",
+            "--tls-key",
+            "k.pem",
+            "--tls-cert",
+            "c.pem",
+        ])
+        .unwrap();
+        assert!(cli.config("h").tls.identity.is_some());
+
+        let cli = Cli::try_parse_from(["system_monitor", "--tls-ca", "ca.pem"]).unwrap();
+        let tls = cli.config("h").tls;
+        assert!(tls.identity.is_none(), "a CA alone serves no TLS");
+        assert!(Cli::try_parse_from(["system_monitor"])
+            .unwrap()
+            .config("h")
+            .tls
+            .ca
+            .is_none());
+
+        for args in [
+            &["system_monitor", "--tls-cert", "c.pem"][..],
+            &["system_monitor", "--tls-key", "k.pem"],
+            &["system_monitor", "coordinator", "--tls-cert", "c.pem"],
+            &["system_monitor", "coordinator", "--tls-key", "k.pem"],
         ] {
             let err = Cli::try_parse_from(args).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{args:?}");

@@ -142,6 +142,27 @@ pub struct Config {
     pub register: Option<RegisterConfig>,
     /// Time between registrations (heartbeats); the coordinator announces it to its agents.
     pub register_interval: Duration,
+    /// `--tls-cert`, `--tls-key`, `--tls-ca`: TLS for the servers and the clients.
+    pub tls: TlsConfig,
+}
+
+/// The TLS files, read at start by [`crate::tls`]. Everything off by default: plain HTTP and gRPC.
+#[derive(Debug, Clone, Default)]
+pub struct TlsConfig {
+    /// `--tls-cert` and `--tls-key`: serve REST (with `/metrics`) and gRPC over TLS.
+    pub identity: Option<TlsIdentityFiles>,
+    /// `--tls-ca`: the only roots peers are verified against (the coordinator verifies agents,
+    /// agents the coordinator); `None`: the system's roots.
+    pub ca: Option<PathBuf>,
+}
+
+/// A server's certificate and key files (given together or not at all).
+#[derive(Debug, Clone)]
+pub struct TlsIdentityFiles {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key of the leaf.
+    pub key: PathBuf,
 }
 
 /// An agent's registration with its coordinator.
@@ -222,6 +243,7 @@ impl Default for Config {
             auth_token_file: None,
             register: None,
             register_interval: DEFAULT_REGISTER_INTERVAL,
+            tls: TlsConfig::default(),
         }
     }
 }

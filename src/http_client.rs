@@ -1,6 +1,7 @@
 //! The one place where outgoing HTTP clients are built (the coordinator's poller, the agents'
-//! registration), and the bounded body reader they share. TLS settings (a CA bundle to verify
-//! peers) belong in [`ClientOptions`] and [`build`].
+//! registration), and the bounded body reader they share. https peers are verified against the
+//! roots in [`ClientOptions::roots`] (the `--tls-ca` bundle) or the system's (see
+//! [`crate::tls`]).
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -21,6 +22,10 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Idle connections kept per host: one is enough for one request at a time per agent.
     pub max_idle_per_host: usize,
+    /// What https peers are verified against: these roots (the `--tls-ca` bundle, or the
+    /// system's read at start by a caller that knew it would need them); `None`: the system's
+    /// roots, read at the first https handshake (a plain-http client never reads them).
+    pub roots: Option<crate::tls::TrustRoots>,
 }
 
 impl Default for ClientOptions {
@@ -29,19 +34,28 @@ impl Default for ClientOptions {
             local_address: None,
             connect_timeout: Duration::from_secs(2),
             max_idle_per_host: 1,
+            roots: None,
         }
     }
 }
 
 /// Why a client could not be built.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot build the HTTP client: {0}")]
-pub struct ClientError(#[from] reqwest::Error);
+pub enum ClientError {
+    #[error("cannot build the HTTP client: {0}")]
+    Build(#[from] reqwest::Error),
+    #[error("cannot build the HTTP client's TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+}
 
 /// An HTTP/1 client with connection reuse and no proxy: the peers are cluster-internal, and an
 /// environment's `HTTP_PROXY` must not reroute (or observe) the coordinator's polls.
 pub fn build(options: &ClientOptions) -> Result<reqwest::Client, ClientError> {
-    let mut builder = reqwest::Client::builder()
+    let builder = match &options.roots {
+        Some(roots) => roots.http_client_builder()?,
+        None => crate::tls::http_client_builder_system_roots_on_demand()?,
+    };
+    let mut builder = builder
         .no_proxy()
         .connect_timeout(options.connect_timeout)
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
@@ -81,6 +95,12 @@ pub async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<
         body.extend_from_slice(&chunk);
     }
     Ok(Bytes::from(body))
+}
+
+/// Whether a request failed in the TLS handshake (an untrusted or misnamed certificate, a peer
+/// that does not speak TLS): the poller counts these apart from plain connection failures.
+pub fn is_tls(error: &reqwest::Error) -> bool {
+    crate::tls::is_handshake_error(error)
 }
 
 /// A request error with its causes ("error sending request: connection refused"): reqwest's

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Token;
 use crate::config::{Config, RegisterConfig};
 use crate::http_client::{self, ClientOptions};
+use crate::tls::TrustRoots;
 
 /// The coordinator's registration endpoint, below its base URL.
 pub const REGISTER_PATH: &str = "/api/cluster/register";
@@ -32,6 +33,8 @@ pub enum RegisterError {
     NoRest,
     #[error("invalid --coordinator URL {url:?}: {reason}")]
     Coordinator { url: String, reason: String },
+    #[error("cannot verify the https coordinator: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// The registration request body (the contract in docs/design-notes.md).
@@ -88,6 +91,9 @@ pub struct Registration {
     /// The agent's bind address: registrations leave from it, so that the coordinator sees the
     /// peer address it is asked to poll.
     bind: IpAddr,
+    /// What an https coordinator is verified against: `--tls-ca`, else the system's roots, read
+    /// here at start so that a host without them fails now rather than at every heartbeat.
+    roots: Option<TrustRoots>,
 }
 
 impl Registration {
@@ -106,6 +112,11 @@ impl Registration {
         let endpoint = reqwest::Url::parse(&register.coordinator)
             .and_then(|base| base.join(REGISTER_PATH))
             .map_err(|e| invalid(e.to_string()))?;
+        let roots = if config.tls.ca.is_some() || endpoint.scheme() == "https" {
+            Some(TrustRoots::load(config.tls.ca.as_deref())?)
+        } else {
+            None
+        };
         let advertise = match &register.advertise_url {
             Some(url) => Advertise::Given(url.clone()),
             None => Advertise::Bound {
@@ -122,6 +133,7 @@ impl Registration {
             interval: config.register_interval,
             token,
             bind: config.bind,
+            roots,
         })
     }
 
@@ -166,6 +178,7 @@ impl Registration {
             _ => {
                 let options = ClientOptions {
                     local_address: source,
+                    roots: self.roots.clone(),
                     ..ClientOptions::default()
                 };
                 let built = http_client::build(&options).map_err(|e| e.to_string())?;
@@ -258,10 +271,13 @@ impl Registration {
     }
 }
 
-/// The scheme of the default advertised URL: the agent's REST server speaks plain HTTP (TLS
-/// support makes this `https` when the agent serves TLS).
-fn advertise_scheme(_config: &Config) -> &'static str {
-    "http"
+/// The scheme of the default advertised URL: `https` when the agent serves TLS (`--tls-cert`).
+fn advertise_scheme(config: &Config) -> &'static str {
+    if config.tls.identity.is_some() {
+        "https"
+    } else {
+        "http"
+    }
 }
 
 #[cfg(test)]
@@ -316,6 +332,28 @@ mod tests {
             r.advertised().await.unwrap(),
             ("https://10.0.0.5:8443".to_string(), None)
         );
+    }
+
+    #[tokio::test]
+    async fn an_agent_serving_tls_advertises_https() {
+        let (register, mut config) = setup(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)), None);
+        config.tls.identity = Some(crate::config::TlsIdentityFiles {
+            cert: "cert.pem".into(),
+            key: "key.pem".into(),
+        });
+        let r = Registration::new(&register, &config, Some(8443), None).unwrap();
+        assert_eq!(r.advertised().await.unwrap().0, "https://127.0.0.3:8443");
+        assert!(r.roots.is_none(), "a plain-http coordinator needs no roots");
+    }
+
+    #[test]
+    fn the_ca_of_an_https_coordinator_is_read_at_start() {
+        let (mut register, mut config) = setup(IpAddr::V4(Ipv4Addr::LOCALHOST), None);
+        register.coordinator = "https://127.0.0.1:9".into();
+        config.tls.ca = Some("/nonexistent/ca.pem".into());
+        let err = Registration::new(&register, &config, Some(8080), None).unwrap_err();
+        assert!(matches!(err, RegisterError::Tls(_)), "{err}");
+        assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
     }
 
     #[test]

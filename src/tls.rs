@@ -12,11 +12,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::Listener;
+use std::sync::OnceLock;
+
+use axum::serve::{Listener, ListenerExt};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::{self, PemObject};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio::time::timeout;
@@ -165,6 +169,15 @@ impl std::fmt::Debug for Identity {
 }
 
 impl Identity {
+    /// The identity of `--tls-cert`/`--tls-key`, or `None` when TLS is not served.
+    pub fn from_config(config: &crate::config::TlsConfig) -> Result<Option<Self>, TlsError> {
+        config
+            .identity
+            .as_ref()
+            .map(|files| Self::load(&files.cert, &files.key))
+            .transpose()
+    }
+
     /// Reads the PEM chain at `cert` (leaf first, then intermediates) and the PEM private key at
     /// `key` (PKCS#8, PKCS#1 or SEC1), and checks that the key is the leaf's.
     pub fn load(cert: &Path, key: &Path) -> Result<Self, TlsError> {
@@ -327,6 +340,134 @@ impl TrustRoots {
     }
 }
 
+/// A reqwest client builder that verifies https peers against the system's roots, read at the
+/// first https handshake rather than now: a coordinator may be sent an https agent by a
+/// registration long after it started, and one that only ever meets plain-http agents never
+/// reads the store (nor fails for want of one). Without a usable store, every https handshake
+/// fails with [`TlsError::NoSystemRoots`], which says to give `--tls-ca`.
+pub fn http_client_builder_system_roots_on_demand() -> Result<reqwest::ClientBuilder, TlsError> {
+    let provider = provider();
+    let mut config = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(TlsError::Config)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(SystemRootsOnDemand {
+            provider,
+            verifier: OnceLock::new(),
+        }))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![ALPN_HTTP1.to_vec()];
+    Ok(reqwest::Client::builder().use_preconfigured_tls(config))
+}
+
+/// rustls' standard (WebPKI) verification against the system's roots, which are read once, at
+/// the first certificate to verify. A failed read is kept too: it is not retried at every
+/// handshake (thousands of agents), and the error names the remedy.
+#[derive(Debug)]
+struct SystemRootsOnDemand {
+    /// The signature algorithms, for the handshake signatures (checked without the roots).
+    provider: Arc<CryptoProvider>,
+    /// The verifier over the system's roots, or why there is none.
+    verifier: OnceLock<Result<Arc<WebPkiServerVerifier>, Arc<TlsError>>>,
+}
+
+impl SystemRootsOnDemand {
+    fn verifier(&self) -> Result<&Arc<WebPkiServerVerifier>, rustls::Error> {
+        self.verifier
+            .get_or_init(|| {
+                let roots = TrustRoots::system()?;
+                WebPkiServerVerifier::builder_with_provider(
+                    Arc::clone(&roots.store),
+                    Arc::clone(&self.provider),
+                )
+                .build()
+                .map_err(|e| {
+                    Arc::new(TlsError::NoSystemRoots {
+                        detail: e.to_string(),
+                    })
+                })
+            })
+            .as_ref()
+            .map_err(|why| {
+                let why: Arc<dyn std::error::Error + Send + Sync> = why.clone();
+                rustls::Error::Other(rustls::OtherError(why))
+            })
+    }
+}
+
+impl ServerCertVerifier for SystemRootsOnDemand {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.verifier()?.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Whether `error` (or one of its causes) is a failed TLS handshake: a certificate the roots do
+/// not vouch for, a name it does not cover, a peer that does not speak TLS, no roots at all.
+pub fn is_handshake_error(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<rustls::Error>() {
+            return true;
+        }
+        // tokio-rustls wraps rustls' error in an io::Error (which hyper wraps in another), and an
+        // io::Error's `source` skips the error it wraps: follow `get_ref` through those.
+        cause = match e.downcast_ref::<io::Error>() {
+            Some(wrapper) => wrapper
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    false
+}
+
 /// A TCP listener that completes TLS handshakes before handing connections to axum.
 ///
 /// Handshakes run concurrently in their own tasks (one slow client never holds up the others) and
@@ -411,17 +552,24 @@ async fn accept_error(e: io::Error) {
 }
 
 /// Serves `app` over TLS with `config` on `listener` until `shutdown` is cancelled, then lets
-/// in-flight requests finish and returns — the TLS twin of the plain
-/// `axum::serve(listener, app).with_graceful_shutdown(…)` of the agent.
+/// in-flight requests finish and returns — the TLS twin of the plain listener in
+/// `serve::http_serve`. Each request carries its peer's address as `ConnectInfo<SocketAddr>`,
+/// as over plain TCP (registration checks it).
 pub async fn serve(
     listener: TcpListener,
     config: Arc<ServerConfig>,
     app: axum::Router,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
-    axum::serve(TlsListener::new(listener, config), app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    // axum gives `ConnectInfo<SocketAddr>` for its own TcpListener and for any tapped listener
+    // whose `Addr` is one (ours is: the peer's); a no-op tap is the way in for a foreign listener.
+    let listener = TlsListener::new(listener, config).tap_io(|_| {});
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await
 }
 
 #[cfg(test)]

@@ -131,6 +131,10 @@ async fn trusted_client_gets_answers_untrusted_one_fails_the_handshake() {
         chain.contains("InvalidCertificate(UnknownIssuer)"),
         "not a certificate error: {chain}"
     );
+    assert!(
+        system_monitor::http_client::is_tls(&err),
+        "not told as a TLS failure: {chain}"
+    );
 
     // Plain HTTP on the TLS port gets no answer, and neither failure disturbs the server.
     let plain = reqwest::Client::new()
@@ -152,6 +156,38 @@ async fn trusted_client_gets_answers_untrusted_one_fails_the_handshake() {
         .unwrap()
         .unwrap()
         .unwrap();
+}
+
+#[tokio::test]
+async fn handlers_see_the_peer_address_over_tls() {
+    let pki = Pki::new();
+    let app = Router::new().route(
+        "/peer",
+        get(
+            |axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>| async move {
+                peer.to_string()
+            },
+        ),
+    );
+    let server = serve_rest(&pki.identity(), app).await;
+    let source = std::net::IpAddr::from([127, 0, 0, 2]);
+    let answer = pki
+        .roots("ca.pem")
+        .http_client_builder()
+        .unwrap()
+        .local_address(source)
+        .timeout(STEP)
+        .build()
+        .unwrap()
+        .get(format!("https://127.0.0.1:{}/peer", server.addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let peer: SocketAddr = answer.text().await.unwrap().parse().unwrap();
+    assert_eq!(peer.ip(), source);
+    assert_ne!(peer.port(), 0);
+    server.shutdown.cancel();
 }
 
 #[tokio::test]

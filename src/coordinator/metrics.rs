@@ -25,15 +25,19 @@ pub enum ErrorKind {
     Decode,
     /// 401 or 403: the tokens differ.
     Unauthorized,
+    /// The TLS handshake failed: a certificate the coordinator's roots (`--tls-ca`) do not
+    /// vouch for or whose names do not cover the agent's address, or an agent not speaking TLS.
+    Tls,
 }
 
 impl ErrorKind {
-    const ALL: [ErrorKind; 5] = [
+    const ALL: [ErrorKind; 6] = [
         ErrorKind::Timeout,
         ErrorKind::Connect,
         ErrorKind::HttpStatus,
         ErrorKind::Decode,
         ErrorKind::Unauthorized,
+        ErrorKind::Tls,
     ];
 
     fn as_str(self) -> &'static str {
@@ -43,6 +47,7 @@ impl ErrorKind {
             ErrorKind::HttpStatus => "http_status",
             ErrorKind::Decode => "decode",
             ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::Tls => "tls",
         }
     }
 }
@@ -59,7 +64,7 @@ pub struct CoordinatorMetrics {
     /// Polls.
     count: AtomicU64,
     /// Failed polls per [`ErrorKind`].
-    errors: [AtomicU64; 5],
+    errors: [AtomicU64; ErrorKind::ALL.len()],
     /// The last complete round's duration, f64 bits.
     round_seconds: AtomicU64,
     /// Complete rounds.

@@ -29,6 +29,7 @@ use crate::auth::Token;
 use crate::config::{Config, CoordinatorConfig};
 use crate::http_client::{self, ClientOptions};
 use crate::serve;
+use crate::tls::{Identity, TrustRoots};
 use api::{ClusterState, LocalNode};
 use registry::{AgentUrl, Registry, RegistrySettings};
 
@@ -43,6 +44,8 @@ pub enum CoordinatorError {
     Static(#[from] discovery::StaticError),
     #[error(transparent)]
     Client(#[from] http_client::ClientError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("the coordinator serves REST: --disable-rest-api does not apply to it")]
     RestDisabled,
 }
@@ -56,10 +59,14 @@ pub struct BoundCoordinator {
     grpc: TcpListener,
     token: Option<Token>,
     static_agents: Vec<AgentUrl>,
+    /// `--tls-cert`/`--tls-key`, read: REST and gRPC are served over TLS.
+    tls: Option<Identity>,
+    /// What https agents are verified against (see [`client_roots`]).
+    roots: Option<TrustRoots>,
 }
 
-/// Reads the token and the static agents and binds the ports: every mistake in the flags or
-/// files shows before anything runs.
+/// Reads the token, the TLS files and the static agents and binds the ports: every mistake in
+/// the flags or files shows before anything runs.
 pub async fn bind(
     config: Config,
     coordinator: CoordinatorConfig,
@@ -68,8 +75,10 @@ pub async fn bind(
         return Err(CoordinatorError::RestDisabled);
     }
     let token = Token::load(config.auth_token_file.as_deref())?;
+    let tls = Identity::from_config(&config.tls)?;
     let static_agents =
         discovery::static_agents(&coordinator.agents, coordinator.agents_file.as_deref())?;
+    let roots = client_roots(&config, &static_agents)?;
     let rest = agent::listen("REST", SocketAddr::new(config.bind, config.rest_port)).await?;
     let grpc = agent::listen("gRPC", SocketAddr::new(config.bind, config.grpc_port)).await?;
     Ok(BoundCoordinator {
@@ -79,13 +88,35 @@ pub async fn bind(
         grpc,
         token,
         static_agents,
+        tls,
+        roots,
     })
 }
 
-/// The scheme of agents found by DNS: plain HTTP (TLS support makes it `https` when the
-/// coordinator is given a CA to verify agents with).
-fn agent_scheme(_config: &Config) -> &'static str {
-    "http"
+/// The scheme of agents found by DNS: `https` when the coordinator is given a CA to verify
+/// agents with (`--tls-ca`: the coordinator's only use of it), else plain HTTP.
+fn agent_scheme(config: &Config) -> &'static str {
+    if config.tls.ca.is_some() {
+        "https"
+    } else {
+        "http"
+    }
+}
+
+/// What https agents are verified against: the `--tls-ca` bundle; else, when an https agent is
+/// already known (a static one), the system's roots read now, so that a host without them fails
+/// at start; else `None`: the system's roots read at the first https handshake (a registration
+/// may bring an https agent later; a plain-http cluster never reads them).
+fn client_roots(
+    config: &Config,
+    static_agents: &[AgentUrl],
+) -> Result<Option<TrustRoots>, crate::tls::TlsError> {
+    let https_now = static_agents.iter().any(|a| a.base.scheme() == "https");
+    if config.tls.ca.is_some() || https_now {
+        TrustRoots::load(config.tls.ca.as_deref()).map(Some)
+    } else {
+        Ok(None)
+    }
 }
 
 impl BoundCoordinator {
@@ -103,6 +134,8 @@ impl BoundCoordinator {
             grpc,
             token,
             static_agents,
+            tls,
+            roots,
         } = self;
         files::raise_limit(coordinator.max_nodes);
         let registry = Arc::new(Registry::new(RegistrySettings {
@@ -116,6 +149,7 @@ impl BoundCoordinator {
         }
         let client_options = ClientOptions {
             connect_timeout: coordinator.poll_timeout,
+            roots,
             ..ClientOptions::default()
         };
         let client = http_client::build(&client_options)?;
@@ -197,8 +231,9 @@ impl BoundCoordinator {
             let app = api::router(state.clone());
             let stop = shutdown.clone();
             let token = token.clone();
+            let tls = tls.clone();
             tasks.spawn(async move {
-                if let Err(e) = serve::http_serve(rest, app, token, stop.clone()).await {
+                if let Err(e) = serve::http_serve(rest, app, token, tls, stop.clone()).await {
                     tracing::error!("REST server failed: {e}");
                     stop.cancel();
                 }
@@ -208,7 +243,8 @@ impl BoundCoordinator {
             let routes = tonic::service::Routes::new(grpc::service(state));
             let stop = shutdown.clone();
             tasks.spawn(async move {
-                if let Err(e) = serve::grpc_serve_routes(grpc, routes, token, stop.clone()).await {
+                let served = serve::grpc_serve_routes(grpc, routes, token, tls, stop.clone());
+                if let Err(e) = served.await {
                     tracing::error!("gRPC server failed: {e}");
                     stop.cancel();
                 }

@@ -167,6 +167,8 @@ impl Poller {
 fn classify(error: &reqwest::Error) -> (ErrorKind, String) {
     let kind = if error.is_timeout() {
         ErrorKind::Timeout
+    } else if http_client::is_tls(error) {
+        ErrorKind::Tls
     } else {
         ErrorKind::Connect
     };

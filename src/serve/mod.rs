@@ -64,27 +64,33 @@ impl AppState {
 }
 
 /// Serves both gRPC services (legacy and v1) on `listener` until `shutdown` is cancelled; with a
-/// token, every call must carry it.
+/// token, every call must carry it; with `tls`, over TLS.
 pub async fn grpc_serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     token: Option<crate::auth::Token>,
+    tls: Option<crate::tls::Identity>,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let routes = tonic::service::Routes::new(grpc_legacy::service(state.clone()))
         .add_service(grpc_v1::service(state));
-    grpc_serve_routes(listener, routes, token, shutdown).await
+    grpc_serve_routes(listener, routes, token, tls, shutdown).await
 }
 
 /// The one place gRPC listeners are served (agent and coordinator): `routes` behind the token
-/// check, until `shutdown` is cancelled.
+/// check, over TLS when `tls` is given (`--tls-cert`), until `shutdown` is cancelled.
 pub async fn grpc_serve_routes(
     listener: tokio::net::TcpListener,
     routes: tonic::service::Routes,
     token: Option<crate::auth::Token>,
+    tls: Option<crate::tls::Identity>,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(identity) = &tls {
+        server = server.tls_config(identity.grpc_server_config())?;
+    }
+    server
         .layer(tonic::service::InterceptorLayer::new(
             crate::auth::GrpcAuth { token },
         ))
@@ -97,19 +103,28 @@ pub async fn grpc_serve_routes(
 }
 
 /// The one place HTTP (REST) listeners are served (agent and coordinator): `router` behind the
-/// token check, with each request's peer address available to handlers
-/// (`ConnectInfo<SocketAddr>`, which registration checks), until `shutdown` is cancelled.
+/// token check, over TLS when `tls` is given (`--tls-cert`), with each request's peer address
+/// available to handlers (`ConnectInfo<SocketAddr>`, which registration checks) either way,
+/// until `shutdown` is cancelled.
 pub async fn http_serve(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     token: Option<crate::auth::Token>,
+    tls: Option<crate::tls::Identity>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let app = crate::auth::protect(router, token);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await
+    match tls {
+        Some(identity) => {
+            crate::tls::serve(listener, identity.rest_server_config(), app, shutdown).await
+        }
+        None => {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+        }
+    }
 }

@@ -34,6 +34,11 @@ impl Process {
     /// Starts the binary with `args` (which must choose `--rest-api-port`) plus `--portfile`,
     /// listening on `host`, and waits for the portfile.
     pub fn start(host: Ipv4Addr, args: &[String]) -> Process {
+        Self::start_with_env(host, args, &[])
+    }
+
+    /// [`Process::start`] with extra environment variables for the child.
+    pub fn start_with_env(host: Ipv4Addr, args: &[String], env: &[(&str, &str)]) -> Process {
         let dir = tempfile::tempdir().expect("temporary directory");
         let portfile = dir.path().join("ports");
         let stderr = std::fs::File::create(dir.path().join("stderr")).expect("stderr file");
@@ -42,6 +47,7 @@ impl Process {
             .arg("--portfile")
             .arg(&portfile)
             .env_remove("SYSTEM_MONITOR_AUTH_TOKEN")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
