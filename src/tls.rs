@@ -71,22 +71,23 @@ pub enum TlsError {
     Rejected {
         cert: PathBuf,
         key: PathBuf,
+        // Boxed: rustls' error is large, and every `Result` carrying a `TlsError` pays for it.
         #[source]
-        source: rustls::Error,
+        source: Box<rustls::Error>,
     },
     #[error("CA bundle {path}: certificate #{index} cannot be a trust anchor: {source}")]
     BadCa {
         path: PathBuf,
         index: usize,
         #[source]
-        source: rustls::Error,
+        source: Box<rustls::Error>,
     },
     #[error(
         "no usable system root certificate was found ({detail}); give a CA bundle with --tls-ca"
     )]
     NoSystemRoots { detail: String },
     #[error("cannot build the TLS configuration: {0}")]
-    Config(#[source] rustls::Error),
+    Config(#[source] Box<rustls::Error>),
 }
 
 /// What a file is, in error messages.
@@ -201,7 +202,7 @@ impl Identity {
         };
         let mut rest = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(TlsError::Config)?
+            .map_err(|e| TlsError::Config(Box::new(e)))?
             .with_no_client_auth()
             .with_single_cert(chain, private_key)
             .map_err(|source| match source {
@@ -214,7 +215,7 @@ impl Identity {
                 source => TlsError::Rejected {
                     cert: cert.to_path_buf(),
                     key: key.to_path_buf(),
-                    source,
+                    source: Box::new(source),
                 },
             })?;
         rest.alpn_protocols = vec![ALPN_HTTP1.to_vec()];
@@ -275,7 +276,7 @@ impl TrustRoots {
             store.add(cert).map_err(|source| TlsError::BadCa {
                 path: path.to_path_buf(),
                 index: index + 1,
-                source,
+                source: Box::new(source),
             })?;
         }
         Ok(Self {
@@ -316,7 +317,7 @@ impl TrustRoots {
     pub fn client_config(&self, alpn: &[&[u8]]) -> Result<ClientConfig, TlsError> {
         let mut config = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(TlsError::Config)?
+            .map_err(|e| TlsError::Config(Box::new(e)))?
             .with_root_certificates(Arc::clone(&self.store))
             .with_no_client_auth();
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
@@ -349,7 +350,7 @@ pub fn http_client_builder_system_roots_on_demand() -> Result<reqwest::ClientBui
     let provider = provider();
     let mut config = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
-        .map_err(TlsError::Config)?
+        .map_err(|e| TlsError::Config(Box::new(e)))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(SystemRootsOnDemand {
             provider,
