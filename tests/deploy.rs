@@ -45,7 +45,10 @@ fn kubernetes_manifests_use_flags_the_binary_accepts() {
         }
     }
     // The agent DaemonSet and the coordinator Deployment.
-    assert!(checked >= 2, "only {checked} container argument lists found");
+    assert!(
+        checked >= 2,
+        "only {checked} container argument lists found"
+    );
 }
 
 #[test]
