@@ -1,7 +1,7 @@
 //! TrackLab System Monitor: a light node exporter. It samples CPU, memory, disks, filesystems,
 //! network and accelerators every interval into an immutable snapshot, and serves that snapshot
 //! over REST (the TrackLab JSON shapes), gRPC (the legacy `SystemMonitorService` and the typed
-//! `tracklab.monitor.v1`) and Prometheus `/metrics` (node_exporter's names).
+//! `tracklab.monitor.v1`) and Prometheus `/metrics` (node_exporter's and dcgm-exporter's names).
 //!
 //! # Layout
 //!
@@ -9,7 +9,9 @@
 //! - [`model`]: plain data — [`model::Snapshot`], [`model::SystemInfo`]; no I/O.
 //! - [`collect`]: the [`collect::Sampler`] and its collectors: `collect::linux` (procfs/sysfs
 //!   through [`collect::HostPaths`]), [`collect::portable`] (sysinfo, for macOS and Windows),
-//!   [`collect::process`] (pid trees for GetStats), [`collect::rates`] (derived values).
+//!   [`collect::process`] (pid trees for GetStats), [`collect::rates`] (derived values),
+//!   [`collect::accel`] (NVIDIA through NVML and DCGM, AMD, Intel NPU, Google TPU, Apple
+//!   Silicon; each absent where its hardware is).
 //! - [`serve`]: REST ([`serve::rest`]), Prometheus ([`serve::prometheus`]), gRPC
 //!   ([`serve::grpc_legacy`], [`serve::grpc_v1`]); handlers only read the latest snapshot.
 //! - [`agent`]: wiring for local/agent mode — sampler, servers, portfile, shutdown;
