@@ -56,7 +56,7 @@ pub struct ClusterArgs {
     #[arg(long, value_name = "URL", value_parser = parse_http_url)]
     pub coordinator: Option<String>,
 
-    /// The URL the coordinator should poll this agent at. Default: http://<bind>:<rest port>
+    /// The URL the coordinator should poll this agent at. Default: `http://<bind>:<rest port>`
     /// (https with --tls-cert).
     #[arg(long, value_name = "URL", requires = "coordinator", value_parser = parse_http_url)]
     pub advertise_url: Option<String>,

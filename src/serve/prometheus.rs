@@ -2,7 +2,7 @@
 //! node_exporter's names and labels, NVIDIA GPUs under dcgm-exporter's, our own under
 //! `system_monitor_`. A pure function of the snapshot; the REST layer caches its output.
 //!
-//! Every sample carries `node="<node_id>"`, added in one place ([`Writer`]). Counters are the raw
+//! Every sample carries `node="<node_id>"`, added in one place (`Writer`). Counters are the raw
 //! counters (no rates). A section whose collector failed is left out entirely; its
 //! `system_monitor_collector_success` says 0.
 //!

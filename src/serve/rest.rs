@@ -2,7 +2,7 @@
 //! TrackLab JSON shapes of DESIGN.md), `/api/system/stream` (SSE), and Prometheus `/metrics`.
 //!
 //! Handlers read the latest snapshot and never collect. Each representation is encoded once per
-//! snapshot ([`EncodedCache`]): a thousand requests in one interval cost one serialization. The
+//! snapshot (`EncodedCache`): a thousand requests in one interval cost one serialization. The
 //! JSON encoders ([`metrics_view`], [`info_view`]) are pure functions of a snapshot, for the
 //! coordinator to reuse.
 //!

@@ -9,26 +9,26 @@ use crate::collect::{read_optional, CollectError, HostPaths};
 /// The fields of one `/proc/<pid>/stat` line that the tree needs (proc(5) numbering in brackets).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcStat {
-    /// Process id [1].
+    /// Process id (field 1).
     pub pid: u32,
-    /// Command name [2], without its parentheses; may contain spaces and `)`.
+    /// Command name (field 2), without its parentheses; may contain spaces and `)`.
     pub comm: String,
-    /// State letter [3]: `R`, `S`, `D`, `Z`, `I`, …
+    /// State letter (field 3): `R`, `S`, `D`, `Z`, `I`, …
     pub state: char,
-    /// Parent process id [4]: links the tree.
+    /// Parent process id (field 4): links the tree.
     pub ppid: u32,
-    /// User-mode and kernel-mode CPU time [14, 15], in clock ticks.
+    /// User-mode and kernel-mode CPU time (field 14, 15), in clock ticks.
     pub utime_ticks: u64,
     pub stime_ticks: u64,
-    /// CPU time of children this process has waited for [16, 17], in clock ticks: keeps the tree's
+    /// CPU time of children this process has waited for (field 16, 17), in clock ticks: keeps the tree's
     /// total from dropping when a child exits.
     pub cutime_ticks: u64,
     pub cstime_ticks: u64,
-    /// Threads in the thread group [20].
+    /// Threads in the thread group (field 20).
     pub num_threads: u64,
-    /// When the process started [22], clock ticks since boot.
+    /// When the process started (field 22), clock ticks since boot.
     pub starttime_ticks: u64,
-    /// Resident set size [24], in pages.
+    /// Resident set size (field 24), in pages.
     pub rss_pages: u64,
 }
 

@@ -12,7 +12,7 @@
 //!   known identity while the others go on; NVML is shut down and initialised again after 1 s,
 //!   then 2, 4, … up to 60 s, until every GPU answers. A warning is logged once per loss and an
 //!   info line once on recovery.
-//! - The device list is rescanned every [`RESCAN_INTERVAL`], not each sample; handles and static
+//! - The device list is rescanned every `RESCAN_INTERVAL`, not each sample; handles and static
 //!   facts are kept between samples.
 
 mod convert;
