@@ -13,6 +13,7 @@ pub mod amd;
 #[cfg(all(target_os = "macos", target_arch = "aarch64"))]
 pub mod apple;
 pub mod apple_math;
+mod backoff;
 pub mod dcgm;
 pub mod npu;
 pub mod nvidia;
@@ -21,6 +22,7 @@ pub mod tpu;
 
 use crate::collect::Collector;
 use crate::config::{Backend, CollectConfig};
+use backoff::Backoff;
 
 /// The accelerator collectors that apply to this host, in the order they run (DCGM after NVML,
 /// since it annotates the NVIDIA devices).

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tonic::transport::{Channel, Endpoint};
 
-use super::sysfs;
+use super::{sysfs, Backoff};
 use crate::collect::{CollectError, Collector, HostPaths};
 use crate::config::{CollectConfig, DEFAULT_TPU_METRICS_ADDRESS};
 use crate::model::{Accelerator, AcceleratorInfo, AcceleratorKind, Snapshot};
@@ -37,7 +37,9 @@ const GOOGLE_VENDOR: u16 = 0x1ae0;
 /// The runtime answers from memory in about a millisecond; a runtime stuck in a long
 /// compilation must not hold up the rest of the sample.
 const DEADLINE: Duration = Duration::from_millis(200);
-/// First and longest wait before trying again to reach a runtime that was not there.
+/// First and longest wait before trying again to reach a runtime that was not there: a training
+/// job that starts after the monitor shows up within seconds, and a host whose runtime never
+/// starts costs one refused connection every 30 s.
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 
@@ -234,31 +236,6 @@ fn runtime_gone(status: &tonic::Status) -> bool {
     ) && std::error::Error::source(status).is_some()
 }
 
-/// When to try again to reach a runtime that was not there: 1 s, doubling up to 30 s, so a
-/// training job that starts after the monitor shows up within seconds, and a host whose
-/// runtime never starts costs one refused connection every 30 s.
-#[derive(Debug, Clone, Copy)]
-struct Backoff {
-    /// No attempt before this instant.
-    next_attempt: Instant,
-    /// The wait after the next failure.
-    delay: Duration,
-}
-
-impl Backoff {
-    fn new() -> Self {
-        Self {
-            next_attempt: Instant::now(),
-            delay: RETRY_FIRST,
-        }
-    }
-
-    fn failed(&mut self) {
-        self.next_attempt = Instant::now() + self.delay;
-        self.delay = (self.delay * 2).min(RETRY_MAX);
-    }
-}
-
 /// Asks the TPU runtime for its metrics each sample. The sampler is a plain thread, so the
 /// collector owns a small current-thread tokio runtime for its gRPC client; the connection is
 /// made on the first sample and kept, and made again (with backoff) when the runtime restarts.
@@ -298,7 +275,7 @@ impl TpuCollector {
             endpoint,
             client: None,
             chip,
-            backoff: Backoff::new(),
+            backoff: Backoff::new(RETRY_FIRST, RETRY_MAX),
             absence_logged: false,
         })
     }
@@ -306,7 +283,7 @@ impl TpuCollector {
     /// The runtime is not there (not started yet, or its program ended): no devices, no error.
     fn absent(&mut self, why: &dyn std::fmt::Display) {
         self.client = None;
-        self.backoff.failed();
+        self.backoff.failed(Instant::now());
         if !self.absence_logged {
             tracing::debug!(address = %self.address, %why, "TPU runtime not answering; will retry");
             self.absence_logged = true;
@@ -363,7 +340,7 @@ impl Collector for TpuCollector {
         let client = match &self.client {
             Some(client) => client.clone(),
             None => {
-                if Instant::now() < self.backoff.next_attempt {
+                if !self.backoff.is_due(Instant::now()) {
                     return Ok(());
                 }
                 let endpoint = self.endpoint.clone();
@@ -393,7 +370,7 @@ impl Collector for TpuCollector {
                     tracing::debug!(address = %self.address, "TPU runtime answering");
                     self.absence_logged = false;
                 }
-                self.backoff = Backoff::new();
+                self.backoff.reset();
                 snapshot.accelerators.extend(devices(&readings, self.chip));
                 return Ok(());
             }

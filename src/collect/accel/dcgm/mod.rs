@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::Backoff;
 use crate::collect::{CollectError, Collector};
 use crate::config::CollectConfig;
 use crate::model::{Accelerator, ProfilingStats, Snapshot};
@@ -92,6 +93,11 @@ impl Options {
         })
     }
 
+    /// The retry schedule after DCGM failed just now.
+    fn backoff_after_failure(&self) -> Backoff {
+        Backoff::after_failure(self.backoff_first, self.backoff_max, Instant::now())
+    }
+
     /// How DCGM is reached, for messages.
     fn describe(&self) -> String {
         match &self.connection {
@@ -164,12 +170,10 @@ struct Ready {
 enum State {
     /// Reading each sample.
     Ready(Ready),
-    /// DCGM failed; reopened at `retry_at`.
+    /// DCGM failed; reopened when `backoff` is due.
     Waiting {
         /// When the next attempt is due.
-        retry_at: Instant,
-        /// The wait after the next failure.
-        next_delay: Duration,
+        backoff: Backoff,
         /// Why DCGM is not available, for the status.
         error: String,
     },
@@ -207,8 +211,7 @@ impl DcgmCollector {
                     options.describe()
                 );
                 State::Waiting {
-                    retry_at: Instant::now() + options.backoff_first,
-                    next_delay: (options.backoff_first * 2).min(options.backoff_max),
+                    backoff: options.backoff_after_failure(),
                     error: e.to_string(),
                 }
             }
@@ -245,17 +248,12 @@ impl Collector for DcgmCollector {
     }
 
     fn collect(&mut self, snapshot: &mut Snapshot) -> Result<(), CollectError> {
-        if let State::Waiting {
-            retry_at,
-            next_delay,
-            error,
-        } = &mut self.state
-        {
+        if let State::Waiting { backoff, error } = &mut self.state {
             let now = Instant::now();
-            if now < *retry_at {
+            if !backoff.is_due(now) {
                 return Err(CollectError::Other(format!(
                     "DCGM unavailable ({error}); next attempt in {:.0} s",
-                    retry_at.duration_since(now).as_secs_f64().ceil()
+                    backoff.remaining(now).as_secs_f64().ceil()
                 )));
             }
             match open(&self.dcgm, &self.options) {
@@ -265,8 +263,7 @@ impl Collector for DcgmCollector {
                 }
                 Err(e) => {
                     tracing::debug!(%e, "DCGM still unavailable");
-                    *retry_at = now + *next_delay;
-                    *next_delay = (*next_delay * 2).min(self.options.backoff_max);
+                    backoff.failed(now);
                     *error = e.to_string();
                     return Err(CollectError::Other(format!("DCGM unavailable ({e})")));
                 }
@@ -290,8 +287,7 @@ impl Collector for DcgmCollector {
                 );
                 // Dropping the session stops or disconnects and shuts DCGM down before reopening.
                 self.state = State::Waiting {
-                    retry_at: Instant::now() + self.options.backoff_first,
-                    next_delay: (self.options.backoff_first * 2).min(self.options.backoff_max),
+                    backoff: self.options.backoff_after_failure(),
                     error: e.to_string(),
                 };
                 Err(CollectError::Other(format!("DCGM unavailable ({e})")))

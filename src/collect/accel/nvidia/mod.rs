@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::Nvml;
 
+use super::Backoff;
 use crate::collect::{CollectError, Collector};
 use crate::config::CollectConfig;
 use crate::model::Snapshot;
@@ -95,10 +96,7 @@ pub fn collector(config: &CollectConfig) -> Option<Box<dyn Collector>> {
         Err(error) => {
             tracing::debug!(%error, "NVML library present but not initialised; retrying with backoff");
             let mut collector = NvidiaCollector::new(library, None);
-            collector.retry = Some(Retry {
-                at: now + FIRST_RETRY,
-                delay: FIRST_RETRY,
-            });
+            collector.retry = Some(Backoff::after_failure(FIRST_RETRY, MAX_RETRY, now));
             Some(Box::new(collector))
         }
         Ok(nvml) => {
@@ -114,15 +112,6 @@ pub fn collector(config: &CollectConfig) -> Option<Box<dyn Collector>> {
     }
 }
 
-/// When to try initialising NVML again, and how long the wait after that one will be.
-#[derive(Debug, Clone, Copy)]
-struct Retry {
-    /// The next attempt.
-    at: Instant,
-    /// The wait that led to it (doubled for the next).
-    delay: Duration,
-}
-
 /// The NVML collector: one session of the library and the GPU slots it reads.
 pub struct NvidiaCollector {
     /// Library path from the configuration (`None`: the system's).
@@ -136,7 +125,7 @@ pub struct NvidiaCollector {
     /// When the device list is next read again.
     next_rescan: Instant,
     /// A pending re-initialisation, while NVML or a GPU is unavailable.
-    retry: Option<Retry>,
+    retry: Option<Backoff>,
     /// A loss was logged (as a warning) and not yet its recovery.
     loss_logged: bool,
 }
@@ -232,10 +221,7 @@ impl NvidiaCollector {
             return;
         }
         if self.retry.is_none() {
-            self.retry = Some(Retry {
-                at: now + FIRST_RETRY,
-                delay: FIRST_RETRY,
-            });
+            self.retry = Some(Backoff::after_failure(FIRST_RETRY, MAX_RETRY, now));
         }
         if !self.loss_logged && !self.gpus.is_empty() {
             let lost: Vec<String> = self
@@ -260,13 +246,10 @@ impl Collector for NvidiaCollector {
 
     fn collect(&mut self, snapshot: &mut Snapshot) -> Result<(), CollectError> {
         let now = Instant::now();
-        if let Some(retry) = self.retry {
-            if now >= retry.at {
-                let delay = (retry.delay * 2).min(MAX_RETRY);
-                self.retry = Some(Retry {
-                    at: now + delay,
-                    delay,
-                });
+        if let Some(retry) = &mut self.retry {
+            if retry.is_due(now) {
+                // Scheduled as if it fails; a success clears the schedule in `settle`.
+                retry.failed(now);
                 self.reinitialise(now);
             }
         }
@@ -293,7 +276,7 @@ impl Collector for NvidiaCollector {
         match self.retry {
             Some(retry) if lost > 0 => Err(CollectError::Partial(format!(
                 "{lost} NVIDIA GPU(s) unavailable; next NVML re-initialisation in {} s",
-                retry.at.saturating_duration_since(now).as_secs()
+                retry.remaining(now).as_secs()
             ))),
             _ => Ok(()),
         }
