@@ -193,6 +193,16 @@ impl Config {
         self.fail_file.as_ref().is_some_and(|f| f.exists())
     }
 
+    /// What starting or connecting returns now: the mid-run failure while its file exists, else
+    /// the configured connect error (0 by default).
+    fn connect_code(&self) -> c_int {
+        if self.failing() {
+            self.fail_code
+        } else {
+            self.connect_error
+        }
+    }
+
     fn uuid(&self, gpu: u32) -> String {
         if self.blank_uuids {
             return STR_BLANK.to_string();
@@ -263,6 +273,33 @@ impl State {
         self.handles.insert(handle);
         handle
     }
+
+    /// Ends `handle`'s session (`dcgmStopEmbedded`, `dcgmDisconnect`), recording `what`.
+    fn close_handle(&mut self, handle: usize, what: &str) -> c_int {
+        if self.config.is_none() {
+            return ST_UNINITIALIZED;
+        }
+        if !self.handles.remove(&handle) {
+            return ST_BADPARAM;
+        }
+        self.record(what);
+        ST_OK
+    }
+}
+
+/// Opens a session for `dcgmStartEmbedded`/`dcgmConnect_v2` once the call's arguments were
+/// checked: returns `code` (recorded in `line` by the caller) or writes a new handle.
+///
+/// # Safety
+/// `handle` is non-null and writable.
+unsafe fn open_session(s: &mut State, code: c_int, handle: *mut usize) -> c_int {
+    if code != ST_OK {
+        return code;
+    }
+    let h = s.open_handle();
+    // SAFETY: the caller checked it non-null; it is a writable dcgmHandle_t.
+    unsafe { *handle = h };
+    ST_OK
 }
 
 /// The value of `field` on `gpu` when no `value.<field>` is configured: ratios
@@ -408,34 +445,16 @@ pub unsafe extern "C" fn dcgmStartEmbedded(mode: c_int, handle: *mut usize) -> c
         if handle.is_null() || !(mode == 1 || mode == 2) {
             return ST_BADPARAM;
         }
-        let code = if config.failing() {
-            config.fail_code
-        } else {
-            config.connect_error
-        };
+        let code = config.connect_code();
         s.record(&format!("start_embedded mode={mode} -> {code}"));
-        if code != ST_OK {
-            return code;
-        }
-        let h = s.open_handle();
-        // SAFETY: checked non-null; the caller passes a writable dcgmHandle_t.
-        unsafe { *handle = h };
-        ST_OK
+        // SAFETY: checked non-null above; the caller passes a writable dcgmHandle_t.
+        unsafe { open_session(s, code, handle) }
     })
 }
 
 #[no_mangle]
 pub extern "C" fn dcgmStopEmbedded(handle: usize) -> c_int {
-    with_state(|s| {
-        if s.config.is_none() {
-            return ST_UNINITIALIZED;
-        }
-        if !s.handles.remove(&handle) {
-            return ST_BADPARAM;
-        }
-        s.record("stop_embedded");
-        ST_OK
-    })
+    with_state(|s| s.close_handle(handle, "stop_embedded"))
 }
 
 #[no_mangle]
@@ -458,11 +477,7 @@ pub unsafe extern "C" fn dcgmConnect_v2(
             s.record(&format!("connect bad version {:#x}", params.version));
             return ST_VER_MISMATCH;
         }
-        let code = if config.failing() {
-            config.fail_code
-        } else {
-            config.connect_error
-        };
+        let code = config.connect_code();
         s.record(&format!(
             "connect address={} unix={} timeout_ms={} persist={} -> {code}",
             address.to_string_lossy(),
@@ -470,28 +485,14 @@ pub unsafe extern "C" fn dcgmConnect_v2(
             params.timeout_ms,
             params.persist_after_disconnect
         ));
-        if code != ST_OK {
-            return code;
-        }
-        let h = s.open_handle();
-        // SAFETY: checked non-null; the caller passes a writable dcgmHandle_t.
-        unsafe { *handle = h };
-        ST_OK
+        // SAFETY: checked non-null above; the caller passes a writable dcgmHandle_t.
+        unsafe { open_session(s, code, handle) }
     })
 }
 
 #[no_mangle]
 pub extern "C" fn dcgmDisconnect(handle: usize) -> c_int {
-    with_state(|s| {
-        if s.config.is_none() {
-            return ST_UNINITIALIZED;
-        }
-        if !s.handles.remove(&handle) {
-            return ST_BADPARAM;
-        }
-        s.record("disconnect");
-        ST_OK
-    })
+    with_state(|s| s.close_handle(handle, "disconnect"))
 }
 
 #[no_mangle]

@@ -839,6 +839,24 @@ pub unsafe extern "C" fn nvmlDeviceGetUtilizationRates(
     )
 }
 
+/// The encoder and decoder answer alike: `percent` over a 167 ms sampling period, not supported
+/// on a GPU in MIG mode (as real ones).
+unsafe fn video_utilization(
+    light: Light,
+    percent: c_uint,
+    utilization: *mut c_uint,
+    period_us: *mut c_uint,
+) -> Ret {
+    if light.mig_gpu {
+        return ERROR_NOT_SUPPORTED;
+    }
+    let ret = put(utilization, percent);
+    if ret != SUCCESS {
+        return ret;
+    }
+    put(period_us, 167_000)
+}
+
 #[no_mangle]
 pub unsafe extern "C" fn nvmlDeviceGetEncoderUtilization(
     device: Handle,
@@ -846,14 +864,7 @@ pub unsafe extern "C" fn nvmlDeviceGetEncoderUtilization(
     period_us: *mut c_uint,
 ) -> Ret {
     let (light, target) = device!(nvmlDeviceGetEncoderUtilization, device);
-    if light.mig_gpu {
-        return ERROR_NOT_SUPPORTED;
-    }
-    let ret = put(utilization, 30 + gpu_of(target));
-    if ret != SUCCESS {
-        return ret;
-    }
-    put(period_us, 167_000)
+    video_utilization(light, 30 + gpu_of(target), utilization, period_us)
 }
 
 #[no_mangle]
@@ -863,14 +874,7 @@ pub unsafe extern "C" fn nvmlDeviceGetDecoderUtilization(
     period_us: *mut c_uint,
 ) -> Ret {
     let (light, target) = device!(nvmlDeviceGetDecoderUtilization, device);
-    if light.mig_gpu {
-        return ERROR_NOT_SUPPORTED;
-    }
-    let ret = put(utilization, 40 + gpu_of(target));
-    if ret != SUCCESS {
-        return ret;
-    }
-    put(period_us, 167_000)
+    video_utilization(light, 40 + gpu_of(target), utilization, period_us)
 }
 
 #[no_mangle]
