@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{fixture_args, HttpReply, BIN};
+use super::{fixture_args, port_of, read_stderr, wait_for_portfile, HttpReply, BIN};
 
 /// How long a cluster condition may take on a loaded 2-core machine.
 pub const DEADLINE: Duration = Duration::from_secs(40);
@@ -52,33 +52,19 @@ impl Process {
             .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
-        let until = Instant::now() + DEADLINE;
-        let text = loop {
-            if let Ok(text) = std::fs::read_to_string(&portfile) {
-                break text;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "{args:?} exited early: {status}\nstderr:\n{}",
-                    read(dir.path())
-                );
-            }
-            if Instant::now() > until {
+        let text = match wait_for_portfile(&portfile, &mut child, DEADLINE) {
+            Ok(text) => text,
+            Err(why) => {
                 let _ = child.kill();
-                panic!("{args:?}: no portfile\nstderr:\n{}", read(dir.path()));
+                let _ = child.wait();
+                panic!("{args:?}: {why}\nstderr:\n{}", read_stderr(dir.path()));
             }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let port = |key: &str| -> u16 {
-            text.lines()
-                .find_map(|l| l.strip_prefix(key)?.strip_prefix('=')?.trim().parse().ok())
-                .unwrap_or_else(|| panic!("no {key}= in portfile {text:?}"))
         };
         Process {
             child: Some(child),
             host,
-            rest_port: port("rest"),
-            grpc_port: port("sock"),
+            rest_port: port_of(&text, "rest"),
+            grpc_port: port_of(&text, "sock"),
             dir,
         }
     }
@@ -105,7 +91,7 @@ impl Process {
 
     /// What it logged so far.
     pub fn stderr(&self) -> String {
-        read(self.dir.path())
+        read_stderr(self.dir.path())
     }
 
     /// Kills it now (SIGKILL: no goodbye to anyone).
@@ -121,10 +107,6 @@ impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-fn read(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("stderr")).unwrap_or_default()
 }
 
 /// An agent on fixture `fixture`, node id `node_id`, listening on `host` (REST port 0 unless

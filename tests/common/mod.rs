@@ -73,7 +73,7 @@ impl Monitor {
             .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
-        let text = match wait_for_portfile(&portfile, &mut child) {
+        let text = match wait_for_portfile(&portfile, &mut child, START_TIMEOUT) {
             Ok(text) => text,
             Err(why) => {
                 let _ = child.kill();
@@ -166,8 +166,14 @@ impl HttpReply {
     }
 }
 
-fn wait_for_portfile(path: &Path, child: &mut Child) -> Result<String, String> {
-    let until = Instant::now() + START_TIMEOUT;
+/// Waits up to `timeout` for the portfile `child` writes once it listens; an error says why not
+/// (the child exited, or the time ran out).
+pub fn wait_for_portfile(
+    path: &Path,
+    child: &mut Child,
+    timeout: Duration,
+) -> Result<String, String> {
+    let until = Instant::now() + timeout;
     loop {
         // Written atomically (temp file + rename): once it exists it is complete.
         if let Ok(text) = std::fs::read_to_string(path) {
@@ -179,20 +185,22 @@ fn wait_for_portfile(path: &Path, child: &mut Child) -> Result<String, String> {
             Err(e) => return Err(format!("cannot wait for the monitor: {e}")),
         }
         if Instant::now() > until {
-            return Err(format!("no portfile after {START_TIMEOUT:?}"));
+            return Err(format!("no portfile after {timeout:?}"));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
-fn port_of(portfile: &str, key: &str) -> u16 {
+/// The port after `key=` in a portfile's text.
+pub fn port_of(portfile: &str, key: &str) -> u16 {
     portfile
         .lines()
         .find_map(|l| l.strip_prefix(key)?.strip_prefix('=')?.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {key}=<port> in portfile {portfile:?}"))
 }
 
-fn read_stderr(dir: &Path) -> String {
+/// The `stderr` file a started binary writes into `dir`.
+pub fn read_stderr(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("stderr")).unwrap_or_default()
 }
 pub mod cluster;
