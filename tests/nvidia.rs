@@ -10,7 +10,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -20,9 +19,6 @@ use common::{Monitor, BIN};
 
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
-
-/// `FAKE_NVML_CONFIG` is read by the child at start: tests that set it and spawn take turns.
-static ENV: Mutex<()> = Mutex::new(());
 
 /// A fake configuration in its own directory (which also holds the marker and counts files).
 struct Fake {
@@ -51,12 +47,10 @@ impl Fake {
 
     /// Starts the monitor on this fake with `args` added.
     fn start(&self, args: &[&str]) -> Monitor {
-        let _turn = ENV.lock().unwrap_or_else(|e| e.into_inner());
-        std::env::set_var("FAKE_NVML_CONFIG", self.path("config"));
         let mut all = vec!["--nvml-library".to_string(), self.library_arg()];
         all.extend(args.iter().map(|a| a.to_string()));
-        // The portfile is written after the first sample: by then the child has read the variable.
-        Monitor::start(&all)
+        let config = self.path("config");
+        Monitor::start_with_env(&all, &[("FAKE_NVML_CONFIG", config.as_path())])
     }
 
     /// `system_monitor snapshot` on this fake, as JSON.
