@@ -21,9 +21,10 @@ use tokio::sync::watch;
 use tower_http::cors::CorsLayer;
 
 use super::metrics::CoordinatorMetrics;
+use super::poller::AgentRequest;
 use super::registry::{Agent, AgentUrl, NodeView, Refusal, Registry, Role, Status};
 use crate::auth::Token;
-use crate::http_client;
+
 use crate::model::Snapshot;
 use crate::register::RegisterRequest;
 use crate::serve::prometheus::{self, Format};
@@ -384,26 +385,15 @@ pub async fn node_info(state: &ClusterState, id: &str) -> Result<Bytes, InfoErro
 }
 
 async fn fetch_info(state: &ClusterState, agent: &Agent) -> Result<Bytes, String> {
-    let url = agent
-        .url
-        .base
-        .join("api/system/info")
-        .map_err(|e| e.to_string())?;
-    let mut request = state.client.get(url).timeout(state.poll_timeout);
-    if let Some(token) = &state.token {
-        request = request.header(reqwest::header::AUTHORIZATION, token.header_value());
-    }
-    let response = request
-        .send()
+    let request = AgentRequest {
+        client: &state.client,
+        token: state.token.as_ref(),
+        timeout: state.poll_timeout,
+    };
+    let body = request
+        .get(agent, "api/system/info", INFO_LIMIT)
         .await
-        .map_err(|e| http_client::describe(&e))?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(format!("the agent answered {status}"));
-    }
-    let body = http_client::read_body(response, INFO_LIMIT)
-        .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|(_, why)| why)?;
     let object: &serde_json::value::RawValue =
         serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))?;
     if !object.get().starts_with('{') {

@@ -128,13 +128,45 @@ impl Poller {
     }
 
     async fn fetch(&self, agent: &Agent) -> Result<(Bytes, element::Figures), (ErrorKind, String)> {
+        let request = AgentRequest {
+            client: &self.client,
+            token: self.token.as_ref(),
+            timeout: self.timeout,
+        };
+        let body = request.get(agent, METRICS_PATH, ANSWER_LIMIT).await?;
+        let (element, figures) =
+            element::split_agent_answer(&body).map_err(|why| (ErrorKind::Decode, why))?;
+        Ok((Bytes::from(element), figures))
+    }
+}
+
+/// A GET the coordinator makes to an agent (its metrics each round, its info on demand): with
+/// the token, under a deadline, a 2xx answer read up to a limit.
+pub struct AgentRequest<'a> {
+    /// The pooled client.
+    pub client: &'a reqwest::Client,
+    /// Sent as `Authorization: Bearer`.
+    pub token: Option<&'a Token>,
+    /// The whole request's deadline.
+    pub timeout: Duration,
+}
+
+impl AgentRequest<'_> {
+    /// GETs `path` (relative to the agent's URL) and returns the body, or why not, as a poll
+    /// error kind.
+    pub async fn get(
+        &self,
+        agent: &Agent,
+        path: &str,
+        limit: usize,
+    ) -> Result<Bytes, (ErrorKind, String)> {
         let url = agent
             .url
             .base
-            .join(METRICS_PATH)
+            .join(path)
             .map_err(|e| (ErrorKind::Connect, e.to_string()))?;
         let mut request = self.client.get(url).timeout(self.timeout);
-        if let Some(token) = &self.token {
+        if let Some(token) = self.token {
             request = request.header(reqwest::header::AUTHORIZATION, token.header_value());
         }
         let response = request.send().await.map_err(|e| classify(&e))?;
@@ -151,15 +183,12 @@ impl Poller {
                 format!("the agent answered {status}"),
             ));
         }
-        let body = http_client::read_body(response, ANSWER_LIMIT)
+        http_client::read_body(response, limit)
             .await
             .map_err(|e| match e {
                 http_client::BodyError::TooLarge { .. } => (ErrorKind::Decode, e.to_string()),
                 http_client::BodyError::Read(e) => classify(&e),
-            })?;
-        let (element, figures) =
-            element::split_agent_answer(&body).map_err(|why| (ErrorKind::Decode, why))?;
-        Ok((Bytes::from(element), figures))
+            })
     }
 }
 
