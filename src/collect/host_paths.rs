@@ -89,9 +89,43 @@ pub fn read_number<T: std::str::FromStr>(path: impl AsRef<Path>) -> Option<T> {
     read_optional(path)?.parse().ok()
 }
 
+/// Entries of `dir` named exactly `<prefix>N` (`card1`, not the connector `card1-DP-1`) that
+/// are directories (following symlinks, as /sys/class entries are links into /sys/devices),
+/// ordered by N as the kernel numbered them (`hwmon10` after `hwmon9`). Absent `dir` → empty.
+pub fn numbered_dirs(dir: &Path, prefix: &str) -> Vec<(u32, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(u32, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let n = e.file_name().to_str()?.strip_prefix(prefix)?.parse().ok()?;
+            let path = e.path();
+            path.is_dir().then_some((n, path))
+        })
+        .collect();
+    found.sort_unstable_by_key(|(n, _)| *n);
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbered_dirs_skip_connectors_and_sort_numerically() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["card10", "card2", "card2-DP-1", "renderD128", "version"] {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+        }
+        std::fs::write(dir.path().join("card3"), "a file, not a device").unwrap();
+        let found: Vec<u32> = numbered_dirs(dir.path(), "card")
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(found, [2, 10]);
+        assert!(numbered_dirs(&dir.path().join("absent"), "card").is_empty());
+    }
 
     #[test]
     fn root_joins_absolute_mountpoints() {

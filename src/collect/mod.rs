@@ -12,7 +12,9 @@ pub mod portable;
 pub mod process;
 pub mod rates;
 
-pub use host_paths::{open_and_read, read_into, read_number, read_optional, HostPaths};
+pub use host_paths::{
+    numbered_dirs, open_and_read, read_into, read_number, read_optional, HostPaths,
+};
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::sysfs;
-use crate::collect::{read_number, read_optional, CollectError, Collector, HostPaths};
+use crate::collect::{
+    numbered_dirs, read_number, read_optional, CollectError, Collector, HostPaths,
+};
 use crate::config::CollectConfig;
 use crate::model::{Accelerator, AcceleratorInfo, AcceleratorKind, Snapshot};
 
@@ -236,7 +238,7 @@ impl Card {
         if sysfs::read_pci_id(&device, "vendor") != Some(AMD_VENDOR) {
             return None;
         }
-        let hwmon = sysfs::numbered_entries(&device.join("hwmon"), "hwmon")
+        let hwmon = numbered_dirs(&device.join("hwmon"), "hwmon")
             .into_iter()
             .next()
             .map(|(_, dir)| dir);
@@ -395,7 +397,7 @@ impl AmdCollector {
                 .filter_map(|node| parse_kfd_node(&read_optional(node.join("properties"))?))
                 .collect(),
         };
-        self.cards = sysfs::numbered_entries(&self.paths.sys("class/drm"), "card")
+        self.cards = numbered_dirs(&self.paths.sys("class/drm"), "card")
             .into_iter()
             .filter_map(|(n, card)| Card::open(n, &card, &host))
             .collect();

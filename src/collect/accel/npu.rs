@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::sysfs;
-use crate::collect::{read_number, CollectError, Collector, HostPaths};
+use crate::collect::{numbered_dirs, read_number, CollectError, Collector, HostPaths};
 use crate::config::CollectConfig;
 use crate::model::{Accelerator, AcceleratorInfo, AcceleratorKind, Snapshot};
 
@@ -168,7 +168,7 @@ impl NpuCollector {
     /// Reads the device list again, keeping each known device's previous busy reading.
     fn scan(&mut self) {
         let mut previous = std::mem::take(&mut self.devices);
-        self.devices = sysfs::numbered_entries(&self.paths.sys("class/accel"), "accel")
+        self.devices = numbered_dirs(&self.paths.sys("class/accel"), "accel")
             .into_iter()
             .filter_map(|(minor, accel)| {
                 let mut npu = Npu::open(minor, &accel)?;

@@ -1,27 +1,9 @@
 //! Small sysfs readers shared by the accelerator collectors that find their devices in sysfs
-//! (`amd`, `npu`, `tpu`): numbered class entries, PCI ids, bus addresses and link speeds.
+//! (`amd`, `npu`, `tpu`): PCI ids, bus addresses and link speeds.
 
 use std::path::{Path, PathBuf};
 
 use crate::collect::read_optional;
-
-/// Entries of `dir` named `<prefix>N` (exactly: `card1`, not the connector `card1-DP-1`), ordered
-/// by N. /sys/class entries are links into /sys/devices; the links are returned as found, so
-/// relative paths inside them keep working. Absent `dir` → empty.
-pub(super) fn numbered_entries(dir: &Path, prefix: &str) -> Vec<(u32, PathBuf)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut found: Vec<(u32, PathBuf)> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let n = e.file_name().to_str()?.strip_prefix(prefix)?.parse().ok()?;
-            Some((n, e.path()))
-        })
-        .collect();
-    found.sort_unstable_by_key(|(n, _)| *n);
-    found
-}
 
 /// Every entry of `dir` (e.g. the PCI functions of `bus/pci/devices`), by name. Absent `dir` →
 /// empty.
@@ -146,19 +128,5 @@ mod tests {
         assert!(!is_pci_address("device"));
         assert!(!is_pci_address("0000:03:00"));
         assert!(!is_pci_address("coretemp.0"));
-    }
-
-    #[test]
-    fn numbered_entries_skip_connectors_and_sort_numerically() {
-        let dir = tempfile::tempdir().unwrap();
-        for name in ["card10", "card2", "card2-DP-1", "renderD128", "version"] {
-            std::fs::create_dir(dir.path().join(name)).unwrap();
-        }
-        let found: Vec<u32> = numbered_entries(dir.path(), "card")
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
-        assert_eq!(found, [2, 10]);
-        assert!(numbered_entries(&dir.path().join("absent"), "card").is_empty());
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use crate::collect::{read_optional, CollectError, Collector, HostPaths};
+use crate::collect::{numbered_dirs, read_optional, CollectError, Collector, HostPaths};
 use crate::model::{Snapshot, TemperatureSensor};
 
 /// Samples between two rescans of the chip and zone lists; a sensor file that vanished (module
@@ -73,30 +73,6 @@ fn temp_input_index(file_name: &str) -> Option<u32> {
         .strip_suffix("_input")?
         .parse()
         .ok()
-}
-
-/// The number after `prefix` in a sysfs entry name (`hwmon3` → 3), to order entries as the
-/// kernel numbered them rather than as strings (`hwmon10` after `hwmon9`).
-fn numbered(name: &str, prefix: &str) -> Option<u32> {
-    name.strip_prefix(prefix)?.parse().ok()
-}
-
-/// Entries of `dir` named `<prefix>N` that are directories (following symlinks, as
-/// /sys/class entries are links into /sys/devices), ordered by N. Absent `dir` → empty.
-fn numbered_dirs(dir: &Path, prefix: &str) -> Vec<(u32, PathBuf)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut found: Vec<(u32, PathBuf)> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let n = numbered(e.file_name().to_str()?, prefix)?;
-            let path = e.path();
-            path.is_dir().then_some((n, path))
-        })
-        .collect();
-    found.sort_unstable_by_key(|(n, _)| *n);
-    found
 }
 
 /// One temperature input found by a scan: where to read it, and everything about it that does
