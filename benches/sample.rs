@@ -16,7 +16,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use system_monitor::collect::{HostPaths, Sampler};
 use system_monitor::config::CollectConfig;
-use system_monitor::serve::{prometheus, rest};
+use system_monitor::model::wire;
+use system_monitor::serve::prometheus;
 
 /// The files a steady-state sample reads (device lists and labels are cached by the collectors,
 /// so they are not re-read each sample and are not listed here).
@@ -207,7 +208,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| prometheus::encode(&snapshot, prometheus::Format::Text))
     });
     group.bench_function("rest_metrics_json", |b| {
-        b.iter(|| rest::metrics_array_json([snapshot.as_ref()]))
+        b.iter(|| wire::metrics_array_json([snapshot.as_ref()]))
     });
     group.finish();
 }

@@ -306,7 +306,7 @@ fn gpus(count: u32) -> anyhow::Result<Value> {
         accelerators,
         ..Default::default()
     };
-    let view = serde_json::to_value(system_monitor::serve::rest::metrics_view(&snapshot))?;
+    let view = serde_json::to_value(system_monitor::model::wire::NodeMetrics::of(&snapshot))?;
     Ok(view
         .get("accelerators")
         .cloned()

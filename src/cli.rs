@@ -7,11 +7,11 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::collect::HostPaths;
 use crate::config::{
-    self, AccelConfig, Backend, CollectConfig, Config, CoordinatorConfig, RegisterConfig,
-    TlsConfig, TlsIdentityFiles,
+    self, AccelConfig, Backend, CollectConfig, Config, CoordinatorConfig, HostPaths,
+    RegisterConfig, TlsConfig, TlsIdentityFiles,
 };
+use crate::model::NodeId;
 
 /// TrackLab System Monitor: samples CPU, memory, disks, filesystems, network and accelerators and
 /// serves them over REST, gRPC and Prometheus.
@@ -179,8 +179,8 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct CollectArgs {
     /// This node's id in every API. Default: the hostname.
-    #[arg(long, value_name = "ID", global = true, value_parser = parse_node_id)]
-    pub node_id: Option<String>,
+    #[arg(long, value_name = "ID", global = true, value_parser = NodeId::parse)]
+    pub node_id: Option<NodeId>,
 
     /// Time between samples: seconds (1, 0.5) or with a unit (500ms, 2s).
     #[arg(long, value_name = "DURATION", default_value = "1s", global = true, value_parser = config::parse_duration)]
@@ -281,19 +281,6 @@ fn parse_dcgm_address(text: &str) -> Result<String, String> {
 }
 
 /// Node ids travel in URLs and Prometheus labels: keep them to a safe, bounded charset.
-pub fn parse_node_id(text: &str) -> Result<String, String> {
-    let valid = !text.is_empty()
-        && text.len() <= 253
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if valid {
-        Ok(text.to_string())
-    } else {
-        Err("must be 1-253 characters of letters, digits, '-', '_' or '.'".to_string())
-    }
-}
-
 /// An http(s) URL with a host; kept as given (the coordinator normalises it).
 pub fn parse_http_url(text: &str) -> Result<String, String> {
     let url =
@@ -312,7 +299,7 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
     let (key, value) = text
         .split_once('=')
         .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))?;
-    parse_node_id(key).map_err(|e| format!("label key {key:?}: {e}"))?;
+    NodeId::check(key).map_err(|e| format!("label key {key:?}: {e}"))?;
     if value.len() > 253 || value.chars().any(char::is_control) {
         return Err(format!(
             "label value {value:?}: at most 253 printable characters"
@@ -351,7 +338,10 @@ impl Cli {
     pub fn config(&self, hostname: &str) -> Config {
         let c = &self.collect;
         Config {
-            node_id: c.node_id.clone().unwrap_or_else(|| hostname.to_string()),
+            node_id: c
+                .node_id
+                .clone()
+                .unwrap_or_else(|| NodeId::from_hostname(hostname)),
             bind: self
                 .serve
                 .bind

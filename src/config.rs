@@ -2,10 +2,64 @@
 
 use regex_lite::Regex;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::collect::HostPaths;
+use crate::model::NodeId;
+
+/// Where the host's procfs, sysfs and root filesystem are mounted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPaths {
+    /// The host's /proc.
+    pub procfs: PathBuf,
+    /// The host's /sys.
+    pub sysfs: PathBuf,
+    /// The host's /, prefixed to mount points for statvfs.
+    pub rootfs: PathBuf,
+}
+
+impl Default for HostPaths {
+    fn default() -> Self {
+        Self::new("/proc", "/sys", "/")
+    }
+}
+
+impl HostPaths {
+    pub fn new(
+        procfs: impl Into<PathBuf>,
+        sysfs: impl Into<PathBuf>,
+        rootfs: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            procfs: procfs.into(),
+            sysfs: sysfs.into(),
+            rootfs: rootfs.into(),
+        }
+    }
+
+    /// The three roots of a fixture tree: `<dir>/proc`, `<dir>/sys`, `<dir>/root`.
+    pub fn fixture(dir: impl AsRef<Path>) -> Self {
+        let dir = dir.as_ref();
+        Self::new(dir.join("proc"), dir.join("sys"), dir.join("root"))
+    }
+
+    /// `relative` under procfs, e.g. `proc("stat")`.
+    pub fn proc(&self, relative: impl AsRef<Path>) -> PathBuf {
+        self.procfs.join(relative)
+    }
+
+    /// `relative` under sysfs, e.g. `sys("class/net")`.
+    pub fn sys(&self, relative: impl AsRef<Path>) -> PathBuf {
+        self.sysfs.join(relative)
+    }
+
+    /// A host path (absolute, as the host's mount table writes it) under rootfs.
+    pub fn root(&self, host_path: impl AsRef<Path>) -> PathBuf {
+        let host_path = host_path.as_ref();
+        self.rootfs
+            .join(host_path.strip_prefix("/").unwrap_or(host_path))
+    }
+}
 
 /// node_exporter's default `--collector.diskstats.device-exclude`: partitions and virtual devices.
 pub const DEFAULT_DISK_DEVICE_EXCLUDE: &str = r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$";
@@ -121,7 +175,7 @@ fn default_regex(pattern: &str) -> Regex {
 #[derive(Debug, Clone)]
 pub struct Config {
     /// This node's id in every API (default: the hostname).
-    pub node_id: String,
+    pub node_id: NodeId,
     /// Address both servers listen on (loopback unless `--bind`).
     pub bind: IpAddr,
     /// REST port (0 = any free port, written to the portfile).
@@ -232,7 +286,7 @@ impl Default for CoordinatorConfig {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            node_id: String::new(),
+            node_id: NodeId::from_hostname("localhost"),
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             rest_port: 8080,
             rest_enabled: true,
@@ -282,6 +336,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn root_joins_absolute_mountpoints() {
+        let p = HostPaths::new("/host/proc", "/host/sys", "/host/root");
+        assert_eq!(p.root("/var/lib"), PathBuf::from("/host/root/var/lib"));
+        assert_eq!(p.root("/"), PathBuf::from("/host/root/"));
+        assert_eq!(p.proc("stat"), PathBuf::from("/host/proc/stat"));
+        assert_eq!(HostPaths::default().root("/home"), PathBuf::from("/home"));
+    }
 
     #[test]
     fn defaults_compile() {

@@ -31,7 +31,6 @@ pub mod config;
 pub mod coordinator;
 pub mod http_client;
 pub mod model;
-pub mod register;
 pub mod serve;
 pub mod tls;
 

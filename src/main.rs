@@ -59,7 +59,7 @@ fn init_tracing(verbose: u8) {
 
 /// `system_monitor snapshot`: two samples one interval apart (so rates are real), printed as JSON.
 fn snapshot(config: &system_monitor::config::Config) -> anyhow::Result<()> {
-    let mut sampler = Sampler::from_config(config.node_id.clone(), &config.collect);
+    let mut sampler = Sampler::from_config(config.node_id.to_string(), &config.collect);
     sampler.sample();
     std::thread::sleep(config.collect.interval);
     let snapshot = sampler.sample();

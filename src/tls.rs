@@ -1,39 +1,29 @@
 //! TLS for the servers and the clients: reads the PEM files of `--tls-cert`, `--tls-key` and
-//! `--tls-ca` into rustls configurations — REST served over tokio-rustls (an axum [`Listener`]),
-//! gRPC through tonic's own TLS, the HTTP client (reqwest) with exactly the roots given.
+//! `--tls-ca` into rustls configurations — for REST (served over tokio-rustls by
+//! `serve::tls_listener`), gRPC (tonic's own TLS) and the HTTP client (reqwest) with exactly
+//! the roots given.
 //!
 //! Every file is read and checked here, once, so a bad file fails at start with its path and what
 //! is wrong, rather than as an opaque handshake error later. Only the ring crypto provider is used
 //! (no aws-lc: it doubles the build time and needs cmake).
 
 use std::io;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use std::sync::OnceLock;
 
-use axum::serve::{Listener, ListenerExt};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
-use tokio::time::timeout;
-use tokio_rustls::TlsAcceptor;
-use tokio_util::sync::CancellationToken;
 
 /// A client that has connected but not finished its handshake in this time is dropped, so a
 /// stalled or hostile peer cannot hold a slot forever.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// At most this many handshakes run at once on one listener; past it, accepting waits. Bounds the
-/// memory a connection flood can take (each pending handshake holds a socket and TLS state).
-const MAX_PENDING_HANDSHAKES: usize = 1024;
 
 /// ALPN of the REST server and the HTTP client: axum is built with HTTP/1.1 only.
 const ALPN_HTTP1: &[u8] = b"http/1.1";
@@ -467,110 +457,6 @@ pub fn is_handshake_error(error: &(dyn std::error::Error + 'static)) -> bool {
         };
     }
     false
-}
-
-/// A TCP listener that completes TLS handshakes before handing connections to axum.
-///
-/// Handshakes run concurrently in their own tasks (one slow client never holds up the others) and
-/// each is bounded by [`HANDSHAKE_TIMEOUT`]. A failed handshake is logged at debug level and
-/// dropped: it is the client's problem (wrong CA, plain HTTP on a TLS port), not the server's.
-pub struct TlsListener {
-    /// The plain listener.
-    tcp: TcpListener,
-    /// Wraps each accepted socket in TLS.
-    acceptor: TlsAcceptor,
-    /// Handshakes in progress, each yielding the stream (or why not) and the peer.
-    handshakes: JoinSet<(HandshakeResult, SocketAddr)>,
-}
-
-/// How one handshake ended: the stream, an I/O or TLS error, or the timeout.
-type HandshakeResult = Result<io::Result<tokio_rustls::server::TlsStream<TcpStream>>, ()>;
-
-impl TlsListener {
-    /// Serves TLS with `config` on `tcp`.
-    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> Self {
-        Self {
-            tcp,
-            acceptor: TlsAcceptor::from(config),
-            handshakes: JoinSet::new(),
-        }
-    }
-
-    fn start_handshake(&mut self, stream: TcpStream, peer: SocketAddr) {
-        let acceptor = self.acceptor.clone();
-        self.handshakes.spawn(async move {
-            let done = timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                .await
-                .map_err(|_elapsed| ());
-            (done, peer)
-        });
-    }
-}
-
-impl Listener for TlsListener {
-    type Io = tokio_rustls::server::TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    // Cancel-safe, as axum needs (it drops this future when shutdown starts): both awaited
-    // operations are, and a started handshake lives in `self.handshakes`, not in the future.
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let room = self.handshakes.len() < MAX_PENDING_HANDSHAKES;
-            tokio::select! {
-                accepted = self.tcp.accept(), if room => match accepted {
-                    Ok((stream, peer)) => self.start_handshake(stream, peer),
-                    Err(e) => accept_error(e).await,
-                },
-                Some(done) = self.handshakes.join_next() => match done {
-                    Ok((Ok(Ok(stream)), peer)) => return (stream, peer),
-                    Ok((Ok(Err(e)), peer)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
-                    Ok((Err(()), peer)) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    Err(e) => tracing::debug!("TLS handshake task ended: {e}"),
-                },
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.tcp.local_addr()
-    }
-}
-
-/// What axum's own TCP listener does on an accept error: a connection reset before it was
-/// accepted is the peer's business; anything else (out of file descriptors) is logged and retried
-/// after a pause rather than spun on.
-async fn accept_error(e: io::Error) {
-    if matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-    ) {
-        return;
-    }
-    tracing::error!("accept error: {e}");
-    tokio::time::sleep(Duration::from_secs(1)).await;
-}
-
-/// Serves `app` over TLS with `config` on `listener` until `shutdown` is cancelled, then lets
-/// in-flight requests finish and returns — the TLS twin of the plain listener in
-/// `serve::http_serve`. Each request carries its peer's address as `ConnectInfo<SocketAddr>`,
-/// as over plain TCP (registration checks it).
-pub async fn serve(
-    listener: TcpListener,
-    config: Arc<ServerConfig>,
-    app: axum::Router,
-    shutdown: CancellationToken,
-) -> io::Result<()> {
-    // axum gives `ConnectInfo<SocketAddr>` for its own TcpListener and for any tapped listener
-    // whose `Addr` is one (ours is: the peer's); a no-op tap is the way in for a foreign listener.
-    let listener = TlsListener::new(listener, config).tap_io(|_| {});
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await
 }
 
 #[cfg(test)]

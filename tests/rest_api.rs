@@ -9,8 +9,8 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use system_monitor::collect::unix_ms;
 use system_monitor::config::CollectConfig;
+use system_monitor::model::unix_ms;
 use system_monitor::model::{
     Accelerator, AcceleratorKind, CollectorStatus, CoreStats, CpuStats, DiskStats, DisksStats,
     FilesystemState, FilesystemStats, FilesystemsStats, InterfaceStats, MemoryStats, NetworkStats,

@@ -1,5 +1,5 @@
 //! TLS end to end, in process: a throwaway CA and server certificate made at test time (rcgen),
-//! REST served by `system_monitor::tls::serve` and called with reqwest, gRPC (the v1 service)
+//! REST served by `system_monitor::serve::tls_listener::serve` and called with reqwest, gRPC (the v1 service)
 //! served by tonic with the same files — trusted clients get answers, others fail the handshake,
 //! and shutdown lets in-flight requests finish.
 
@@ -78,7 +78,7 @@ async fn serve_rest(identity: &Identity, app: Router) -> RestServer {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
-    let served = tokio::spawn(system_monitor::tls::serve(
+    let served = tokio::spawn(system_monitor::serve::tls_listener::serve(
         listener,
         identity.rest_server_config(),
         app,

@@ -1,63 +1,12 @@
-//! Roots of the host's /proc, /sys and / — every Linux collector reads through these, so the agent
-//! works in a container with the host mounted at /host and tests run on fixture trees.
+//! Reading the host's files through [`HostPaths`] (its /proc, /sys and / roots): every Linux
+//! collector reads through these, so the agent works in a container with the host mounted at
+//! /host and tests run on fixture trees.
 
 use std::path::{Path, PathBuf};
 
 use super::CollectError;
-
-/// Where the host's procfs, sysfs and root filesystem are mounted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostPaths {
-    /// The host's /proc.
-    pub procfs: PathBuf,
-    /// The host's /sys.
-    pub sysfs: PathBuf,
-    /// The host's /, prefixed to mount points for statvfs.
-    pub rootfs: PathBuf,
-}
-
-impl Default for HostPaths {
-    fn default() -> Self {
-        Self::new("/proc", "/sys", "/")
-    }
-}
-
-impl HostPaths {
-    pub fn new(
-        procfs: impl Into<PathBuf>,
-        sysfs: impl Into<PathBuf>,
-        rootfs: impl Into<PathBuf>,
-    ) -> Self {
-        Self {
-            procfs: procfs.into(),
-            sysfs: sysfs.into(),
-            rootfs: rootfs.into(),
-        }
-    }
-
-    /// The three roots of a fixture tree: `<dir>/proc`, `<dir>/sys`, `<dir>/root`.
-    pub fn fixture(dir: impl AsRef<Path>) -> Self {
-        let dir = dir.as_ref();
-        Self::new(dir.join("proc"), dir.join("sys"), dir.join("root"))
-    }
-
-    /// `relative` under procfs, e.g. `proc("stat")`.
-    pub fn proc(&self, relative: impl AsRef<Path>) -> PathBuf {
-        self.procfs.join(relative)
-    }
-
-    /// `relative` under sysfs, e.g. `sys("class/net")`.
-    pub fn sys(&self, relative: impl AsRef<Path>) -> PathBuf {
-        self.sysfs.join(relative)
-    }
-
-    /// A host path (absolute, as the host's mount table writes it) under rootfs.
-    pub fn root(&self, host_path: impl AsRef<Path>) -> PathBuf {
-        let host_path = host_path.as_ref();
-        self.rootfs
-            .join(host_path.strip_prefix("/").unwrap_or(host_path))
-    }
-}
+#[cfg(doc)]
+use super::HostPaths;
 
 /// Reads a whole file into `buffer`, replacing its contents but keeping its capacity, so a file
 /// read every sample (/proc/diskstats, /proc/net/tcp with 100k sockets) costs no allocation.
@@ -125,14 +74,5 @@ mod tests {
             .collect();
         assert_eq!(found, [2, 10]);
         assert!(numbered_dirs(&dir.path().join("absent"), "card").is_empty());
-    }
-
-    #[test]
-    fn root_joins_absolute_mountpoints() {
-        let p = HostPaths::new("/host/proc", "/host/sys", "/host/root");
-        assert_eq!(p.root("/var/lib"), PathBuf::from("/host/root/var/lib"));
-        assert_eq!(p.root("/"), PathBuf::from("/host/root/"));
-        assert_eq!(p.proc("stat"), PathBuf::from("/host/proc/stat"));
-        assert_eq!(HostPaths::default().root("/home"), PathBuf::from("/home"));
     }
 }

@@ -12,18 +12,18 @@ pub mod portable;
 pub mod process;
 pub mod rates;
 
-pub use host_paths::{
-    numbered_dirs, open_and_read, read_into, read_number, read_optional, HostPaths,
-};
+pub use crate::config::HostPaths;
+pub use host_paths::{numbered_dirs, open_and_read, read_into, read_number, read_optional};
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{Backend, CollectConfig};
-use crate::model::{CollectorStatus, Snapshot, SystemInfo};
+use crate::model::{unix_ms, CollectorStatus, Snapshot, SystemInfo};
 
 /// Why a collector could not produce (all of) its section.
 #[derive(Debug, thiserror::Error)]
@@ -170,10 +170,46 @@ impl Sampler {
     }
 }
 
-/// Milliseconds since the Unix epoch (0 for a clock before 1970).
-pub fn unix_ms(time: SystemTime) -> i64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+/// Why sampling could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SamplerError {
+    #[error("the first sample failed: {0}")]
+    FirstSample(#[source] tokio::task::JoinError),
+    #[error("cannot start the sampler thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+/// Takes the first sample (before anything is served, so no request ever sees an empty
+/// snapshot), then samples every interval on a dedicated thread, stopped and joined by a task in
+/// `tasks` once `shutdown` is cancelled. Returns the first snapshot and the latest-snapshot
+/// receiver. The agent and the coordinator (`--sample-self`) both start theirs here.
+pub async fn start_sampling(
+    node_id: String,
+    collect: Arc<CollectConfig>,
+    shutdown: &CancellationToken,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> Result<(Arc<Snapshot>, watch::Receiver<Arc<Snapshot>>), SamplerError> {
+    let interval = collect.interval;
+    let (sampler, first) = tokio::task::spawn_blocking(move || {
+        let mut sampler = Sampler::from_config(node_id, &collect);
+        let first = sampler.sample();
+        (sampler, first)
+    })
+    .await
+    .map_err(SamplerError::FirstSample)?;
+    let (publish, snapshots) = watch::channel(Arc::clone(&first));
+    // The sampler thread stops when `stop_sampler` is dropped, which the task below does on
+    // shutdown; the thread is joined before the tasks are.
+    let (stop_sampler, sampler_stopped) = std::sync::mpsc::channel::<()>();
+    let sampler =
+        spawn_sampler(sampler, interval, publish, sampler_stopped).map_err(SamplerError::Thread)?;
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        stop.cancelled().await;
+        drop(stop_sampler);
+        let _ = tokio::task::spawn_blocking(move || sampler.join()).await;
+    });
+    Ok((first, snapshots))
 }
 
 /// Samples every `interval` on a dedicated thread and publishes each snapshot on `publish`, until

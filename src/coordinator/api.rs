@@ -24,11 +24,12 @@ use super::metrics::CoordinatorMetrics;
 use super::poller::AgentRequest;
 use super::registry::{Agent, AgentUrl, NodeView, Refusal, Registry, Role, Status};
 use crate::auth::Token;
-
-use crate::model::Snapshot;
-use crate::register::RegisterRequest;
+use crate::model::wire::{Info, RegisterAnswer, RegisterRequest};
+use crate::model::{NodeId, Snapshot};
+use crate::serve::http::{
+    self, error, invalid_node_id, invalid_query, json_bytes, no_store, round3,
+};
 use crate::serve::prometheus::{self, Format};
-use crate::serve::rest::{error, json_bytes, no_store, parse_node_ids, round3};
 
 /// The largest registration body accepted.
 pub const REGISTER_BODY_LIMIT: usize = 16 * 1024;
@@ -89,8 +90,8 @@ pub fn router(state: ClusterState) -> Router {
         .route("/api/cluster/info", get(cluster_info))
         .route("/api/cluster/register", post(register))
         .route("/metrics", get(prometheus_metrics))
-        .method_not_allowed_fallback(crate::serve::rest::method_not_allowed)
-        .fallback(crate::serve::rest::not_found)
+        .method_not_allowed_fallback(http::method_not_allowed)
+        .fallback(http::not_found)
         .layer(CorsLayer::permissive())
         .with_state(state)
 }
@@ -102,13 +103,6 @@ pub fn router(state: ClusterState) -> Router {
 #[derive(Debug, Deserialize)]
 struct NodeQuery {
     node_id: Option<String>,
-}
-
-fn invalid_query(rejection: &QueryRejection) -> Response {
-    error(
-        StatusCode::BAD_REQUEST,
-        json!({"error": "invalid query", "detail": rejection.body_text()}),
-    )
 }
 
 async fn metrics(
@@ -123,14 +117,9 @@ async fn metrics(
     let views = match &query.node_id {
         None => state.registry.nodes(now, false),
         Some(requested) => {
-            let ids = match parse_node_ids(requested) {
+            let ids = match NodeId::parse_list(requested) {
                 Ok(ids) => ids,
-                Err(reason) => {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        json!({"error": "invalid node_id", "detail": reason, "node_id": requested}),
-                    )
-                }
+                Err(reason) => return invalid_node_id(requested, &reason),
             };
             let mut views = Vec::with_capacity(ids.len());
             for id in ids {
@@ -321,11 +310,8 @@ async fn info(
             ),
         };
     };
-    if let Err(reason) = crate::cli::parse_node_id(&id) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            json!({"error": "invalid node_id", "detail": reason, "node_id": id}),
-        );
+    if let Err(reason) = NodeId::check(&id) {
+        return invalid_node_id(&id, &reason.to_string());
     }
     match node_info(&state, &id).await {
         Ok(body) => json_bytes(Ok(body)),
@@ -342,7 +328,7 @@ async fn info(
 
 fn local_info(local: &LocalNode) -> Response {
     let snapshot = Arc::clone(&local.snapshots.borrow());
-    json_bytes(serde_json::to_vec(&crate::serve::rest::info_view(&snapshot)).map(Bytes::from))
+    json_bytes(serde_json::to_vec(&Info::of(&snapshot)).map(Bytes::from))
 }
 
 /// Why a node's info is not available.
@@ -361,7 +347,7 @@ pub async fn node_info(state: &ClusterState, id: &str) -> Result<Bytes, InfoErro
     if view.agent.role == Role::Master {
         if let Some(local) = &state.local {
             let snapshot = Arc::clone(&local.snapshots.borrow());
-            return serde_json::to_vec(&crate::serve::rest::info_view(&snapshot))
+            return serde_json::to_vec(&Info::of(&snapshot))
                 .map(Bytes::from)
                 .map_err(|e| InfoError::Unreachable(e.to_string()));
         }
@@ -490,8 +476,8 @@ async fn register(
             )
         }
     };
-    if let Err(reason) = crate::cli::parse_node_id(&request.node_id) {
-        return invalid_field("node_id", reason);
+    if let Err(reason) = NodeId::check(&request.node_id) {
+        return invalid_field("node_id", reason.to_string());
     }
     let url = match AgentUrl::parse(&request.url) {
         Ok(url) => url,
@@ -505,7 +491,7 @@ async fn register(
         return invalid_field("labels", format!("at most {MAX_LABELS} labels"));
     }
     for (key, value) in &request.labels {
-        if crate::cli::parse_node_id(key).is_err()
+        if NodeId::check(key).is_err()
             || value.len() > MAX_LABEL_VALUE
             || value.chars().any(char::is_control)
         {
@@ -532,11 +518,11 @@ async fn register(
     match registered {
         Ok(()) => (
             no_store(),
-            axum::Json(json!({
-                "registered": true,
-                "node_id": request.node_id,
-                "heartbeat_interval_seconds": state.registry.settings().heartbeat.as_secs_f64(),
-            })),
+            axum::Json(RegisterAnswer {
+                registered: true,
+                node_id: request.node_id,
+                heartbeat_interval_seconds: Some(state.registry.settings().heartbeat.as_secs_f64()),
+            }),
         )
             .into_response(),
         Err(Refusal::Conflict) => error(

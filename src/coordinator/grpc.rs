@@ -42,7 +42,7 @@ fn requested_ids(text: &str) -> Result<Vec<String>, Status> {
     if text.is_empty() {
         return Ok(Vec::new());
     }
-    crate::serve::rest::parse_node_ids(text)
+    crate::model::NodeId::parse_list(text)
         .map(|ids| ids.into_iter().map(str::to_string).collect())
         .map_err(|why| Status::invalid_argument(format!("invalid node_id: {why}")))
 }
@@ -100,8 +100,9 @@ impl MonitorService for ClusterService {
                 }
             }
         } else {
-            crate::cli::parse_node_id(requested)
+            crate::model::NodeId::parse(requested)
                 .map_err(|why| Status::invalid_argument(format!("invalid node_id: {why}")))?
+                .to_string()
         };
         let body = node_info(&self.state, &id).await.map_err(|e| match e {
             InfoError::Unknown => Status::not_found(format!("unknown node_id {id:?}")),

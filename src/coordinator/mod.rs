@@ -24,11 +24,10 @@ use std::time::{Instant, SystemTime};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::{self, AgentError};
 use crate::auth::Token;
 use crate::config::{Config, CoordinatorConfig};
 use crate::http_client::{self, ClientOptions};
-use crate::serve;
+use crate::serve::{self, ListenError, PortfileError};
 use crate::tls::{Identity, TrustRoots};
 use api::{ClusterState, LocalNode};
 use registry::{AgentUrl, Registry, RegistrySettings};
@@ -37,7 +36,15 @@ use registry::{AgentUrl, Registry, RegistrySettings};
 #[derive(Debug, thiserror::Error)]
 pub enum CoordinatorError {
     #[error(transparent)]
-    Agent(#[from] AgentError),
+    Listen(#[from] ListenError),
+    #[error(transparent)]
+    Portfile(#[from] PortfileError),
+    #[error(transparent)]
+    Sampler(#[from] crate::collect::SamplerError),
+    #[error("cannot start the poller thread: {0}")]
+    PollerThread(#[source] std::io::Error),
+    #[error("the gRPC listener has no address: {0}")]
+    GrpcAddress(#[source] std::io::Error),
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
     #[error(transparent)]
@@ -79,8 +86,8 @@ pub async fn bind(
     let static_agents =
         discovery::static_agents(&coordinator.agents, coordinator.agents_file.as_deref())?;
     let roots = client_roots(&config, &static_agents)?;
-    let rest = agent::listen("REST", SocketAddr::new(config.bind, config.rest_port)).await?;
-    let grpc = agent::listen("gRPC", SocketAddr::new(config.bind, config.grpc_port)).await?;
+    let rest = serve::listen("REST", SocketAddr::new(config.bind, config.rest_port)).await?;
+    let grpc = serve::listen("gRPC", SocketAddr::new(config.bind, config.grpc_port)).await?;
     Ok(BoundCoordinator {
         config,
         coordinator,
@@ -158,9 +165,14 @@ impl BoundCoordinator {
 
         let local = if coordinator.sample_self {
             let collect = Arc::new(config.collect.clone());
-            let (_, snapshots) =
-                agent::start_sampling(&config, collect, &shutdown, &mut tasks).await?;
-            let agent = registry.add_master(&config.node_id);
+            let (_, snapshots) = crate::collect::start_sampling(
+                config.node_id.to_string(),
+                collect,
+                &shutdown,
+                &mut tasks,
+            )
+            .await?;
+            let agent = registry.add_master(config.node_id.as_str());
             tasks.spawn(publish_local(
                 Arc::clone(&registry),
                 LocalNode {
@@ -203,7 +215,7 @@ impl BoundCoordinator {
             coordinator.poll_concurrency,
             shutdown.clone(),
         )
-        .map_err(|e| AgentError::Server(format!("cannot start the poller thread: {e}")))?;
+        .map_err(CoordinatorError::PollerThread)?;
         if !coordinator.dns_names.is_empty() {
             let dns = discovery::DnsDiscovery {
                 targets: coordinator.dns_names.clone(),
@@ -225,7 +237,7 @@ impl BoundCoordinator {
         let rest_port = rest.local_addr().map(|a| a.port()).ok();
         let grpc_port = grpc
             .local_addr()
-            .map_err(|e| AgentError::Server(format!("gRPC listener: {e}")))?
+            .map_err(CoordinatorError::GrpcAddress)?
             .port();
         {
             let app = api::router(state.clone());
@@ -243,7 +255,7 @@ impl BoundCoordinator {
             let routes = tonic::service::Routes::new(grpc::service(state));
             let stop = shutdown.clone();
             tasks.spawn(async move {
-                let served = serve::grpc_serve_routes(grpc, routes, token, tls, stop.clone());
+                let served = serve::grpc_serve(grpc, routes, token, tls, stop.clone());
                 if let Err(e) = served.await {
                     tracing::error!("gRPC server failed: {e}");
                     stop.cancel();
@@ -251,14 +263,14 @@ impl BoundCoordinator {
             });
         }
         if let Some(path) = &config.portfile {
-            if let Err(e) = agent::write_portfile(path, grpc_port, rest_port) {
+            if let Err(e) = serve::write_portfile(path, grpc_port, rest_port) {
                 shutdown.cancel();
                 while tasks.join_next().await.is_some() {}
                 return Err(e.into());
             }
         }
         tracing::info!(
-            node_id = config.node_id,
+            node_id = %config.node_id,
             rest = ?rest_port,
             grpc = grpc_port,
             agents = registry.len(),
@@ -283,9 +295,9 @@ async fn publish_local(registry: Arc<Registry>, local: LocalNode, shutdown: Canc
     let mut snapshots = local.snapshots;
     loop {
         let snapshot = Arc::clone(&snapshots.borrow_and_update());
-        let stored = crate::serve::rest::metrics_array_json([&*snapshot])
+        let stored = crate::model::wire::metrics_array_json([&*snapshot])
             .map_err(|e| e.to_string())
-            .and_then(|json| element::split_agent_answer(&json))
+            .and_then(|json| element::split_agent_answer(&json).map_err(|e| e.to_string()))
             .and_then(|(element, figures)| {
                 registry.record_data(&local.agent, element.into(), figures, Instant::now())
             });

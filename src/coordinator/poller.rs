@@ -134,8 +134,8 @@ impl Poller {
             timeout: self.timeout,
         };
         let body = request.get(agent, METRICS_PATH, ANSWER_LIMIT).await?;
-        let (element, figures) =
-            element::split_agent_answer(&body).map_err(|why| (ErrorKind::Decode, why))?;
+        let (element, figures) = element::split_agent_answer(&body)
+            .map_err(|why| (ErrorKind::Decode, why.to_string()))?;
         Ok((Bytes::from(element), figures))
     }
 }

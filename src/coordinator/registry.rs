@@ -16,7 +16,7 @@ use axum::body::Bytes;
 use tokio::sync::watch;
 
 use super::element::Figures;
-use crate::collect::unix_ms;
+use crate::model::unix_ms;
 
 /// A node's state as the APIs report it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,16 +2,18 @@
 //! there are none. One [`Accelerator`] per physical device; MIG instances of an NVIDIA GPU are listed
 //! inside their parent ([`Accelerator::mig_devices`]).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Kind of accelerator, as the REST `type` field spells it.
-#[derive(Debug, Clone, Copy, Serialize, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, Default, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum AcceleratorKind {
     #[default]
     Gpu,
     Npu,
     Tpu,
+    /// Anything else; a kind this build does not know reads as this one.
+    #[serde(other)]
     Other,
 }
 

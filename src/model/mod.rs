@@ -1,5 +1,7 @@
 //! Plain data the collectors produce and the servers read: one immutable [`Snapshot`] per sample,
-//! plus the static [`SystemInfo`]. No I/O here; serde derives give `snapshot`'s JSON.
+//! plus the static [`SystemInfo`], the checked [`NodeId`], time helpers, and [`wire`]: the JSON
+//! the agents serve and the coordinator reads back. No I/O here; serde derives give `snapshot
+//! --format model`'s JSON.
 //!
 //! Units are in the field names: `_bytes`, `_seconds`, `_percent` (0–100), `_mhz`, `_celsius`,
 //! `_watts`, `_per_sec`. Raw counters are kept beside the rates the sampler derives from them.
@@ -10,6 +12,9 @@ mod disk;
 mod filesystem;
 mod memory;
 mod network;
+mod node_id;
+mod time;
+pub mod wire;
 
 pub use accel::{
     Accelerator, AcceleratorInfo, AcceleratorKind, AcceleratorProcess, MigDevice, PowerReading,
@@ -20,6 +25,8 @@ pub use disk::{DiskStats, DisksStats};
 pub use filesystem::{FilesystemState, FilesystemStats, FilesystemsStats};
 pub use memory::{MemoryStats, PressureLine, PressureResource, PressureStats};
 pub use network::{InterfaceStats, NetworkStats};
+pub use node_id::{InvalidNodeId, NodeId};
+pub use time::{now_ms, unix_ms};
 
 use serde::Serialize;
 use std::sync::Arc;

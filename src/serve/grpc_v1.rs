@@ -1,6 +1,6 @@
-//! The typed `tracklab.monitor.v1.MonitorService`: GetInfo, GetMetrics and the WatchMetrics stream,
-//! mapped from the latest snapshot by pure functions ([`node_metrics`], [`system_info`]) that the
-//! coordinator reuses for the nodes it polls.
+//! The agent's typed `tracklab.monitor.v1.MonitorService`: GetInfo, GetMetrics and the
+//! WatchMetrics stream, from the latest snapshot through the wire model's one v1 mapping
+//! ([`wire::v1`]), the same the coordinator applies to the elements it polls.
 
 use std::pin::Pin;
 
@@ -9,12 +9,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::AppState;
-use crate::model::{self, AcceleratorKind, Snapshot};
+use crate::model::{wire, NodeId, Snapshot};
 use crate::pb::v1::monitor_service_server::{MonitorService, MonitorServiceServer};
 use crate::pb::v1::{
-    Accelerator, AcceleratorDescription, AcceleratorInfo, AcceleratorProcess, AcceleratorType,
-    CollectorStatus, Cpu, CpuCore, Disk, GetInfoRequest, GetMetricsRequest, GetMetricsResponse,
-    Memory, MigDevice, Network, NodeMetrics, PowerReading, ProfilingStats, SystemInfo,
+    GetInfoRequest, GetMetricsRequest, GetMetricsResponse, NodeMetrics, SystemInfo,
     WatchMetricsRequest,
 };
 
@@ -35,258 +33,19 @@ pub struct V1Service {
 
 type MetricsStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<NodeMetrics, Status>> + Send>>;
 
-/// One node's metrics in the v1 shape, from a snapshot. Pure.
+/// One node's metrics in the v1 shape, from a snapshot: its wire element through the one v1
+/// mapping, with each accelerator's static facts. Pure.
 pub fn node_metrics(snapshot: &Snapshot) -> NodeMetrics {
-    NodeMetrics {
-        node_id: snapshot.node_id.clone(),
-        hostname: snapshot.hostname.clone(),
-        timestamp_unix_ms: snapshot.timestamp_ms,
-        cpu: snapshot.cpu.as_ref().map(|cpu| Cpu {
-            overall_percent: cpu.usage_percent,
-            cores: cpu
-                .cores
-                .iter()
-                .map(|core| CpuCore {
-                    id: core.id,
-                    usage_percent: core.usage_percent,
-                    frequency_mhz: core.frequency_mhz,
-                    temperature_celsius: core.temperature_celsius,
-                })
-                .collect(),
-            load_average: cpu.load_average.to_vec(),
-            processes: cpu.processes,
-            threads: cpu.threads,
-        }),
-        memory: snapshot.memory.as_ref().map(|m| Memory {
-            usage_percent: m.usage_percent,
-            used_bytes: m.used_bytes,
-            total_bytes: m.total_bytes,
-            available_bytes: m.available_bytes,
-            swap_used_bytes: m.swap_used_bytes,
-            swap_total_bytes: m.swap_total_bytes,
-            swap_percent: m.swap_percent,
-        }),
-        disk: disk(snapshot),
-        network: snapshot.network.as_ref().map(|n| Network {
-            receive_bytes_per_sec: n.receive_bytes_per_sec,
-            transmit_bytes_per_sec: n.transmit_bytes_per_sec,
-            receive_packets_per_sec: n.receive_packets_per_sec,
-            transmit_packets_per_sec: n.transmit_packets_per_sec,
-            tcp_connections: n.tcp_established.unwrap_or(0),
-        }),
-        accelerators: snapshot.accelerators.iter().map(accelerator).collect(),
-        power: snapshot
-            .power
-            .iter()
-            .map(|p| PowerReading {
-                source: p.source.clone(),
-                watts: p.watts,
-            })
-            .collect(),
-        collectors: snapshot
-            .collectors
-            .iter()
-            .map(|c| CollectorStatus {
-                name: c.name.clone(),
-                ok: c.ok,
-                error: c.error.clone().unwrap_or_default(),
-                duration_seconds: c.duration_seconds,
-            })
-            .collect(),
-    }
+    wire::v1::node_metrics(
+        &wire::NodeMetrics::of(snapshot),
+        Some(&wire::Info::of(snapshot)),
+    )
 }
 
-/// The REST `disk` object: space over the counted filesystems, I/O over the counted block devices.
-/// Absent only when neither collector produced anything.
-fn disk(snapshot: &Snapshot) -> Option<Disk> {
-    let (filesystems, disks) = (snapshot.filesystems.as_ref(), snapshot.disks.as_ref());
-    if filesystems.is_none() && disks.is_none() {
-        return None;
-    }
-    Some(Disk {
-        usage_percent: filesystems.map_or(0.0, |f| f.usage_percent),
-        used_bytes: filesystems.map_or(0, |f| f.used_bytes),
-        total_bytes: filesystems.map_or(0, |f| f.total_bytes),
-        read_bytes_per_sec: disks.map_or(0.0, |d| d.read_bytes_per_sec),
-        write_bytes_per_sec: disks.map_or(0.0, |d| d.write_bytes_per_sec),
-        iops: disks.map_or(0.0, |d| d.iops),
-    })
-}
-
-fn accelerator_type(kind: AcceleratorKind) -> AcceleratorType {
-    match kind {
-        AcceleratorKind::Gpu => AcceleratorType::Gpu,
-        AcceleratorKind::Npu => AcceleratorType::Npu,
-        AcceleratorKind::Tpu => AcceleratorType::Tpu,
-        AcceleratorKind::Other => AcceleratorType::Other,
-    }
-}
-
-fn accelerator(a: &model::Accelerator) -> Accelerator {
-    Accelerator {
-        id: a.id.clone(),
-        r#type: accelerator_type(a.kind).into(),
-        name: a.name.clone(),
-        utilization_percent: a.utilization_percent,
-        memory_used_bytes: a.memory_used_bytes,
-        memory_total_bytes: a.memory_total_bytes,
-        temperature_celsius: a.temperature_celsius,
-        power_watts: a.power_watts,
-        fan_speed_percent: a.fan_speed_percent,
-        error: a.error.clone().unwrap_or_default(),
-        vendor: a.vendor.clone(),
-        index: a.index,
-        uuid: a.uuid.clone(),
-        pci_bus_id: a.pci_bus_id.clone(),
-        info: Some(accelerator_info(&a.info)),
-        memory_utilization_percent: a.memory_utilization_percent,
-        encoder_utilization_percent: a.encoder_utilization_percent,
-        decoder_utilization_percent: a.decoder_utilization_percent,
-        memory_reserved_bytes: a.memory_reserved_bytes,
-        memory_temperature_celsius: a.memory_temperature_celsius,
-        power_limit_watts: a.power_limit_watts,
-        energy_joules: a.energy_joules,
-        sm_clock_mhz: a.sm_clock_mhz,
-        memory_clock_mhz: a.memory_clock_mhz,
-        graphics_clock_mhz: a.graphics_clock_mhz,
-        pcie_tx_bytes_per_sec: a.pcie_tx_bytes_per_sec,
-        pcie_rx_bytes_per_sec: a.pcie_rx_bytes_per_sec,
-        pcie_link_gen: a.pcie_link_gen,
-        pcie_link_width: a.pcie_link_width,
-        performance_state: a.performance_state,
-        throttle_reasons: a.throttle_reasons,
-        throttle_reason_names: a
-            .throttle_reason_names
-            .iter()
-            .map(|n| n.to_string())
-            .collect(),
-        ecc_errors_corrected: a.ecc_errors_corrected,
-        ecc_errors_uncorrected: a.ecc_errors_uncorrected,
-        mig_devices: a.mig_devices.iter().map(mig_device).collect(),
-        profiling: a.profiling.as_ref().map(|p| ProfilingStats {
-            graphics_engine_active: p.graphics_engine_active,
-            sm_active: p.sm_active,
-            sm_occupancy: p.sm_occupancy,
-            tensor_active: p.tensor_active,
-            dram_active: p.dram_active,
-            fp64_active: p.fp64_active,
-            fp32_active: p.fp32_active,
-            fp16_active: p.fp16_active,
-            pcie_tx_bytes_per_sec: p.pcie_tx_bytes_per_sec,
-            pcie_rx_bytes_per_sec: p.pcie_rx_bytes_per_sec,
-            nvlink_tx_bytes_per_sec: p.nvlink_tx_bytes_per_sec,
-            nvlink_rx_bytes_per_sec: p.nvlink_rx_bytes_per_sec,
-        }),
-        processes: processes(&a.processes),
-    }
-}
-
-fn accelerator_info(info: &model::AcceleratorInfo) -> AcceleratorInfo {
-    AcceleratorInfo {
-        driver_version: info.driver_version.clone(),
-        cuda_version: info.cuda_version.clone(),
-        architecture: info.architecture.clone(),
-        cores: info.cores,
-        vbios_version: info.vbios_version.clone(),
-        performance_level: info.performance_level.clone(),
-        sku: info.sku.clone(),
-        sclk_range: info.sclk_range.clone(),
-        mclk_range: info.mclk_range.clone(),
-        max_power_watts: info.max_power_watts,
-        mig_enabled: info.mig_enabled,
-    }
-}
-
-fn mig_device(m: &model::MigDevice) -> MigDevice {
-    MigDevice {
-        index: m.index,
-        uuid: m.uuid.clone(),
-        gpu_instance_id: m.gpu_instance_id,
-        compute_instance_id: m.compute_instance_id,
-        profile: m.profile.clone(),
-        memory_used_bytes: m.memory_used_bytes,
-        memory_total_bytes: m.memory_total_bytes,
-        multiprocessors: m.multiprocessors,
-        processes: processes(&m.processes),
-    }
-}
-
-fn processes(processes: &[model::AcceleratorProcess]) -> Vec<AcceleratorProcess> {
-    processes
-        .iter()
-        .map(|p| AcceleratorProcess {
-            pid: p.pid,
-            memory_used_bytes: p.memory_used_bytes,
-        })
-        .collect()
-}
-
-/// An accelerator's identity and static facts, for GetInfo. The per-instance memory in use is
-/// left out: it is a sample, not a fact.
-fn accelerator_description(a: &model::Accelerator) -> AcceleratorDescription {
-    AcceleratorDescription {
-        id: a.id.clone(),
-        r#type: accelerator_type(a.kind).into(),
-        name: a.name.clone(),
-        vendor: a.vendor.clone(),
-        index: a.index,
-        uuid: a.uuid.clone(),
-        pci_bus_id: a.pci_bus_id.clone(),
-        memory_total_bytes: a.memory_total_bytes,
-        info: Some(accelerator_info(&a.info)),
-        mig_devices: a
-            .mig_devices
-            .iter()
-            .map(|m| MigDevice {
-                memory_used_bytes: None,
-                processes: Vec::new(),
-                ..mig_device(m)
-            })
-            .collect(),
-    }
-}
-
-/// A node's static facts in the v1 shape: the snapshot's [`model::SystemInfo`] plus the totals that
-/// live in the samples (memory, swap, disk) and the accelerators. Pure.
+/// A node's static facts in the v1 shape: the snapshot's info object through the one v1
+/// mapping. Pure.
 pub fn system_info(snapshot: &Snapshot) -> SystemInfo {
-    let info = &snapshot.info;
-    // As REST's `gpu_count`/`gpu_info`: GPUs only (NPUs and TPUs are in the metrics' accelerators).
-    let gpus: Vec<&model::Accelerator> = snapshot
-        .accelerators
-        .iter()
-        .filter(|a| a.kind == AcceleratorKind::Gpu)
-        .collect();
-    SystemInfo {
-        node_id: snapshot.node_id.clone(),
-        hostname: if info.hostname.is_empty() {
-            snapshot.hostname.clone()
-        } else {
-            info.hostname.clone()
-        },
-        platform: info.platform.clone(),
-        architecture: info.architecture.clone(),
-        cpu_model: info.cpu_model.clone(),
-        cpu_cores: info.cpu_cores,
-        cpu_threads: info.cpu_threads,
-        memory_total_bytes: snapshot.memory.as_ref().map_or(0, |m| m.total_bytes),
-        swap_total_bytes: snapshot.memory.as_ref().map_or(0, |m| m.swap_total_bytes),
-        disk_total_bytes: snapshot.filesystems.as_ref().map_or(0, |f| f.total_bytes),
-        gpu_count: u32::try_from(gpus.len()).unwrap_or(u32::MAX),
-        gpu_info: gpus.iter().map(|g| g.name.clone()).collect(),
-        ip_address: info.ip_address.clone(),
-        kernel: info.kernel.clone(),
-        os_version: info.os_version.clone(),
-        boot_time_unix_seconds: match info.boot_time_seconds {
-            0 => snapshot.cpu.as_ref().map_or(0, |c| c.boot_time_seconds),
-            known => known,
-        },
-        version: crate::VERSION.to_string(),
-        accelerators: snapshot
-            .accelerators
-            .iter()
-            .map(accelerator_description)
-            .collect(),
-    }
+    wire::v1::system_info(&wire::Info::of(snapshot))
 }
 
 /// Checks a request's `node_id` against the node this server serves: empty or equal is fine, a
@@ -295,7 +54,7 @@ fn check_node(requested: &str, snapshot: &Snapshot) -> Result<(), Status> {
     if requested.is_empty() || requested == snapshot.node_id {
         return Ok(());
     }
-    if let Err(why) = crate::cli::parse_node_id(requested) {
+    if let Err(why) = NodeId::check(requested) {
         return Err(Status::invalid_argument(format!("invalid node_id: {why}")));
     }
     Err(Status::not_found(format!(
@@ -359,9 +118,11 @@ impl MonitorService for V1Service {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::model::{self, AcceleratorKind};
     use crate::model::{
         CollectorStatus as Status_, CoreStats, CpuStats, DisksStats, MemoryStats, NetworkStats,
     };
+    use crate::pb::v1::{AcceleratorProcess, AcceleratorType, CpuCore, MigDevice, PowerReading};
     use std::sync::Arc;
 
     fn snapshot() -> Snapshot {

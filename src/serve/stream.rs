@@ -10,13 +10,14 @@ use axum::response::sse::{Event, KeepAlive, KeepAliveStream, Sse};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::rest::RestState;
+use super::state::RestState;
 
 /// Events buffered per client: a slow client skips snapshots (it always gets the latest one
 /// next) instead of queueing them.
 const BUFFER: usize = 1;
 
-pub(super) async fn metrics_stream(
+/// The SSE response: the latest snapshot now, then each new one.
+pub async fn metrics_stream(
     State(state): State<RestState>,
 ) -> Sse<KeepAliveStream<ReceiverStream<Result<Event, Infallible>>>> {
     let (events, receiver) = mpsc::channel(BUFFER);
@@ -30,7 +31,7 @@ async fn forward(state: RestState, events: mpsc::Sender<Result<Event, Infallible
     let shutdown = state.app.shutdown.clone();
     loop {
         let snapshot = Arc::clone(&snapshots.borrow_and_update());
-        match state.metrics_json(&snapshot) {
+        match state.cache.metrics(&snapshot) {
             Ok(json) => {
                 // serde_json writes UTF-8 without raw newlines: one `data:` line.
                 let data = String::from_utf8_lossy(&json);

@@ -1,21 +1,21 @@
-//! Local and agent mode: one sampler, the REST and gRPC servers, the portfile, and the watchers
-//! that end the process (signals, parent gone, TearDown) — all stopped by one shutdown token.
+//! Local and agent mode: one sampler, the REST and gRPC servers, the portfile, the registration
+//! with a coordinator ([`register`]), and the watchers that end the process (signals, parent
+//! gone, TearDown) — all stopped by one shutdown token. Built from the shared pieces in
+//! [`crate::serve`] and [`crate::collect`].
 
-use std::io::Write;
+pub mod register;
+
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Token;
-use crate::collect::{spawn_sampler, Sampler};
+use crate::collect::{start_sampling, SamplerError};
 use crate::config::Config;
-use crate::model::Snapshot;
-use crate::serve::{self, AppState};
+use crate::serve::{self, grpc_legacy, grpc_v1, AppState, ListenError, PortfileError};
 use crate::tls::Identity;
 
 /// How often `--parent-pid` is checked.
@@ -24,33 +24,20 @@ const PARENT_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 /// Why the agent could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error("cannot listen for {what} on {addr}: port {port} is already in use")]
-    PortInUse {
-        what: &'static str,
-        addr: SocketAddr,
-        port: u16,
-    },
-    #[error("cannot listen for {what} on {addr}: {source}")]
-    Bind {
-        what: &'static str,
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot write the portfile {path}: {source}")]
-    Portfile {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    #[error(transparent)]
+    Portfile(#[from] PortfileError),
+    #[error(transparent)]
+    Sampler(#[from] SamplerError),
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
     #[error(transparent)]
-    Register(#[from] crate::register::RegisterError),
+    Register(#[from] register::RegisterError),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
-    #[error("{0}")]
-    Server(String),
+    #[error("the gRPC listener has no address: {0}")]
+    GrpcAddress(#[source] std::io::Error),
 }
 
 /// The agent with its ports bound, ready to [`run`](BoundAgent::run).
@@ -69,32 +56,17 @@ pub async fn bind(config: Config) -> Result<BoundAgent, AgentError> {
     let token = Token::load(config.auth_token_file.as_deref())?;
     let tls = Identity::from_config(&config.tls)?;
     let rest = if config.rest_enabled {
-        Some(listen("REST", SocketAddr::new(config.bind, config.rest_port)).await?)
+        Some(serve::listen("REST", SocketAddr::new(config.bind, config.rest_port)).await?)
     } else {
         None
     };
-    let grpc = listen("gRPC", SocketAddr::new(config.bind, config.grpc_port)).await?;
+    let grpc = serve::listen("gRPC", SocketAddr::new(config.bind, config.grpc_port)).await?;
     Ok(BoundAgent {
         config,
         rest,
         grpc,
         token,
         tls,
-    })
-}
-
-/// Binds `addr` for `what`, naming the port when it is taken.
-pub async fn listen(what: &'static str, addr: SocketAddr) -> Result<TcpListener, AgentError> {
-    TcpListener::bind(addr).await.map_err(|source| {
-        if source.kind() == std::io::ErrorKind::AddrInUse {
-            AgentError::PortInUse {
-                what,
-                addr,
-                port: addr.port(),
-            }
-        } else {
-            AgentError::Bind { what, addr, source }
-        }
     })
 }
 
@@ -115,8 +87,13 @@ impl BoundAgent {
         let config = self.config;
         let collect = Arc::new(config.collect.clone());
         let mut tasks = tokio::task::JoinSet::new();
-        let (baseline, snapshots) =
-            start_sampling(&config, Arc::clone(&collect), &shutdown, &mut tasks).await?;
+        let (baseline, snapshots) = start_sampling(
+            config.node_id.to_string(),
+            Arc::clone(&collect),
+            &shutdown,
+            &mut tasks,
+        )
+        .await?;
 
         let state = AppState {
             snapshots,
@@ -136,7 +113,7 @@ impl BoundAgent {
         let grpc_port = self
             .grpc
             .local_addr()
-            .map_err(|e| AgentError::Server(format!("gRPC listener: {e}")))?
+            .map_err(AgentError::GrpcAddress)?
             .port();
 
         if let Some(listener) = self.rest {
@@ -158,8 +135,11 @@ impl BoundAgent {
             let listener = self.grpc;
             let token = self.token.clone();
             let tls = self.tls.clone();
+            let routes = tonic::service::Routes::new(grpc_legacy::service(state.clone()))
+                .add_service(grpc_v1::service(state));
             tasks.spawn(async move {
-                if let Err(e) = serve::grpc_serve(listener, state, token, tls, stop.clone()).await {
+                if let Err(e) = serve::grpc_serve(listener, routes, token, tls, stop.clone()).await
+                {
                     tracing::error!("gRPC server failed: {e}");
                     stop.cancel();
                 }
@@ -170,12 +150,8 @@ impl BoundAgent {
         }
 
         if let Some(register) = &config.register {
-            let registration = crate::register::Registration::new(
-                register,
-                &config,
-                rest_port,
-                self.token.clone(),
-            );
+            let registration =
+                register::Registration::new(register, &config, rest_port, self.token.clone());
             match registration {
                 Ok(registration) => {
                     tasks.spawn(registration.run(shutdown.clone()));
@@ -189,14 +165,14 @@ impl BoundAgent {
         }
 
         if let Some(path) = &config.portfile {
-            if let Err(e) = write_portfile(path, grpc_port, rest_port) {
+            if let Err(e) = serve::write_portfile(path, grpc_port, rest_port) {
                 shutdown.cancel();
                 while tasks.join_next().await.is_some() {}
-                return Err(e);
+                return Err(e.into());
             }
         }
         tracing::info!(
-            node_id = config.node_id,
+            node_id = %config.node_id,
             rest = ?rest_port,
             grpc = grpc_port,
             "system_monitor serving"
@@ -207,69 +183,6 @@ impl BoundAgent {
         tracing::info!("system_monitor stopped");
         Ok(())
     }
-}
-
-/// Takes the first sample (before anything is served, so no request ever sees an empty
-/// snapshot), then samples every interval on a dedicated thread, stopped and joined by a task in
-/// `tasks` once `shutdown` is cancelled. Returns the first snapshot and the latest-snapshot
-/// receiver.
-pub async fn start_sampling(
-    config: &Config,
-    collect: Arc<crate::config::CollectConfig>,
-    shutdown: &CancellationToken,
-    tasks: &mut tokio::task::JoinSet<()>,
-) -> Result<(Arc<Snapshot>, watch::Receiver<Arc<Snapshot>>), AgentError> {
-    let node_id = config.node_id.clone();
-    let (sampler, first) = tokio::task::spawn_blocking(move || {
-        let mut sampler = Sampler::from_config(node_id, &collect);
-        let first = sampler.sample();
-        (sampler, first)
-    })
-    .await
-    .map_err(|e| AgentError::Server(format!("first sample failed: {e}")))?;
-    let (publish, snapshots) = watch::channel(Arc::clone(&first));
-    // The sampler thread stops when `stop_sampler` is dropped, which the task below does on
-    // shutdown; the thread is joined before the tasks are.
-    let (stop_sampler, sampler_stopped) = std::sync::mpsc::channel::<()>();
-    let sampler = spawn_sampler(sampler, config.collect.interval, publish, sampler_stopped)
-        .map_err(|e| AgentError::Server(format!("cannot start the sampler thread: {e}")))?;
-    let stop = shutdown.clone();
-    tasks.spawn(async move {
-        stop.cancelled().await;
-        drop(stop_sampler);
-        let _ = tokio::task::spawn_blocking(move || sampler.join()).await;
-    });
-    Ok((first, snapshots))
-}
-
-/// Writes the portfile atomically (a temporary file beside it, then a rename), so a reader never
-/// sees a half-written one: first line `sock=<grpc port>`, then `rest=<rest port>` when REST is on.
-pub fn write_portfile(
-    path: &Path,
-    grpc_port: u16,
-    rest_port: Option<u16>,
-) -> Result<(), AgentError> {
-    let error = |source| AgentError::Portfile {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut text = format!("sock={grpc_port}\n");
-    if let Some(rest) = rest_port {
-        text.push_str(&format!("rest={rest}\n"));
-    }
-    let name = path
-        .file_name()
-        .map_or_else(|| "portfile".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let written = std::fs::File::create(&tmp).and_then(|mut f| {
-        f.write_all(text.as_bytes())?;
-        f.sync_all()
-    });
-    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(error(e));
-    }
-    Ok(())
 }
 
 /// Cancels `shutdown` once process `pid` is gone.
@@ -327,30 +240,6 @@ mod parent {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn portfile_has_sock_then_rest() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ports");
-        write_portfile(&path, 4242, Some(8080)).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "sock=4242\nrest=8080\n"
-        );
-        write_portfile(&path, 1, None).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "sock=1\n");
-        assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "no temp file left"
-        );
-    }
-
-    #[test]
-    fn portfile_in_missing_directory_is_a_clear_error() {
-        let err = write_portfile(Path::new("/nonexistent/dir/ports"), 1, None).unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/dir/ports"), "{err}");
-    }
 
     #[test]
     fn own_process_is_alive() {

@@ -6,16 +6,13 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Token;
 use crate::config::{Config, RegisterConfig};
 use crate::http_client::{self, ClientOptions};
+use crate::model::wire::{RegisterAnswer, RegisterRequest, REGISTER_PATH};
 use crate::tls::TrustRoots;
-
-/// The coordinator's registration endpoint, below its base URL.
-pub const REGISTER_PATH: &str = "/api/cluster/register";
 
 /// How long one registration request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -35,28 +32,6 @@ pub enum RegisterError {
     Coordinator { url: String, reason: String },
     #[error("cannot verify the https coordinator: {0}")]
     Tls(#[from] crate::tls::TlsError),
-}
-
-/// The registration request body (the contract in docs/design-notes.md).
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
-pub struct RegisterRequest {
-    /// The agent's node id.
-    pub node_id: String,
-    /// Where the coordinator polls the agent (base URL).
-    pub url: String,
-    /// Free-form labels (`--node-label`).
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    /// The agent's version.
-    #[serde(default)]
-    pub version: String,
-}
-
-/// The coordinator's answer to a registration.
-#[derive(Debug, Deserialize)]
-struct RegisterAnswer {
-    /// How often the coordinator expects a heartbeat.
-    heartbeat_interval_seconds: Option<f64>,
 }
 
 /// Where the advertised URL comes from.
@@ -127,7 +102,7 @@ impl Registration {
         };
         Ok(Registration {
             endpoint,
-            node_id: config.node_id.clone(),
+            node_id: config.node_id.to_string(),
             advertise,
             labels: register.labels.iter().cloned().collect(),
             interval: config.register_interval,
@@ -292,7 +267,7 @@ mod tests {
             labels: vec![("rack".into(), "r1".into())],
         };
         let config = Config {
-            node_id: "n1".into(),
+            node_id: crate::model::NodeId::parse("n1").unwrap(),
             bind,
             ..Config::default()
         };

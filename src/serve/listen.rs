@@ -1,0 +1,165 @@
+//! Listening, shared by the agent and the coordinator: binding a port (naming it when taken), the
+//! portfile, and the one place REST and gRPC listeners are served (token check, optional TLS,
+//! graceful shutdown).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{self, Token};
+use crate::tls::Identity;
+
+/// Why a port could not be bound.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("cannot listen for {what} on {addr}: port {port} is already in use")]
+    PortInUse {
+        what: &'static str,
+        addr: SocketAddr,
+        port: u16,
+    },
+    #[error("cannot listen for {what} on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Why the portfile could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write the portfile {path}: {source}")]
+pub struct PortfileError {
+    path: PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
+/// Binds `addr` for `what` (`REST`, `gRPC`), naming the port when it is taken.
+pub async fn listen(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ListenError> {
+    TcpListener::bind(addr).await.map_err(|source| {
+        if source.kind() == std::io::ErrorKind::AddrInUse {
+            ListenError::PortInUse {
+                what,
+                addr,
+                port: addr.port(),
+            }
+        } else {
+            ListenError::Bind { what, addr, source }
+        }
+    })
+}
+
+/// Writes the portfile atomically (a temporary file beside it, then a rename), so a reader never
+/// sees a half-written one: first line `sock=<grpc port>`, then `rest=<rest port>` when REST is on.
+pub fn write_portfile(
+    path: &Path,
+    grpc_port: u16,
+    rest_port: Option<u16>,
+) -> Result<(), PortfileError> {
+    let mut text = format!("sock={grpc_port}\n");
+    if let Some(rest) = rest_port {
+        text.push_str(&format!("rest={rest}\n"));
+    }
+    let name = path
+        .file_name()
+        .map_or_else(|| "portfile".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(text.as_bytes())?;
+        f.sync_all()
+    });
+    if let Err(source) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(PortfileError {
+            path: path.to_path_buf(),
+            source,
+        });
+    }
+    Ok(())
+}
+
+/// Serves `routes` on `listener` behind the token check, over TLS when `tls` is given
+/// (`--tls-cert`), until `shutdown` is cancelled.
+pub async fn grpc_serve(
+    listener: TcpListener,
+    routes: tonic::service::Routes,
+    token: Option<Token>,
+    tls: Option<Identity>,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    let mut server = tonic::transport::Server::builder();
+    if let Some(identity) = &tls {
+        server = server.tls_config(identity.grpc_server_config())?;
+    }
+    server
+        .layer(tonic::service::InterceptorLayer::new(auth::GrpcAuth {
+            token,
+        }))
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown.cancelled_owned(),
+        )
+        .await
+}
+
+/// Serves `router` on `listener` behind the token check, over TLS when `tls` is given
+/// (`--tls-cert`), with each request's peer address available to handlers
+/// (`ConnectInfo<SocketAddr>`, which registration checks) either way, until `shutdown` is
+/// cancelled.
+pub async fn http_serve(
+    listener: TcpListener,
+    router: axum::Router,
+    token: Option<Token>,
+    tls: Option<Identity>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = auth::protect(router, token);
+    match tls {
+        Some(identity) => {
+            super::tls_listener::serve(listener, identity.rest_server_config(), app, shutdown).await
+        }
+        None => {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn portfile_has_sock_then_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ports");
+        write_portfile(&path, 4242, Some(8080)).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "sock=4242\nrest=8080\n"
+        );
+        write_portfile(&path, 1, None).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "sock=1\n");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
+    }
+
+    #[test]
+    fn portfile_in_missing_directory_is_a_clear_error() {
+        let err = write_portfile(Path::new("/nonexistent/dir/ports"), 1, None).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/dir/ports"), "{err}");
+    }
+}
