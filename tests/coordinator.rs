@@ -1006,3 +1006,49 @@ async fn measure_poll_versus_stream() {
         poll.0, poll.1, poll.2, stream.0, stream.1, stream.2
     );
 }
+
+#[tokio::test]
+async fn metrics_negotiate_openmetrics_as_the_agent_does() {
+    let coord = coordinator(&["--node-id", "coord-om", "--poll-interval", "500ms"]);
+    let scrape = |accept: Option<&'static str>| {
+        let mut request = reqwest::Client::new().get(coord.url("/metrics"));
+        if let Some(accept) = accept {
+            request = request.header("Accept", accept);
+        }
+        async move {
+            let response = request.send().await.expect("GET /metrics");
+            common::HttpReply::read(response).await
+        }
+    };
+
+    let text = scrape(None).await;
+    assert_eq!(text.status, 200, "{}", text.body);
+    assert!(
+        text.content_type.starts_with("text/plain; version=0.0.4"),
+        "{}",
+        text.content_type
+    );
+    assert!(text
+        .body
+        .contains("# TYPE system_monitor_coordinator_rounds_total counter\n"));
+    assert!(!text.body.contains("# EOF"), "{}", text.body);
+
+    let prometheus = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+    let open = scrape(Some(prometheus)).await;
+    assert_eq!(open.status, 200, "{}", open.body);
+    assert!(
+        open.content_type
+            .starts_with("application/openmetrics-text; version=1.0.0"),
+        "{}",
+        open.content_type
+    );
+    assert!(open
+        .body
+        .contains("# TYPE system_monitor_coordinator_rounds counter\n"));
+    assert!(open.body.contains(
+        "# TYPE system_monitor_coordinator_poll_duration_seconds histogram\n\
+         system_monitor_coordinator_poll_duration_seconds_bucket{node=\"coord-om\",le=\"0.001\"} "
+    ));
+    assert!(open.body.ends_with("# EOF\n"), "{}", open.body);
+    assert_eq!(open.body.matches("# EOF").count(), 1);
+}

@@ -8,8 +8,10 @@
 mod common;
 
 use std::io::Write;
+use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 
+use common::cluster::{agent, eventually, DEADLINE};
 use common::Monitor;
 use system_monitor::model::{
     Accelerator, AcceleratorInfo, AcceleratorKind, AcceleratorProcess, MigDevice, PowerReading,
@@ -138,7 +140,8 @@ fn check_openmetrics(exposition: &str, what: &str) {
     );
 }
 
-async fn check_monitor(monitor: &Monitor, what: &str) {
+/// Checks both formats of `monitor`'s `/metrics`; returns them (text, OpenMetrics).
+async fn check_monitor(monitor: &Monitor, what: &str) -> (String, String) {
     let text = monitor.get("/metrics").await;
     assert_eq!(text.status, 200, "{what}: {}", text.body);
     assert!(text.body.contains("system_monitor_build_info"), "{what}");
@@ -156,6 +159,7 @@ async fn check_monitor(monitor: &Monitor, what: &str) {
         openmetrics.content_type
     );
     check_openmetrics(&openmetrics.body, what);
+    (text.body, openmetrics.body)
 }
 
 #[tokio::test]
@@ -176,6 +180,61 @@ async fn metrics_of_this_machine_pass_promtool() {
     }
     let monitor = Monitor::start(&["--node-id", "promtool-live"]);
     check_monitor(&monitor, "this machine").await;
+}
+
+/// The coordinator's `/metrics`: its own families, the poll histogram filled by polling a real
+/// agent, then (`--sample-self`) its host's, written by the agent's writer as one exposition.
+#[tokio::test]
+async fn coordinator_metrics_pass_promtool() {
+    if !promtool_available() {
+        return;
+    }
+    let worker = agent("captured-vm", "promtool-worker", Ipv4Addr::LOCALHOST, &[]);
+    let worker_url = worker.base();
+    let mut args = vec![
+        "coordinator",
+        "--sample-self",
+        "--node-id",
+        "promtool-coord",
+        "--agents",
+        &worker_url,
+        "--poll-interval",
+        "500ms",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect::<Vec<_>>();
+    args.extend(common::fixture_args("server"));
+    let coord = Monitor::start(&args);
+    let count = r#"system_monitor_coordinator_poll_duration_seconds_count{node="promtool-coord"} "#;
+    eventually("a poll in the histogram", DEADLINE, || async {
+        let text = coord.get("/metrics").await.body;
+        let polls = text
+            .lines()
+            .find_map(|l| l.strip_prefix(count))
+            .and_then(|n| n.parse::<u64>().ok());
+        match polls {
+            Some(n) if n >= 1 => Ok(()),
+            _ => Err(text),
+        }
+    })
+    .await;
+
+    let (text, openmetrics) = check_monitor(&coord, "the coordinator").await;
+    for exposition in [&text, &openmetrics] {
+        for expected in [
+            "# TYPE system_monitor_coordinator_poll_duration_seconds histogram\n",
+            r#"system_monitor_coordinator_poll_duration_seconds_bucket{node="promtool-coord",le="+Inf"} "#,
+            r#"system_monitor_coordinator_poll_errors_total{kind="timeout",node="promtool-coord"} "#,
+            r#"node_cpu_seconds_total{node="promtool-coord","#,
+        ] {
+            assert!(exposition.contains(expected), "{expected}\n{exposition}");
+        }
+    }
+    assert!(text.contains("# TYPE system_monitor_coordinator_rounds_total counter\n"));
+    assert!(openmetrics.contains("# TYPE system_monitor_coordinator_rounds counter\n"));
+    assert!(!text.contains("# EOF"));
+    assert_eq!(openmetrics.matches("# EOF").count(), 1, "{openmetrics}");
 }
 
 /// Every accelerator kind the model knows, every optional field filled: an NVIDIA GPU in MIG mode

@@ -419,19 +419,27 @@ async fn health(State(state): State<ClusterState>) -> Response {
     (StatusCode::OK, no_store(), axum::Json(body)).into_response()
 }
 
-async fn prometheus_metrics(State(state): State<ClusterState>) -> Response {
+/// The coordinator's families, then, with `--sample-self`, its host's, in one exposition of the
+/// format `Accept` asks for (as the agent's `/metrics` negotiates it).
+async fn prometheus_metrics(
+    State(state): State<ClusterState>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Format::from_accept(accept);
     let counts = state.registry.counts(Instant::now());
-    let mut text = state.metrics.encode(&state.node_id, counts);
+    let mut w = prometheus::Writer::new(&state.node_id, format);
+    state.metrics.write(&mut w, counts);
     if let Some(local) = &state.local {
         let snapshot = Arc::clone(&local.snapshots.borrow());
-        text.push_str(&prometheus::encode(&snapshot, Format::Text));
+        prometheus::write_snapshot(&mut w, &snapshot);
     }
     (
         [(
             header::CONTENT_TYPE,
-            HeaderValue::from_static(Format::Text.content_type()),
+            HeaderValue::from_static(format.content_type()),
         )],
-        text,
+        w.finish(),
     )
         .into_response()
 }

@@ -1,14 +1,15 @@
 //! The coordinator's own Prometheus metrics (`system_monitor_coordinator_*`): agents per status,
 //! per-poll latency, poll errors by kind, the last round's duration and the number of rounds.
-//! Lock-free counters written by the poller; encoded as Prometheus text on `/metrics`.
+//! Lock-free counters written by the poller; written on `/metrics` with the agent's [`Writer`].
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::serve::prometheus::{Histogram, Writer};
+
 /// Upper bounds (seconds) of the poll-duration histogram: loopback answers in well under a
 /// millisecond, a loaded cluster in tens, a timeout at `--poll-timeout`.
-const BUCKETS: [f64; 13] = [
+static BUCKETS: [f64; 13] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
@@ -53,16 +54,10 @@ impl ErrorKind {
 }
 
 /// The counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CoordinatorMetrics {
-    /// Polls per histogram bucket (not cumulative; summed when encoded).
-    buckets: [AtomicU64; BUCKETS.len()],
-    /// Polls slower than the last bucket.
-    over: AtomicU64,
-    /// Total poll time, microseconds.
-    sum_micros: AtomicU64,
-    /// Polls.
-    count: AtomicU64,
+    /// Time each poll took.
+    poll_duration: Histogram,
     /// Failed polls per [`ErrorKind`].
     errors: [AtomicU64; ErrorKind::ALL.len()],
     /// The last complete round's duration, f64 bits.
@@ -71,17 +66,21 @@ pub struct CoordinatorMetrics {
     rounds: AtomicU64,
 }
 
+impl Default for CoordinatorMetrics {
+    fn default() -> Self {
+        Self {
+            poll_duration: Histogram::new(&BUCKETS),
+            errors: Default::default(),
+            round_seconds: AtomicU64::default(),
+            rounds: AtomicU64::default(),
+        }
+    }
+}
+
 impl CoordinatorMetrics {
     /// Counts one poll that took `elapsed`.
     pub fn observe_poll(&self, elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64();
-        match BUCKETS.iter().position(|&bound| seconds <= bound) {
-            Some(i) => self.buckets[i].fetch_add(1, Ordering::Relaxed),
-            None => self.over.fetch_add(1, Ordering::Relaxed),
-        };
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
+        self.poll_duration.observe(elapsed);
     }
 
     /// Counts one failed poll.
@@ -109,93 +108,67 @@ impl CoordinatorMetrics {
         self.rounds.load(Ordering::Relaxed)
     }
 
-    /// Prometheus text (format 0.0.4), every sample labelled `node="<node>"` like the agent's.
+    /// Writes the coordinator's families to `w`, whose node label is the coordinator's.
     /// `counts` are the agents per status (online, degraded, offline).
-    pub fn encode(&self, node: &str, counts: [usize; 3]) -> String {
-        let node = escape(node);
-        let mut out = String::with_capacity(4096);
-        let mut family = |name: &str, kind: &str, help: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        };
-        family(
+    pub fn write(&self, w: &mut Writer, counts: [usize; 3]) {
+        let mut f = w.gauge(
             "system_monitor_coordinator_agents",
-            "gauge",
             "Known agents by status.",
         );
-        for (status, count) in ["online", "degraded", "offline"].iter().zip(counts) {
-            let _ = writeln!(
-                out,
-                "system_monitor_coordinator_agents{{node=\"{node}\",status=\"{status}\"}} {count}"
-            );
+        for (status, count) in ["online", "degraded", "offline"].into_iter().zip(counts) {
+            f.sample(&[("status", status)], count);
         }
-        let name = "system_monitor_coordinator_poll_duration_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Time one agent poll took, connect to last byte.\n# TYPE {name} histogram"
-        );
-        let mut cumulative = 0;
-        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            cumulative += bucket.load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{node=\"{node}\",le=\"{bound}\"}} {cumulative}"
-            );
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{node=\"{node}\",le=\"+Inf\"}} {count}");
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum{{node=\"{node}\"}} {sum}");
-        let _ = writeln!(out, "{name}_count{{node=\"{node}\"}} {count}");
-        let name = "system_monitor_coordinator_poll_errors_total";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Failed agent polls by kind.\n# TYPE {name} counter"
-        );
+        w.histogram(
+            "system_monitor_coordinator_poll_duration_seconds",
+            "Time one agent poll took, connect to last byte.",
+        )
+        .sample(&[], &self.poll_duration);
+        let mut f = w
+            .counter(
+                "system_monitor_coordinator_poll_errors_total",
+                "Failed agent polls by kind.",
+            )
+            .node_label_last();
         for (kind, errors) in ErrorKind::ALL.iter().zip(&self.errors) {
-            let _ = writeln!(
-                out,
-                "{name}{{kind=\"{}\",node=\"{node}\"}} {}",
-                kind.as_str(),
-                errors.load(Ordering::Relaxed)
-            );
+            f.sample(&[("kind", kind.as_str())], errors.load(Ordering::Relaxed));
         }
-        let name = "system_monitor_coordinator_round_duration_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Time the last full poll round of all known agents took.\n# TYPE {name} gauge\n{name}{{node=\"{node}\"}} {}",
-            f64::from_bits(self.round_seconds.load(Ordering::Relaxed))
+        w.gauge(
+            "system_monitor_coordinator_round_duration_seconds",
+            "Time the last full poll round of all known agents took.",
+        )
+        .sample(
+            &[],
+            f64::from_bits(self.round_seconds.load(Ordering::Relaxed)),
         );
-        let name = "system_monitor_coordinator_rounds_total";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Poll rounds finished.\n# TYPE {name} counter\n{name}{{node=\"{node}\"}} {}",
-            self.rounds.load(Ordering::Relaxed)
-        );
-        out
+        w.counter(
+            "system_monitor_coordinator_rounds_total",
+            "Poll rounds finished.",
+        )
+        .sample(&[], self.rounds.load(Ordering::Relaxed));
     }
-}
-
-/// A label value escaped for the text format.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::serve::prometheus::Format;
 
-    #[test]
-    fn histogram_is_cumulative() {
+    /// A few polls, an error and a round, as `/metrics` writes them in `format`.
+    fn encode(format: Format) -> String {
         let m = CoordinatorMetrics::default();
         m.observe_poll(Duration::from_micros(500));
         m.observe_poll(Duration::from_millis(20));
         m.observe_poll(Duration::from_secs(60));
         m.error(ErrorKind::Timeout);
         m.round(Duration::from_millis(1500));
-        let text = m.encode("coord", [2, 1, 0]);
+        let mut w = Writer::new("coord", format);
+        m.write(&mut w, [2, 1, 0]);
+        w.finish()
+    }
+
+    #[test]
+    fn histogram_is_cumulative() {
+        let text = encode(Format::Text);
         for line in [
             "system_monitor_coordinator_agents{node=\"coord\",status=\"online\"} 2",
             "system_monitor_coordinator_agents{node=\"coord\",status=\"degraded\"} 1",
@@ -211,5 +184,46 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "{line}\n{text}");
         }
+    }
+
+    #[test]
+    fn every_family_is_declared_once_in_both_formats() {
+        let text = encode(Format::Text);
+        assert!(text.contains(
+            "# HELP system_monitor_coordinator_poll_duration_seconds Time one agent poll took, connect to last byte.\n\
+             # TYPE system_monitor_coordinator_poll_duration_seconds histogram\n"
+        ));
+        assert!(text.contains(
+            "# TYPE system_monitor_coordinator_poll_errors_total counter\n\
+             system_monitor_coordinator_poll_errors_total{kind=\"timeout\",node=\"coord\"} 1\n"
+        ));
+        assert!(text.contains(
+            "system_monitor_coordinator_poll_duration_seconds_sum{node=\"coord\"} 60.0205\n"
+        ));
+        assert!(!text.contains("# EOF"));
+        assert_eq!(text.matches("# TYPE ").count(), 5, "{text}");
+
+        let open = encode(Format::OpenMetrics);
+        for declared in [
+            "# TYPE system_monitor_coordinator_agents gauge\n",
+            "# TYPE system_monitor_coordinator_poll_duration_seconds histogram\n",
+            "# TYPE system_monitor_coordinator_poll_errors counter\n",
+            "# TYPE system_monitor_coordinator_round_duration_seconds gauge\n",
+            "# TYPE system_monitor_coordinator_rounds counter\n",
+        ] {
+            assert!(open.contains(declared), "{declared}\n{open}");
+        }
+        assert_eq!(open.matches("# TYPE ").count(), 5, "{open}");
+        // The sample lines are the same; only counter family names and the trailer differ.
+        let samples = |t: &str| {
+            t.lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(samples(&open), samples(&text));
+        assert!(
+            open.ends_with("system_monitor_coordinator_rounds_total{node=\"coord\"} 1\n# EOF\n")
+        );
     }
 }

@@ -2,18 +2,21 @@
 //! node_exporter's names and labels, NVIDIA GPUs under dcgm-exporter's, our own under
 //! `system_monitor_`. A pure function of the snapshot; the REST layer caches its output.
 //!
-//! Every sample carries `node="<node_id>"`, added in one place (`Writer`). Counters are the raw
-//! counters (no rates). A section whose collector failed is left out entirely; its
-//! `system_monitor_collector_success` says 0.
-//!
-//! A small hand-written writer rather than a client library: the values already sit in the
-//! snapshot (no registry to keep in sync), both formats come from one code path, and the output
-//! is a single pass over a `String`.
+//! Every sample carries `node="<node_id>"`, added in one place ([`Writer`], which the
+//! coordinator's `/metrics` writes with too). Counters are the raw counters (no rates). A section
+//! whose collector failed is left out entirely; its `system_monitor_collector_success` says 0.
 
 mod accel;
+mod histogram;
+mod writer;
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
+
+pub use histogram::Histogram;
+pub use writer::{
+    Family, Format, HistogramFamily, SampleValue, Writer, OPENMETRICS_CONTENT_TYPE,
+    TEXT_CONTENT_TYPE,
+};
 
 use crate::model::{
     CollectorStatus, CpuStats, DisksStats, FilesystemState, FilesystemsStats, MemoryStats,
@@ -23,89 +26,40 @@ use crate::model::{
 /// One metric read from each device of a list: name, help, and the value (None: not reported).
 type DeviceField<T, V> = (&'static str, &'static str, fn(&T) -> V);
 
-/// Which exposition format to write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// The classic Prometheus text format, version 0.0.4.
-    Text,
-    /// OpenMetrics 1.0: counters declared without `_total`, `# EOF` at the end.
-    OpenMetrics,
-}
-
-/// Content type of [`Format::Text`].
-pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-/// Content type of [`Format::OpenMetrics`].
-pub const OPENMETRICS_CONTENT_TYPE: &str =
-    "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-impl Format {
-    /// The format an `Accept` header asks for: OpenMetrics when it lists
-    /// `application/openmetrics-text` with a quality at least that of the text format (Prometheus
-    /// sends both, preferring OpenMetrics when so configured); text otherwise, and when absent.
-    pub fn from_accept(accept: Option<&str>) -> Self {
-        let Some(accept) = accept else {
-            return Self::Text;
-        };
-        let mut openmetrics = 0.0_f64;
-        let mut text = 0.0_f64;
-        for range in accept.split(',') {
-            let mut parts = range.split(';');
-            let media = parts.next().unwrap_or("").trim();
-            let quality = parts
-                .filter_map(|p| p.trim().strip_prefix("q="))
-                .find_map(|q| q.trim().parse::<f64>().ok())
-                .filter(|q| q.is_finite())
-                .unwrap_or(1.0);
-            if media.eq_ignore_ascii_case("application/openmetrics-text") {
-                openmetrics = openmetrics.max(quality);
-            } else if media.eq_ignore_ascii_case("text/plain") || media == "*/*" {
-                text = text.max(quality);
-            }
-        }
-        if openmetrics > 0.0 && openmetrics >= text {
-            Self::OpenMetrics
-        } else {
-            Self::Text
-        }
-    }
-
-    /// The `Content-Type` of a response in this format.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Self::Text => TEXT_CONTENT_TYPE,
-            Self::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
-        }
-    }
-}
-
 /// The whole exposition of `snapshot` in `format`.
 pub fn encode(snapshot: &Snapshot, format: Format) -> String {
     let mut w = Writer::new(&snapshot.node_id, format);
+    write_snapshot(&mut w, snapshot);
+    w.finish()
+}
+
+/// The families of `snapshot`, appended to `w` under `w`'s node label (the snapshot's own node
+/// id when called from [`encode`]; the coordinator writes its own families first).
+pub fn write_snapshot(w: &mut Writer, snapshot: &Snapshot) {
     if let Some(cpu) = &snapshot.cpu {
-        cpu_metrics(&mut w, cpu);
+        cpu_metrics(w, cpu);
     }
     if let Some(sensors) = &snapshot.temperatures {
-        temperature_metrics(&mut w, sensors);
+        temperature_metrics(w, sensors);
     }
     if let Some(memory) = &snapshot.memory {
-        memory_metrics(&mut w, memory);
+        memory_metrics(w, memory);
     }
     if let Some(pressure) = &snapshot.pressure {
-        pressure_metrics(&mut w, pressure);
+        pressure_metrics(w, pressure);
     }
     if let Some(disks) = &snapshot.disks {
-        disk_metrics(&mut w, disks);
+        disk_metrics(w, disks);
     }
     if let Some(filesystems) = &snapshot.filesystems {
-        filesystem_metrics(&mut w, filesystems);
+        filesystem_metrics(w, filesystems);
     }
     if let Some(network) = &snapshot.network {
-        network_metrics(&mut w, network);
+        network_metrics(w, network);
     }
-    accel::accelerator_metrics(&mut w, &snapshot.accelerators, &snapshot.hostname);
-    accel::power_metrics(&mut w, &snapshot.power);
-    own_metrics(&mut w, snapshot);
-    w.finish()
+    accel::accelerator_metrics(w, &snapshot.accelerators, &snapshot.hostname);
+    accel::power_metrics(w, &snapshot.power);
+    own_metrics(w, snapshot);
 }
 
 fn cpu_metrics(w: &mut Writer, cpu: &CpuStats) {
@@ -551,205 +505,6 @@ fn metric_name_part(text: &str) -> String {
     name
 }
 
-/// Whether a family is a counter (raw monotonic value, `_total`) or a gauge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Counter,
-    /// A counter another exporter named without the `_total` suffix (dcgm-exporter's
-    /// `DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION`): `counter` in the text format, as that exporter
-    /// declares it, but `unknown` in OpenMetrics, whose counters must end in `_total`.
-    ForeignCounter,
-    Gauge,
-}
-
-/// Accumulates the exposition. Owns the one place where the node label is added.
-struct Writer {
-    /// The text written so far.
-    out: String,
-    /// Which format the headers and trailer follow.
-    format: Format,
-    /// `node="<id>"`, escaped once, the first label of every sample.
-    node_label: String,
-}
-
-impl Writer {
-    fn new(node_id: &str, format: Format) -> Self {
-        let mut node_label = String::from("node=\"");
-        escape_label_value(&mut node_label, node_id);
-        node_label.push('"');
-        Self {
-            out: String::with_capacity(64 * 1024),
-            format,
-            node_label,
-        }
-    }
-
-    fn counter<'a>(&'a mut self, name: &'a str, help: &'a str) -> Family<'a> {
-        debug_assert!(
-            name.ends_with("_total"),
-            "counter {name} must end in _total"
-        );
-        self.family(name, help, Kind::Counter)
-    }
-
-    fn gauge<'a>(&'a mut self, name: &'a str, help: &'a str) -> Family<'a> {
-        self.family(name, help, Kind::Gauge)
-    }
-
-    /// A counter whose name another exporter chose without `_total` (see [`Kind::ForeignCounter`]).
-    fn foreign_counter<'a>(&'a mut self, name: &'a str, help: &'a str) -> Family<'a> {
-        self.family(name, help, Kind::ForeignCounter)
-    }
-
-    fn family<'a>(&'a mut self, name: &'a str, help: &'a str, kind: Kind) -> Family<'a> {
-        Family {
-            writer: self,
-            name,
-            help,
-            kind,
-            started: false,
-        }
-    }
-
-    fn finish(mut self) -> String {
-        if self.format == Format::OpenMetrics {
-            self.out.push_str("# EOF\n");
-        }
-        self.out
-    }
-}
-
-/// One metric family being written: its HELP and TYPE go out with its first sample, so a family
-/// with no samples (no devices, values unknown) leaves no trace.
-struct Family<'a> {
-    writer: &'a mut Writer,
-    name: &'a str,
-    help: &'a str,
-    kind: Kind,
-    started: bool,
-}
-
-impl Family<'_> {
-    fn sample(&mut self, labels: &[(&str, &str)], value: impl SampleValue) {
-        let w = &mut *self.writer;
-        if !self.started {
-            self.started = true;
-            // OpenMetrics names a counter family without the `_total` its samples carry.
-            let family = match (w.format, self.kind) {
-                (Format::OpenMetrics, Kind::Counter) => {
-                    self.name.strip_suffix("_total").unwrap_or(self.name)
-                }
-                _ => self.name,
-            };
-            let kind = match (w.format, self.kind) {
-                (_, Kind::Counter) | (Format::Text, Kind::ForeignCounter) => "counter",
-                (Format::OpenMetrics, Kind::ForeignCounter) => "unknown",
-                (_, Kind::Gauge) => "gauge",
-            };
-            w.out.push_str("# HELP ");
-            w.out.push_str(family);
-            w.out.push(' ');
-            escape_help(&mut w.out, self.help);
-            w.out.push_str("\n# TYPE ");
-            w.out.push_str(family);
-            w.out.push(' ');
-            w.out.push_str(kind);
-            w.out.push('\n');
-        }
-        w.out.push_str(self.name);
-        w.out.push('{');
-        w.out.push_str(&w.node_label);
-        for (key, value) in labels {
-            w.out.push(',');
-            w.out.push_str(key);
-            w.out.push_str("=\"");
-            escape_label_value(&mut w.out, value);
-            w.out.push('"');
-        }
-        w.out.push_str("} ");
-        value.write_to(&mut w.out);
-        w.out.push('\n');
-    }
-}
-
-/// A sample value, written exactly: integers as integers (a u64 counter above 2^53 keeps every
-/// digit), floats in the shortest form that reads back the same.
-trait SampleValue {
-    fn write_to(self, out: &mut String);
-}
-
-impl SampleValue for u64 {
-    fn write_to(self, out: &mut String) {
-        let _ = write!(out, "{self}");
-    }
-}
-
-impl SampleValue for i64 {
-    fn write_to(self, out: &mut String) {
-        let _ = write!(out, "{self}");
-    }
-}
-
-impl SampleValue for i32 {
-    fn write_to(self, out: &mut String) {
-        let _ = write!(out, "{self}");
-    }
-}
-
-impl SampleValue for bool {
-    fn write_to(self, out: &mut String) {
-        out.push(if self { '1' } else { '0' });
-    }
-}
-
-impl SampleValue for f64 {
-    fn write_to(self, out: &mut String) {
-        write_float(out, self);
-    }
-}
-
-/// A float as both formats spell it: `NaN`, `+Inf`, `-Inf`; integral values without a fraction or
-/// exponent; very large or small magnitudes with an exponent (`1.5e-7`), others plainly.
-fn write_float(out: &mut String, v: f64) {
-    let _ = if v.is_nan() {
-        write!(out, "NaN")
-    } else if v.is_infinite() {
-        write!(out, "{}", if v > 0.0 { "+Inf" } else { "-Inf" })
-    } else if v == 0.0 {
-        // Also turns -0 into 0.
-        write!(out, "0")
-    } else if v.fract() == 0.0 && v.abs() < 1e15 {
-        write!(out, "{}", v as i64)
-    } else if (1e-4..1e15).contains(&v.abs()) {
-        write!(out, "{v}")
-    } else {
-        write!(out, "{v:e}")
-    };
-}
-
-/// Label values escape `\`, `"` and newline (both formats).
-fn escape_label_value(out: &mut String, value: &str) {
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-}
-
-/// HELP text escapes `\` and newline.
-fn escape_help(out: &mut String, help: &str) {
-    for c in help.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -757,64 +512,6 @@ mod tests {
         Accelerator, AcceleratorKind, CoreStats, CpuTimes, DiskStats, FilesystemStats,
         InterfaceStats, PressureLine, PressureResource,
     };
-
-    fn float(v: f64) -> String {
-        let mut s = String::new();
-        write_float(&mut s, v);
-        s
-    }
-
-    #[test]
-    fn floats_follow_the_exposition_spelling() {
-        assert_eq!(float(f64::NAN), "NaN");
-        assert_eq!(float(f64::INFINITY), "+Inf");
-        assert_eq!(float(f64::NEG_INFINITY), "-Inf");
-        assert_eq!(float(-0.0), "0");
-        assert_eq!(float(3.0), "3");
-        assert_eq!(float(-42.0), "-42");
-        assert_eq!(float(1_700_000_000_000.0), "1700000000000");
-        assert_eq!(float(0.25), "0.25");
-        assert_eq!(float(1234.5678), "1234.5678");
-        assert_eq!(float(1.5e-7), "1.5e-7");
-        assert_eq!(float(2.5e20), "2.5e20");
-        for v in [0.1, 1.0 / 3.0, 1e-300, 6.02e23, 123456.789] {
-            assert_eq!(float(v).parse::<f64>().unwrap(), v, "round trip of {v}");
-        }
-    }
-
-    #[test]
-    fn label_values_and_help_are_escaped() {
-        let mut s = String::new();
-        escape_label_value(&mut s, "a\\b\"c\nd");
-        assert_eq!(s, r#"a\\b\"c\nd"#);
-        let mut s = String::new();
-        escape_help(&mut s, "x\\y\nz\"");
-        assert_eq!(s, r#"x\\y\nz""#);
-    }
-
-    #[test]
-    fn accept_header_picks_the_format() {
-        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
-        assert_eq!(Format::from_accept(Some(prometheus)), Format::OpenMetrics);
-        assert_eq!(Format::from_accept(None), Format::Text);
-        assert_eq!(Format::from_accept(Some("*/*")), Format::Text);
-        assert_eq!(
-            Format::from_accept(Some("text/plain;version=0.0.4")),
-            Format::Text
-        );
-        assert_eq!(
-            Format::from_accept(Some("text/plain;q=1, application/openmetrics-text;q=0.5")),
-            Format::Text
-        );
-        assert_eq!(
-            Format::from_accept(Some("application/openmetrics-text; q=0")),
-            Format::Text
-        );
-        assert_eq!(
-            Format::from_accept(Some("Application/OpenMetrics-Text")),
-            Format::OpenMetrics
-        );
-    }
 
     /// A small snapshot: one CPU, a bit of meminfo, a filesystem that answered and one that hung,
     /// one failed collector.
