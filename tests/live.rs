@@ -78,6 +78,14 @@ async fn live_metrics_agree_with_the_kernel() {
             Some(meminfo_kib("SwapTotal") * 1024)
         );
         assert!(swap["used"].as_u64() <= swap["total"].as_u64());
+        // Page cache: Cached + SReclaimable, within what moves in a second.
+        let cached = m["memory"]["cached"].as_u64().unwrap();
+        let now_cached = (meminfo_kib("Cached") + meminfo_kib("SReclaimable")) * 1024;
+        assert!(cached <= total);
+        assert!(
+            cached.abs_diff(now_cached) < total / 10,
+            "{cached} vs {now_cached}"
+        );
 
         // Disk: used ≤ total; rates are non-negative.
         assert!(m["disk"]["used"].as_u64() <= m["disk"]["total"].as_u64());

@@ -146,6 +146,7 @@ fn sample(sequence: u64) -> Snapshot {
             available_bytes: 12_000_000_000,
             used_bytes: 4_000_000_000,
             free_bytes: 10_000_000_000,
+            cached_bytes: Some(3_000_000_000),
             usage_percent: 25.0,
             swap_total_bytes: 2_000_000_000,
             swap_used_bytes: 500_000_000,
@@ -363,6 +364,7 @@ async fn metrics_is_an_array_of_the_contract_element() {
         serde_json::json!({"used": 500_000_000_u64, "total": 2_000_000_000_u64, "percentage": 25.0})
     );
     assert_eq!(memory["available"], 12_000_000_000_u64);
+    assert_eq!(memory["cached"], 3_000_000_000_u64);
 
     assert_eq!(
         node["disk"],

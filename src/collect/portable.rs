@@ -196,6 +196,8 @@ impl Collector for MemoryCollector {
             available_bytes: available,
             used_bytes: used,
             free_bytes: s.free_memory(),
+            // sysinfo does not report the page cache.
+            cached_bytes: None,
             usage_percent: percent(used as f64, total as f64),
             swap_total_bytes: swap_total,
             swap_used_bytes: swap_used,

@@ -15,6 +15,9 @@ pub struct MemoryStats {
     pub used_bytes: u64,
     /// MemFree.
     pub free_bytes: u64,
+    /// Page cache the kernel can drop: Cached + SReclaimable (what `free -w` and psutil call
+    /// cache). `None` where the backend does not say.
+    pub cached_bytes: Option<u64>,
     /// used / total · 100.
     pub usage_percent: f64,
     /// SwapTotal.

@@ -98,6 +98,8 @@ pub fn memory_stats(mut raw: Vec<(Arc<str>, u64)>) -> Result<MemoryStats, String
         available_bytes: available,
         used_bytes: used,
         free_bytes: free,
+        cached_bytes: get(&raw, "Cached_bytes")
+            .map(|cached| cached.saturating_add(get(&raw, "SReclaimable_bytes").unwrap_or(0))),
         usage_percent: percent(used as f64, total as f64),
         swap_total_bytes: swap_total,
         swap_used_bytes: swap_used,

@@ -98,6 +98,8 @@ pub struct Memory {
     pub total: u64,
     pub swap: Swap,
     pub available: u64,
+    /// Page cache the kernel can drop (Cached + SReclaimable); null where unknown.
+    pub cached: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -421,6 +423,7 @@ impl<'a> NodeMetrics<'a> {
                     percentage: finite(m.swap_percent),
                 },
                 available: m.available_bytes,
+                cached: m.cached_bytes,
             }),
             disk: (fs.is_some() || disks.is_some()).then(|| Disk {
                 usage: finite(fs.map_or(0.0, |f| f.usage_percent)),

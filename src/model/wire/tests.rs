@@ -216,6 +216,7 @@ fn full_snapshot() -> Snapshot {
             total_bytes: 1000,
             used_bytes: 250,
             available_bytes: 750,
+            cached_bytes: Some(300),
             usage_percent: 25.0,
             ..MemoryStats::default()
         }),
@@ -277,7 +278,10 @@ fn what_the_agent_encodes_the_coordinator_decodes_to_the_same_element() {
     let decoded: NodeMetrics<'_> = serde_json::from_slice(&bytes).unwrap();
     // The one difference a float round trip may make is none here (finite values only).
     assert_eq!(decoded, encoded);
+    assert_eq!(decoded.memory.as_ref().and_then(|m| m.cached), Some(300));
     // And through the one v1 mapping, both sides give the same message.
+    let mapped = v1::node_metrics(&decoded, None);
+    assert_eq!(mapped.memory.and_then(|m| m.cached_bytes), Some(300));
     assert_eq!(
         v1::node_metrics(&decoded, None),
         v1::node_metrics(&encoded, None)

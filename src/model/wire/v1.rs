@@ -41,6 +41,7 @@ pub fn node_metrics(element: &NodeMetrics<'_>, info: Option<&Info<'_>>) -> v1::N
             swap_used_bytes: m.swap.used,
             swap_total_bytes: m.swap.total,
             swap_percent: m.swap.percentage,
+            cached_bytes: m.cached,
         }),
         disk: element.disk.as_ref().map(|d| v1::Disk {
             usage_percent: d.usage,
