@@ -1,0 +1,275 @@
+//! Tests of `network`.
+
+use super::*;
+use crate::config::CollectConfig;
+
+use crate::collect::linux::fixture;
+
+fn collect(paths: HostPaths) -> (NetworkStats, Result<(), CollectError>) {
+    let config = CollectConfig::default();
+    let mut collector = NetworkCollector::new(
+        paths,
+        config.netdev_aggregate_exclude,
+        config.tcp_scan_interval,
+    );
+    let mut snapshot = Snapshot::default();
+    let result = collector.collect(&mut snapshot);
+    (snapshot.network.unwrap_or_default(), result)
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap()
+}
+
+#[test]
+fn parses_every_counter_of_a_row() {
+    let row = parse_net_dev_line(
+        "  eno1: 918223412233 712233412    0 1203    0     0          0    412233 \
+         412990234112 402213998    0    0    0     0       0          0",
+    )
+    .unwrap();
+    assert_eq!(row.name, "eno1");
+    let s = row.to_stats(true);
+    assert_eq!(s.receive_bytes_total, 918_223_412_233);
+    assert_eq!(s.receive_drop_total, 1203);
+    assert_eq!(s.receive_multicast_total, 412_233);
+    assert_eq!(s.transmit_bytes_total, 412_990_234_112);
+    assert_eq!(s.transmit_packets_total, 402_213_998);
+
+    let counters: Vec<String> = (1..=16).map(|i| i.to_string()).collect();
+    let line = format!("eth0:{}", counters.join(" "));
+    let glued = parse_net_dev_line(&line).unwrap();
+    assert_eq!(glued.name, "eth0");
+    assert_eq!(glued.counters, std::array::from_fn(|i| i as u64 + 1));
+}
+
+#[test]
+fn malformed_interface_rows_are_errors() {
+    assert!(parse_net_dev_line("eth0 1 2 3")
+        .unwrap_err()
+        .contains("no `name:`"));
+    assert!(parse_net_dev_line("eth0: 1 2 3")
+        .unwrap_err()
+        .contains("fewer than 16"));
+    assert!(
+        parse_net_dev_line("eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 x")
+            .unwrap_err()
+            .contains("\"x\"")
+    );
+    assert!(parse_net_dev_line(": 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16").is_err());
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("net")).unwrap();
+    std::fs::write(dir.path().join("net/dev"), "h1\nh2\n  lo: 1 2\n").unwrap();
+    let (net, result) = collect(HostPaths::new(dir.path(), "/sys", "/"));
+    let err = result.unwrap_err().to_string();
+    assert!(
+        err.contains("net/dev") && err.contains("interface row 1"),
+        "{err}"
+    );
+    assert!(net.interfaces.is_empty());
+}
+
+#[test]
+fn counts_established_rows_only() {
+    let table = b"  sl  local_address rem_address   st tx_queue\n\
+        0: 00000000:0016 00000000:0000 0A 00000000:00000000\n\
+        1: 0100007F:1F90 0100007F:C800 01 00000000:00000000\n\
+        2: 0100007F:C800 0100007F:1F90 01 00000000:00000000\n\
+        3: 0100007F:C802 0100007F:1F90 06 00000000:00000000\n\
+        \n";
+    assert_eq!(count_established(table), Ok(2));
+    assert_eq!(
+        count_established(b"  sl  local_address rem_address   st\n"),
+        Ok(0)
+    );
+    assert_eq!(count_established(b""), Ok(0));
+    // "01" must be the whole state word, not a prefix of it.
+    assert_eq!(count_established(b"h\n 0: a b 011 c\n 1: a b 10 c"), Ok(0));
+    assert!(count_established(b"header\n   0: 0100007F:1F90\n")
+        .unwrap_err()
+        .contains("row 1"));
+}
+
+#[test]
+fn streaming_matches_whole_table_across_chunk_boundaries() {
+    let table = read(&fixture("server").join("proc/net/tcp"));
+    let whole = count_established(&table).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tcp");
+    std::fs::write(&path, &table).unwrap();
+    // Chunks smaller than the file and not aligned to rows split lines across reads.
+    for size in [160, 200, 333, 1000, TCP_CHUNK_BYTES] {
+        let mut chunk = vec![0; size];
+        assert_eq!(
+            count_established_in(&path, &mut chunk).unwrap(),
+            Some(whole),
+            "{size}"
+        );
+    }
+    let mut tiny = vec![0; 64];
+    let err = count_established_in(&path, &mut tiny)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("longer than the read buffer"), "{err}");
+    let missing = dir.path().join("tcp6");
+    assert_eq!(count_established_in(&missing, &mut tiny).unwrap(), None);
+}
+
+#[test]
+fn server_fixture_end_to_end() {
+    let (net, result) = collect(HostPaths::fixture(fixture("server")));
+    result.unwrap();
+    let names: Vec<_> = net.interfaces.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "lo",
+            "eno1",
+            "eno2",
+            "ens1f0",
+            "bond0",
+            "ib0",
+            "docker0",
+            "veth1a2b3c",
+            "cni0",
+            "flannel.1",
+            "cali123"
+        ]
+    );
+    let counted: Vec<_> = net
+        .interfaces
+        .iter()
+        .filter(|i| i.counted_in_total)
+        .map(|i| i.name.as_str())
+        .collect();
+    assert_eq!(counted, ["eno1", "eno2", "ens1f0", "bond0", "ib0"]);
+    let ib0 = &net.interfaces[5];
+    assert_eq!(ib0.receive_bytes_total, 98_122_341_220_012);
+    assert_eq!(ib0.transmit_packets_total, 41_199_812_230);
+    // Cross-check against each table counted on its own.
+    let dir = fixture("server").join("proc/net");
+    let v4 = count_established(&read(&dir.join("tcp"))).unwrap();
+    let v6 = count_established(&read(&dir.join("tcp6"))).unwrap();
+    assert_eq!((v4, v6), (7, 3));
+    assert_eq!(net.tcp_established, Some(10));
+}
+
+#[test]
+fn captured_vm_end_to_end() {
+    let (net, result) = collect(HostPaths::fixture(fixture("captured-vm")));
+    result.unwrap();
+    let names: Vec<_> = net.interfaces.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["lo", "ifb0", "ifb1", "eth0"]);
+    assert!(!net.interfaces[0].counted_in_total);
+    assert!(net.interfaces[3].counted_in_total);
+    assert!(net.interfaces[3].receive_bytes_total > 0);
+    let dir = fixture("captured-vm").join("proc/net");
+    let expected = count_established(&read(&dir.join("tcp"))).unwrap()
+        + count_established(&read(&dir.join("tcp6"))).unwrap();
+    assert_eq!(net.tcp_established, Some(expected));
+}
+
+#[test]
+fn tcp_tables_are_scanned_once_per_scan_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc = dir.path();
+    std::fs::create_dir_all(proc.join("net")).unwrap();
+    let server = fixture("server").join("proc/net");
+    std::fs::copy(server.join("dev"), proc.join("net/dev")).unwrap();
+    std::fs::copy(server.join("tcp"), proc.join("net/tcp")).unwrap();
+    let exclude = CollectConfig::default().netdev_aggregate_exclude;
+    let paths = HostPaths::new(proc, "/sys", "/");
+    let mut hourly =
+        NetworkCollector::new(paths.clone(), exclude.clone(), Duration::from_secs(3600));
+    let mut every = NetworkCollector::new(paths, exclude, Duration::ZERO);
+    let count = |c: &mut NetworkCollector| {
+        let mut snapshot = Snapshot::default();
+        c.collect(&mut snapshot).unwrap();
+        snapshot.network.unwrap().tcp_established
+    };
+    assert_eq!(count(&mut hourly), Some(7));
+    assert_eq!(count(&mut every), Some(7));
+    // The table changes: the hourly collector keeps its last count, the other sees the change.
+    std::fs::write(
+        proc.join("net/tcp"),
+        "  sl  local_address rem_address   st\n",
+    )
+    .unwrap();
+    assert_eq!(count(&mut hourly), Some(7));
+    assert_eq!(count(&mut every), Some(0));
+}
+
+#[test]
+fn missing_tcp_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc = dir.path();
+    std::fs::create_dir_all(proc.join("net")).unwrap();
+    let server = fixture("server").join("proc/net");
+    std::fs::copy(server.join("dev"), proc.join("net/dev")).unwrap();
+    let paths = || HostPaths::new(proc, "/sys", "/");
+
+    let (net, result) = collect(paths());
+    result.unwrap();
+    assert_eq!(net.tcp_established, None);
+
+    std::fs::copy(server.join("tcp"), proc.join("net/tcp")).unwrap();
+    let (net, _) = collect(paths());
+    assert_eq!(net.tcp_established, Some(7), "IPv6 disabled: IPv4 alone");
+
+    // A corrupt table loses the count, not the interfaces; the collector still succeeds.
+    std::fs::write(proc.join("net/tcp6"), "header\n 0: short\n").unwrap();
+    let (net, result) = collect(paths());
+    assert!(matches!(result, Err(CollectError::Partial(ref m)) if m.contains("tcp6")));
+    assert_eq!(net.tcp_established, None);
+    assert_eq!(net.interfaces.len(), 11);
+}
+
+#[test]
+fn live_counters_do_not_decrease_and_connections_are_seen() {
+    let paths = HostPaths::default();
+    if !paths.proc("net/dev").exists() {
+        return; // Not Linux with procfs.
+    }
+    let (first, result) = collect(paths.clone());
+    result.unwrap();
+    // Hold an established loopback connection (both ends) while sampling.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    let (second, result) = collect(paths);
+    result.unwrap();
+    for now in &second.interfaces {
+        let Some(before) = first.interfaces.iter().find(|i| i.name == now.name) else {
+            continue;
+        };
+        assert!(
+            now.receive_bytes_total >= before.receive_bytes_total,
+            "{}",
+            now.name
+        );
+        assert!(
+            now.transmit_bytes_total >= before.transmit_bytes_total,
+            "{}",
+            now.name
+        );
+        assert!(
+            now.receive_packets_total >= before.receive_packets_total,
+            "{}",
+            now.name
+        );
+    }
+    let established = second.tcp_established.unwrap();
+    let rows: usize = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|t| t.lines().count().saturating_sub(1))
+        .sum();
+    assert!(established >= 2, "our own connection: {established}");
+    // Other sockets come and go between the two reads; allow some slack.
+    assert!(
+        established <= rows as u64 + 64,
+        "{established} > {rows} rows"
+    );
+    drop((client, server));
+}
