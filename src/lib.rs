@@ -5,23 +5,26 @@
 //!
 //! # Layout
 //!
-//! - [`cli`], [`config`]: flags → [`config::Config`], the one place for defaults.
-//! - [`model`]: plain data — [`model::Snapshot`], [`model::SystemInfo`]; no I/O.
-//! - [`collect`]: the [`collect::Sampler`] and its collectors: `collect::linux` (procfs/sysfs
-//!   through [`collect::HostPaths`]), [`collect::portable`] (sysinfo, for macOS and Windows),
-//!   [`collect::process`] (pid trees for GetStats), [`collect::rates`] (derived values),
-//!   [`collect::accel`] (NVIDIA through NVML and DCGM, AMD, Intel NPU, Google TPU, Apple
-//!   Silicon; each absent where its hardware is).
-//! - [`serve`]: REST ([`serve::rest`]), Prometheus ([`serve::prometheus`]), gRPC
-//!   ([`serve::grpc_legacy`], [`serve::grpc_v1`]); handlers only read the latest snapshot.
-//! - [`agent`]: wiring for local/agent mode — sampler, servers, portfile, shutdown;
-//!   [`register`]: the agent's registration (heartbeat) with a coordinator.
-//! - [`coordinator`]: cluster mode — discovery (registration, DNS, static), the poller, the
-//!   registry of agents' latest elements, and the cluster REST/gRPC/`/metrics` surface.
-//! - [`auth`]: the shared bearer token (REST middleware, gRPC interceptor);
-//!   [`http_client`]: the one place outgoing HTTP clients are built.
-//! - [`tls`]: PEM files → rustls configurations for the servers (REST, gRPC) and clients.
-//! - [`pb`]: code generated from `proto/`.
+//! Dependencies point down only (`tests/layers.rs` checks it); `docs/layout.md` says where a new
+//! field, collector or endpoint goes.
+//!
+//! - [`model`]: plain data — [`model::Snapshot`], [`model::SystemInfo`], [`model::NodeId`], time
+//!   helpers; no I/O. [`model::wire`]: the JSON on the wire, defined once (the metrics element,
+//!   the info object, registration) with its one mapping to gRPC v1. [`pb`]: code generated from
+//!   `proto/`.
+//! - [`config`]: every default in one place, [`config::HostPaths`]; [`auth`] (bearer token),
+//!   [`tls`] (PEM → rustls configurations), [`http_client`] (outgoing HTTP clients).
+//! - [`collect`]: the [`collect::Sampler`] and its collectors: `collect::linux` (procfs/sysfs),
+//!   [`collect::portable`] (sysinfo, for macOS and Windows), [`collect::process`] (pid trees for
+//!   GetStats), [`collect::rates`], [`collect::accel`] (NVIDIA, AMD, Intel NPU, Google TPU,
+//!   Apple Silicon; each absent where its hardware is).
+//! - [`serve`]: the agent's REST ([`serve::rest`], [`serve::stream`]), Prometheus
+//!   ([`serve::prometheus`]) and gRPC ([`serve::grpc_legacy`], [`serve::grpc_v1`]); handlers only
+//!   read the latest snapshot. Shared with the coordinator: [`serve::listen`](mod@serve::listen) (ports, portfile,
+//!   serving with token and TLS), [`serve::tls_listener`], [`serve::http`] (JSON errors).
+//! - [`agent`]: local/agent mode — sampler, servers, portfile, shutdown, registration;
+//!   [`coordinator`]: cluster mode — discovery, poller, registry, the cluster REST/gRPC/`/metrics`.
+//! - [`cli`]: flags → [`config::Config`]; `main.rs` parses and calls [`agent`] or [`coordinator`].
 
 pub mod agent;
 pub mod auth;

@@ -218,7 +218,7 @@ impl Identity {
         })
     }
 
-    /// The REST server's rustls configuration (ALPN `http/1.1`), for [`serve`].
+    /// The REST server's rustls configuration (ALPN `http/1.1`), for `serve::tls_listener`.
     pub fn rest_server_config(&self) -> Arc<ServerConfig> {
         Arc::clone(&self.rest)
     }

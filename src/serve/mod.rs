@@ -6,7 +6,7 @@
 //!   the latest snapshot, made once.
 //! - [`grpc_legacy`], [`grpc_v1`]: the agent's gRPC services.
 //! - [`prometheus`]: `/metrics` (text and OpenMetrics).
-//! - Shared with the coordinator: [`listen`] (ports, portfile, serving with token and TLS),
+//! - Shared with the coordinator: [`listen`](mod@listen) (ports, portfile, serving with token and TLS),
 //!   [`tls_listener`] (REST over TLS), [`http`] (JSON errors and bodies).
 
 pub mod cache;
