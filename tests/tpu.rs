@@ -333,21 +333,30 @@ fn the_binary_reports_the_runtime_devices() {
 
 #[test]
 fn a_port_that_speaks_something_else_is_an_error() {
-    use std::io::Write;
+    use std::io::{Read, Write};
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
+    // An HTTP/1.1 server: it reads what the client sends, answers in its own protocol and keeps
+    // the connection open. (Closing at once would race the answer against the close: a client
+    // whose request meets the closed socket first cannot tell it from a runtime that exited,
+    // which is reported as absent, not as an error.)
     std::thread::spawn(move || {
+        let mut open = Vec::new();
         for mut stream in listener.incoming().map_while(Result::ok) {
-            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+            let mut preface = [0u8; 24];
+            if stream.read_exact(&mut preface).is_ok() {
+                let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+            }
+            open.push(stream);
         }
     });
     let mut collector = tpu::collector(&config(address)).expect("a collector");
     for _ in 0..2 {
-        let started = Instant::now();
         let (result, accelerators) = collect(&mut collector);
         let error = result.expect_err("something listens there");
         assert!(error.contains("transport error"), "{error}");
-        assert!(started.elapsed() < Duration::from_millis(800));
+        // It answered: the error is what it said, not the deadline running out.
+        assert!(!error.contains("no answer within"), "{error}");
         assert_eq!(accelerators, [other_gpu()]);
     }
 }
