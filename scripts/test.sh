@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what cargo cannot (promtool from Debian's
 # `prometheus` package, a Python venv with aiohttp/grpcio for the client tests), then runs the Rust
-# tests (unit, integration, golden, promtool) and the Python client tests against the real binary.
+# tests (unit, integration, golden, promtool, layers) and the Python client tests against the real
+# binary. Every stage runs even when an earlier one failed (a later stage whose prerequisite
+# failed is marked skipped); a summary of each stage ends the output, and the exit status is
+# non-zero when any stage failed.
 #
-#   ./scripts/test.sh            # everything
+#   ./scripts/test.sh                  # everything
 #   SKIP_INSTALL=1 ./scripts/test.sh   # reuse what is installed
-set -euo pipefail
+set -uo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf '\n== %s\n' "$*"; }
@@ -17,31 +20,83 @@ as_root() {
     fi
 }
 
-if [ -z "${SKIP_INSTALL:-}" ]; then
-    if ! command -v promtool >/dev/null; then
-        log "installing promtool (Debian package prometheus)"
-        as_root apt-get update -qq
+names=()
+results=()
+failed=0
+
+# stage NAME COMMAND...: runs COMMAND, records its outcome and how long it took.
+stage() {
+    local name=$1
+    shift
+    log "$name"
+    local started=$SECONDS status=0
+    "$@" || status=$?
+    local took=$((SECONDS - started))
+    names+=("$name")
+    if [ "$status" -eq 0 ]; then
+        results+=("ok      ${took}s")
+    else
+        results+=("FAILED  ${took}s (exit $status)")
+        failed=1
+    fi
+    return "$status"
+}
+
+# skip NAME WHY: records a stage that could not run.
+skip() {
+    names+=("$1")
+    results+=("skipped ($2)")
+    failed=1
+}
+
+install_promtool() {
+    command -v promtool >/dev/null && return 0
+    as_root apt-get update -qq &&
         DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-    fi
+}
+
+install_python() {
     if [ ! -x .venv/bin/python ]; then
-        log "creating the Python venv (.venv)"
-        python3 -m venv .venv
+        python3 -m venv .venv || return 1
     fi
-    log "installing Python test requirements"
     .venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt
-fi
+}
 
-log "building"
-cargo build --locked --workspace --all-targets
-
-log "Rust tests"
-if command -v cargo-nextest >/dev/null; then
-    cargo nextest run --locked --workspace --no-fail-fast
-    # nextest does not run doc tests.
-    cargo test --locked --doc
-else
+rust_tests() {
+    if command -v cargo-nextest >/dev/null; then
+        local status=0
+        cargo nextest run --locked --workspace --no-fail-fast || status=$?
+        # nextest does not run doc tests.
+        cargo test --locked --doc || status=$?
+        return "$status"
+    fi
     cargo test --locked --workspace --no-fail-fast
+}
+
+python_tests() {
+    SYSTEM_MONITOR_BIN="$PWD/target/debug/system_monitor" .venv/bin/python -m pytest -q tests/python
+}
+
+python_ready=1
+if [ -z "${SKIP_INSTALL:-}" ]; then
+    stage "install promtool (Debian package prometheus)" install_promtool
+    stage "install the Python test requirements (.venv)" install_python || python_ready=0
 fi
 
-log "Python client tests (aiohttp REST, grpcio)"
-SYSTEM_MONITOR_BIN="$PWD/target/debug/system_monitor" .venv/bin/python -m pytest -q tests/python
+if stage "build" cargo build --locked --workspace --all-targets; then
+    stage "Rust tests" rust_tests
+    if [ "$python_ready" -eq 1 ]; then
+        stage "Python client tests (aiohttp REST, grpcio)" python_tests
+    else
+        skip "Python client tests (aiohttp REST, grpcio)" "the venv could not be installed"
+    fi
+else
+    skip "Rust tests" "the build failed"
+    skip "Python client tests (aiohttp REST, grpcio)" "the build failed"
+fi
+
+log "summary"
+for i in "${!names[@]}"; do
+    printf '  %-50s %s\n' "${names[$i]}" "${results[$i]}"
+done
+exit "$failed"

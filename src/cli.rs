@@ -37,11 +37,32 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Take one sample (two, one interval apart, so rates are real), print it as JSON and exit.
-    Snapshot,
+    /// Take one sample (two, one interval apart, so rates are real), print it and exit: by
+    /// default as `/api/system/metrics` serves it.
+    Snapshot(SnapshotArgs),
     /// Know the agents (registration, DNS, a static list), poll them, and serve the same REST,
     /// gRPC and Prometheus surface for the whole cluster.
     Coordinator(Box<CoordinatorArgs>),
+}
+
+/// `system_monitor snapshot`.
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// What to print: `json` (the `/api/system/metrics` array), `model` (every field the
+    /// collectors produced, raw counters included) or `prometheus` (the `/metrics` text).
+    #[arg(long, value_enum, default_value_t = SnapshotFormat::Json)]
+    pub format: SnapshotFormat,
+}
+
+/// The output of `system_monitor snapshot`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SnapshotFormat {
+    /// The `/api/system/metrics` array (one element), as the REST API serves it.
+    Json,
+    /// The internal model, every field the collectors produced.
+    Model,
+    /// Prometheus text, as `/metrics` serves it.
+    Prometheus,
 }
 
 /// Security (agent and coordinator) and the agent's registration with a coordinator.

@@ -5,8 +5,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use system_monitor::cli::{Cli, Command};
+use system_monitor::cli::{Cli, Command, SnapshotFormat};
 use system_monitor::collect::{self, Sampler};
+use system_monitor::model::wire;
+use system_monitor::serve::prometheus;
 
 fn main() -> ExitCode {
     // clap prints usage and exits with code 2 on bad flags.
@@ -15,7 +17,7 @@ fn main() -> ExitCode {
     let hostname = collect::hostname(&cli.config("").collect);
     let config = cli.config(&hostname);
     let result = match &cli.command {
-        Some(Command::Snapshot) => snapshot(&config),
+        Some(Command::Snapshot(args)) => snapshot(&config, args.format),
         Some(Command::Coordinator(args)) => coordinate(config, args.config()),
         None => serve(config),
     };
@@ -57,13 +59,26 @@ fn init_tracing(verbose: u8) {
         .init();
 }
 
-/// `system_monitor snapshot`: two samples one interval apart (so rates are real), printed as JSON.
-fn snapshot(config: &system_monitor::config::Config) -> anyhow::Result<()> {
+/// `system_monitor snapshot`: two samples one interval apart (so rates are real), printed as
+/// `/api/system/metrics` serves them, or in `format`.
+fn snapshot(config: &system_monitor::config::Config, format: SnapshotFormat) -> anyhow::Result<()> {
     let mut sampler = Sampler::from_config(config.node_id.to_string(), &config.collect);
     sampler.sample();
     std::thread::sleep(config.collect.interval);
     let snapshot = sampler.sample();
-    println!("{}", serde_json::to_string_pretty(&*snapshot)?);
+    match format {
+        SnapshotFormat::Json => {
+            let array = [wire::NodeMetrics::of(&snapshot)];
+            println!("{}", serde_json::to_string_pretty(&array)?);
+        }
+        SnapshotFormat::Model => println!("{}", serde_json::to_string_pretty(&*snapshot)?),
+        SnapshotFormat::Prometheus => {
+            print!(
+                "{}",
+                prometheus::encode(&snapshot, prometheus::Format::Text)
+            );
+        }
+    }
     Ok(())
 }
 

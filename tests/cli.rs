@@ -147,22 +147,42 @@ fn exits_when_parent_pid_dies() {
 }
 
 #[test]
-fn snapshot_prints_one_json_snapshot() {
-    let out = Command::new(BIN)
-        .args(["snapshot", "--interval", "200ms", "--node-id", "snap-1"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let snap: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+fn snapshot_prints_what_the_metrics_endpoint_serves() {
+    let run = |extra: &[&str]| {
+        let out = Command::new(BIN)
+            .args(["snapshot", "--interval", "200ms", "--node-id", "snap-1"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    // Default: the `/api/system/metrics` array.
+    let array: serde_json::Value = serde_json::from_slice(&run(&[])).unwrap();
+    let element = &array.as_array().unwrap()[0];
+    assert_eq!(array.as_array().unwrap().len(), 1);
+    assert_eq!(element["node_id"], "snap-1");
+    assert!(element["cpu"]["overall"].is_number(), "{element}");
+    assert!(element["memory"]["total"].as_u64().unwrap() > 0);
+    assert!(element["accelerators"].as_array().unwrap().is_empty());
+    // The internal model.
+    let snap: serde_json::Value = serde_json::from_slice(&run(&["--format", "model"])).unwrap();
     assert_eq!(snap["node_id"], "snap-1");
     assert_eq!(snap["sequence"], 2);
     assert!(snap["interval_seconds"].as_f64().unwrap() >= 0.2);
     assert!(snap["collectors"].as_array().unwrap().len() >= 5);
     assert!(snap["accelerators"].as_array().unwrap().is_empty());
+    // Prometheus text.
+    let text = String::from_utf8(run(&["--format", "prometheus"])).unwrap();
+    assert!(
+        text.contains("# TYPE node_cpu_seconds_total counter"),
+        "{text}"
+    );
+    assert!(text.contains("node=\"snap-1\""), "{text}");
 }
 
 #[test]

@@ -40,7 +40,12 @@ fn tracklab_launcher_flags_are_accepted() {
 fn snapshot_takes_collector_flags() {
     let cli =
         Cli::try_parse_from(["system_monitor", "snapshot", "--path.procfs", "/host/proc"]).unwrap();
-    assert!(matches!(cli.command, Some(Command::Snapshot)));
+    assert!(matches!(
+        cli.command,
+        Some(Command::Snapshot(SnapshotArgs {
+            format: SnapshotFormat::Json
+        }))
+    ));
     assert_eq!(
         cli.config("h").collect.paths.procfs,
         PathBuf::from("/host/proc")
