@@ -12,6 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+
 use super::{fixture_args, port_of, read_stderr, wait_for_portfile, HttpReply, BIN};
 
 /// How long a cluster condition may take on a loaded 2-core machine.
@@ -351,7 +355,7 @@ impl DnsServer {
             .expect("timeout");
         let answers = Arc::new(Mutex::new(answers));
         let records = Arc::clone(&answers);
-        let name = name.to_ascii_lowercase();
+        let name = Name::from_ascii(name).expect("DNS name");
         let server = Background::spawn(move |stop| {
             let mut buffer = [0u8; 1500];
             while !stop.load(Ordering::Relaxed) {
@@ -372,38 +376,30 @@ impl DnsServer {
     }
 }
 
-/// The answer to `query`, written independently of the coordinator's own DNS code.
-fn dns_reply(query: &[u8], name: &str, ips: &[Ipv4Addr]) -> Option<Vec<u8>> {
-    if query.len() < 12 {
+/// The answer to `query` (none to what is not a one-question query), built with hickory-proto's
+/// message types.
+fn dns_reply(query: &[u8], name: &Name, ips: &[Ipv4Addr]) -> Option<Vec<u8>> {
+    let query = Message::from_vec(query).ok()?;
+    let [question] = query.queries.as_slice() else {
         return None;
-    }
-    // The question's name: labels from offset 12.
-    let mut at = 12;
-    let mut labels = Vec::new();
-    loop {
-        let length = usize::from(*query.get(at)?);
-        at += 1;
-        if length == 0 {
-            break;
+    };
+    let ours = question.name().eq_ignore_root(name);
+    let mut reply = Message::response(query.metadata.id, query.metadata.op_code);
+    reply.metadata.recursion_desired = query.metadata.recursion_desired;
+    reply.metadata.response_code = if ours {
+        ResponseCode::NoError
+    } else {
+        ResponseCode::NXDomain
+    };
+    reply.add_query(question.clone());
+    if ours && question.query_type() == RecordType::A {
+        for ip in ips {
+            reply.add_answer(Record::from_rdata(
+                question.name().clone(),
+                1,
+                RData::A(A(*ip)),
+            ));
         }
-        labels.push(String::from_utf8_lossy(query.get(at..at + length)?).to_ascii_lowercase());
-        at += length;
     }
-    let qtype = u16::from_be_bytes([*query.get(at)?, *query.get(at + 1)?]);
-    let question = &query[12..at + 4];
-    let ours = labels.join(".") == name;
-    let records: &[Ipv4Addr] = if ours && qtype == 1 { ips } else { &[] };
-    let mut reply = Vec::new();
-    reply.extend_from_slice(&query[..2]);
-    let flags: u16 = if ours { 0x8180 } else { 0x8183 };
-    reply.extend_from_slice(&flags.to_be_bytes());
-    reply.extend_from_slice(&1u16.to_be_bytes());
-    reply.extend_from_slice(&(records.len() as u16).to_be_bytes());
-    reply.extend_from_slice(&[0, 0, 0, 0]);
-    reply.extend_from_slice(question);
-    for ip in records {
-        reply.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4]);
-        reply.extend_from_slice(&ip.octets());
-    }
-    Some(reply)
+    reply.to_vec().ok()
 }
