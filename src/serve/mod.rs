@@ -21,4 +21,4 @@ pub mod stream;
 pub mod tls_listener;
 
 pub use listen::{grpc_serve, http_serve, listen, write_portfile, ListenError, PortfileError};
-pub use state::{AppState, RestState, STALE_AFTER_INTERVALS};
+pub use state::{AppState, FailedCollector, Health, RestState, STALE_AFTER_INTERVALS};

@@ -247,6 +247,12 @@ impl Collector for DcgmCollector {
         "dcgm"
     }
 
+    /// It warns once when the host engine is lost, with the fix (start nv-hostengine, mend
+    /// `--dcgm-address`), and says when it is back.
+    fn logs_own_failures(&self) -> bool {
+        true
+    }
+
     fn collect(&mut self, snapshot: &mut Snapshot) -> Result<(), CollectError> {
         if let State::Waiting { backoff, error } = &mut self.state {
             let now = Instant::now();
