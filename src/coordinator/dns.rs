@@ -35,7 +35,10 @@ pub enum DnsError {
         server: SocketAddr,
         reason: String,
     },
-    #[error("resolving {name} at {server}: no answer within {QUERY_TIMEOUT:?}")]
+    #[error(
+        "resolving {name} at {server}: no answer within {}",
+        humantime::format_duration(QUERY_TIMEOUT)
+    )]
     Timeout { name: String, server: SocketAddr },
 }
 

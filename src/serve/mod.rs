@@ -7,8 +7,10 @@
 //! - [`grpc_legacy`], [`grpc_v1`]: the agent's gRPC services.
 //! - [`prometheus`]: `/metrics` (text and OpenMetrics).
 //! - Shared with the coordinator: [`listen`](mod@listen) (ports, portfile, serving with token and TLS),
-//!   [`tls_listener`] (REST over TLS), [`http`] (JSON errors and bodies).
+//!   [`tls_listener`] (REST over TLS), [`http`] (JSON errors and bodies), [`announce`] (the
+//!   start's lines saying where each server listens).
 
+pub mod announce;
 pub mod cache;
 pub mod grpc_legacy;
 pub mod grpc_v1;
