@@ -197,10 +197,10 @@ impl DcgmCollector {
         let state = match open(&dcgm, &options) {
             Ok(ready) => {
                 tracing::info!(
-                    library = dcgm.name(),
-                    gpus = ready.gpus.len(),
-                    "DCGM profiling on ({})",
-                    options.describe()
+                    "DCGM profiling on ({}): {} GPUs, library {}",
+                    options.describe(),
+                    ready.gpus.len(),
+                    dcgm.name()
                 );
                 State::Ready(ready)
             }
