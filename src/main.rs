@@ -1,5 +1,6 @@
 //! `system_monitor`: parses flags, sets up logging and signals, and hands over to the library.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -44,9 +45,13 @@ fn one_line(error: &anyhow::Error) -> String {
     text
 }
 
+/// Logs to stderr: our crate at info by default (where it serves, what it found, failures as they
+/// begin and end; per-request and per-sample lines are debug), `-v` debug, `-vv` trace, or
+/// `RUST_LOG`. Colour only on a terminal, and never with `NO_COLOR` set (no-color.org): log
+/// files, journald and `kubectl logs` get plain text.
 fn init_tracing(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
+        0 => "info",
         1 => "debug",
         _ => "trace",
     };
@@ -56,7 +61,16 @@ fn init_tracing(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ))
         .init();
+}
+
+/// Whether to colour the log: on a terminal, unless `NO_COLOR` is set to anything but "".
+fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// `system_monitor snapshot`: two samples one interval apart (so rates are real), printed as
@@ -148,5 +162,18 @@ mod signal {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some("".into())));
+        assert!(!colour(true, Some("1".into())));
+        assert!(!colour(false, None));
     }
 }

@@ -192,3 +192,86 @@ fn sigint_exits_cleanly() {
     let status = wait_exit(&mut child, Duration::from_secs(10));
     assert!(status.success(), "{status}");
 }
+
+/// Reads `stderr` line by line on a thread; the receiver gets each line as it comes.
+fn stderr_lines(stderr: std::process::ChildStderr) -> std::sync::mpsc::Receiver<String> {
+    let (send, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if send.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    lines
+}
+
+/// The lines from `lines` up to and including the first containing `last`, within 30 s.
+fn lines_until(lines: &std::sync::mpsc::Receiver<String>, last: &str) -> Vec<String> {
+    let until = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                let done = line.contains(last);
+                seen.push(line);
+                if done {
+                    return seen;
+                }
+            }
+            Err(e) => panic!("no line with {last:?} ({e}); so far:\n{}", seen.join("\n")),
+        }
+    }
+}
+
+#[test]
+fn a_plain_start_says_where_it_serves_and_what_it_found_without_colour_on_a_pipe() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/server");
+    let path = |sub: &str| fixture.join(sub).to_string_lossy().into_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let portfile = dir.path().join("ports");
+    let mut child = Command::new(BIN)
+        .args(["--node-id", "first-run", "--rest-api-port", "0"])
+        .args(["--path.procfs", &path("proc"), "--path.sysfs", &path("sys")])
+        .args(["--path.rootfs", &path("root")])
+        .arg("--portfile")
+        .arg(&portfile)
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = stderr_lines(child.stderr.take().unwrap());
+    let text = wait_portfile(&portfile, &mut child);
+    let (rest, grpc) = (port_of(&text, "rest"), port_of(&text, "sock"));
+    let seen = lines_until(&lines, "gRPC at ");
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let all = seen.join("\n");
+    let messages: Vec<&str> = seen
+        .iter()
+        .filter(|l| l.contains(" INFO "))
+        .filter_map(|l| l.split_once(": ").map(|(_, message)| message))
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            format!(
+                "system_monitor {} serving node first-run: found 8 CPUs, 251.6 GiB memory, \
+                 no accelerators",
+                env!("CARGO_PKG_VERSION")
+            ),
+            format!("REST API at http://127.0.0.1:{rest}/api/system/metrics (health: /api/health)"),
+            format!("Prometheus metrics at http://127.0.0.1:{rest}/metrics"),
+            format!("gRPC at 127.0.0.1:{grpc} (plaintext)"),
+        ],
+        "{all}"
+    );
+    assert!(!all.contains('\u{1b}'), "ANSI codes on a pipe:\n{all}");
+    assert!(!all.contains("Some("), "{all}");
+}

@@ -1052,3 +1052,71 @@ async fn metrics_negotiate_openmetrics_as_the_agent_does() {
     assert!(open.body.ends_with("# EOF\n"), "{}", open.body);
     assert_eq!(open.body.matches("# EOF").count(), 1);
 }
+
+/// Waits until the coordinator's log has a line containing `text`; returns that line.
+async fn logged(coordinator: &Process, text: &str) -> String {
+    eventually(&format!("a log line with {text:?}"), DEADLINE, || async {
+        let stderr = coordinator.stderr();
+        stderr
+            .lines()
+            .find(|l| l.contains(text))
+            .map(str::to_string)
+            .ok_or(stderr)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_agent_going_offline_and_back_is_logged_once_each_with_the_cause() {
+    let port = free_port(&[LOCAL]).to_string();
+    let start_agent = || agent("server", "flappy", LOCAL, &["--rest-api-port", &port]);
+    let mut flappy = start_agent();
+    let coord = coordinator(&[
+        "--agents",
+        &flappy.base(),
+        "--poll-interval",
+        "200ms",
+        "--poll-timeout",
+        "1s",
+        "--offline-after",
+        "1s",
+    ]);
+    let who = format!("agent flappy (http://127.0.0.1:{port})");
+    let online = logged(&coord, &format!("{who} online")).await;
+    assert!(online.contains(" INFO "), "{online}");
+
+    flappy.kill();
+    let offline = logged(&coord, &format!("{who} offline: ")).await;
+    assert!(offline.contains(" WARN "), "{offline}");
+    assert!(
+        offline.to_ascii_lowercase().contains("connection refused"),
+        "the cause is the last poll's error: {offline}"
+    );
+
+    let _flappy = start_agent();
+    let back = logged(&coord, &format!("{who} back online")).await;
+    assert!(back.contains(" INFO "), "{back}");
+
+    // Some rounds later, still one line per change: nothing is logged per poll.
+    let rounds = |body: Value| body["rounds"].as_u64().unwrap_or(0);
+    let now = rounds(get(&coord.url("/api/health"), None).await.json());
+    eventually("three more poll rounds", DEADLINE, || async {
+        let seen = rounds(get(&coord.url("/api/health"), None).await.json());
+        if seen >= now + 3 {
+            Ok(())
+        } else {
+            Err(seen.to_string())
+        }
+    })
+    .await;
+    let stderr = coord.stderr();
+    for change in ["online", "offline: ", "back online"] {
+        let text = format!("{who} {change}");
+        let count = stderr.lines().filter(|l| l.contains(&text)).count();
+        assert_eq!(count, 1, "{text}:\n{stderr}");
+    }
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "ANSI codes in a log file:\n{stderr}"
+    );
+}

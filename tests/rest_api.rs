@@ -299,6 +299,8 @@ async fn health_is_503_with_the_reason_when_samples_are_stale() {
     assert_eq!(body["service"], "system_monitor");
     let reason = body["reason"].as_str().unwrap();
     assert!(reason.contains("stalled"), "{reason}");
+    assert!(reason.contains("more than 3 intervals of 1s"), "{reason}");
+    assert_eq!(body["failing"], serde_json::json!([]), "{body}");
     assert!(body["last_sample_age_seconds"].as_f64().unwrap() >= 10.0);
 
     // A fresh sample makes it healthy again.

@@ -94,6 +94,7 @@ impl BoundAgent {
             &mut tasks,
         )
         .await?;
+        let found = baseline.hardware_summary();
 
         let state = AppState {
             snapshots,
@@ -105,16 +106,16 @@ impl BoundAgent {
             started_at: SystemTime::now(),
         };
 
-        let rest_port = self
-            .rest
-            .as_ref()
-            .and_then(|l| l.local_addr().ok())
-            .map(|a| a.port());
-        let grpc_port = self
-            .grpc
-            .local_addr()
-            .map_err(AgentError::GrpcAddress)?
-            .port();
+        let rest_addr = self.rest.as_ref().and_then(|l| l.local_addr().ok());
+        let rest_port = rest_addr.map(|a| a.port());
+        let grpc_addr = self.grpc.local_addr().map_err(AgentError::GrpcAddress)?;
+        let grpc_port = grpc_addr.port();
+        let addresses = serve::announce::Addresses {
+            rest: rest_addr,
+            grpc: grpc_addr,
+            tls: self.tls.is_some(),
+            token: self.token.is_some(),
+        };
 
         if let Some(listener) = self.rest {
             let app = serve::rest::router(state.clone());
@@ -172,11 +173,12 @@ impl BoundAgent {
             }
         }
         tracing::info!(
-            node_id = %config.node_id,
-            rest = ?rest_port,
-            grpc = grpc_port,
-            "system_monitor serving"
+            "system_monitor {} serving node {}: found {}",
+            crate::VERSION,
+            config.node_id,
+            found
         );
+        addresses.log();
 
         shutdown.cancelled().await;
         while tasks.join_next().await.is_some() {}

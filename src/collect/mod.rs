@@ -66,6 +66,12 @@ pub trait Collector: Send {
     /// Reads the host and fills this collector's part of `snapshot`. Raw values only; rates and
     /// aggregates are derived by the sampler afterwards.
     fn collect(&mut self, snapshot: &mut Snapshot) -> Result<(), CollectError>;
+
+    /// Whether the collector logs its own failures and recoveries (with advice only it can
+    /// give, as DCGM does), so that the sampler's own lines about it stay at debug.
+    fn logs_own_failures(&self) -> bool {
+        false
+    }
 }
 
 /// The collectors of the configured backend, then the accelerator collectors.
@@ -109,12 +115,25 @@ pub struct Sampler {
     previous: Option<(Arc<Snapshot>, Instant)>,
     /// Number of the next snapshot.
     sequence: u64,
+    /// Per collector (same order), the failure in progress: its first error and when it began.
+    /// A failure is logged when it begins and when it ends, never each sample.
+    failing: Vec<Option<Failure>>,
+}
+
+/// A collector failure in progress.
+#[derive(Debug, Clone)]
+struct Failure {
+    /// The error of the latest sample (texts may change during one failure: a countdown).
+    error: String,
+    /// When it began.
+    since: Instant,
 }
 
 impl Sampler {
     /// A sampler over the given collectors.
     pub fn new(node_id: String, info: SystemInfo, collectors: Vec<Box<dyn Collector>>) -> Self {
         Self {
+            failing: vec![None; collectors.len()],
             collectors,
             node_id,
             info: Arc::new(info),
@@ -145,7 +164,7 @@ impl Sampler {
             info: Arc::clone(&self.info),
             ..Snapshot::default()
         };
-        for collector in &mut self.collectors {
+        for (collector, failing) in self.collectors.iter_mut().zip(&mut self.failing) {
             let began = Instant::now();
             let result = collector.collect(&mut snapshot);
             let status = CollectorStatus {
@@ -157,6 +176,7 @@ impl Sampler {
             if let Some(error) = &status.error {
                 tracing::debug!(collector = status.name, %error, "collector reported a problem");
             }
+            log_change(&status, collector.logs_own_failures(), failing, began);
             snapshot.collectors.push(status);
         }
         let previous = self.previous.as_ref();
@@ -167,6 +187,47 @@ impl Sampler {
         self.previous = Some((Arc::clone(&snapshot), started));
         self.sequence += 1;
         snapshot
+    }
+}
+
+/// Logs a collector's failure when it begins (warn) and when it ends (info), given the failure in
+/// progress before this sample (`failing`, updated here). A failing collector whose error text
+/// changes (a retry countdown, a count of devices) is the same failure: debug only. A partial
+/// result (`ok` with an error, e.g. one mount timed out) is not a failure. `quiet` collectors log
+/// their own failures: the sampler's lines about them are debug.
+fn log_change(status: &CollectorStatus, quiet: bool, failing: &mut Option<Failure>, now: Instant) {
+    let name = &status.name;
+    match (failing.as_mut(), status.ok) {
+        (None, false) => {
+            let error = status.error.as_deref().unwrap_or("no reason given");
+            if quiet {
+                tracing::debug!("collector {name} failed: {error}");
+            } else {
+                tracing::warn!("collector {name} failed: {error}");
+            }
+            *failing = Some(Failure {
+                error: error.to_string(),
+                since: now,
+            });
+        }
+        (Some(failure), true) => {
+            let lasted = humantime::format_duration(Duration::from_secs(
+                now.saturating_duration_since(failure.since).as_secs(),
+            ));
+            if quiet {
+                tracing::debug!("collector {name} recovered after {lasted}");
+            } else {
+                tracing::info!("collector {name} recovered after {lasted}");
+            }
+            *failing = None;
+        }
+        (Some(failure), false) => {
+            if let Some(error) = status.error.as_deref().filter(|e| *e != failure.error) {
+                tracing::debug!("collector {name} still failing: {error}");
+                failure.error = error.to_string();
+            }
+        }
+        (None, true) => {}
     }
 }
 
@@ -251,4 +312,186 @@ pub fn hostname(config: &CollectConfig) -> String {
     name.filter(|n| !n.is_empty())
         .or_else(|| sysinfo::System::host_name().ok())
         .unwrap_or_else(|| "localhost".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::sync::Mutex;
+
+    /// One sample's outcome in a [`Scripted`] collector.
+    #[derive(Clone, Copy)]
+    enum Outcome {
+        Ok,
+        Fail(&'static str),
+        Partial(&'static str),
+    }
+
+    /// A collector that answers from a script, one outcome per sample, then repeats the last.
+    struct Scripted {
+        name: &'static str,
+        script: Vec<Outcome>,
+        next: usize,
+    }
+
+    impl Scripted {
+        fn new(name: &'static str, script: &[Outcome]) -> Scripted {
+            Scripted {
+                name,
+                script: script.to_vec(),
+                next: 0,
+            }
+        }
+    }
+
+    impl Collector for Scripted {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+
+        fn collect(&mut self, _: &mut Snapshot) -> Result<(), CollectError> {
+            let outcome = self.script[self.next.min(self.script.len() - 1)];
+            self.next += 1;
+            match outcome {
+                Outcome::Ok => Ok(()),
+                Outcome::Fail(e) => Err(CollectError::Other(e.into())),
+                Outcome::Partial(e) => Err(CollectError::Partial(e.into())),
+            }
+        }
+    }
+
+    /// What the sampler logged, one line per event, without time or colour.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Runs `samples` samples of `collectors` and returns the log lines at `level` and above.
+    fn log_of(
+        collectors: Vec<Box<dyn Collector>>,
+        samples: usize,
+        level: tracing::Level,
+    ) -> Vec<String> {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .without_time()
+            .with_target(false)
+            .with_max_level(level)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let mut sampler = Sampler::new("n".into(), SystemInfo::default(), collectors);
+            for _ in 0..samples {
+                sampler.sample();
+            }
+        });
+        let bytes = captured.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(|l| l.trim().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_failure_is_logged_when_it_begins_and_when_it_ends() {
+        use Outcome::{Fail, Ok};
+        let memory = Scripted::new(
+            "memory",
+            &[
+                Ok,
+                Fail("reading /x/proc/meminfo: No such file or directory"),
+                Fail("reading /x/proc/meminfo: No such file or directory"),
+                // Another text, the same failure.
+                Fail("reading /x/proc/meminfo: Permission denied"),
+                Fail("reading /x/proc/meminfo: Permission denied"),
+                Ok,
+                Ok,
+                Fail("reading /x/proc/meminfo: again"),
+            ],
+        );
+        let healthy = Scripted::new("cpu", &[Ok]);
+        let lines = log_of(
+            vec![Box::new(memory), Box::new(healthy)],
+            10,
+            tracing::Level::INFO,
+        );
+        assert_eq!(
+            lines,
+            [
+                "WARN collector memory failed: reading /x/proc/meminfo: No such file or directory",
+                "INFO collector memory recovered after 0s",
+                "WARN collector memory failed: reading /x/proc/meminfo: again",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_changing_error_text_is_debug_only_and_partial_results_are_not_failures() {
+        let countdown = Scripted::new(
+            "tpu",
+            &[
+                Outcome::Fail("next attempt in 3 s"),
+                Outcome::Fail("next attempt in 2 s"),
+            ],
+        );
+        let partial = Scripted::new(
+            "filesystem",
+            &[Outcome::Partial("statvfs timed out on /mnt/nfs")],
+        );
+        let lines = log_of(
+            vec![Box::new(countdown), Box::new(partial)],
+            4,
+            tracing::Level::DEBUG,
+        );
+        let changes: Vec<&String> = lines
+            .iter()
+            .filter(|l| !l.contains("reported a problem"))
+            .collect();
+        assert_eq!(
+            changes,
+            [
+                "WARN collector tpu failed: next attempt in 3 s",
+                "DEBUG collector tpu still failing: next attempt in 2 s",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_collector_that_logs_its_own_failures_leaves_the_sampler_quiet() {
+        struct Own(Scripted);
+        impl Collector for Own {
+            fn name(&self) -> &'static str {
+                self.0.name()
+            }
+            fn collect(&mut self, snapshot: &mut Snapshot) -> Result<(), CollectError> {
+                self.0.collect(snapshot)
+            }
+            fn logs_own_failures(&self) -> bool {
+                true
+            }
+        }
+        let dcgm = Own(Scripted::new(
+            "dcgm",
+            &[Outcome::Fail("DCGM unavailable"), Outcome::Ok],
+        ));
+        assert_eq!(
+            log_of(vec![Box::new(dcgm)], 3, tracing::Level::INFO),
+            Vec::<String>::new()
+        );
+    }
 }

@@ -30,6 +30,7 @@ use crate::serve::http::{
     self, error, invalid_node_id, invalid_query, json_bytes, no_store, round3,
 };
 use crate::serve::prometheus::{self, Format};
+use crate::serve::Health;
 
 /// The largest registration body accepted.
 pub const REGISTER_BODY_LIMIT: usize = 16 * 1024;
@@ -398,7 +399,7 @@ async fn health(State(state): State<ClusterState>) -> Response {
         .duration_since(state.started_at)
         .unwrap_or_default()
         .as_secs_f64();
-    let body = json!({
+    let mut body = json!({
         "status": "healthy",
         "service": "system_monitor",
         "role": "coordinator",
@@ -416,6 +417,14 @@ async fn health(State(state): State<ClusterState>) -> Response {
             "offline": counts[Status::Offline as usize],
         },
     });
+    // Its own host (`--sample-self`) is one node among many: a failed collector there is listed,
+    // but does not make the coordinator unavailable.
+    if let Some(local) = &state.local {
+        let snapshot = Arc::clone(&local.snapshots.borrow());
+        let own = Health::of(&snapshot, None);
+        let degraded: Vec<_> = own.failing.into_iter().chain(own.degraded).collect();
+        body["degraded"] = json!(degraded);
+    }
     (StatusCode::OK, no_store(), axum::Json(body)).into_response()
 }
 

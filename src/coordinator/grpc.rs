@@ -75,7 +75,8 @@ fn to_v1(view: &NodeView) -> Option<NodeMetrics> {
         Ok(metrics) => Some(metrics),
         Err(e) => {
             // Stored elements were parsed once already; this is a bug, not a peer's fault.
-            tracing::error!(node = ?view.node_id, "cannot map a stored element to v1: {e}");
+            let node = view.node_id.as_deref().unwrap_or(&view.agent.url.key);
+            tracing::error!("cannot map the stored element of node {node} to v1: {e}");
             None
         }
     }

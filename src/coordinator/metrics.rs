@@ -41,7 +41,7 @@ impl ErrorKind {
         ErrorKind::Tls,
     ];
 
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Connect => "connect",

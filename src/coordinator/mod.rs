@@ -165,13 +165,17 @@ impl BoundCoordinator {
 
         let local = if coordinator.sample_self {
             let collect = Arc::new(config.collect.clone());
-            let (_, snapshots) = crate::collect::start_sampling(
+            let (first, snapshots) = crate::collect::start_sampling(
                 config.node_id.to_string(),
                 collect,
                 &shutdown,
                 &mut tasks,
             )
             .await?;
+            tracing::info!(
+                "own host sampled too (--sample-self): found {}",
+                first.hardware_summary()
+            );
             let agent = registry.add_master(config.node_id.as_str());
             tasks.spawn(publish_local(
                 Arc::clone(&registry),
@@ -234,11 +238,16 @@ impl BoundCoordinator {
             shutdown.clone(),
         ));
 
-        let rest_port = rest.local_addr().map(|a| a.port()).ok();
-        let grpc_port = grpc
-            .local_addr()
-            .map_err(CoordinatorError::GrpcAddress)?
-            .port();
+        let rest_addr = rest.local_addr().ok();
+        let rest_port = rest_addr.map(|a| a.port());
+        let grpc_addr = grpc.local_addr().map_err(CoordinatorError::GrpcAddress)?;
+        let grpc_port = grpc_addr.port();
+        let addresses = serve::announce::Addresses {
+            rest: rest_addr,
+            grpc: grpc_addr,
+            tls: tls.is_some(),
+            token: token.is_some(),
+        };
         {
             let app = api::router(state.clone());
             let stop = shutdown.clone();
@@ -270,12 +279,16 @@ impl BoundCoordinator {
             }
         }
         tracing::info!(
-            node_id = %config.node_id,
-            rest = ?rest_port,
-            grpc = grpc_port,
-            agents = registry.len(),
-            "system_monitor coordinator serving"
+            "system_monitor {} coordinator serving as node {}: {} known, polled every {}",
+            crate::VERSION,
+            config.node_id,
+            match registry.workers().len() {
+                1 => "1 agent".to_string(),
+                n => format!("{n} agents"),
+            },
+            humantime::format_duration(coordinator.poll_interval)
         );
+        addresses.log();
         shutdown.cancelled().await;
         while tasks.join_next().await.is_some() {}
         if tokio::task::spawn_blocking(move || poller_thread.join())

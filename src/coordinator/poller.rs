@@ -122,8 +122,15 @@ impl Poller {
         };
         if let Some((kind, why)) = failure {
             self.metrics.error(kind);
-            tracing::debug!(agent = %agent.url.key, kind = ?kind, "poll failed: {why}");
+            tracing::debug!(agent = %agent.url.key, kind = kind.as_str(), "poll failed: {why}");
             self.registry.record_failure(agent, why);
+        }
+        if let Some(change) = self.registry.reachability(agent, Instant::now()) {
+            if change.is_offline() {
+                tracing::warn!("{change}");
+            } else {
+                tracing::info!("{change}");
+            }
         }
     }
 

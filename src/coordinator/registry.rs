@@ -199,6 +199,9 @@ struct AgentState {
     last_error: Option<String>,
     /// `/api/system/info`, fetched on demand and kept a while.
     info: Option<(Instant, Bytes)>,
+    /// Whether it was last said to be answering (`Some(true)`) or offline (`Some(false)`); None
+    /// before the first poll. Changes are logged once each.
+    announced: Option<bool>,
 }
 
 impl AgentState {
@@ -276,6 +279,44 @@ impl NodeView {
         let data = self.data.as_ref().map(|d| d.fresh_at_ms);
         let registered = self.registration.as_ref().map(|r| r.at_ms);
         data.max(registered)
+    }
+}
+
+/// An agent going offline or coming back, as the poller logs it: once per change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reachability {
+    /// `node id (url)`, or the URL alone before its first answer.
+    pub agent: String,
+    /// What changed.
+    pub change: Change,
+}
+
+/// See [`Reachability`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// It answered for the first time.
+    Online,
+    /// It answers again after being offline.
+    Back,
+    /// It went offline (or has not answered yet), and why.
+    Offline(String),
+}
+
+impl Reachability {
+    /// Whether it is bad news (logged as a warning).
+    pub fn is_offline(&self) -> bool {
+        matches!(self.change, Change::Offline(_))
+    }
+}
+
+impl std::fmt::Display for Reachability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let agent = &self.agent;
+        match &self.change {
+            Change::Online => write!(f, "agent {agent} online"),
+            Change::Back => write!(f, "agent {agent} back online"),
+            Change::Offline(cause) => write!(f, "agent {agent} offline: {cause}"),
+        }
     }
 }
 
@@ -612,6 +653,32 @@ impl Registry {
         agent.state().last_error = Some(error);
     }
 
+    /// Whether `agent` went offline or came back (answering: online or degraded) since the last
+    /// call; the poller asks after each poll. Each change is reported once, with its cause.
+    pub fn reachability(&self, agent: &Agent, now: Instant) -> Option<Reachability> {
+        let offline_after = self.settings.offline_after;
+        let mut state = agent.state();
+        let answering = state.status(now, offline_after) != Status::Offline;
+        let before = state.announced.replace(answering);
+        let change = match (before, answering) {
+            (None, true) => Change::Online,
+            (Some(false), true) => Change::Back,
+            (None | Some(true), false) => Change::Offline(match &state.last_error {
+                Some(error) => error.clone(),
+                None => format!(
+                    "no new sample for {}",
+                    humantime::format_duration(offline_after)
+                ),
+            }),
+            (Some(true), true) | (Some(false), false) => return None,
+        };
+        let agent = match &state.node_id {
+            Some(id) => format!("{id} ({})", agent.url.key),
+            None => agent.url.key.to_string(),
+        };
+        Some(Reachability { agent, change })
+    }
+
     /// Agents to poll (workers only).
     pub fn workers(&self) -> Vec<Arc<Agent>> {
         self.read()
@@ -823,6 +890,60 @@ mod tests {
             .unwrap();
         assert_eq!(r.node("n1", later).unwrap().status, Status::Online);
         assert_eq!(r.counts(later), [1, 0, 1]);
+    }
+
+    #[test]
+    fn going_offline_and_back_is_reported_once_per_change_with_its_cause() {
+        let r = registry();
+        let now = Instant::now();
+        r.add_static([url("http://10.0.0.1:1"), url("http://10.0.0.2:1")]);
+        let workers = r.workers();
+        let (a, never) = if &*workers[0].url.key == "http://10.0.0.1:1" {
+            (&workers[0], &workers[1])
+        } else {
+            (&workers[1], &workers[0])
+        };
+        let change = |agent: &Arc<Agent>, at| r.reachability(agent, at).map(|c| c.to_string());
+
+        // An agent that never answered is reported once, with why.
+        r.record_failure(never, "connection refused".into());
+        assert_eq!(
+            change(never, now).as_deref(),
+            Some("agent http://10.0.0.2:1 offline: connection refused")
+        );
+        r.record_failure(never, "connection refused".into());
+        assert_eq!(change(never, now), None);
+
+        r.record_data(a, Bytes::from_static(b"{}"), figures("n1", 1), now)
+            .unwrap();
+        assert_eq!(
+            change(a, now).as_deref(),
+            Some("agent n1 (http://10.0.0.1:1) online")
+        );
+        // Failing polls while the data is fresh: degraded, still answering, nothing to say.
+        r.record_failure(a, "timed out".into());
+        assert_eq!(change(a, now + Duration::from_secs(1)), None);
+        let later = now + Duration::from_secs(4);
+        r.record_failure(a, "timed out".into());
+        assert_eq!(
+            change(a, later).as_deref(),
+            Some("agent n1 (http://10.0.0.1:1) offline: timed out")
+        );
+        assert_eq!(change(a, later + Duration::from_secs(1)), None);
+        r.record_data(a, Bytes::from_static(b"{}"), figures("n1", 2), later)
+            .unwrap();
+        let back = r.reachability(a, later).unwrap();
+        assert!(!back.is_offline());
+        assert_eq!(back.to_string(), "agent n1 (http://10.0.0.1:1) back online");
+        assert_eq!(change(a, later), None);
+        // Answering with the same sample for too long (a stalled agent) is offline too.
+        let stalled = later + Duration::from_secs(4);
+        r.record_data(a, Bytes::from_static(b"{}"), figures("n1", 2), stalled)
+            .unwrap();
+        assert_eq!(
+            change(a, stalled).as_deref(),
+            Some("agent n1 (http://10.0.0.1:1) offline: no new sample for 3s")
+        );
     }
 
     #[test]

@@ -114,6 +114,56 @@ impl Snapshot {
     pub fn collector(&self, name: &str) -> Option<&CollectorStatus> {
         self.collectors.iter().find(|c| c.name == name)
     }
+
+    /// What the host has, for a person: "16 CPUs, 62.7 GiB memory, 2 NVIDIA GPUs, 1 Intel NPU"
+    /// (logical CPUs; accelerators counted by vendor and kind, in order of first appearance).
+    pub fn hardware_summary(&self) -> String {
+        let mut parts = vec![plural(self.info.cpu_threads as usize, "CPU")];
+        parts.push(match &self.memory {
+            Some(memory) => format!(
+                "{:.1} GiB memory",
+                memory.total_bytes as f64 / f64::from(1u32 << 30)
+            ),
+            None => "memory unknown (its collector failed)".to_string(),
+        });
+        let mut groups: Vec<(&str, AcceleratorKind, usize)> = Vec::new();
+        for accelerator in &self.accelerators {
+            let key = (accelerator.vendor.as_str(), accelerator.kind);
+            match groups.iter_mut().find(|(v, k, _)| (*v, *k) == key) {
+                Some((_, _, count)) => *count += 1,
+                None => groups.push((key.0, key.1, 1)),
+            }
+        }
+        if groups.is_empty() {
+            parts.push("no accelerators".to_string());
+        }
+        for (vendor, kind, count) in groups {
+            let name = format!("{} {}", vendor_name(vendor), kind.as_str().to_uppercase());
+            parts.push(plural(count, &name));
+        }
+        parts.join(", ")
+    }
+}
+
+/// "1 CPU", "16 CPUs".
+fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
+/// A vendor as people write it.
+fn vendor_name(vendor: &str) -> String {
+    match vendor {
+        "nvidia" => "NVIDIA".to_string(),
+        "amd" => "AMD".to_string(),
+        "apple" => "Apple".to_string(),
+        "intel" => "Intel".to_string(),
+        "google" => "Google".to_string(),
+        other => other.to_string(),
+    }
 }
 
 /// Share of `part` in `whole` in percent, 0 when `whole` is 0 (never NaN or infinite).
@@ -122,5 +172,50 @@ pub fn percent(part: f64, whole: f64) -> f64 {
         (part / whole * 100.0).clamp(0.0, 100.0)
     } else {
         0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hardware_summary_counts_accelerators_by_vendor_and_kind() {
+        let device = |vendor: &str, kind| Accelerator {
+            vendor: vendor.into(),
+            kind,
+            ..Accelerator::default()
+        };
+        let snapshot = Snapshot {
+            info: Arc::new(SystemInfo {
+                cpu_threads: 16,
+                ..SystemInfo::default()
+            }),
+            memory: Some(MemoryStats {
+                total_bytes: 67_323_174_912,
+                ..MemoryStats::default()
+            }),
+            accelerators: vec![
+                device("nvidia", AcceleratorKind::Gpu),
+                device("intel", AcceleratorKind::Npu),
+                device("nvidia", AcceleratorKind::Gpu),
+            ],
+            ..Snapshot::default()
+        };
+        assert_eq!(
+            snapshot.hardware_summary(),
+            "16 CPUs, 62.7 GiB memory, 2 NVIDIA GPUs, 1 Intel NPU"
+        );
+        let bare = Snapshot {
+            info: Arc::new(SystemInfo {
+                cpu_threads: 1,
+                ..SystemInfo::default()
+            }),
+            ..Snapshot::default()
+        };
+        assert_eq!(
+            bare.hardware_summary(),
+            "1 CPU, memory unknown (its collector failed), no accelerators"
+        );
     }
 }

@@ -7,8 +7,10 @@
 //! - [`grpc_legacy`], [`grpc_v1`]: the agent's gRPC services.
 //! - [`prometheus`]: `/metrics` (text and OpenMetrics).
 //! - Shared with the coordinator: [`listen`](mod@listen) (ports, portfile, serving with token and TLS),
-//!   [`tls_listener`] (REST over TLS), [`http`] (JSON errors and bodies).
+//!   [`tls_listener`] (REST over TLS), [`http`] (JSON errors and bodies), [`announce`] (the
+//!   start's lines saying where each server listens).
 
+pub mod announce;
 pub mod cache;
 pub mod grpc_legacy;
 pub mod grpc_v1;
@@ -21,4 +23,4 @@ pub mod stream;
 pub mod tls_listener;
 
 pub use listen::{grpc_serve, http_serve, listen, write_portfile, ListenError, PortfileError};
-pub use state::{AppState, RestState, STALE_AFTER_INTERVALS};
+pub use state::{AppState, FailedCollector, Health, RestState, STALE_AFTER_INTERVALS};

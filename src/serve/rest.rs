@@ -21,7 +21,7 @@ use tower_http::cors::CorsLayer;
 use super::cache::EncodedCache;
 use super::http::{error, invalid_node_id, invalid_query, json_bytes, no_store, round3};
 use super::prometheus::Format;
-use super::state::{AppState, RestState};
+use super::state::{AppState, Health, RestState};
 use super::{http, stream};
 use crate::model::{unix_ms, NodeId};
 
@@ -43,6 +43,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// 200 while the sampler is live and every collector behind the contract's fields works (other
+/// failed collectors listed as `degraded`); 503 naming the reason otherwise.
 async fn health(State(state): State<RestState>) -> Response {
     let snapshot = state.app.latest();
     let now = SystemTime::now();
@@ -51,8 +53,10 @@ async fn health(State(state): State<RestState>) -> Response {
         .duration_since(state.app.started_at)
         .unwrap_or_default()
         .as_secs_f64();
+    let health = Health::of(&snapshot, state.app.stale_reason(&snapshot));
+    let reason = health.reason();
     let mut body = json!({
-        "status": "healthy",
+        "status": if reason.is_some() { "unhealthy" } else { "healthy" },
         "service": "system_monitor",
         "timestamp": humantime::format_rfc3339_millis(now).to_string(),
         "node_id": snapshot.node_id,
@@ -60,11 +64,12 @@ async fn health(State(state): State<RestState>) -> Response {
         "uptime_seconds": round3(uptime),
         "last_sample_age_seconds": round3(age_ms as f64 / 1000.0),
         "interval_seconds": state.app.interval.as_secs_f64(),
+        "failing": health.failing,
+        "degraded": health.degraded,
     });
-    let status = match state.app.stale_reason(&snapshot) {
+    let status = match reason {
         None => StatusCode::OK,
         Some(reason) => {
-            body["status"] = json!("unhealthy");
             body["reason"] = json!(reason);
             StatusCode::SERVICE_UNAVAILABLE
         }

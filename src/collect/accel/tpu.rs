@@ -383,7 +383,9 @@ impl Collector for TpuCollector {
                 None => format!("{:?}: {}", status.code(), status.message()),
             },
             Err(Failure::Garbage(why)) => why,
-            Err(Failure::Timeout) => format!("no answer within {DEADLINE:?}"),
+            Err(Failure::Timeout) => {
+                format!("no answer within {}", humantime::format_duration(DEADLINE))
+            }
         };
         Err(CollectError::Other(format!(
             "TPU runtime metrics at {}: {failure}",

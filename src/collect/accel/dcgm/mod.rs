@@ -197,10 +197,10 @@ impl DcgmCollector {
         let state = match open(&dcgm, &options) {
             Ok(ready) => {
                 tracing::info!(
-                    library = dcgm.name(),
-                    gpus = ready.gpus.len(),
-                    "DCGM profiling on ({})",
-                    options.describe()
+                    "DCGM profiling on ({}): {} GPUs, library {}",
+                    options.describe(),
+                    ready.gpus.len(),
+                    dcgm.name()
                 );
                 State::Ready(ready)
             }
@@ -245,6 +245,12 @@ impl DcgmCollector {
 impl Collector for DcgmCollector {
     fn name(&self) -> &'static str {
         "dcgm"
+    }
+
+    /// It warns once when the host engine is lost, with the fix (start nv-hostengine, mend
+    /// `--dcgm-address`), and says when it is back.
+    fn logs_own_failures(&self) -> bool {
+        true
     }
 
     fn collect(&mut self, snapshot: &mut Snapshot) -> Result<(), CollectError> {

@@ -382,9 +382,9 @@ impl FilesystemCollector {
         let (state, usage) = if hung {
             if !state.timeout_logged {
                 tracing::warn!(
-                    mountpoint = mount.mountpoint,
-                    timeout = ?self.timeout,
-                    "statvfs did not answer; skipping the mount until it does"
+                    "statvfs on {} did not answer within {}; skipping the mount until it does",
+                    mount.mountpoint,
+                    humantime::format_duration(self.timeout)
                 );
                 state.timeout_logged = true;
             }
