@@ -12,7 +12,7 @@ use objc2_io_kit::{
     IOServiceMatching,
 };
 
-use crate::collect::accel::apple_math::{dvfs_frequencies_mhz, dvfs_raw_frequencies};
+use super::decode::{dvfs_frequencies_mhz, dvfs_raw_frequencies};
 
 /// `kIOMainPortDefault`: 0 selects the default main port.
 const MAIN_PORT_DEFAULT: libc::mach_port_t = 0;

@@ -13,7 +13,7 @@ use objc2_core_foundation::{
     CFArray, CFDictionary, CFMutableDictionary, CFRetained, CFString, CFType,
 };
 
-use crate::collect::accel::apple_math::{ChannelValue, IntervalChannel, StateResidency};
+use super::decode::{ChannelValue, IntervalChannel, StateResidency};
 
 #[link(name = "IOReport", kind = "dylib")]
 unsafe extern "C" {
