@@ -13,10 +13,9 @@ use nvml_wrapper_sys::bindings::{
     NVML_GPU_INSTANCE_PROFILE_COUNT,
 };
 
-use super::convert;
-use super::device::{
-    classify, merge_processes, DeviceError, Failure, Query, RawHandle, Reader, Unsupported,
-};
+use super::convert::{self, merge_processes};
+use super::query::{classify, DeviceError, Failure, Query, Reader, Unsupported};
+use super::raw::RawHandle;
 use crate::model::MigDevice;
 
 /// One MIG device, as found at the last scan.

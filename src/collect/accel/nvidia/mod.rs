@@ -18,6 +18,8 @@
 mod convert;
 mod device;
 mod mig;
+mod query;
+mod raw;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -154,7 +156,7 @@ impl NvidiaCollector {
         let count = match nvml.device_count() {
             Ok(count) => count,
             Err(error) => {
-                if device::classify(&error) == device::Failure::Fatal {
+                if query::classify(&error) == query::Failure::Fatal {
                     let why = format!("NVML: nvmlDeviceGetCount_v2: {error}");
                     self.gpus.iter_mut().for_each(|gpu| gpu.lose(why.clone()));
                 }
