@@ -23,6 +23,8 @@
 //! - [`tls`]: PEM files → rustls configurations for the servers (REST, gRPC) and clients.
 //! - [`pb`]: code generated from `proto/`.
 
+#![deny(unsafe_code)]
+
 pub mod agent;
 pub mod auth;
 pub mod cli;

@@ -2,6 +2,8 @@
 //! IORegistry under `AppleARMIODevice`), its core count (`AGXAccelerator` `gpu-core-count`) and the
 //! chip name (sysctl `machdep.cpu.brand_string`); plus the IOKit service lookup the SMC uses.
 
+#![allow(unsafe_code)]
+
 use std::ffi::{c_char, CStr};
 use std::ptr;
 

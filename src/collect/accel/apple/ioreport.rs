@@ -6,6 +6,8 @@
 //! asitop, socpowerbud) have used for years. Every object they return follows CoreFoundation's
 //! Create/Copy rule and is held in a [`CFRetained`], which releases it.
 
+#![allow(unsafe_code)]
+
 use std::ffi::c_void;
 use std::ptr::{self, NonNull};
 

@@ -6,6 +6,8 @@
 //! command byte saying what to do; the layout is Apple's `SMCKeyData_t` from the long-published
 //! `smc.h` (used by smcFanControl, iStats, macmon).
 
+#![allow(unsafe_code)]
+
 use std::ffi::c_void;
 use std::mem::size_of;
 

@@ -15,7 +15,7 @@ use nvml_wrapper::{Device, Nvml};
 use super::convert::{self, merge_processes};
 use super::mig::{self, Mig};
 use super::query::{DeviceError, Query, Reader, Unsupported};
-use super::raw::RawHandle;
+use super::raw::{RawHandle, Session};
 use crate::model::{Accelerator, AcceleratorInfo, AcceleratorKind};
 
 /// Facts about the driver, shared by every GPU.
@@ -125,16 +125,13 @@ impl Gpu {
 
     /// Finds the GPU in a new session (a fresh handle and its static facts), or refreshes its
     /// MIG layout in the current one. A lost GPU is left alone until NVML is re-initialised.
-    pub fn scan(&mut self, nvml: &Nvml, system: &SystemFacts) -> Result<(), DeviceError> {
+    pub fn scan(&mut self, session: &Session, system: &SystemFacts) -> Result<(), DeviceError> {
         if self.handle.is_none() {
-            let device = nvml
+            let device = session
+                .nvml()
                 .device_by_index(self.index)
-                .map_err(|source| DeviceError {
-                    index: self.index,
-                    function: "nvmlDeviceGetHandleByIndex_v2",
-                    source,
-                })?;
-            let handle = RawHandle::of(&device);
+                .map_err(|source| self.handle_error(source))?;
+            let handle = session.keep(&device);
             self.read_facts(&device, system)?;
             self.handle = Some(handle);
             self.lost = None;
@@ -144,7 +141,16 @@ impl Gpu {
         let Some(handle) = self.handle else {
             return Ok(());
         };
-        self.scan_mig(nvml, handle)
+        self.scan_mig(session, handle)
+    }
+
+    /// A failure to get this GPU's handle.
+    fn handle_error(&self, source: NvmlError) -> DeviceError {
+        DeviceError {
+            index: self.index,
+            function: "nvmlDeviceGetHandleByIndex_v2",
+            source,
+        }
     }
 
     fn read_facts(&mut self, device: &Device<'_>, system: &SystemFacts) -> Result<(), DeviceError> {
@@ -188,9 +194,10 @@ impl Gpu {
         Ok(())
     }
 
-    fn scan_mig(&mut self, nvml: &Nvml, handle: RawHandle) -> Result<(), DeviceError> {
-        // SAFETY: `handle` belongs to `nvml` (handles are cleared before a shutdown).
-        let device = unsafe { handle.device(nvml) };
+    fn scan_mig(&mut self, session: &Session, handle: RawHandle) -> Result<(), DeviceError> {
+        let device = session
+            .device(handle)
+            .map_err(|source| self.handle_error(source))?;
         let mut q = Reader {
             index: self.index,
             unsupported: &mut self.unsupported,
@@ -205,7 +212,7 @@ impl Gpu {
         }
         let previous = std::mem::take(&mut self.mig);
         self.mig = mig::scan(
-            nvml,
+            session,
             &device,
             self.index,
             &mut q,
@@ -216,12 +223,13 @@ impl Gpu {
     }
 
     /// Reads the GPU now. An error means the GPU (or NVML) is gone.
-    pub fn sample(&mut self, nvml: &Nvml) -> Result<Accelerator, DeviceError> {
+    pub fn sample(&mut self, session: &Session) -> Result<Accelerator, DeviceError> {
         let Some(handle) = self.handle else {
             return Ok(self.unavailable("not found by NVML"));
         };
-        // SAFETY: `handle` belongs to `nvml` (handles are cleared before a shutdown).
-        let device = unsafe { handle.device(nvml) };
+        let device = session
+            .device(handle)
+            .map_err(|source| self.handle_error(source))?;
         let mut a = self.identity();
         let mut q = Reader {
             index: self.index,
@@ -297,7 +305,7 @@ impl Gpu {
         a.processes = merge_processes(compute.into_iter().chain(graphics).flatten());
 
         for mig in &mut self.mig {
-            a.mig_devices.push(mig.sample(nvml, self.index)?);
+            a.mig_devices.push(mig.sample(session, self.index)?);
         }
         Ok(a)
     }
