@@ -13,7 +13,7 @@ mod network;
 
 pub use accel::{
     Accelerator, AcceleratorInfo, AcceleratorKind, AcceleratorProcess, MigDevice, PowerReading,
-    ProfilingStats,
+    ProfilingStats, Vendor,
 };
 pub use cpu::{CoreStats, CpuStats, CpuTimes, TemperatureSensor};
 pub use disk::{DiskStats, DisksStats};

@@ -20,7 +20,7 @@ use super::AppState;
 use crate::collect::process::{self, ProcessError, TreeCpu, TreeUsage};
 use crate::model::{
     percent, Accelerator, AcceleratorKind, AcceleratorProcess, FilesystemState, PowerReading,
-    Snapshot, SystemInfo,
+    Snapshot, SystemInfo, Vendor,
 };
 use crate::pb::legacy::record::RecordType;
 use crate::pb::legacy::stats_record::StatsType;
@@ -266,8 +266,8 @@ fn gpu_figures(gpu: &Accelerator, prefix: &str, items: &mut Items) {
     );
     // rocm-smi's percent is over the board's power cap, which the AMD collector may only know as
     // the maximum.
-    let limit = match gpu.vendor.as_str() {
-        "amd" => gpu.power_limit_watts.or(gpu.info.max_power_watts),
+    let limit = match gpu.vendor {
+        Vendor::Amd => gpu.power_limit_watts.or(gpu.info.max_power_watts),
         _ => gpu.power_limit_watts,
     };
     if let (Some(power), Some(limit)) = (gpu.power_watts, limit) {
@@ -300,15 +300,15 @@ fn gpu_figures(gpu: &Accelerator, prefix: &str, items: &mut Items) {
         format!("{prefix}.uncorrectedMemoryErrors"),
         errors(gpu.ecc_errors_uncorrected),
     );
-    match gpu.vendor.as_str() {
+    match gpu.vendor {
         // wandb's AMD monitor names the memory busy share so (rocm-smi's "GPU Memory Read/Write
         // Activity").
-        "amd" => items.maybe(
+        Vendor::Amd => items.maybe(
             format!("{prefix}.memoryReadWriteActivity"),
             gpu.memory_utilization_percent,
         ),
         // wandb's Apple monitor reports the GPU clock as `freq`.
-        "apple" => items.maybe(format!("{prefix}.freq"), gpu.sm_clock_mhz),
+        Vendor::Apple => items.maybe(format!("{prefix}.freq"), gpu.sm_clock_mhz),
         _ => {}
     }
 }
@@ -365,7 +365,7 @@ pub fn environment(snapshot: &Snapshot) -> EnvironmentRecord {
         .iter()
         .filter(|a| a.kind == AcceleratorKind::Gpu)
         .collect();
-    let of_vendor = |vendor: &'static str| gpus.iter().filter(move |g| g.vendor == vendor);
+    let of_vendor = |vendor: Vendor| gpus.iter().filter(move |g| g.vendor == vendor);
     let tpus: Vec<&Accelerator> = snapshot
         .accelerators
         .iter()
@@ -383,7 +383,7 @@ pub fn environment(snapshot: &Snapshot) -> EnvironmentRecord {
         cpu_count_logical: info.cpu_threads,
         gpu_type: gpus.first().map(|g| g.name.clone()).unwrap_or_default(),
         gpu_count: u32::try_from(gpus.len()).unwrap_or(u32::MAX),
-        gpu_nvidia: of_vendor("nvidia")
+        gpu_nvidia: of_vendor(Vendor::Nvidia)
             .map(|g| GpuNvidiaInfo {
                 name: g.name.clone(),
                 memory_total: g.memory_total_bytes.unwrap_or(0),
@@ -392,7 +392,7 @@ pub fn environment(snapshot: &Snapshot) -> EnvironmentRecord {
                 uuid: text(&g.uuid),
             })
             .collect(),
-        gpu_amd: of_vendor("amd")
+        gpu_amd: of_vendor(Vendor::Amd)
             .map(|g| GpuAmdInfo {
                 id: g.index.to_string(),
                 unique_id: text(&g.uuid),
@@ -407,14 +407,14 @@ pub fn environment(snapshot: &Snapshot) -> EnvironmentRecord {
                     .unwrap_or_default(),
                 series: g.name.clone(),
                 model: g.name.clone(),
-                vendor: g.vendor.clone(),
+                vendor: g.vendor.to_string(),
                 sku: text(&g.info.sku),
                 sclk_range: text(&g.info.sclk_range),
                 mclk_range: text(&g.info.mclk_range),
                 ..GpuAmdInfo::default()
             })
             .collect(),
-        apple: of_vendor("apple").next().map(|g| {
+        apple: of_vendor(Vendor::Apple).next().map(|g| {
             let ram = snapshot.memory.as_ref().map_or(0, |m| m.total_bytes);
             AppleInfo {
                 name: g.name.clone(),
@@ -438,7 +438,7 @@ pub fn environment(snapshot: &Snapshot) -> EnvironmentRecord {
             count: u32::try_from(tpus.len()).unwrap_or(u32::MAX),
             ..TpuInfo::default()
         }),
-        cuda_version: of_vendor("nvidia")
+        cuda_version: of_vendor(Vendor::Nvidia)
             .find_map(|g| g.info.cuda_version.clone())
             .unwrap_or_default(),
     }

@@ -8,7 +8,7 @@
 //! chips (macmon, asitop, powermetrics): they are undocumented and vary by chip, so every rule
 //! here degrades to "no figure" rather than guessing.
 
-use crate::model::{Accelerator, AcceleratorInfo, AcceleratorKind, PowerReading, Snapshot};
+use crate::model::{Accelerator, AcceleratorInfo, AcceleratorKind, PowerReading, Snapshot, Vendor};
 
 /// A GPU performance state that is not running: its residency counts as idle time. `OFF` is the
 /// GPU's, `IDLE`/`DOWN` appear in the CPU clusters' tables and on some chips' GPU table.
@@ -543,7 +543,7 @@ pub fn fill_snapshot(
         id: "apple0".to_string(),
         index: 0,
         kind: AcceleratorKind::Gpu,
-        vendor: "apple".to_string(),
+        vendor: Vendor::Apple,
         name: facts.chip.clone(),
         info: AcceleratorInfo {
             cores: facts.gpu_cores,
@@ -560,7 +560,7 @@ pub fn fill_snapshot(
             id: "ane0".to_string(),
             index: 0,
             kind: AcceleratorKind::Npu,
-            vendor: "apple".to_string(),
+            vendor: Vendor::Apple,
             name: "Apple Neural Engine".to_string(),
             power_watts: figures.power.ane_watts,
             ..Accelerator::default()

@@ -16,7 +16,7 @@ use super::convert::{self, merge_processes};
 use super::mig::{self, Mig};
 use super::query::{DeviceError, Query, Reader, Unsupported};
 use super::raw::{RawHandle, Session};
-use crate::model::{Accelerator, AcceleratorInfo, AcceleratorKind};
+use crate::model::{Accelerator, AcceleratorInfo, AcceleratorKind, Vendor};
 
 /// Facts about the driver, shared by every GPU.
 #[derive(Debug, Clone, Default)]
@@ -90,7 +90,7 @@ impl Gpu {
                 id: format!("nvidia{index}"),
                 index,
                 kind: AcceleratorKind::Gpu,
-                vendor: "nvidia".to_string(),
+                vendor: Vendor::Nvidia,
                 ..Accelerator::default()
             },
             unsupported: Unsupported::default(),

@@ -407,7 +407,7 @@ fn an_interval_becomes_devices_and_power_readings() {
     let [gpu, ane] = &snapshot.accelerators[..] else {
         panic!("{:?}", snapshot.accelerators);
     };
-    assert_eq!((gpu.id.as_str(), gpu.vendor.as_str()), ("apple0", "apple"));
+    assert_eq!((gpu.id.as_str(), gpu.vendor), ("apple0", Vendor::Apple));
     assert_eq!(gpu.kind, AcceleratorKind::Gpu);
     assert_eq!(gpu.name, "Apple M2 Ultra");
     assert_eq!(gpu.info.cores, Some(76));
