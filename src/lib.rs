@@ -27,6 +27,8 @@
 //!   [`coordinator`]: cluster mode — discovery, poller, registry, the cluster REST/gRPC/`/metrics`.
 //! - [`cli`]: flags → [`config::Config`]; `main.rs` parses and calls [`agent`] or [`coordinator`].
 
+#![deny(unsafe_code)]
+
 pub mod agent;
 pub mod auth;
 pub mod cli;

@@ -3,11 +3,15 @@
 //!
 //! The Linux backend reads `<procfs>/<pid>/stat` through [`HostPaths`](super::HostPaths), so it
 //! works against a container's `/host/proc` and on fixture trees; the portable backend asks
-//! sysinfo (macOS, Windows, and `--backend portable` on Linux).
+//! sysinfo (macOS, Windows, and `--backend portable` on Linux). [`TreeCpu`] turns two reads of
+//! the same tree into its CPU %.
 
+mod cpu;
 #[cfg(target_os = "linux")]
 pub mod linux;
 pub mod portable;
+
+pub use cpu::TreeCpu;
 
 use super::CollectError;
 use crate::config::CollectConfig;

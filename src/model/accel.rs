@@ -28,6 +28,74 @@ impl AcceleratorKind {
     }
 }
 
+/// Who makes an accelerator, as the REST `vendor` field and the `vendor` label spell it.
+#[derive(Debug, Clone, Copy, Serialize, Default, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Vendor {
+    /// Not set: spelled `""`, as the vendor was before it had a type.
+    #[default]
+    #[serde(rename = "")]
+    Unknown,
+    Nvidia,
+    Amd,
+    Intel,
+    Google,
+    Apple,
+}
+
+impl Vendor {
+    /// Every vendor but [`Vendor::Unknown`].
+    const KNOWN: [Self; 5] = [
+        Self::Nvidia,
+        Self::Amd,
+        Self::Intel,
+        Self::Google,
+        Self::Apple,
+    ];
+
+    /// The name as REST, gRPC and Prometheus spell it: `nvidia`, `amd`, …; `""` for
+    /// [`Vendor::Unknown`].
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "",
+            Self::Nvidia => "nvidia",
+            Self::Amd => "amd",
+            Self::Intel => "intel",
+            Self::Google => "google",
+            Self::Apple => "apple",
+        }
+    }
+}
+
+impl std::fmt::Display for Vendor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The vendor spelled `name` (as [`Vendor::as_str`] spells it); [`Vendor::Unknown`] for any other
+/// name. For fixtures that name vendors in text.
+impl From<&str> for Vendor {
+    fn from(name: &str) -> Self {
+        Self::KNOWN
+            .into_iter()
+            .find(|v| v.as_str() == name)
+            .unwrap_or_default()
+    }
+}
+
+impl PartialEq<str> for Vendor {
+    fn eq(&self, name: &str) -> bool {
+        self.as_str() == name
+    }
+}
+
+impl PartialEq<&str> for Vendor {
+    fn eq(&self, name: &&str) -> bool {
+        self.as_str() == *name
+    }
+}
+
 /// One accelerator device at one sample. Values a device does not report are `None`.
 #[derive(Debug, Clone, Serialize, Default, PartialEq)]
 pub struct Accelerator {
@@ -36,8 +104,8 @@ pub struct Accelerator {
     /// Index among devices of the same vendor (NVML index, DRM card number, accel minor, …).
     pub index: u32,
     pub kind: AcceleratorKind,
-    /// `nvidia`, `amd`, `apple`, `intel`, `google`.
-    pub vendor: String,
+    /// Who makes it.
+    pub vendor: Vendor,
     /// Product name.
     pub name: String,
     pub uuid: Option<String>,
@@ -188,4 +256,23 @@ pub struct AcceleratorProcess {
 pub struct PowerReading {
     pub source: String,
     pub watts: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_vendor_is_spelled_one_way() {
+        assert_eq!(Vendor::default(), Vendor::Unknown);
+        for vendor in Vendor::KNOWN.into_iter().chain([Vendor::Unknown]) {
+            let json = serde_json::to_string(&vendor).unwrap();
+            assert_eq!(json, format!("\"{}\"", vendor.as_str()));
+            assert_eq!(vendor.to_string(), vendor.as_str());
+            assert_eq!(Vendor::from(vendor.as_str()), vendor);
+            assert_eq!(vendor, vendor.as_str());
+        }
+        assert_eq!(Vendor::Unknown.as_str(), "");
+        assert_eq!(Vendor::from("matrox"), Vendor::Unknown);
+    }
 }

@@ -18,7 +18,7 @@ pub mod wire;
 
 pub use accel::{
     Accelerator, AcceleratorInfo, AcceleratorKind, AcceleratorProcess, MigDevice, PowerReading,
-    ProfilingStats,
+    ProfilingStats, Vendor,
 };
 pub use cpu::{CoreStats, CpuStats, CpuTimes, TemperatureSensor};
 pub use disk::{DiskStats, DisksStats};

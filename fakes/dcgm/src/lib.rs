@@ -24,8 +24,17 @@
 //!   `disconnect`, `shutdown`, …), so a test can check what the monitor asked for.
 //!
 //! An unknown key makes `dcgmInit` fail with `DCGM_ST_BADPARAM` (a typo must not pass silently).
+//!
+//! # Safety
+//!
+//! Every exported `unsafe extern "C"` function has dcgm_agent.h's contract: each pointer argument
+//! is null (answered `DCGM_ST_BADPARAM`) or valid for the declared type, alive for the call: a
+//! string NUL-terminated, an array of the length passed (or `DCGM_MAX_NUM_DEVICES` ids), an
+//! out-parameter writable. Handles and group ids are numbers this library handed out.
 
+// The exported functions' contract is dcgm_agent.h's, stated once under "Safety" above.
 #![allow(clippy::missing_safety_doc)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{c_char, c_int, c_uint, CStr};

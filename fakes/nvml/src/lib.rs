@@ -45,8 +45,18 @@
 //! Every exported NVML function counts its calls. [`fake_nvml_call_count`] and
 //! [`fake_nvml_total_calls`] read them in-process (the bench); `counts_file` exposes them to a
 //! test that runs the monitor as a child process.
+//!
+//! # Safety
+//!
+//! Every exported `unsafe extern "C"` function has nvml.h's contract: each pointer argument is
+//! null (answered `NVML_ERROR_INVALID_ARGUMENT`, or `INSUFFICIENT_SIZE` for a buffer) or valid
+//! for writes of the declared type (a buffer: of `len` bytes; an array: of `count` elements), and
+//! stays so for the call; a struct NVML reads a `version` from is initialised. Device and GPU
+//! instance handles are numbers this library handed out, decoded, never dereferenced. The raw
+//! writes all go through `put`, `write_str` and `processes`.
 
 #![allow(non_snake_case, non_camel_case_types)]
+// The exported functions' contract is nvml.h's, stated once under "Safety" above.
 #![allow(clippy::missing_safety_doc)]
 
 use std::ffi::{c_char, c_int, c_uint, c_ulonglong, c_void, CStr};
@@ -426,20 +436,29 @@ impl Config {
 }
 
 /// Writes `text` NUL-terminated into `buf` of `len` bytes.
+///
+/// # Safety
+/// `buf` is null or valid for writes of `len` bytes.
 unsafe fn write_str(buf: *mut c_char, len: c_uint, text: &str) -> Ret {
     if buf.is_null() || (len as usize) <= text.len() {
         return ERROR_INSUFFICIENT_SIZE;
     }
+    // SAFETY: `buf` is non-null and has room for `len` > `text.len()` bytes (the caller's
+    // contract), so the text and its NUL fit; a `&str` never overlaps the caller's buffer.
     std::ptr::copy_nonoverlapping(text.as_ptr().cast::<c_char>(), buf, text.len());
     *buf.add(text.len()) = 0;
     SUCCESS
 }
 
 /// Writes `value` through `out` unless it is null.
+///
+/// # Safety
+/// `out` is null or valid for a write of a `T`.
 unsafe fn put<T>(out: *mut T, value: T) -> Ret {
     if out.is_null() {
         return ERROR_INVALID_ARGUMENT;
     }
+    // SAFETY: non-null, and valid for a write of a `T` by the caller's contract.
     out.write(value);
     SUCCESS
 }
@@ -797,6 +816,7 @@ pub unsafe extern "C" fn nvmlDeviceGetGpuInstanceProfileInfoV(
         return ERROR_INVALID_ARGUMENT;
     }
     // The caller sets `version`; the answer keeps it.
+    // SAFETY: non-null, and an initialised struct with its version set (nvml.h's contract).
     let version = (*out).version;
     let mut info = GpuInstanceProfileInfoV2 {
         version,
@@ -841,6 +861,9 @@ pub unsafe extern "C" fn nvmlDeviceGetUtilizationRates(
 
 /// The encoder and decoder answer alike: `percent` over a 167 ms sampling period, not supported
 /// on a GPU in MIG mode (as real ones).
+///
+/// # Safety
+/// `utilization` and `period_us` are each null or valid for a write of a `c_uint`.
 unsafe fn video_utilization(
     light: Light,
     percent: c_uint,
@@ -883,6 +906,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMemoryInfo_v2(device: Handle, out: *mut Me
     if out.is_null() {
         return ERROR_INVALID_ARGUMENT;
     }
+    // SAFETY: non-null, and an initialised struct with its version set (nvml.h's contract).
     let version = (*out).version;
     let (total, reserved, used) = match target {
         Target::Gpu(i) => (80 * GIB, 512 * MIB, (u64::from(i) + 1) * GIB),
@@ -921,6 +945,8 @@ pub unsafe extern "C" fn nvmlDeviceGetFieldValues(
         return ERROR_INVALID_ARGUMENT;
     }
     for k in 0..count as usize {
+        // SAFETY: non-null and, by nvml.h's contract, an array of `count` initialised field
+        // values (the caller sets each `field_id`), alive for the call.
         let field = &mut *values.add(k);
         if field.field_id == FI_DEV_MEMORY_TEMP {
             field.value_type = 1; // NVML_VALUE_TYPE_UNSIGNED_INT
@@ -1064,10 +1090,15 @@ pub unsafe extern "C" fn nvmlDeviceGetTotalEccErrors(
 
 /// NVML's "ask for the count, then fill" protocol: with too small a buffer, the count is
 /// written and `INSUFFICIENT_SIZE` returned (success when there is nothing to list).
+///
+/// # Safety
+/// `count` is null or valid for reads and writes; `out` is null or valid for writes of `*count`
+/// elements.
 unsafe fn processes(list: &[ProcessInfo], count: *mut c_uint, out: *mut ProcessInfo) -> Ret {
     if count.is_null() {
         return ERROR_INVALID_ARGUMENT;
     }
+    // SAFETY: non-null, so readable and writable by the caller's contract.
     let capacity = *count as usize;
     *count = list.len() as c_uint;
     if list.is_empty() {
@@ -1077,6 +1108,7 @@ unsafe fn processes(list: &[ProcessInfo], count: *mut c_uint, out: *mut ProcessI
         return ERROR_INSUFFICIENT_SIZE;
     }
     for (k, p) in list.iter().enumerate() {
+        // SAFETY: `out` is non-null with room for `capacity` ≥ `list.len()` elements.
         out.add(k).write(ProcessInfo { ..*p });
     }
     SUCCESS
@@ -1163,6 +1195,7 @@ pub unsafe extern "C" fn fake_nvml_call_count(name: *const c_char) -> u64 {
     if name.is_null() {
         return 0;
     }
+    // SAFETY: non-null; the caller passes a NUL-terminated string alive for the call.
     let name = CStr::from_ptr(name).to_str().unwrap_or("");
     NAMES
         .iter()

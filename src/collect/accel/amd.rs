@@ -11,7 +11,7 @@ use crate::collect::{
     numbered_dirs, read_number, read_optional, CollectError, Collector, HostPaths,
 };
 use crate::config::CollectConfig;
-use crate::model::{Accelerator, AcceleratorInfo, AcceleratorKind, Snapshot};
+use crate::model::{Accelerator, AcceleratorInfo, AcceleratorKind, Snapshot, Vendor};
 
 /// AMD's PCI vendor id.
 const AMD_VENDOR: u16 = 0x1002;
@@ -275,7 +275,7 @@ impl Card {
             id: format!("amd{index}"),
             index,
             kind: AcceleratorKind::Gpu,
-            vendor: "amd".into(),
+            vendor: Vendor::Amd,
             name: read_text(device.join("product_name"))
                 .unwrap_or_else(|| fallback_name(sysfs::read_pci_id(&device, "device"))),
             uuid: read_text(device.join("unique_id")),
@@ -524,7 +524,7 @@ mod fixture_tests {
 
         let navi = &cards[0];
         assert_eq!(navi.kind, AcceleratorKind::Gpu);
-        assert_eq!(navi.vendor, "amd");
+        assert_eq!(navi.vendor, Vendor::Amd);
         assert_eq!(navi.index, 1);
         assert_eq!(navi.name, "AMD GPU 0x744c");
         assert_eq!(navi.uuid, None);

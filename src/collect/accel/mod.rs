@@ -7,12 +7,11 @@
 //! - [`amd`]: AMD GPUs from `/sys/class/drm/card*/device` (Linux).
 //! - [`npu`]: Intel NPUs from `/sys/class/accel` (Linux).
 //! - [`tpu`]: Google TPUs from the TPU runtime's local gRPC metrics service.
-//! - `apple`: Apple Silicon GPU, ANE and CPU cluster power via IOReport/SMC (macOS arm64 only).
+//! - [`apple`]: Apple Silicon GPU, ANE and CPU cluster power via IOReport/SMC (the collector on
+//!   macOS arm64 only; the decoding of its readings everywhere).
 
 pub mod amd;
-#[cfg(all(target_os = "macos", target_arch = "aarch64"))]
 pub mod apple;
-pub mod apple_math;
 mod backoff;
 pub mod dcgm;
 pub mod npu;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::sysfs;
 use crate::collect::{numbered_dirs, read_number, CollectError, Collector, HostPaths};
 use crate::config::CollectConfig;
-use crate::model::{Accelerator, AcceleratorInfo, AcceleratorKind, Snapshot};
+use crate::model::{Accelerator, AcceleratorInfo, AcceleratorKind, Snapshot, Vendor};
 
 /// The kernel driver of Intel NPUs (`DRIVER_NAME` in ivpu_drv.h).
 const DRIVER: &str = "intel_vpu";
@@ -103,7 +103,7 @@ impl Npu {
             id: format!("npu{minor}"),
             index: minor,
             kind: AcceleratorKind::Npu,
-            vendor: "intel".into(),
+            vendor: Vendor::Intel,
             name: npu_name(sysfs::read_pci_id(&device, "device")),
             pci_bus_id: sysfs::pci_bus_id(&device),
             info: AcceleratorInfo {
@@ -243,7 +243,7 @@ mod fixture_tests {
         let npu = &first[0];
         assert_eq!(npu.id, "npu0");
         assert_eq!(npu.kind, AcceleratorKind::Npu);
-        assert_eq!(npu.vendor, "intel");
+        assert_eq!(npu.vendor, Vendor::Intel);
         assert_eq!(npu.name, "Intel NPU (Meteor Lake)");
         assert_eq!(npu.pci_bus_id.as_deref(), Some("0000:00:0b.0"));
         assert_eq!(npu.info.architecture.as_deref(), Some("Meteor Lake"));

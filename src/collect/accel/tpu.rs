@@ -10,7 +10,7 @@ use tonic::transport::{Channel, Endpoint};
 use super::{sysfs, Backoff};
 use crate::collect::{CollectError, Collector, HostPaths};
 use crate::config::{CollectConfig, DEFAULT_TPU_METRICS_ADDRESS};
-use crate::model::{Accelerator, AcceleratorInfo, AcceleratorKind, Snapshot};
+use crate::model::{Accelerator, AcceleratorInfo, AcceleratorKind, Snapshot, Vendor};
 
 /// Code generated from `proto/tpu/tpu_metric_service.proto` (client and, for tests, server).
 #[allow(clippy::all, missing_docs)]
@@ -209,7 +209,7 @@ fn devices(readings: &Readings, chip: Option<ChipType>) -> Vec<Accelerator> {
                 id: format!("tpu{index}"),
                 index,
                 kind: AcceleratorKind::Tpu,
-                vendor: "google".into(),
+                vendor: Vendor::Google,
                 name: chip.map_or_else(|| "TPU".to_string(), ChipType::product_name),
                 info: AcceleratorInfo {
                     architecture: chip.map(|c| c.name.to_string()),

@@ -2,6 +2,8 @@
 //! IORegistry under `AppleARMIODevice`), its core count (`AGXAccelerator` `gpu-core-count`) and the
 //! chip name (sysctl `machdep.cpu.brand_string`); plus the IOKit service lookup the SMC uses.
 
+#![allow(unsafe_code)]
+
 use std::ffi::{c_char, CStr};
 use std::ptr;
 
@@ -12,7 +14,7 @@ use objc2_io_kit::{
     IOServiceMatching,
 };
 
-use crate::collect::accel::apple_math::{dvfs_frequencies_mhz, dvfs_raw_frequencies};
+use super::decode::{dvfs_frequencies_mhz, dvfs_raw_frequencies};
 
 /// `kIOMainPortDefault`: 0 selects the default main port.
 const MAIN_PORT_DEFAULT: libc::mach_port_t = 0;

@@ -6,6 +6,8 @@
 //! asitop, socpowerbud) have used for years. Every object they return follows CoreFoundation's
 //! Create/Copy rule and is held in a [`CFRetained`], which releases it.
 
+#![allow(unsafe_code)]
+
 use std::ffi::c_void;
 use std::ptr::{self, NonNull};
 
@@ -13,7 +15,7 @@ use objc2_core_foundation::{
     CFArray, CFDictionary, CFMutableDictionary, CFRetained, CFString, CFType,
 };
 
-use crate::collect::accel::apple_math::{ChannelValue, IntervalChannel, StateResidency};
+use super::decode::{ChannelValue, IntervalChannel, StateResidency};
 
 #[link(name = "IOReport", kind = "dylib")]
 unsafe extern "C" {

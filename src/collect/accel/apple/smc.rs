@@ -6,6 +6,8 @@
 //! command byte saying what to do; the layout is Apple's `SMCKeyData_t` from the long-published
 //! `smc.h` (used by smcFanControl, iStats, macmon).
 
+#![allow(unsafe_code)]
+
 use std::ffi::c_void;
 use std::mem::size_of;
 
@@ -13,10 +15,10 @@ use objc2_io_kit::{
     io_connect_t, kIOReturnSuccess, IOConnectCallStructMethod, IOServiceClose, IOServiceOpen,
 };
 
-use super::iokit;
-use crate::collect::accel::apple_math::{
+use super::decode::{
     decode_smc_value, four_char_code, four_char_text, is_gpu_temperature_key, mean_celsius,
 };
+use super::iokit;
 
 /// `kSMCHandleYPCEvent`: the user client's one method.
 const SELECTOR: u32 = 2;

@@ -4,6 +4,8 @@
 //!
 //! Reference: `dcgmlib/dcgm_agent.h`, `dcgm_structs.h` and `dcgm_fields.h` in NVIDIA/DCGM.
 
+#![allow(unsafe_code)]
+
 use std::ffi::{c_char, c_int, c_uint, CString};
 use std::path::Path;
 use std::sync::Arc;
@@ -553,7 +555,9 @@ impl Session {
         timeout: Duration,
     ) -> Result<Session, DcgmError> {
         let f = &dcgm.functions;
-        // SAFETY: dcgmInit takes no arguments and may be called again after dcgmShutdown.
+        // SAFETY: the pointers in `f` are valid while `dcgm` holds the library, as it does for
+        // this whole function; dcgmInit takes no arguments and may be called again after
+        // dcgmShutdown.
         let code = unsafe { (f.init)() };
         if code != ST_OK && code != ST_ALREADY_INITIALIZED {
             return Err(DcgmError::call("dcgmInit", code));
@@ -561,7 +565,7 @@ impl Session {
         let mut handle: Handle = 0;
         let (call, code, kind) = match connection {
             Connection::Embedded => {
-                // SAFETY: `handle` is a valid place for the new handle.
+                // SAFETY: `handle` is a live local, a valid place for the new handle.
                 let code = unsafe { (f.start_embedded)(OPERATION_MODE_AUTO, &mut handle) };
                 ("dcgmStartEmbedded", code, Kind::Embedded)
             }
@@ -603,7 +607,8 @@ impl Session {
     pub fn supported_gpus(&self) -> Result<Vec<u32>, DcgmError> {
         let mut ids: [c_uint; MAX_NUM_DEVICES] = [0; MAX_NUM_DEVICES];
         let mut count: c_int = 0;
-        // SAFETY: an array of DCGM_MAX_NUM_DEVICES ids, as the prototype declares, and a count.
+        // SAFETY: this session's live handle (closed only on drop), an array of
+        // DCGM_MAX_NUM_DEVICES ids, as the prototype declares, and a count, both live locals.
         let code = unsafe {
             (self.dcgm.functions.get_all_supported_devices)(
                 self.handle,
@@ -632,8 +637,8 @@ impl Session {
         let mut ids = fields.to_vec();
         let count = c_int::try_from(ids.len()).unwrap_or(c_int::MAX);
         let mut group: Handle = 0;
-        // SAFETY: `count` field ids, a NUL-terminated name and a place for the group id, all
-        // alive for the call.
+        // SAFETY: this session's live handle, `count` field ids, a NUL-terminated name and a
+        // place for the group id, all alive for the call.
         let code = unsafe {
             (f.field_group_create)(
                 self.handle,
@@ -647,7 +652,8 @@ impl Session {
         self.field_groups.push(group);
         let update_us = i64::try_from(update_every.as_micros()).unwrap_or(i64::MAX);
         // maxKeepAge 0 leaves the quota to the sample count, as `dcgmi dmon` does.
-        // SAFETY: plain values; `group` was created on this handle.
+        // SAFETY: plain values: this session's live handle, the built-in all-GPUs group and
+        // `group`, created on this handle just above.
         let code = unsafe {
             (f.watch_fields)(
                 self.handle,
@@ -664,7 +670,7 @@ impl Session {
     /// Makes DCGM sample every watched field now and waits for it (`dcgmUpdateAllFields`), so
     /// the first read after a watch finds values.
     pub fn update_all(&self) -> Result<(), DcgmError> {
-        // SAFETY: plain values.
+        // SAFETY: plain values: this session's live handle and a flag.
         let code = unsafe { (self.dcgm.functions.update_all_fields)(self.handle, 1) };
         check("dcgmUpdateAllFields", code)
     }
@@ -681,7 +687,8 @@ impl Session {
         self.buffer.resize_with(ids.len(), RawFieldValue::empty);
         self.buffer.truncate(ids.len());
         self.buffer.iter_mut().for_each(RawFieldValue::reset);
-        // SAFETY: `count` field ids and room for `count` dcgmFieldValue_v1, alive for the call.
+        // SAFETY: this session's live handle, `count` field ids and room for `count`
+        // dcgmFieldValue_v1 (the buffer was just sized to it), alive for the call.
         let code = unsafe {
             (self.dcgm.functions.get_latest_values_for_fields)(
                 self.handle,
@@ -701,7 +708,9 @@ impl Drop for Session {
         let f = &self.dcgm.functions;
         // Results are ignored: on a lost connection these fail fast, and dcgmShutdown cleans up
         // whatever is left.
-        // SAFETY: the groups and the handle were created by this session and are used once.
+        // SAFETY: the pointers are valid while `self.dcgm` holds the library; the groups and
+        // the handle were created by this session and are destroyed or closed once, here; the
+        // dcgmShutdown ends this session's dcgmInit.
         unsafe {
             for group in self.field_groups.drain(..) {
                 (f.field_group_destroy)(self.handle, group);

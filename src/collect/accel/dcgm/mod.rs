@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use super::Backoff;
 use crate::collect::{CollectError, Collector};
 use crate::config::CollectConfig;
-use crate::model::{Accelerator, ProfilingStats, Snapshot};
+use crate::model::{Accelerator, ProfilingStats, Snapshot, Vendor};
 
 pub use ffi::{return_name, Connection, DcgmError, HostEngineAddress, DEFAULT_LIBRARIES};
 
@@ -228,7 +228,10 @@ impl DcgmCollector {
     /// (those keep no profiling). A lost connection is the error.
     fn read(ready: &mut Ready, accelerators: &mut [Accelerator]) -> Result<Vec<String>, DcgmError> {
         let mut problems = Vec::new();
-        for accelerator in accelerators.iter_mut().filter(|a| a.vendor == "nvidia") {
+        for accelerator in accelerators
+            .iter_mut()
+            .filter(|a| a.vendor == Vendor::Nvidia)
+        {
             let Some(gpu) = match_gpu(accelerator, &ready.gpus) else {
                 continue;
             };
@@ -283,7 +286,7 @@ impl Collector for DcgmCollector {
             Ok(problems) => Err(CollectError::Other(problems.join("; "))),
             Err(e) => {
                 for accelerator in &mut snapshot.accelerators {
-                    if accelerator.vendor == "nvidia" {
+                    if accelerator.vendor == Vendor::Nvidia {
                         accelerator.profiling = None;
                     }
                 }
@@ -401,7 +404,7 @@ mod tests {
 
     fn nvidia(index: u32, uuid: Option<&str>) -> Accelerator {
         Accelerator {
-            vendor: "nvidia".into(),
+            vendor: Vendor::Nvidia,
             index,
             uuid: uuid.map(str::to_string),
             ..Accelerator::default()

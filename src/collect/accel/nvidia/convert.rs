@@ -1,5 +1,11 @@
-//! Pure conversions from NVML's units and codes to the model's: milliwatts, millijoules, KB/s,
-//! the CUDA version integer, clock event (throttle) reason bits, MIG profile names. No NVML calls.
+//! Pure conversions from NVML's units, codes and lists to the model's: milliwatts, millijoules,
+//! KB/s, the CUDA version integer, clock event (throttle) reason bits, MIG profile names, process
+//! lists. No NVML calls.
+
+use nvml_wrapper::enums::device::UsedGpuMemory;
+use nvml_wrapper::struct_wrappers::device::ProcessInfo;
+
+use crate::model::AcceleratorProcess;
 
 /// NVML's `KB/s` for PCIe throughput are kibibytes (as its memory figures and nvidia-smi's
 /// reading of them).
@@ -73,6 +79,25 @@ pub fn performance_state(pstate: u32) -> Option<u32> {
     (pstate <= 15).then_some(pstate)
 }
 
+/// Processes as the model lists them: one entry per pid (a process using the GPU for compute and
+/// graphics appears in both NVML lists; the first entry is kept).
+pub fn merge_processes(list: impl IntoIterator<Item = ProcessInfo>) -> Vec<AcceleratorProcess> {
+    let mut out: Vec<AcceleratorProcess> = Vec::new();
+    for p in list {
+        if out.iter().any(|o| o.pid == p.pid) {
+            continue;
+        }
+        out.push(AcceleratorProcess {
+            pid: p.pid,
+            memory_used_bytes: match p.used_gpu_memory {
+                UsedGpuMemory::Used(bytes) => Some(bytes),
+                UsedGpuMemory::Unavailable => None,
+            },
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +158,33 @@ mod tests {
         assert_eq!(performance_state(0), Some(0));
         assert_eq!(performance_state(15), Some(15));
         assert_eq!(performance_state(32), None);
+    }
+
+    #[test]
+    fn processes_are_listed_once_per_pid() {
+        let p = |pid, used| ProcessInfo {
+            pid,
+            used_gpu_memory: used,
+            gpu_instance_id: None,
+            compute_instance_id: None,
+        };
+        let merged = merge_processes([
+            p(10, UsedGpuMemory::Used(64)),
+            p(11, UsedGpuMemory::Unavailable),
+            p(10, UsedGpuMemory::Used(32)),
+        ]);
+        assert_eq!(
+            merged,
+            [
+                AcceleratorProcess {
+                    pid: 10,
+                    memory_used_bytes: Some(64)
+                },
+                AcceleratorProcess {
+                    pid: 11,
+                    memory_used_bytes: None
+                },
+            ]
+        );
     }
 }

@@ -6,233 +6,17 @@ use std::time::{Duration, Instant};
 use nvml_wrapper::enum_wrappers::device::{
     Clock, EccCounter, MemoryError, PcieUtilCounter, TemperatureSensor,
 };
-use nvml_wrapper::enums::device::{SampleValue, UsedGpuMemory};
+use nvml_wrapper::enums::device::SampleValue;
 use nvml_wrapper::error::NvmlError;
-use nvml_wrapper::struct_wrappers::device::ProcessInfo;
 use nvml_wrapper::structs::device::FieldId;
 use nvml_wrapper::sys_exports::field_id::NVML_FI_DEV_MEMORY_TEMP;
 use nvml_wrapper::{Device, Nvml};
 
-use super::convert;
+use super::convert::{self, merge_processes};
 use super::mig::{self, Mig};
-use crate::model::{Accelerator, AcceleratorInfo, AcceleratorKind, AcceleratorProcess};
-
-/// A device handle kept between samples: NVML handles stay valid until `nvmlShutdown`, so no
-/// sample looks a device up again.
-#[derive(Clone, Copy)]
-pub struct RawHandle(nvml_wrapper_sys::bindings::nvmlDevice_t);
-
-// SAFETY: an NVML handle is an opaque pointer owned by the library, which is thread-safe
-// ("NVML is thread-safe so it is safe to make simultaneous NVML calls from multiple threads");
-// the collector moves handles between threads only together with the `Nvml` they belong to.
-unsafe impl Send for RawHandle {}
-
-impl RawHandle {
-    /// The handle of `device`.
-    pub fn of(device: &Device<'_>) -> Self {
-        // SAFETY: reading the pointer has no effect; it is used only with the same `Nvml`.
-        Self(unsafe { device.handle() })
-    }
-
-    /// The device again.
-    ///
-    /// # Safety
-    /// The handle must come from `nvml`, and `nvml` must not have been shut down since. The
-    /// collector clears every handle before it shuts its `Nvml` down.
-    pub unsafe fn device(self, nvml: &Nvml) -> Device<'_> {
-        Device::new(self.0, nvml)
-    }
-
-    /// The raw pointer, for the NVML functions nvml-wrapper does not wrap.
-    pub fn raw(self) -> nvml_wrapper_sys::bindings::nvmlDevice_t {
-        self.0
-    }
-}
-
-/// Queries a device may not support; each is asked until the device says so, then never again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Query {
-    Utilization,
-    Encoder,
-    Decoder,
-    Memory,
-    Temperature,
-    MemoryTemperature,
-    Power,
-    PowerLimit,
-    PowerConstraints,
-    Energy,
-    SmClock,
-    MemoryClock,
-    GraphicsClock,
-    Fan,
-    Pcie,
-    LinkGen,
-    LinkWidth,
-    PerformanceState,
-    Throttle,
-    EccCorrected,
-    EccUncorrected,
-    ComputeProcesses,
-    GraphicsProcesses,
-    Name,
-    Uuid,
-    PciInfo,
-    Architecture,
-    Cores,
-    Vbios,
-    MigMode,
-    MigDevices,
-    MigInstanceIds,
-    MigAttributes,
-    MigProfile,
-    MigInstanceProfile,
-}
-
-impl Query {
-    /// The NVML function behind the query, for logs and errors.
-    pub fn function(self) -> &'static str {
-        match self {
-            Self::Utilization => "nvmlDeviceGetUtilizationRates",
-            Self::Encoder => "nvmlDeviceGetEncoderUtilization",
-            Self::Decoder => "nvmlDeviceGetDecoderUtilization",
-            Self::Memory => "nvmlDeviceGetMemoryInfo_v2",
-            Self::Temperature => "nvmlDeviceGetTemperature",
-            Self::MemoryTemperature => "nvmlDeviceGetFieldValues",
-            Self::Power => "nvmlDeviceGetPowerUsage",
-            Self::PowerLimit => "nvmlDeviceGetEnforcedPowerLimit",
-            Self::PowerConstraints => "nvmlDeviceGetPowerManagementLimitConstraints",
-            Self::Energy => "nvmlDeviceGetTotalEnergyConsumption",
-            Self::SmClock | Self::MemoryClock | Self::GraphicsClock => "nvmlDeviceGetClockInfo",
-            Self::Fan => "nvmlDeviceGetFanSpeed_v2",
-            Self::Pcie => "nvmlDeviceGetPcieThroughput",
-            Self::LinkGen => "nvmlDeviceGetCurrPcieLinkGeneration",
-            Self::LinkWidth => "nvmlDeviceGetCurrPcieLinkWidth",
-            Self::PerformanceState => "nvmlDeviceGetPerformanceState",
-            Self::Throttle => "nvmlDeviceGetCurrentClocksThrottleReasons",
-            Self::EccCorrected | Self::EccUncorrected => "nvmlDeviceGetTotalEccErrors",
-            Self::ComputeProcesses => "nvmlDeviceGetComputeRunningProcesses_v3",
-            Self::GraphicsProcesses => "nvmlDeviceGetGraphicsRunningProcesses_v3",
-            Self::Name => "nvmlDeviceGetName",
-            Self::Uuid => "nvmlDeviceGetUUID",
-            Self::PciInfo => "nvmlDeviceGetPciInfo_v3",
-            Self::Architecture => "nvmlDeviceGetArchitecture",
-            Self::Cores => "nvmlDeviceGetNumGpuCores",
-            Self::Vbios => "nvmlDeviceGetVbiosVersion",
-            Self::MigMode => "nvmlDeviceGetMigMode",
-            Self::MigDevices => "nvmlDeviceGetMigDeviceHandleByIndex",
-            Self::MigInstanceIds => "nvmlDeviceGetGpuInstanceId",
-            Self::MigAttributes => "nvmlDeviceGetAttributes_v2",
-            Self::MigProfile => "nvmlDeviceGetGpuInstanceProfileInfoV",
-            Self::MigInstanceProfile => "nvmlDeviceGetGpuInstanceById",
-        }
-    }
-}
-
-/// The set of queries a device answered "not supported" to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Unsupported(u64);
-
-impl Unsupported {
-    fn contains(self, query: Query) -> bool {
-        self.0 & (1 << query as u8) != 0
-    }
-
-    fn insert(&mut self, query: Query) {
-        self.0 |= 1 << query as u8;
-    }
-}
-
-/// A query failed in a way that means the device (or NVML) is gone: GPU lost, driver unloaded,
-/// library uninitialised. The device is reported with this error and NVML re-initialised.
-#[derive(Debug, thiserror::Error)]
-#[error("nvidia{index}: {function}: {source}")]
-pub struct DeviceError {
-    /// NVML index of the GPU.
-    pub index: u32,
-    /// The NVML function that failed.
-    pub function: &'static str,
-    /// What NVML said.
-    #[source]
-    pub source: NvmlError,
-}
-
-/// How the collector treats an NVML error.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Failure {
-    /// The device or library will never answer this query: remember and stop asking.
-    Unsupported,
-    /// The device or the driver is gone: report it and re-initialise NVML.
-    Fatal,
-    /// Anything else (a timeout, no data yet): no value this sample, ask again next time.
-    Transient,
-}
-
-/// Sorts an NVML error into what the collector does about it.
-pub fn classify(error: &NvmlError) -> Failure {
-    match error {
-        // FunctionNotFound: the driver lacks the entry point; FailedToLoadSymbol: the library
-        // does (an older libnvidia-ml). NoPermission and InvalidArg do not change between calls
-        // with the same arguments on the same device.
-        NvmlError::NotSupported
-        | NvmlError::FunctionNotFound
-        | NvmlError::FailedToLoadSymbol(_)
-        | NvmlError::LibraryNotFound
-        | NvmlError::NoPermission
-        | NvmlError::InvalidArg => Failure::Unsupported,
-        NvmlError::GpuLost
-        | NvmlError::Unknown
-        | NvmlError::Uninitialized
-        | NvmlError::DriverNotLoaded
-        | NvmlError::ResetRequired
-        | NvmlError::LibRmVersionMismatch => Failure::Fatal,
-        _ => Failure::Transient,
-    }
-}
-
-/// Runs the queries of one device, skipping those it does not support.
-pub struct Reader<'a> {
-    /// NVML index of the GPU (for errors and logs).
-    pub index: u32,
-    /// What this device (or MIG device) does not support.
-    pub unsupported: &'a mut Unsupported,
-}
-
-impl Reader<'_> {
-    /// The answer to `query`, `None` where the device does not support it (remembered) or
-    /// answered nothing this time, an error where the device is gone.
-    pub fn get<T>(
-        &mut self,
-        query: Query,
-        call: impl FnOnce() -> Result<T, NvmlError>,
-    ) -> Result<Option<T>, DeviceError> {
-        if self.unsupported.contains(query) {
-            return Ok(None);
-        }
-        match call() {
-            Ok(value) => Ok(Some(value)),
-            Err(error) => match classify(&error) {
-                Failure::Unsupported => {
-                    self.unsupported.insert(query);
-                    tracing::debug!(
-                        gpu = self.index,
-                        function = query.function(),
-                        %error,
-                        "NVML query not supported by this device; not asked again"
-                    );
-                    Ok(None)
-                }
-                Failure::Fatal => Err(DeviceError {
-                    index: self.index,
-                    function: query.function(),
-                    source: error,
-                }),
-                Failure::Transient => Ok(None),
-            },
-        }
-    }
-}
+use super::query::{DeviceError, Query, Reader, Unsupported};
+use super::raw::{RawHandle, Session};
+use crate::model::{Accelerator, AcceleratorInfo, AcceleratorKind, Vendor};
 
 /// Facts about the driver, shared by every GPU.
 #[derive(Debug, Clone, Default)]
@@ -306,7 +90,7 @@ impl Gpu {
                 id: format!("nvidia{index}"),
                 index,
                 kind: AcceleratorKind::Gpu,
-                vendor: "nvidia".to_string(),
+                vendor: Vendor::Nvidia,
                 ..Accelerator::default()
             },
             unsupported: Unsupported::default(),
@@ -341,16 +125,13 @@ impl Gpu {
 
     /// Finds the GPU in a new session (a fresh handle and its static facts), or refreshes its
     /// MIG layout in the current one. A lost GPU is left alone until NVML is re-initialised.
-    pub fn scan(&mut self, nvml: &Nvml, system: &SystemFacts) -> Result<(), DeviceError> {
+    pub fn scan(&mut self, session: &Session, system: &SystemFacts) -> Result<(), DeviceError> {
         if self.handle.is_none() {
-            let device = nvml
+            let device = session
+                .nvml()
                 .device_by_index(self.index)
-                .map_err(|source| DeviceError {
-                    index: self.index,
-                    function: "nvmlDeviceGetHandleByIndex_v2",
-                    source,
-                })?;
-            let handle = RawHandle::of(&device);
+                .map_err(|source| self.handle_error(source))?;
+            let handle = session.keep(&device);
             self.read_facts(&device, system)?;
             self.handle = Some(handle);
             self.lost = None;
@@ -360,7 +141,16 @@ impl Gpu {
         let Some(handle) = self.handle else {
             return Ok(());
         };
-        self.scan_mig(nvml, handle)
+        self.scan_mig(session, handle)
+    }
+
+    /// A failure to get this GPU's handle.
+    fn handle_error(&self, source: NvmlError) -> DeviceError {
+        DeviceError {
+            index: self.index,
+            function: "nvmlDeviceGetHandleByIndex_v2",
+            source,
+        }
     }
 
     fn read_facts(&mut self, device: &Device<'_>, system: &SystemFacts) -> Result<(), DeviceError> {
@@ -404,9 +194,10 @@ impl Gpu {
         Ok(())
     }
 
-    fn scan_mig(&mut self, nvml: &Nvml, handle: RawHandle) -> Result<(), DeviceError> {
-        // SAFETY: `handle` belongs to `nvml` (handles are cleared before a shutdown).
-        let device = unsafe { handle.device(nvml) };
+    fn scan_mig(&mut self, session: &Session, handle: RawHandle) -> Result<(), DeviceError> {
+        let device = session
+            .device(handle)
+            .map_err(|source| self.handle_error(source))?;
         let mut q = Reader {
             index: self.index,
             unsupported: &mut self.unsupported,
@@ -421,7 +212,7 @@ impl Gpu {
         }
         let previous = std::mem::take(&mut self.mig);
         self.mig = mig::scan(
-            nvml,
+            session,
             &device,
             self.index,
             &mut q,
@@ -432,12 +223,13 @@ impl Gpu {
     }
 
     /// Reads the GPU now. An error means the GPU (or NVML) is gone.
-    pub fn sample(&mut self, nvml: &Nvml) -> Result<Accelerator, DeviceError> {
+    pub fn sample(&mut self, session: &Session) -> Result<Accelerator, DeviceError> {
         let Some(handle) = self.handle else {
             return Ok(self.unavailable("not found by NVML"));
         };
-        // SAFETY: `handle` belongs to `nvml` (handles are cleared before a shutdown).
-        let device = unsafe { handle.device(nvml) };
+        let device = session
+            .device(handle)
+            .map_err(|source| self.handle_error(source))?;
         let mut a = self.identity();
         let mut q = Reader {
             index: self.index,
@@ -513,7 +305,7 @@ impl Gpu {
         a.processes = merge_processes(compute.into_iter().chain(graphics).flatten());
 
         for mig in &mut self.mig {
-            a.mig_devices.push(mig.sample(nvml, self.index)?);
+            a.mig_devices.push(mig.sample(session, self.index)?);
         }
         Ok(a)
     }
@@ -562,110 +354,4 @@ fn read_pcie(
         rx.map(convert::pcie_kb_to_bytes_per_sec),
     );
     Ok(cache.last)
-}
-
-/// Processes as the model lists them: one entry per pid (a process using the GPU for compute and
-/// graphics appears in both NVML lists; the first entry is kept).
-pub fn merge_processes(list: impl IntoIterator<Item = ProcessInfo>) -> Vec<AcceleratorProcess> {
-    let mut out: Vec<AcceleratorProcess> = Vec::new();
-    for p in list {
-        if out.iter().any(|o| o.pid == p.pid) {
-            continue;
-        }
-        out.push(AcceleratorProcess {
-            pid: p.pid,
-            memory_used_bytes: match p.used_gpu_memory {
-                UsedGpuMemory::Used(bytes) => Some(bytes),
-                UsedGpuMemory::Unavailable => None,
-            },
-        });
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errors_are_sorted() {
-        assert_eq!(classify(&NvmlError::NotSupported), Failure::Unsupported);
-        assert_eq!(classify(&NvmlError::FunctionNotFound), Failure::Unsupported);
-        assert_eq!(
-            classify(&NvmlError::FailedToLoadSymbol("x".into())),
-            Failure::Unsupported
-        );
-        assert_eq!(classify(&NvmlError::GpuLost), Failure::Fatal);
-        assert_eq!(classify(&NvmlError::DriverNotLoaded), Failure::Fatal);
-        assert_eq!(classify(&NvmlError::Uninitialized), Failure::Fatal);
-        assert_eq!(classify(&NvmlError::Unknown), Failure::Fatal);
-        assert_eq!(classify(&NvmlError::Timeout), Failure::Transient);
-        assert_eq!(classify(&NvmlError::NoData), Failure::Transient);
-    }
-
-    #[test]
-    fn an_unsupported_query_is_asked_once() {
-        let mut unsupported = Unsupported::default();
-        let mut q = Reader {
-            index: 0,
-            unsupported: &mut unsupported,
-        };
-        let mut calls = 0;
-        for _ in 0..3 {
-            let answer: Option<u32> = q
-                .get(Query::Fan, || {
-                    calls += 1;
-                    Err(NvmlError::NotSupported)
-                })
-                .ok()
-                .flatten();
-            assert_eq!(answer, None);
-        }
-        assert_eq!(calls, 1);
-        // A transient failure is asked again; other queries are unaffected.
-        let mut transient = 0;
-        for _ in 0..2 {
-            let _ = q.get(Query::Power, || -> Result<u32, _> {
-                transient += 1;
-                Err(NvmlError::Timeout)
-            });
-        }
-        assert_eq!(transient, 2);
-        let fatal = q.get(Query::Temperature, || -> Result<u32, _> {
-            Err(NvmlError::GpuLost)
-        });
-        let error = fatal.err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(
-            error.starts_with("nvidia0: nvmlDeviceGetTemperature:"),
-            "{error}"
-        );
-    }
-
-    #[test]
-    fn processes_are_listed_once_per_pid() {
-        let p = |pid, used| ProcessInfo {
-            pid,
-            used_gpu_memory: used,
-            gpu_instance_id: None,
-            compute_instance_id: None,
-        };
-        let merged = merge_processes([
-            p(10, UsedGpuMemory::Used(64)),
-            p(11, UsedGpuMemory::Unavailable),
-            p(10, UsedGpuMemory::Used(32)),
-        ]);
-        assert_eq!(
-            merged,
-            [
-                AcceleratorProcess {
-                    pid: 10,
-                    memory_used_bytes: Some(64)
-                },
-                AcceleratorProcess {
-                    pid: 11,
-                    memory_used_bytes: None
-                },
-            ]
-        );
-    }
 }

@@ -14,10 +14,17 @@
 //!   info line once on recovery.
 //! - The device list is rescanned every `RESCAN_INTERVAL`, not each sample; handles and static
 //!   facts are kept between samples.
+//!
+//! Each module uses only those listed before it: `convert` (pure conversions to the model's
+//! units), `query` (the queries a device may not support, what a failure means), `raw` (the NVML
+//! session, the handles kept between samples and the calls nvml-wrapper does not wrap: all of
+//! the collector's `unsafe`), `mig` (a GPU's MIG devices), `device` (one GPU).
 
 mod convert;
 mod device;
 mod mig;
+mod query;
+mod raw;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -30,6 +37,7 @@ use crate::collect::{CollectError, Collector};
 use crate::config::CollectConfig;
 use crate::model::Snapshot;
 use device::{Gpu, SystemFacts};
+use raw::Session;
 
 /// How often the device list (and MIG layout) is read again.
 const RESCAN_INTERVAL: Duration = Duration::from_secs(60);
@@ -60,19 +68,22 @@ impl InitError {
     }
 }
 
-/// Loads and initialises NVML.
-fn init(library: Option<&Path>) -> Result<Nvml, InitError> {
+/// Loads and initialises NVML: a new session.
+fn init(library: Option<&Path>) -> Result<Session, InitError> {
     let mut builder = Nvml::builder();
     if let Some(path) = library {
         builder.lib_path(path.as_os_str());
     }
-    builder.init().map_err(|source| InitError {
-        library: library.map_or_else(
-            || default_library().to_string(),
-            |p| p.display().to_string(),
-        ),
-        source,
-    })
+    builder
+        .init()
+        .map(Session::new)
+        .map_err(|source| InitError {
+            library: library.map_or_else(
+                || default_library().to_string(),
+                |p| p.display().to_string(),
+            ),
+            source,
+        })
 }
 
 /// The library nvml-wrapper loads when no path is given.
@@ -117,7 +128,7 @@ pub struct NvidiaCollector {
     /// Library path from the configuration (`None`: the system's).
     library: Option<PathBuf>,
     /// The initialised library; `None` while it cannot be initialised.
-    nvml: Option<Nvml>,
+    nvml: Option<Session>,
     /// Driver and CUDA versions of the current session.
     system: SystemFacts,
     /// GPU slots by NVML index, kept across sessions.
@@ -131,8 +142,11 @@ pub struct NvidiaCollector {
 }
 
 impl NvidiaCollector {
-    fn new(library: Option<PathBuf>, nvml: Option<Nvml>) -> Self {
-        let system = nvml.as_ref().map(SystemFacts::read).unwrap_or_default();
+    fn new(library: Option<PathBuf>, nvml: Option<Session>) -> Self {
+        let system = nvml
+            .as_ref()
+            .map(|session| SystemFacts::read(session.nvml()))
+            .unwrap_or_default();
         Self {
             library,
             nvml,
@@ -151,10 +165,10 @@ impl NvidiaCollector {
         let Some(nvml) = &self.nvml else {
             return;
         };
-        let count = match nvml.device_count() {
+        let count = match nvml.nvml().device_count() {
             Ok(count) => count,
             Err(error) => {
-                if device::classify(&error) == device::Failure::Fatal {
+                if query::classify(&error) == query::Failure::Fatal {
                     let why = format!("NVML: nvmlDeviceGetCount_v2: {error}");
                     self.gpus.iter_mut().for_each(|gpu| gpu.lose(why.clone()));
                 }
@@ -188,7 +202,7 @@ impl NvidiaCollector {
         }
         match init(self.library.as_deref()) {
             Ok(nvml) => {
-                self.system = SystemFacts::read(&nvml);
+                self.system = SystemFacts::read(nvml.nvml());
                 self.nvml = Some(nvml);
                 self.rescan(now);
             }
