@@ -7,12 +7,16 @@
 //! - [`grpc_legacy`], [`grpc_v1`]: the agent's gRPC services.
 //! - [`prometheus`]: `/metrics` (text and OpenMetrics).
 //! - Shared with the coordinator: [`listen`](mod@listen) (ports, portfile, serving with token and TLS),
-//!   [`tls_listener`] (REST over TLS), [`http`] (JSON errors and bodies).
+//!   [`connections`] (the cap and timeouts on client connections), [`limits`] (the open-file
+//!   limit and the cap it allows), [`tls_listener`] (REST over TLS), [`http`] (JSON errors and
+//!   bodies).
 
 pub mod cache;
+pub mod connections;
 pub mod grpc_legacy;
 pub mod grpc_v1;
 pub mod http;
+pub mod limits;
 pub mod listen;
 pub mod prometheus;
 pub mod rest;
@@ -20,5 +24,6 @@ mod state;
 pub mod stream;
 pub mod tls_listener;
 
+pub use connections::Connections;
 pub use listen::{grpc_serve, http_serve, listen, write_portfile, ListenError, PortfileError};
 pub use state::{AppState, RestState, STALE_AFTER_INTERVALS};
