@@ -80,17 +80,6 @@ impl Connections {
     }
 }
 
-impl Default for Connections {
-    /// The default timeouts and the agent's default cap: for servers built outside the agent
-    /// and the coordinator (tests, [`super::tls_listener::serve`]).
-    fn default() -> Self {
-        Self::new(
-            super::limits::AGENT_DEFAULT_MAX_CONNECTIONS,
-            &ConnectionConfig::default(),
-        )
-    }
-}
-
 /// The accepted connections of one listener, as a stream (tonic's `serve_with_incoming` takes
 /// one; [`serve_http`] reads it too). A permit is taken before `accept`, so that past the cap
 /// new connections wait in the kernel's backlog, taking no descriptor of ours. Accept errors are

@@ -33,6 +33,15 @@ pub struct OpenFiles {
     pub hard: Option<usize>,
 }
 
+impl Default for Connections {
+    /// The default timeouts and the agent's default cap, without looking at the open-file
+    /// limit: for servers built outside the agent and the coordinator (tests,
+    /// [`super::tls_listener::serve`]).
+    fn default() -> Self {
+        Self::new(AGENT_DEFAULT_MAX_CONNECTIONS, &ConnectionConfig::default())
+    }
+}
+
 /// The default connection cap of an agent: what the open-file limit leaves after
 /// [`FD_RESERVE`], at most [`AGENT_DEFAULT_MAX_CONNECTIONS`].
 pub fn agent_max_connections(files: OpenFiles) -> usize {
