@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{
-    self, AccelConfig, Backend, CollectConfig, Config, CoordinatorConfig, HostPaths,
-    RegisterConfig, TlsConfig, TlsIdentityFiles,
+    self, AccelConfig, Backend, CollectConfig, Config, ConnectionConfig, CoordinatorConfig,
+    HostPaths, RegisterConfig, TlsConfig, TlsIdentityFiles,
 };
 use crate::model::NodeId;
 
@@ -194,6 +194,23 @@ pub struct ServeArgs {
     /// Exit when this process is gone (checked every 2 s).
     #[arg(long, value_name = "PID", global = true)]
     pub parent_pid: Option<u32>,
+
+    /// Most client connections open at once, REST and gRPC together; past it, new ones wait.
+    /// Default: what the open-file limit leaves after a reserve for the sampler (at most 1024
+    /// on an agent).
+    #[arg(long, value_name = "N", global = true, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: Option<u32>,
+
+    /// How long a client has to send a request head (and a kept-alive connection may wait for
+    /// its next request); on gRPC, the HTTP/2 preface.
+    #[arg(long = "http.header-read-timeout", value_name = "DURATION", default_value = "30s",
+          value_parser = config::parse_duration, global = true)]
+    pub header_read_timeout: Duration,
+
+    /// A connection that moves no byte either way for this long is closed.
+    #[arg(long = "http.idle-timeout", value_name = "DURATION", default_value = "120s",
+          value_parser = config::parse_duration, global = true)]
+    pub idle_timeout: Duration,
 }
 
 /// What and how the collectors sample. Global so that `snapshot` takes them too.
@@ -409,6 +426,11 @@ impl Cli {
                     .zip(self.cluster.tls_key.clone())
                     .map(|(cert, key)| TlsIdentityFiles { cert, key }),
                 ca: self.cluster.tls_ca.clone(),
+            },
+            connections: ConnectionConfig {
+                max_connections: self.serve.max_connections.map(|n| n as usize),
+                header_read_timeout: self.serve.header_read_timeout,
+                idle_timeout: self.serve.idle_timeout,
             },
         }
     }

@@ -198,6 +198,41 @@ pub struct Config {
     pub register_interval: Duration,
     /// `--tls-cert`, `--tls-key`, `--tls-ca`: TLS for the servers and the clients.
     pub tls: TlsConfig,
+    /// How many client connections the servers hold and how long each may wait.
+    pub connections: ConnectionConfig,
+}
+
+/// Bounds on the servers' client connections (REST and gRPC alike), so that idle, slow or
+/// half-open clients can neither hold sockets for ever nor take the file descriptors the
+/// sampler needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionConfig {
+    /// `--max-connections`: client connections open at once, REST and gRPC together; `None`
+    /// derives it from the open-file limit (see `serve::limits`).
+    pub max_connections: Option<usize>,
+    /// `--http.header-read-timeout`: how long a client has to send a request head once the
+    /// server waits for one (a new connection, or a kept-alive one between requests), and a
+    /// new gRPC connection its HTTP/2 preface.
+    pub header_read_timeout: Duration,
+    /// `--http.idle-timeout`: a connection that moves no byte either way for this long is
+    /// closed (a client that stopped reading, an idle gRPC channel, a peer that is gone).
+    pub idle_timeout: Duration,
+}
+
+/// Default `--http.header-read-timeout` (hyper's own default, made explicit).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default `--http.idle-timeout`: longer than SSE's 15 s keep-alive comments and a few poll or
+/// scrape intervals.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: None,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+        }
+    }
 }
 
 /// The TLS files, read at start by [`crate::tls`]. Everything off by default: plain HTTP and gRPC.
@@ -298,6 +333,7 @@ impl Default for Config {
             register: None,
             register_interval: DEFAULT_REGISTER_INTERVAL,
             tls: TlsConfig::default(),
+            connections: ConnectionConfig::default(),
         }
     }
 }

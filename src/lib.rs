@@ -21,8 +21,9 @@
 //! - [`serve`]: the agent's REST ([`serve::rest`], [`serve::stream`]), Prometheus
 //!   ([`serve::prometheus`]) and gRPC ([`serve::grpc_legacy`], [`serve::grpc_v1`]); handlers only
 //!   read the latest snapshot. Shared with the coordinator: [`serve::listen`](mod@serve::listen) (ports, portfile,
-//!   serving with token and TLS), [`serve::tls_listener`], [`serve::http`] (JSON errors),
-//!   [`serve::announce`] (the start's lines saying where each server listens).
+//!   serving with token and TLS), [`serve::connections`] and [`serve::limits`] (the connection
+//!   cap and timeouts, the open-file limit), [`serve::tls_listener`], [`serve::http`] (JSON
+//!   errors), [`serve::announce`] (the start's lines saying where each server listens).
 //! - [`agent`]: local/agent mode — sampler, servers, portfile, shutdown, registration;
 //!   [`coordinator`]: cluster mode — discovery, poller, registry, the cluster REST/gRPC/`/metrics`.
 //! - [`cli`]: flags → [`config::Config`]; `main.rs` parses and calls [`agent`] or [`coordinator`].

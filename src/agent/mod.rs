@@ -85,6 +85,9 @@ impl BoundAgent {
     /// lets in-flight requests finish and returns.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AgentError> {
         let config = self.config;
+        // Before the sampler opens anything: the limit it leaves decides the connection cap.
+        let connections =
+            serve::limits::agent_connections(&config.connections, config.collect.interval);
         let collect = Arc::new(config.collect.clone());
         let mut tasks = tokio::task::JoinSet::new();
         let (baseline, snapshots) = start_sampling(
@@ -122,8 +125,10 @@ impl BoundAgent {
             let stop = shutdown.clone();
             let token = self.token.clone();
             let tls = self.tls.clone();
+            let connections = connections.clone();
             tasks.spawn(async move {
-                let served = serve::http_serve(listener, app, token, tls, stop.clone()).await;
+                let served =
+                    serve::http_serve(listener, app, token, tls, &connections, stop.clone()).await;
                 if let Err(e) = served {
                     tracing::error!("REST server failed: {e}");
                     stop.cancel();
@@ -139,8 +144,9 @@ impl BoundAgent {
             let routes = tonic::service::Routes::new(grpc_legacy::service(state.clone()))
                 .add_service(grpc_v1::service(state));
             tasks.spawn(async move {
-                if let Err(e) = serve::grpc_serve(listener, routes, token, tls, stop.clone()).await
-                {
+                let served =
+                    serve::grpc_serve(listener, routes, token, tls, &connections, stop.clone());
+                if let Err(e) = served.await {
                     tracing::error!("gRPC server failed: {e}");
                     stop.cancel();
                 }

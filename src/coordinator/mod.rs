@@ -144,7 +144,11 @@ impl BoundCoordinator {
             tls,
             roots,
         } = self;
-        files::raise_limit(coordinator.max_nodes);
+        let (connections, budget) = serve::limits::coordinator_connections(
+            &config.connections,
+            coordinator.max_nodes,
+            coordinator.poll_interval,
+        );
         let registry = Arc::new(Registry::new(RegistrySettings {
             offline_after: coordinator.offline_after,
             max_nodes: coordinator.max_nodes,
@@ -235,6 +239,7 @@ impl BoundCoordinator {
         }
         tasks.spawn(expire_registrations(
             Arc::clone(&registry),
+            budget,
             shutdown.clone(),
         ));
 
@@ -253,8 +258,10 @@ impl BoundCoordinator {
             let stop = shutdown.clone();
             let token = token.clone();
             let tls = tls.clone();
+            let connections = connections.clone();
             tasks.spawn(async move {
-                if let Err(e) = serve::http_serve(rest, app, token, tls, stop.clone()).await {
+                let served = serve::http_serve(rest, app, token, tls, &connections, stop.clone());
+                if let Err(e) = served.await {
                     tracing::error!("REST server failed: {e}");
                     stop.cancel();
                 }
@@ -264,7 +271,8 @@ impl BoundCoordinator {
             let routes = tonic::service::Routes::new(grpc::service(state));
             let stop = shutdown.clone();
             tasks.spawn(async move {
-                let served = serve::grpc_serve(grpc, routes, token, tls, stop.clone());
+                let served =
+                    serve::grpc_serve(grpc, routes, token, tls, &connections, stop.clone());
                 if let Err(e) = served.await {
                     tracing::error!("gRPC server failed: {e}");
                     stop.cancel();
@@ -324,55 +332,21 @@ async fn publish_local(registry: Arc<Registry>, local: LocalNode, shutdown: Canc
     }
 }
 
-/// The open-file limit: one kept-alive connection per agent needs one descriptor each, beyond
-/// the 1,024 a process is usually given.
-#[cfg(unix)]
-mod files {
-    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-
-    /// Descriptors needed beside the agents' connections (listeners, clients, files).
-    const SPARE: u64 = 1024;
-
-    /// Raises the soft limit towards the hard one, enough for `agents` connections.
-    pub fn raise_limit(agents: usize) {
-        let limit = getrlimit(Resource::Nofile);
-        let wanted = agents as u64 + SPARE;
-        if limit.current.is_none_or(|current| current >= wanted) {
-            return;
-        }
-        let target = limit.maximum.map_or(wanted, |max| max.min(wanted));
-        let raised = setrlimit(
-            Resource::Nofile,
-            Rlimit {
-                current: Some(target),
-                maximum: limit.maximum,
-            },
-        );
-        match raised {
-            Ok(()) if target >= wanted => tracing::debug!(target, "open-file limit raised"),
-            Ok(()) => tracing::warn!(
-                target,
-                agents,
-                "the open-file hard limit is below what --max-nodes agents need"
-            ),
-            Err(e) => tracing::warn!("cannot raise the open-file limit to {target}: {e}"),
-        }
-    }
-}
-
-/// Other systems: the limit is left as it is.
-#[cfg(not(unix))]
-mod files {
-    pub fn raise_limit(_agents: usize) {}
-}
-
-/// Drops lapsed registrations of dead agents, once per heartbeat interval.
-async fn expire_registrations(registry: Arc<Registry>, shutdown: CancellationToken) {
+/// Drops lapsed registrations of dead agents, once per heartbeat interval, and checks that the
+/// open-file limit holds the agents known (warning once when it does not).
+async fn expire_registrations(
+    registry: Arc<Registry>,
+    mut budget: serve::limits::FileBudget,
+    shutdown: CancellationToken,
+) {
     let mut ticker = tokio::time::interval(registry.settings().heartbeat);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            _ = ticker.tick() => registry.expire(Instant::now()),
+            _ = ticker.tick() => {
+                registry.expire(Instant::now());
+                budget.check(registry.len());
+            }
         }
     }
 }

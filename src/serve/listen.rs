@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::connections::{serve_http, Connections, HTTP2_PREFACE_LEN};
 use crate::auth::{self, Token};
 use crate::tls::Identity;
 
@@ -84,12 +85,19 @@ pub fn write_portfile(
 }
 
 /// Serves `routes` on `listener` behind the token check, over TLS when `tls` is given
-/// (`--tls-cert`), until `shutdown` is cancelled.
+/// (`--tls-cert`), within `limits`, until `shutdown` is cancelled.
+///
+/// A connection counts against the cap from accept (TLS handshake included: tonic bounds it by
+/// [`crate::tls::HANDSHAKE_TIMEOUT`]); it must send the HTTP/2 preface within the header-read
+/// timeout and is closed after the idle timeout without a byte either way. No HTTP/2 keep-alive
+/// pings: they would keep an idle connection busy for ever; a gone peer is found by the idle
+/// timeout instead.
 pub async fn grpc_serve(
     listener: TcpListener,
     routes: tonic::service::Routes,
     token: Option<Token>,
     tls: Option<Identity>,
+    limits: &Connections,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let mut server = tonic::transport::Server::builder();
@@ -102,7 +110,7 @@ pub async fn grpc_serve(
         }))
         .add_routes(routes)
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            limits.incoming(listener, HTTP2_PREFACE_LEN),
             shutdown.cancelled_owned(),
         )
         .await
@@ -110,29 +118,19 @@ pub async fn grpc_serve(
 
 /// Serves `router` on `listener` behind the token check, over TLS when `tls` is given
 /// (`--tls-cert`), with each request's peer address available to handlers
-/// (`ConnectInfo<SocketAddr>`, which registration checks) either way, until `shutdown` is
-/// cancelled.
+/// (`ConnectInfo<SocketAddr>`, which registration checks) either way, within `limits`, until
+/// `shutdown` is cancelled.
 pub async fn http_serve(
     listener: TcpListener,
     router: axum::Router,
     token: Option<Token>,
     tls: Option<Identity>,
+    limits: &Connections,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let app = auth::protect(router, token);
-    match tls {
-        Some(identity) => {
-            super::tls_listener::serve(listener, identity.rest_server_config(), app, shutdown).await
-        }
-        None => {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-        }
-    }
+    let tls = tls.map(|identity| identity.rest_server_config());
+    serve_http(listener, tls, app, limits, shutdown).await
 }
 
 #[cfg(test)]

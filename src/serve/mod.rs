@@ -7,14 +7,17 @@
 //! - [`grpc_legacy`], [`grpc_v1`]: the agent's gRPC services.
 //! - [`prometheus`]: `/metrics` (text and OpenMetrics).
 //! - Shared with the coordinator: [`listen`](mod@listen) (ports, portfile, serving with token and TLS),
-//!   [`tls_listener`] (REST over TLS), [`http`] (JSON errors and bodies), [`announce`] (the
-//!   start's lines saying where each server listens).
+//!   [`connections`] (the cap and timeouts on client connections), [`limits`] (the open-file
+//!   limit and the cap it allows), [`tls_listener`] (REST over TLS), [`http`] (JSON errors and
+//!   bodies), [`announce`] (the start's lines saying where each server listens).
 
 pub mod announce;
 pub mod cache;
+pub mod connections;
 pub mod grpc_legacy;
 pub mod grpc_v1;
 pub mod http;
+pub mod limits;
 pub mod listen;
 pub mod prometheus;
 pub mod rest;
@@ -22,5 +25,6 @@ mod state;
 pub mod stream;
 pub mod tls_listener;
 
+pub use connections::Connections;
 pub use listen::{grpc_serve, http_serve, listen, write_portfile, ListenError, PortfileError};
 pub use state::{AppState, FailedCollector, Health, RestState, STALE_AFTER_INTERVALS};
