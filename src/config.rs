@@ -198,6 +198,22 @@ pub struct Config {
     pub register_interval: Duration,
     /// `--tls-cert`, `--tls-key`, `--tls-ca`: TLS for the servers and the clients.
     pub tls: TlsConfig,
+    /// `--cors-allow-origin`, `--allowed-host`: what web pages may reach of the REST server.
+    pub browser: BrowserConfig,
+}
+
+/// What web pages may reach of the REST server (agent and coordinator). By default: nothing
+/// cross-origin (no CORS headers), and, unless the server listens on every address, only
+/// requests naming it by a loopback name or address or its bind address (against DNS
+/// rebinding).
+#[derive(Debug, Clone, Default)]
+pub struct BrowserConfig {
+    /// `--cors-allow-origin`: origins (`scheme://host[:port]`, as browsers send `Origin`) that
+    /// get CORS headers; empty: none does.
+    pub cors_allow_origins: Vec<String>,
+    /// `--allowed-host`: names or addresses accepted in `Host` beside the loopback ones and
+    /// the bind address; with an unspecified bind (0.0.0.0, ::), giving any turns the check on.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// The TLS files, read at start by [`crate::tls`]. Everything off by default: plain HTTP and gRPC.
@@ -298,6 +314,7 @@ impl Default for Config {
             register: None,
             register_interval: DEFAULT_REGISTER_INTERVAL,
             tls: TlsConfig::default(),
+            browser: BrowserConfig::default(),
         }
     }
 }
