@@ -79,19 +79,22 @@ struct NodeQuery {
 }
 
 /// The node id rule of both endpoints: without `node_id`, this node; with it, every listed id
-/// must be well-formed (else 400) and this node's (else 404: an agent knows one node).
+/// must be well-formed (else 400) and this node's (else 404: an agent knows one node). Returns
+/// the refusal, if any.
 fn check_node_query(
     query: Result<Query<NodeQuery>, QueryRejection>,
     own: &str,
-) -> Result<(), Response> {
-    let Query(query) = query.map_err(|rejection| invalid_query(&rejection))?;
-    let Some(requested) = &query.node_id else {
-        return Ok(());
+) -> Option<Response> {
+    let requested = match query {
+        Ok(Query(NodeQuery {
+            node_id: Some(requested),
+        })) => requested,
+        Ok(_) => return None,
+        Err(rejection) => return Some(invalid_query(&rejection)),
     };
-    let ids = NodeId::parse_list(requested).map_err(|reason| invalid_node_id(requested, reason))?;
-    match ids.into_iter().find(|id| *id != own) {
-        Some(unknown) => Err(unknown_node_id(unknown)),
-        None => Ok(()),
+    match NodeId::parse_list(&requested) {
+        Err(reason) => Some(invalid_node_id(&requested, reason)),
+        Ok(ids) => ids.into_iter().find(|id| *id != own).map(unknown_node_id),
     }
 }
 
@@ -100,7 +103,7 @@ async fn info(
     query: Result<Query<NodeQuery>, QueryRejection>,
 ) -> Response {
     let snapshot = state.app.latest();
-    if let Err(refusal) = check_node_query(query, &snapshot.node_id) {
+    if let Some(refusal) = check_node_query(query, &snapshot.node_id) {
         return refusal;
     }
     json_bytes(state.cache.info(&snapshot))
@@ -111,7 +114,7 @@ async fn metrics(
     query: Result<Query<NodeQuery>, QueryRejection>,
 ) -> Response {
     let snapshot = state.app.latest();
-    if let Err(refusal) = check_node_query(query, &snapshot.node_id) {
+    if let Some(refusal) = check_node_query(query, &snapshot.node_id) {
         return refusal;
     }
     json_bytes(state.cache.metrics(&snapshot))
