@@ -30,6 +30,11 @@ pub enum AuthError {
     Empty { from: String },
     #[error("the auth token from {from} must be printable ASCII without spaces")]
     Charset { from: String },
+    #[error(
+        "the auth token file {path} is writable by other users (mode {mode:03o}), so anyone could \
+         replace the token: run chmod 600 {path}"
+    )]
+    Writable { path: PathBuf, mode: u32 },
 }
 
 /// A shared secret. Never printed: `Debug` shows its length only.
@@ -75,6 +80,7 @@ impl Token {
                 path: path.to_path_buf(),
                 source,
             })?;
+            file_mode::check(path)?;
             return Token::new(&text, &path.display().to_string()).map(Some);
         }
         match std::env::var(TOKEN_ENV) {
@@ -98,6 +104,59 @@ impl Token {
         };
         scheme.eq_ignore_ascii_case(b"bearer")
             && constant_time_eq(credentials, self.secret.as_bytes())
+    }
+}
+
+/// Who may read and write a token file: others writing it is refused, others reading it is
+/// warned about (as ssh does for keys). Unix only: elsewhere the file's ACL is the system's.
+#[cfg(unix)]
+mod file_mode {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    use super::AuthError;
+
+    /// Group or other write bits.
+    const WRITABLE_BY_OTHERS: u32 = 0o022;
+    /// Group or other read bits.
+    const READABLE_BY_OTHERS: u32 = 0o044;
+
+    /// Checks the mode of the file `path` leads to (through symbolic links, as Kubernetes
+    /// mounts secrets).
+    pub fn check(path: &Path) -> Result<(), AuthError> {
+        let mode = match std::fs::metadata(path) {
+            Ok(metadata) => metadata.permissions().mode() & 0o777,
+            Err(source) => {
+                return Err(AuthError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        if mode & WRITABLE_BY_OTHERS != 0 {
+            return Err(AuthError::Writable {
+                path: path.to_path_buf(),
+                mode,
+            });
+        }
+        if mode & READABLE_BY_OTHERS != 0 {
+            tracing::warn!(
+                "the auth token file {} is readable by other users (mode {mode:03o}): run chmod 600 {}",
+                path.display(),
+                path.display()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Other systems: no mode bits to check.
+#[cfg(not(unix))]
+mod file_mode {
+    use std::path::Path;
+
+    pub fn check(_path: &Path) -> Result<(), super::AuthError> {
+        Ok(())
     }
 }
 
@@ -223,9 +282,44 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");
         std::fs::write(&path, "from-file\n").unwrap();
+        private(&path);
         let token = Token::load(Some(&path)).unwrap().unwrap();
         assert!(token.accepts(Some(b"Bearer from-file")));
         let missing = Token::load(Some(&dir.path().join("none"))).unwrap_err();
         assert!(missing.to_string().contains("none"), "{missing}");
+    }
+
+    /// Owner read and write only.
+    fn private(path: &Path) {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        #[cfg(not(unix))]
+        let _ = path;
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_token_file_others_may_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "s3cret\n").unwrap();
+        for mode in [0o600, 0o400, 0o640, 0o644] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert!(Token::load(Some(&path)).unwrap().is_some(), "{mode:o}");
+        }
+        for mode in [0o620, 0o602, 0o666, 0o622] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = Token::load(Some(&path)).unwrap_err();
+            assert!(matches!(err, AuthError::Writable { .. }), "{mode:o}: {err}");
+            let text = err.to_string();
+            assert!(text.contains(&path.display().to_string()), "{text}");
+            assert!(text.contains("chmod 600"), "{text}");
+            assert!(text.contains(&format!("{mode:03o}")), "{text}");
+            assert!(!text.contains('\n'), "{text}");
+        }
     }
 }

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{
-    self, AccelConfig, Backend, CollectConfig, Config, ConnectionConfig, CoordinatorConfig,
-    HostPaths, RegisterConfig, TlsConfig, TlsIdentityFiles,
+    self, AccelConfig, Backend, BrowserConfig, CollectConfig, Config, ConnectionConfig,
+    CoordinatorConfig, HostPaths, RegisterConfig, TlsConfig, TlsIdentityFiles,
 };
 use crate::model::NodeId;
 
@@ -79,7 +79,7 @@ pub struct ClusterArgs {
 
     /// The URL the coordinator should poll this agent at. Default: `http://<bind>:<rest port>`
     /// (https with --tls-cert).
-    #[arg(long, value_name = "URL", requires = "coordinator", value_parser = parse_http_url)]
+    #[arg(long, value_name = "URL", requires = "coordinator", value_parser = parse_advertise_url)]
     pub advertise_url: Option<String>,
 
     /// A label sent with the registration (repeatable).
@@ -211,6 +211,17 @@ pub struct ServeArgs {
     #[arg(long = "http.idle-timeout", value_name = "DURATION", default_value = "120s",
           value_parser = config::parse_duration, global = true)]
     pub idle_timeout: Duration,
+
+    /// Let web pages from this origin read the REST API (CORS), e.g. http://localhost:3000
+    /// (repeatable). Default: no CORS headers.
+    #[arg(long, value_name = "ORIGIN", global = true, value_parser = parse_origin)]
+    pub cors_allow_origin: Vec<String>,
+
+    /// Also answer requests whose Host is this name or address (repeatable), e.g. the node's
+    /// DNS name. Loopback names and the --bind address are always answered; with --bind
+    /// 0.0.0.0 (or ::) every Host is, unless this is given.
+    #[arg(long, value_name = "NAME", global = true, value_parser = parse_allowed_host)]
+    pub allowed_host: Vec<String>,
 }
 
 /// What and how the collectors sample. Global so that `snapshot` takes them too.
@@ -318,8 +329,8 @@ fn parse_dcgm_address(text: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Node ids travel in URLs and Prometheus labels: keep them to a safe, bounded charset.
-/// An http(s) URL with a host; kept as given (the coordinator normalises it).
+/// An http(s) URL with a host and a port other than 0; kept as given (the coordinator
+/// normalises it).
 pub fn parse_http_url(text: &str) -> Result<String, String> {
     let url =
         reqwest::Url::parse(text.trim()).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
@@ -329,7 +340,62 @@ pub fn parse_http_url(text: &str) -> Result<String, String> {
     if url.host().is_none() {
         return Err(format!("{text:?}: no host"));
     }
+    if url.port() == Some(0) {
+        return Err(format!("{text:?}: port 0 cannot be connected to"));
+    }
     Ok(text.trim().to_string())
+}
+
+/// `--advertise-url`: what the coordinator will poll, held to the rules it checks registrations
+/// by, so that an agent it would refuse fails at start rather than at every heartbeat.
+fn parse_advertise_url(text: &str) -> Result<String, String> {
+    crate::coordinator::registry::AgentUrl::parse(text)
+        .map(|_| text.trim().to_string())
+        .map_err(|reason| format!("{text:?}: {reason}"))
+}
+
+/// `--cors-allow-origin`: an http(s) origin, `scheme://host[:port]` and nothing more, kept as
+/// browsers send it in `Origin` (lowercase host, no default port), since it is matched exactly.
+fn parse_origin(text: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(text).map_err(|e| format!("{text:?} is not an origin: {e}"))?;
+    let bare = url.username().is_empty()
+        && url.password().is_none()
+        && url.path() == "/"
+        && !text.ends_with('/')
+        && url.query().is_none()
+        && url.fragment().is_none();
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() || !bare {
+        return Err(format!(
+            "{text:?} is not an origin: expected scheme://host[:port], e.g. http://localhost:3000"
+        ));
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
+/// `--allowed-host`: a DNS name or an IP address (IPv6 with or without brackets), no port.
+fn parse_allowed_host(text: &str) -> Result<String, String> {
+    let bare = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(ip.to_string());
+    }
+    let name = text.strip_suffix('.').unwrap_or(text);
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+        });
+    if !valid {
+        return Err(format!(
+            "{text:?}: expected a host name or an IP address, without a port"
+        ));
+    }
+    Ok(name.to_ascii_lowercase())
 }
 
 /// `KEY=VALUE`, each 1-253 characters; keys as node ids.
@@ -431,6 +497,10 @@ impl Cli {
                 max_connections: self.serve.max_connections.map(|n| n as usize),
                 header_read_timeout: self.serve.header_read_timeout,
                 idle_timeout: self.serve.idle_timeout,
+            },
+            browser: BrowserConfig {
+                cors_allow_origins: self.serve.cors_allow_origin.clone(),
+                allowed_hosts: self.serve.allowed_host.clone(),
             },
         }
     }

@@ -200,6 +200,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// How many client connections the servers hold and how long each may wait.
     pub connections: ConnectionConfig,
+    /// `--cors-allow-origin`, `--allowed-host`: what web pages may reach of the REST server.
+    pub browser: BrowserConfig,
 }
 
 /// Bounds on the servers' client connections (REST and gRPC alike), so that idle, slow or
@@ -233,6 +235,20 @@ impl Default for ConnectionConfig {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
         }
     }
+}
+
+/// What web pages may reach of the REST server (agent and coordinator). By default: nothing
+/// cross-origin (no CORS headers), and, unless the server listens on every address, only
+/// requests naming it by a loopback name or address or its bind address (against DNS
+/// rebinding).
+#[derive(Debug, Clone, Default)]
+pub struct BrowserConfig {
+    /// `--cors-allow-origin`: origins (`scheme://host[:port]`, as browsers send `Origin`) that
+    /// get CORS headers; empty: none does.
+    pub cors_allow_origins: Vec<String>,
+    /// `--allowed-host`: names or addresses accepted in `Host` beside the loopback ones and
+    /// the bind address; with an unspecified bind (0.0.0.0, ::), giving any turns the check on.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// The TLS files, read at start by [`crate::tls`]. Everything off by default: plain HTTP and gRPC.
@@ -334,6 +350,7 @@ impl Default for Config {
             register_interval: DEFAULT_REGISTER_INTERVAL,
             tls: TlsConfig::default(),
             connections: ConnectionConfig::default(),
+            browser: BrowserConfig::default(),
         }
     }
 }

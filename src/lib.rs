@@ -9,7 +9,7 @@
 //! field, collector or endpoint goes.
 //!
 //! - [`model`]: plain data — [`model::Snapshot`], [`model::SystemInfo`], [`model::NodeId`], time
-//!   helpers; no I/O. [`model::wire`]: the JSON on the wire, defined once (the metrics element,
+//!   helpers, [`model::echo`]; no I/O. [`model::wire`]: the JSON on the wire, defined once (the metrics element,
 //!   the info object, registration) with its one mapping to gRPC v1. [`pb`]: code generated from
 //!   `proto/`.
 //! - [`config`]: every default in one place, [`config::HostPaths`]; [`auth`] (bearer token),
@@ -23,7 +23,8 @@
 //!   read the latest snapshot. Shared with the coordinator: [`serve::listen`](mod@serve::listen) (ports, portfile,
 //!   serving with token and TLS), [`serve::connections`] and [`serve::limits`] (the connection
 //!   cap and timeouts, the open-file limit), [`serve::tls_listener`], [`serve::http`] (JSON
-//!   errors), [`serve::announce`] (the start's lines saying where each server listens).
+//!   errors), [`serve::announce`] (the start's lines saying where each server listens),
+//!   [`serve::guard`] (the Host check, size limits and CORS in front of every route).
 //! - [`agent`]: local/agent mode — sampler, servers, portfile, shutdown, registration;
 //!   [`coordinator`]: cluster mode — discovery, poller, registry, the cluster REST/gRPC/`/metrics`.
 //! - [`cli`]: flags → [`config::Config`]; `main.rs` parses and calls [`agent`] or [`coordinator`].

@@ -275,3 +275,182 @@ fn a_plain_start_says_where_it_serves_and_what_it_found_without_colour_on_a_pipe
     assert!(!all.contains('\u{1b}'), "ANSI codes on a pipe:\n{all}");
     assert!(!all.contains("Some("), "{all}");
 }
+
+/// GET `path` from `127.0.0.1:port` with `Host: host` (and `extra` header lines), over raw TCP;
+/// the whole answer.
+fn get_raw(port: u16, path: &str, host: &str, extra: &str) -> String {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// SIGTERM, SIGINT and the parent's death are clean exits: each removes the portfile.
+#[test]
+fn the_portfile_is_removed_on_a_clean_exit() {
+    for signal in ["-TERM", "-INT"] {
+        let (dir, mut child, _) = start_child(&[]);
+        send_signal(&child, signal);
+        assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+        assert!(!dir.path().join("ports").exists(), "{signal}");
+    }
+    let mut parent = Command::new("sleep").arg("1").spawn().unwrap();
+    let parent_pid = parent.id().to_string();
+    let (dir, mut child, _) = start_child(&["--parent-pid", &parent_pid]);
+    parent.wait().unwrap();
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+    assert!(!dir.path().join("ports").exists(), "parent gone");
+
+    // A file another monitor wrote over ours since is not ours to remove.
+    let (dir, mut child, _) = start_child(&[]);
+    let portfile = dir.path().join("ports");
+    std::fs::write(&portfile, "sock=1\nrest=2\n").unwrap();
+    send_signal(&child, "-TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+    assert_eq!(
+        std::fs::read_to_string(&portfile).unwrap(),
+        "sock=1\nrest=2\n"
+    );
+
+    // The coordinator too.
+    let (dir, mut child, _) = start_child(&["coordinator"]);
+    send_signal(&child, "-TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+    assert!(!dir.path().join("ports").exists(), "coordinator");
+}
+
+#[cfg(unix)]
+#[test]
+fn token_files_others_may_write_are_refused_and_readable_ones_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let path = token.to_str().unwrap();
+
+    for mode in [0o666, 0o620] {
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(mode)).unwrap();
+        for mode_args in [&[][..], &["coordinator"]] {
+            let out = Command::new(BIN)
+                .args(mode_args)
+                .args(["--rest-api-port", "0", "--auth-token-file", path])
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(1), "{mode:o} {mode_args:?}");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let lines: Vec<_> = stderr.lines().collect();
+            assert_eq!(lines.len(), 1, "{stderr}");
+            assert!(lines[0].contains(path), "{stderr}");
+            assert!(lines[0].contains("chmod 600"), "{stderr}");
+        }
+    }
+
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (_dir, mut child, _) = start_child(&["--auth-token-file", path]);
+    send_signal(&child, "-TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        stderr.contains(path) && stderr.contains("readable by other users"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("chmod 600 {path}")), "{stderr}");
+
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (_dir, mut child, _) = start_child(&["--auth-token-file", path]);
+    send_signal(&child, "-TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!stderr.contains("readable by other users"), "{stderr}");
+}
+
+/// The Host check and CORS of the real binary, as the flags set them.
+#[test]
+fn hosts_and_origins_follow_the_flags() {
+    let (_dir, mut child, text) = start_child(&[]);
+    let port = port_of(&text, "rest");
+    let ok = get_raw(port, "/api/health", &format!("localhost:{port}"), "");
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    let refused = get_raw(port, "/api/health", "rebound.example", "");
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    assert!(refused.contains(r#""host":"rebound.example""#), "{refused}");
+    let origin = "Origin: http://localhost:3000\r\n";
+    let no_cors = get_raw(port, "/api/health", "127.0.0.1", origin);
+    assert!(no_cors.starts_with("HTTP/1.1 200"), "{no_cors}");
+    assert!(
+        !no_cors
+            .to_ascii_lowercase()
+            .contains("access-control-allow-origin"),
+        "{no_cors}"
+    );
+    send_signal(&child, "-TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+
+    let (_dir, mut child, text) = start_child(&[
+        "--allowed-host",
+        "monitor.lab",
+        "--cors-allow-origin",
+        "http://localhost:3000",
+    ]);
+    let port = port_of(&text, "rest");
+    let ok = get_raw(port, "/api/system/info", "MONITOR.lab:443", origin);
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert!(
+        ok.to_ascii_lowercase()
+            .contains("access-control-allow-origin: http://localhost:3000"),
+        "{ok}"
+    );
+    let refused = get_raw(port, "/api/health", "other.lab", "");
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    send_signal(&child, "-TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+
+    // A cluster agent on every address answers every Host unless --allowed-host is given.
+    let (_dir, mut child, text) = start_child(&["--bind", "0.0.0.0"]);
+    let port = port_of(&text, "rest");
+    let ok = get_raw(port, "/api/health", "agent.anywhere", "");
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    send_signal(&child, "-TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+    let (_dir, mut child, text) = start_child(&["--bind", "0.0.0.0", "--allowed-host", "n1"]);
+    let port = port_of(&text, "rest");
+    assert!(get_raw(port, "/api/health", "n1:1", "").starts_with("HTTP/1.1 200"));
+    assert!(get_raw(port, "/api/health", "10.9.8.7", "").starts_with("HTTP/1.1 200"));
+    assert!(get_raw(port, "/api/health", "n2", "").starts_with("HTTP/1.1 403"));
+    send_signal(&child, "-TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+}
+
+#[test]
+fn registration_urls_with_port_0_are_refused_at_start() {
+    for args in [
+        &["--coordinator", "http://127.0.0.1:0"][..],
+        &[
+            "--coordinator",
+            "http://127.0.0.1:9000",
+            "--advertise-url",
+            "http://127.0.0.1:0",
+        ],
+    ] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("port 0"), "{args:?}: {stderr}");
+    }
+}

@@ -541,6 +541,11 @@ async fn registration_is_validated() {
         ("url", body("v2", "http://localhost:1")),
         ("url", body("v2", "http://127.0.0.1:1/api")),
         ("url", body("v2", "not a url")),
+        ("url", body("v2", "http://127.0.0.1:0")),
+        ("url", body("v2", "http://0.0.0.0:1")),
+        ("url", body("v2", "http://u:p@127.0.0.1:1")),
+        ("url", body("v2", "http://127.0.0.1:1/?x=1")),
+        ("url", body("v2", "http://127.0.0.1:1/#top")),
         (
             "labels",
             serde_json::to_vec(
@@ -569,6 +574,17 @@ async fn registration_is_validated() {
         assert_eq!(error["field"], field, "{error}");
         assert_eq!(error["error"], "invalid registration");
     }
+    let zero = post(&url, body("v2", "http://127.0.0.1:0"), secret, LOCAL).await;
+    let detail = zero.json()["detail"].as_str().unwrap().to_string();
+    assert!(detail.contains("port 0"), "{detail}");
+    // A body that is not a registration: serde's message quotes it, cut short.
+    let long = format!(
+        r#"{{"node_id":"v2","url":"http://127.0.0.1:1","labels":"{}"}}"#,
+        "x".repeat(10_000)
+    );
+    let reply = post(&url, long.into_bytes(), secret, LOCAL).await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(reply.body.len() < 300, "{}", reply.body);
     for broken in [&b"{not json"[..], b"{\"node_id\":\"v2\"}", b"[]"] {
         let reply = post(&url, broken.to_vec(), secret, LOCAL).await;
         assert_eq!(reply.status, 400, "{}", reply.body);
@@ -1118,5 +1134,61 @@ async fn an_agent_going_offline_and_back_is_logged_once_each_with_the_cause() {
     assert!(
         !stderr.contains('\u{1b}'),
         "ANSI codes in a log file:\n{stderr}"
+    );
+}
+
+/// The coordinator's REST server has the agent's guard: on loopback, a request naming another
+/// host is refused (DNS rebinding), no CORS headers unless an origin is allowed, and its
+/// `/api/system/info?node_id=` quotes a bad id cut short. Its portfile goes at a clean exit.
+#[tokio::test]
+async fn the_coordinator_refuses_other_hosts_and_removes_its_portfile() {
+    use std::io::{Read, Write};
+    let mut coord = coordinator(&["--cors-allow-origin", "http://localhost:3000"]);
+    let raw = |host: &str, origin: &str| {
+        let mut stream = std::net::TcpStream::connect((LOCAL, coord.rest_port)).unwrap();
+        let request = format!(
+            "GET /api/cluster/info HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let port = coord.rest_port;
+    let answer = raw(&format!("127.0.0.1:{port}"), "http://localhost:3000");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let lower = answer.to_ascii_lowercase();
+    assert!(
+        lower.contains("access-control-allow-origin: http://localhost:3000"),
+        "{answer}"
+    );
+    let answer = raw(&format!("localhost:{port}"), "http://evil.example");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        !answer
+            .to_ascii_lowercase()
+            .contains("access-control-allow-origin"),
+        "{answer}"
+    );
+    let answer = raw(&format!("evil.example:{port}"), "http://evil.example");
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(answer.contains(r#""error":"host not allowed""#), "{answer}");
+
+    let long = "a%2F".repeat(1_000);
+    let reply = get(
+        &coord.url(&format!("/api/system/info?node_id={long}")),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(reply.body.len() < 300, "{}", reply.body);
+
+    let portfile = coord.portfile();
+    assert!(portfile.exists());
+    let status = coord.terminate();
+    assert!(status.success(), "{status}");
+    assert!(
+        !portfile.exists(),
+        "the portfile is removed at a clean exit"
     );
 }

@@ -1,6 +1,6 @@
 //! The REST API over HTTP, served in-process from synthetic snapshots: the TrackLab JSON shapes
-//! and units, health and staleness, node_id handling, JSON errors, CORS, `/metrics` negotiation
-//! and caching, and the SSE stream.
+//! and units, health and staleness, node_id handling, JSON errors (the HTTP layer's too, over raw
+//! TCP), the Host check and CORS, `/metrics` negotiation and caching, and the SSE stream.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -9,14 +9,14 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use system_monitor::config::CollectConfig;
+use system_monitor::config::{BrowserConfig, CollectConfig};
 use system_monitor::model::unix_ms;
 use system_monitor::model::{
     Accelerator, AcceleratorKind, CollectorStatus, CoreStats, CpuStats, DiskStats, DisksStats,
     FilesystemState, FilesystemStats, FilesystemsStats, InterfaceStats, MemoryStats, NetworkStats,
     PressureLine, PressureResource, PressureStats, Snapshot, SystemInfo,
 };
-use system_monitor::serve::AppState;
+use system_monitor::serve::{AppState, Guard};
 
 /// A router served on an ephemeral loopback port, with the handle that publishes snapshots.
 struct Served {
@@ -27,7 +27,13 @@ struct Served {
 }
 
 impl Served {
+    /// Serves `snapshot` on loopback with the default guard (no CORS, loopback Hosts only).
     async fn start(snapshot: Snapshot) -> Served {
+        Self::start_with(snapshot, &BrowserConfig::default()).await
+    }
+
+    /// Serves `snapshot` on loopback with the guard `browser` describes.
+    async fn start_with(snapshot: Snapshot, browser: &BrowserConfig) -> Served {
         let snapshot = Arc::new(snapshot);
         let (publish, snapshots) = watch::channel(Arc::clone(&snapshot));
         let shutdown = CancellationToken::new();
@@ -42,7 +48,8 @@ impl Served {
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let app = system_monitor::serve::rest::router(state);
+        let guard = Guard::new(std::net::Ipv4Addr::LOCALHOST.into(), browser);
+        let app = system_monitor::serve::rest::router(state, &guard);
         let stop = shutdown.clone();
         let server = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -80,6 +87,40 @@ impl Served {
             .map(|v| v.to_str().unwrap().to_string())
             .unwrap_or_default();
         (status, content_type, response.text().await.unwrap())
+    }
+
+    /// Sends `request` as raw bytes on a new connection and reads the answer to its end: the
+    /// status, the headers (names lowercase) and the body.
+    async fn raw(&self, request: &[u8]) -> (u16, Vec<(String, String)>, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let address = self.base.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        // The server may answer and close before it has read all of an over-long request.
+        let _ = stream.write_all(request).await;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+            .await
+            .expect("the server closes the connection");
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|line| line.split(' ').nth(1))
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("no status line in {text:?}"));
+        let headers = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.to_ascii_lowercase(), value.trim().to_string()))
+            .collect();
+        (status, headers, body.to_string())
+    }
+
+    /// GET `path` with `Host: host` (and `Connection: close`), over raw TCP.
+    async fn get_as_host(&self, path: &str, host: &str) -> (u16, String) {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let (status, _, body) = self.raw(request.as_bytes()).await;
+        (status, body)
     }
 
     async fn json(&self, path: &str) -> (u16, Value) {
@@ -522,6 +563,49 @@ async fn node_id_selects_this_node_or_fails_with_json() {
     assert_eq!(status, 200);
 }
 
+/// `/api/system/info` follows the node id rule of `/api/system/metrics`.
+#[tokio::test]
+async fn info_follows_the_node_id_rule_of_metrics() {
+    let served = Served::start(sample(1)).await;
+    for ok in ["", "?node_id=node-a", "?node_id=node-a,node-a", "?_=1"] {
+        let (status, body) = served.json(&format!("/api/system/info{ok}")).await;
+        assert_eq!(status, 200, "{ok}: {body}");
+        assert_eq!(body["node_id"], "node-a");
+    }
+    for path in ["/api/system/info", "/api/system/metrics"] {
+        let (status, body) = served.json(&format!("{path}?node_id=worker-01")).await;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert_eq!(body["error"], "unknown node_id");
+        assert_eq!(body["node_id"], "worker-01");
+        let (status, body) = served.json(&format!("{path}?node_id=a%2Fb")).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["error"], "invalid node_id");
+        let (status, body) = served.json(&format!("{path}?node_id=a&node_id=b")).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["error"], "invalid query");
+    }
+}
+
+/// A bad `node_id` is quoted back cut to 64 characters, not echoed whole (twice) as it was.
+#[tokio::test]
+async fn a_long_bad_node_id_is_quoted_cut_short() {
+    let served = Served::start(sample(1)).await;
+    let long = "x%2F".repeat(1_500); // 6,000 characters once decoded, under the URI limit
+    for path in ["/api/system/info", "/api/system/metrics"] {
+        let (status, content_type, body) = served.get(&format!("{path}?node_id={long}")).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(content_type, "application/json");
+        assert!(body.len() < 400, "{} bytes: {body}", body.len());
+        let body: Value = serde_json::from_str(&body).unwrap();
+        let quoted = body["node_id"].as_str().unwrap();
+        assert_eq!(quoted.chars().count(), 64);
+        assert!(
+            quoted.starts_with("x/x/") && quoted.ends_with('…'),
+            "{quoted}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn unknown_paths_and_methods_are_json_errors() {
     let served = Served::start(sample(1)).await;
@@ -540,32 +624,171 @@ async fn unknown_paths_and_methods_are_json_errors() {
     assert_eq!(body["method"], "POST");
 }
 
+/// Was `cors_is_permissive` (`Access-Control-Allow-Origin: *` for every page): issue 9 changed
+/// that contract. No CORS headers by default; the `--cors-allow-origin` origins get them,
+/// exactly, and no other origin does.
 #[tokio::test]
-async fn cors_is_permissive() {
-    let served = Served::start(sample(1)).await;
-    let response = reqwest::Client::new()
-        .get(format!("{}/api/system/metrics", served.base))
-        .header("Origin", "http://localhost:3000")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        response.headers()["access-control-allow-origin"],
-        "*",
-        "{:?}",
-        response.headers()
+async fn cors_headers_go_to_the_allowed_origins_only() {
+    let origin = "http://localhost:3000";
+    let cors = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let get = |base: String, origin: &'static str| async move {
+        reqwest::Client::new()
+            .get(format!("{base}/api/system/metrics"))
+            .header("Origin", origin)
+            .send()
+            .await
+            .unwrap()
+    };
+    let preflight = |base: String, origin: &'static str| async move {
+        reqwest::Client::new()
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{base}/api/system/metrics"),
+            )
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "GET")
+            .header("Access-Control-Request-Headers", "authorization")
+            .send()
+            .await
+            .unwrap()
+    };
+
+    let default = Served::start(sample(1)).await;
+    let response = get(default.base.clone(), origin).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(cors(&response), None, "{:?}", response.headers());
+    let response = preflight(default.base.clone(), origin).await;
+    assert_eq!(cors(&response), None, "{:?}", response.headers());
+
+    let browser = BrowserConfig {
+        cors_allow_origins: vec![origin.into(), "https://ui.example".into()],
+        ..BrowserConfig::default()
+    };
+    let allowing = Served::start_with(sample(1), &browser).await;
+    let response = get(allowing.base.clone(), origin).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(cors(&response).as_deref(), Some(origin));
+    let response = get(allowing.base.clone(), "http://evil.example").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(cors(&response), None, "{:?}", response.headers());
+    let response = preflight(allowing.base.clone(), origin).await;
+    assert!(response.status().is_success(), "{}", response.status());
+    assert_eq!(cors(&response).as_deref(), Some(origin));
+    let allowed_headers = response.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        allowed_headers.contains("authorization"),
+        "{allowed_headers}"
     );
-    let preflight = reqwest::Client::new()
-        .request(
-            reqwest::Method::OPTIONS,
-            format!("{}/api/system/metrics", served.base),
-        )
-        .header("Origin", "http://localhost:3000")
-        .header("Access-Control-Request-Method", "GET")
-        .send()
-        .await
-        .unwrap();
-    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let response = preflight(allowing.base.clone(), "http://evil.example").await;
+    assert_eq!(cors(&response), None, "{:?}", response.headers());
+}
+
+/// DNS rebinding: a page whose own name now resolves to 127.0.0.1 reads the monitor as its
+/// own origin; its requests still carry its name in `Host`, and are refused.
+#[tokio::test]
+async fn hosts_other_than_loopback_names_are_refused_on_loopback() {
+    let served = Served::start(sample(1)).await;
+    let port = served.base.rsplit(':').next().unwrap().to_string();
+    for good in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("LocalHost:{port}"),
+        format!("[::1]:{port}"),
+        "127.0.0.2".to_string(),
+        format!("app.localhost:{port}"),
+    ] {
+        let (status, body) = served.get_as_host("/api/health", &good).await;
+        assert_eq!(status, 200, "{good}: {body}");
+    }
+    for path in ["/api/health", "/api/system/metrics", "/metrics", "/nope"] {
+        let (status, body) = served.get_as_host(path, "evil.example:80").await;
+        assert_eq!(status, 403, "{path}: {body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["error"], "host not allowed");
+        assert_eq!(body["host"], "evil.example:80");
+    }
+    let long = format!("{}.example", "a".repeat(10_000));
+    let (status, body) = served.get_as_host("/api/health", &long).await;
+    assert_eq!(status, 403);
+    assert!(body.len() < 300, "the Host is quoted cut short: {body}");
+
+    // HTTP/1.0 without a Host header: refused too (a rebinding page always sends one, but
+    // nothing else names the server, so nothing can be checked).
+    let (status, _, body) = served.raw(b"GET /api/health HTTP/1.0\r\n\r\n").await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["host"],
+        Value::Null
+    );
+    let request = format!("GET /api/health HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+    let (status, _, body) = served.raw(request.as_bytes()).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn allowed_hosts_are_served_on_loopback() {
+    let browser = BrowserConfig {
+        allowed_hosts: vec!["monitor.lab".into()],
+        ..BrowserConfig::default()
+    };
+    let served = Served::start_with(sample(1), &browser).await;
+    let (status, body) = served.get_as_host("/api/health", "Monitor.Lab:8080").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = served.get_as_host("/api/health", "other.lab").await;
+    assert_eq!(status, 403);
+}
+
+/// Errors the HTTP layer answers: ours, in JSON, below hyper's own limits (whose answers have
+/// no body; README "Errors" lists them).
+#[tokio::test]
+async fn over_long_requests_get_json_errors() {
+    let served = Served::start(sample(1)).await;
+    let port = served.base.rsplit(':').next().unwrap().to_string();
+    let host = format!("127.0.0.1:{port}");
+
+    let path = format!("/api/system/metrics?node_id={}", "a".repeat(10_000));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let (status, headers, body) = served.raw(request.as_bytes()).await;
+    assert_eq!(status, 414, "{body}");
+    assert!(
+        headers.contains(&("content-type".into(), "application/json".into())),
+        "{headers:?}"
+    );
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"], "URI too long");
+    assert_eq!(body["limit_bytes"], 8192);
+
+    let big = "v".repeat(8_000);
+    let headers: String = (0..10)
+        .map(|i| format!("X-Filler-{i}: {big}\r\n"))
+        .collect();
+    let request =
+        format!("GET /api/health HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n");
+    let (status, _, body) = served.raw(request.as_bytes()).await;
+    assert_eq!(status, 431, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"], "request headers too large");
+
+    // What hyper answers before any route runs: a status without a body. These are the
+    // documented exceptions; the statuses are checked so that a change shows.
+    let (status, _, _) = served.raw(b"NOT HTTP AT ALL\r\n\r\n").await;
+    assert_eq!(status, 400);
+    let path = format!("/{}", "a".repeat(70_000));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    let (status, _, _) = served.raw(request.as_bytes()).await;
+    assert_eq!(status, 414);
+    let headers: String = (0..120).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\n{headers}\r\n");
+    let (status, _, _) = served.raw(request.as_bytes()).await;
+    assert_eq!(status, 431);
 }
 
 #[tokio::test]

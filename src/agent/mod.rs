@@ -121,7 +121,8 @@ impl BoundAgent {
         };
 
         if let Some(listener) = self.rest {
-            let app = serve::rest::router(state.clone());
+            let guard = serve::Guard::new(config.bind, &config.browser);
+            let app = serve::rest::router(state.clone(), &guard);
             let stop = shutdown.clone();
             let token = self.token.clone();
             let tls = self.tls.clone();
@@ -171,13 +172,18 @@ impl BoundAgent {
             }
         }
 
-        if let Some(path) = &config.portfile {
-            if let Err(e) = serve::write_portfile(path, grpc_port, rest_port) {
-                shutdown.cancel();
-                while tasks.join_next().await.is_some() {}
-                return Err(e.into());
-            }
-        }
+        // Removed when dropped, after the servers have stopped.
+        let _portfile = match config.portfile.as_deref() {
+            Some(path) => match serve::write_portfile(path, grpc_port, rest_port) {
+                Ok(written) => Some(written),
+                Err(e) => {
+                    shutdown.cancel();
+                    while tasks.join_next().await.is_some() {}
+                    return Err(e.into());
+                }
+            },
+            None => None,
+        };
         tracing::info!(
             "system_monitor {} serving node {}: found {}",
             crate::VERSION,

@@ -250,3 +250,129 @@ fn tls_flags_go_together_before_and_after_the_subcommand() {
         assert_eq!(err.exit_code(), 2, "{args:?}");
     }
 }
+
+#[test]
+fn browser_flags_before_and_after_the_subcommand() {
+    let cli = Cli::try_parse_from(["system_monitor"]).unwrap();
+    let browser = cli.config("h").browser;
+    assert!(browser.cors_allow_origins.is_empty(), "no CORS by default");
+    assert!(browser.allowed_hosts.is_empty());
+
+    let cli = Cli::try_parse_from([
+        "system_monitor",
+        "--cors-allow-origin",
+        "http://localhost:3000",
+        "--cors-allow-origin",
+        "HTTPS://UI.Example:443",
+        "--allowed-host",
+        "Node1.Lab.",
+        "--allowed-host",
+        "[fd00::1]",
+        "--allowed-host",
+        "10.0.0.5",
+    ])
+    .unwrap();
+    let browser = cli.config("h").browser;
+    // As browsers send Origin: lowercase, no default port.
+    assert_eq!(
+        browser.cors_allow_origins,
+        ["http://localhost:3000", "https://ui.example"]
+    );
+    assert_eq!(browser.allowed_hosts, ["node1.lab", "fd00::1", "10.0.0.5"]);
+
+    let cli = Cli::try_parse_from([
+        "system_monitor",
+        "coordinator",
+        "--cors-allow-origin",
+        "http://127.0.0.1:8000",
+        "--allowed-host",
+        "coordinator.lab",
+    ])
+    .unwrap();
+    let browser = cli.config("h").browser;
+    assert_eq!(browser.cors_allow_origins, ["http://127.0.0.1:8000"]);
+    assert_eq!(browser.allowed_hosts, ["coordinator.lab"]);
+}
+
+#[test]
+fn bad_browser_values_are_rejected() {
+    for origin in [
+        "*",
+        "null",
+        "localhost:3000",
+        "http://localhost:3000/",
+        "http://localhost:3000/app",
+        "http://localhost:3000?x",
+        "http://u@localhost:3000",
+        "file:///tmp/x",
+    ] {
+        let err = Cli::try_parse_from(["system_monitor", "--cors-allow-origin", origin]);
+        assert_eq!(err.unwrap_err().exit_code(), 2, "{origin}");
+    }
+    for host in [
+        "",
+        "a b",
+        "node:8080",
+        "http://node",
+        "a..b",
+        "*.lab",
+        "[node]",
+    ] {
+        let err = Cli::try_parse_from(["system_monitor", "--allowed-host", host]);
+        assert_eq!(err.unwrap_err().exit_code(), 2, "{host:?}");
+    }
+}
+
+#[test]
+fn urls_with_port_0_or_unusable_advertised_urls_are_rejected() {
+    for args in [
+        &["system_monitor", "--coordinator", "http://10.0.0.1:0"][..],
+        &[
+            "system_monitor",
+            "coordinator",
+            "--agents",
+            "http://10.0.0.1:0",
+        ],
+        &[
+            "system_monitor",
+            "--coordinator",
+            "http://c:9000",
+            "--advertise-url",
+            "http://10.0.0.2:0",
+        ],
+        &[
+            "system_monitor",
+            "--coordinator",
+            "http://c:9000",
+            "--advertise-url",
+            "http://10.0.0.2:8080/metrics",
+        ],
+        &[
+            "system_monitor",
+            "--coordinator",
+            "http://c:9000",
+            "--advertise-url",
+            "http://0.0.0.0:8080",
+        ],
+    ] {
+        let err = Cli::try_parse_from(args).unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{args:?}");
+    }
+    let err = Cli::try_parse_from(["system_monitor", "--coordinator", "http://10.0.0.1:0"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("port 0"), "{err}");
+    let cli = Cli::try_parse_from([
+        "system_monitor",
+        "--coordinator",
+        "http://c:9000",
+        "--advertise-url",
+        "https://10.0.0.2:8443/",
+    ])
+    .unwrap();
+    let register = cli.config("h").register.unwrap();
+    assert_eq!(
+        register.advertise_url.as_deref(),
+        Some("https://10.0.0.2:8443/")
+    );
+}

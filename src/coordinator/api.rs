@@ -18,18 +18,18 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::watch;
-use tower_http::cors::CorsLayer;
 
 use super::metrics::CoordinatorMetrics;
 use super::poller::AgentRequest;
 use super::registry::{Agent, AgentUrl, NodeView, Refusal, Registry, Role, Status};
 use crate::auth::Token;
 use crate::model::wire::{Info, RegisterAnswer, RegisterRequest};
-use crate::model::{NodeId, Snapshot};
+use crate::model::{echo, NodeId, Snapshot};
 use crate::serve::http::{
-    self, error, invalid_node_id, invalid_query, json_bytes, no_store, round3,
+    self, error, invalid_node_id, invalid_query, json_bytes, no_store, round3, unknown_node_id,
 };
 use crate::serve::prometheus::{self, Format};
+use crate::serve::Guard;
 use crate::serve::Health;
 
 /// The largest registration body accepted.
@@ -82,9 +82,9 @@ pub struct ClusterState {
     pub shutdown: tokio_util::sync::CancellationToken,
 }
 
-/// The coordinator's REST routes.
-pub fn router(state: ClusterState) -> Router {
-    Router::new()
+/// The coordinator's REST routes, behind `guard`.
+pub fn router(state: ClusterState, guard: &Guard) -> Router {
+    let router = Router::new()
         .route("/api/health", get(health))
         .route("/api/system/metrics", get(metrics))
         .route("/api/system/info", get(info))
@@ -92,9 +92,8 @@ pub fn router(state: ClusterState) -> Router {
         .route("/api/cluster/register", post(register))
         .route("/metrics", get(prometheus_metrics))
         .method_not_allowed_fallback(http::method_not_allowed)
-        .fallback(http::not_found)
-        .layer(CorsLayer::permissive())
-        .with_state(state)
+        .fallback(http::not_found);
+    guard.apply(router.with_state(state))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -120,7 +119,7 @@ async fn metrics(
         Some(requested) => {
             let ids = match NodeId::parse_list(requested) {
                 Ok(ids) => ids,
-                Err(reason) => return invalid_node_id(requested, &reason),
+                Err(reason) => return invalid_node_id(requested, reason),
             };
             let mut views = Vec::with_capacity(ids.len());
             for id in ids {
@@ -129,15 +128,10 @@ async fn metrics(
                     Some(_) => {
                         return error(
                             StatusCode::NOT_FOUND,
-                            json!({"error": "no data from node yet", "node_id": id}),
+                            json!({"error": "no data from node yet", "node_id": echo(id)}),
                         )
                     }
-                    None => {
-                        return error(
-                            StatusCode::NOT_FOUND,
-                            json!({"error": "unknown node_id", "node_id": id}),
-                        )
-                    }
+                    None => return unknown_node_id(id),
                 }
             }
             views
@@ -312,17 +306,14 @@ async fn info(
         };
     };
     if let Err(reason) = NodeId::check(&id) {
-        return invalid_node_id(&id, &reason.to_string());
+        return invalid_node_id(&id, reason);
     }
     match node_info(&state, &id).await {
         Ok(body) => json_bytes(Ok(body)),
-        Err(InfoError::Unknown) => error(
-            StatusCode::NOT_FOUND,
-            json!({"error": "unknown node_id", "node_id": id}),
-        ),
+        Err(InfoError::Unknown) => unknown_node_id(&id),
         Err(InfoError::Unreachable(detail)) => error(
             StatusCode::BAD_GATEWAY,
-            json!({"error": "the node did not answer", "node_id": id, "detail": detail}),
+            json!({"error": "the node did not answer", "node_id": echo(&id), "detail": detail}),
         ),
     }
 }
@@ -489,7 +480,7 @@ async fn register(
         Err(e) => {
             return error(
                 StatusCode::BAD_REQUEST,
-                json!({"error": "invalid registration", "detail": e.to_string()}),
+                json!({"error": "invalid registration", "detail": json_error(&e)}),
             )
         }
     };
@@ -544,12 +535,23 @@ async fn register(
             .into_response(),
         Err(Refusal::Conflict) => error(
             StatusCode::CONFLICT,
-            json!({"error": "node_id is held by another live host", "field": "node_id", "node_id": request.node_id}),
+            json!({"error": "node_id is held by another live host", "field": "node_id", "node_id": echo(&request.node_id)}),
         ),
         Err(Refusal::Full) => error(
             StatusCode::INSUFFICIENT_STORAGE,
             json!({"error": "node limit reached", "max_nodes": state.registry.settings().max_nodes}),
         ),
+    }
+}
+
+/// serde_json's message for a body that is not a registration, which may quote the body (`invalid
+/// type: string "…"`): the message cut short ([`echo`]), then where it went wrong.
+fn json_error(e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    match message.strip_suffix(&position) {
+        Some(what) => format!("{}{position}", echo(what)),
+        None => echo(&message).into_owned(),
     }
 }
 
@@ -605,6 +607,28 @@ mod tests {
             r#"[{"node_id":"a","timestamp":5,"status":"online","dataAgeSeconds":1.5}]"#
         );
         assert_eq!(&elements_json(&[], now)[..], b"[]");
+    }
+
+    #[test]
+    fn json_errors_quote_the_body_cut_short() {
+        let long = format!(r#"{{"node_id": "n", "labels": "{}"}}"#, "x".repeat(10_000));
+        let e = serde_json::from_slice::<RegisterRequest>(long.as_bytes()).unwrap_err();
+        assert!(e.to_string().len() > 10_000, "serde quotes the body");
+        let detail = json_error(&e);
+        assert!(detail.len() < 120, "{detail}");
+        assert!(detail.starts_with("invalid type: string \"xxx"), "{detail}");
+        assert!(detail.ends_with("… at line 1 column 10029"), "{detail}");
+        let e = serde_json::from_str::<u8>(&format!(r#""{}""#, "y".repeat(5_000))).unwrap_err();
+        let detail = json_error(&e);
+        assert!(
+            detail.contains('…') && detail.contains("column 5002"),
+            "{detail}"
+        );
+        let e = serde_json::from_str::<u8>("").unwrap_err();
+        assert_eq!(
+            json_error(&e),
+            "EOF while parsing a value at line 1 column 0"
+        );
     }
 
     #[test]

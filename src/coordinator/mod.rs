@@ -254,7 +254,8 @@ impl BoundCoordinator {
             token: token.is_some(),
         };
         {
-            let app = api::router(state.clone());
+            let guard = serve::Guard::new(config.bind, &config.browser);
+            let app = api::router(state.clone(), &guard);
             let stop = shutdown.clone();
             let token = token.clone();
             let tls = tls.clone();
@@ -279,13 +280,18 @@ impl BoundCoordinator {
                 }
             });
         }
-        if let Some(path) = &config.portfile {
-            if let Err(e) = serve::write_portfile(path, grpc_port, rest_port) {
-                shutdown.cancel();
-                while tasks.join_next().await.is_some() {}
-                return Err(e.into());
-            }
-        }
+        // Removed when dropped, after the servers have stopped.
+        let _portfile = match config.portfile.as_deref() {
+            Some(path) => match serve::write_portfile(path, grpc_port, rest_port) {
+                Ok(written) => Some(written),
+                Err(e) => {
+                    shutdown.cancel();
+                    while tasks.join_next().await.is_some() {}
+                    return Err(e.into());
+                }
+            },
+            None => None,
+        };
         tracing::info!(
             "system_monitor {} coordinator serving as node {}: {} known, polled every {}",
             crate::VERSION,

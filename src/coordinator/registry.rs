@@ -75,11 +75,16 @@ pub struct AgentUrl {
 }
 
 impl AgentUrl {
-    /// Checks `text`: http or https, a host, no credentials, query or fragment, no path.
+    /// Checks `text`: http or https, a host that can be connected to (not 0.0.0.0, ::, a
+    /// multicast or broadcast address), a port other than 0, no credentials, query or fragment,
+    /// no path.
     pub fn parse(text: &str) -> Result<AgentUrl, String> {
         let url = reqwest::Url::parse(text.trim()).map_err(|e| format!("not a URL: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("scheme {:?}: only http and https", url.scheme()));
+            return Err(format!(
+                "scheme {:?}: only http and https",
+                crate::model::echo(url.scheme())
+            ));
         }
         let host = url.host_str().ok_or("no host")?;
         if !url.username().is_empty() || url.password().is_some() {
@@ -92,6 +97,9 @@ impl AgentUrl {
             return Err("the URL must be the agent's base (no path)".into());
         }
         let port = url.port_or_known_default().ok_or("no port")?;
+        if port == 0 {
+            return Err("port 0 cannot be connected to".into());
+        }
         let key = format!("{}://{host}:{port}", url.scheme());
         let base = reqwest::Url::parse(&key).map_err(|e| e.to_string())?;
         let ip = host
@@ -100,6 +108,14 @@ impl AgentUrl {
             .parse::<IpAddr>()
             .ok()
             .map(|ip| ip.to_canonical());
+        if let Some(ip) = ip {
+            let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+            if ip.is_unspecified() || ip.is_multicast() || broadcast {
+                return Err(format!(
+                    "host {ip} is not an address an agent can be polled at"
+                ));
+            }
+        }
         Ok(AgentUrl {
             key: key.into(),
             base,
@@ -816,9 +832,21 @@ mod tests {
             "http://10.0.0.1/?a",
             "file:///etc/passwd",
             "10.0.0.1:80",
+            "http://10.0.0.1/#f",
+            "http://",
+            "http://10.0.0.1:0",
+            "https://[::1]:0/",
+            "http://0.0.0.0:8080",
+            "http://[::]:8080",
+            "http://224.0.0.1:8080",
+            "http://255.255.255.255:8080",
         ] {
             assert!(AgentUrl::parse(bad).is_err(), "{bad}");
         }
+        let err = AgentUrl::parse("http://10.0.0.1:0").unwrap_err();
+        assert!(err.contains("port 0"), "{err}");
+        let err = AgentUrl::parse(&format!("{}://h", "s".repeat(1_000))).unwrap_err();
+        assert!(err.len() < 150, "{err}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Plain data the collectors produce and the servers read: one immutable [`Snapshot`] per sample,
-//! plus the static [`SystemInfo`], the checked [`NodeId`], time helpers, and [`wire`]: the JSON
-//! the agents serve and the coordinator reads back. No I/O here; serde derives give `snapshot
-//! --format model`'s JSON.
+//! plus the static [`SystemInfo`], the checked [`NodeId`], time helpers, [`echo`] (user input cut
+//! short for error messages), and [`wire`]: the JSON the agents serve and the coordinator reads
+//! back. No I/O here; serde derives give `snapshot --format model`'s JSON.
 //!
 //! Units are in the field names: `_bytes`, `_seconds`, `_percent` (0–100), `_mhz`, `_celsius`,
 //! `_watts`, `_per_sec`. Raw counters are kept beside the rates the sampler derives from them.
@@ -9,6 +9,7 @@
 mod accel;
 mod cpu;
 mod disk;
+mod echo;
 mod filesystem;
 mod memory;
 mod network;
@@ -22,10 +23,11 @@ pub use accel::{
 };
 pub use cpu::{CoreStats, CpuStats, CpuTimes, TemperatureSensor};
 pub use disk::{DiskStats, DisksStats};
+pub use echo::{echo, ECHO_MAX_CHARS};
 pub use filesystem::{FilesystemState, FilesystemStats, FilesystemsStats};
 pub use memory::{MemoryStats, PressureLine, PressureResource, PressureStats};
 pub use network::{InterfaceStats, NetworkStats};
-pub use node_id::{InvalidNodeId, NodeId};
+pub use node_id::{InvalidNodeId, InvalidNodeIdList, NodeId};
 pub use time::{now_ms, unix_ms};
 
 use serde::Serialize;

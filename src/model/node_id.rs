@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::echo;
+
 /// The longest node id (a DNS name's limit).
 pub const MAX_LEN: usize = 253;
 
@@ -19,6 +21,15 @@ pub struct NodeId(Arc<str>);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("must be 1-253 characters of letters, digits, '-', '_' or '.'")]
 pub struct InvalidNodeId;
+
+/// Why a `node_id=a,b` list is not one: its first bad id, quoted cut short ([`echo`]) in the
+/// message, which may go back to a client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{:?}: {InvalidNodeId}", echo(.id))]
+pub struct InvalidNodeIdList<'a> {
+    /// The first id that is not one, as sent.
+    pub id: &'a str,
+}
 
 impl NodeId {
     /// `text` as a node id, if it is one.
@@ -68,12 +79,12 @@ impl NodeId {
 
     /// The ids of a `node_id=a,b` query parameter, each checked; the error names the first bad
     /// one.
-    pub fn parse_list(text: &str) -> Result<Vec<&str>, String> {
+    pub fn parse_list(text: &str) -> Result<Vec<&str>, InvalidNodeIdList<'_>> {
         text.split(',')
             .map(|id| {
                 Self::check(id)
                     .map(|()| id)
-                    .map_err(|e| format!("{id:?}: {e}"))
+                    .map_err(|_| InvalidNodeIdList { id })
             })
             .collect()
     }
@@ -159,9 +170,21 @@ mod tests {
             ["w-01", "w_02.x"]
         );
         for bad in ["", ",", "a,", "a b", "a/b", "ü"] {
-            let err = NodeId::parse_list(bad).unwrap_err();
+            let err = NodeId::parse_list(bad).unwrap_err().to_string();
             assert!(err.contains("must be"), "{bad:?}: {err}");
         }
+        assert_eq!(NodeId::parse_list("a,b/c,d").unwrap_err().id, "b/c");
+    }
+
+    #[test]
+    fn a_long_bad_id_is_quoted_cut_short() {
+        let long = format!("ok,{}", "x/".repeat(5_000));
+        let err = NodeId::parse_list(&long).unwrap_err();
+        assert_eq!(err.id.len(), 10_000, "the error keeps the id as sent");
+        let message = err.to_string();
+        assert!(message.len() < 200, "{message}");
+        assert!(message.starts_with("\"x/x/"), "{message}");
+        assert!(message.contains("…\": must be"), "{message}");
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! The HTTP answers every REST server gives (agent and coordinator): JSON errors with the right
-//! status, pre-encoded JSON bodies, `no-store` on live data.
+//! status (user input in them quoted cut short, [`echo`]), pre-encoded JSON bodies, `no-store`
+//! on live data.
 
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+
+use crate::model::echo;
 
 /// A JSON error: `body` is `{"error": ..., ...}`.
 pub fn error(status: StatusCode, body: serde_json::Value) -> Response {
@@ -49,10 +52,18 @@ pub fn invalid_query(rejection: &QueryRejection) -> Response {
 }
 
 /// 400 for a `node_id` parameter that is not a list of node ids.
-pub fn invalid_node_id(requested: &str, reason: &str) -> Response {
+pub fn invalid_node_id(requested: &str, reason: impl std::fmt::Display) -> Response {
     error(
         StatusCode::BAD_REQUEST,
-        json!({"error": "invalid node_id", "detail": reason, "node_id": requested}),
+        json!({"error": "invalid node_id", "detail": reason.to_string(), "node_id": echo(requested)}),
+    )
+}
+
+/// 404 for a well-formed node id this server does not know.
+pub fn unknown_node_id(id: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        json!({"error": "unknown node_id", "node_id": echo(id)}),
     )
 }
 
@@ -60,7 +71,7 @@ pub fn invalid_node_id(requested: &str, reason: &str) -> Response {
 pub async fn not_found(uri: Uri) -> Response {
     error(
         StatusCode::NOT_FOUND,
-        json!({"error": "not found", "path": uri.path()}),
+        json!({"error": "not found", "path": echo(uri.path())}),
     )
 }
 
@@ -68,11 +79,41 @@ pub async fn not_found(uri: Uri) -> Response {
 pub async fn method_not_allowed(method: Method, uri: Uri) -> Response {
     error(
         StatusCode::METHOD_NOT_ALLOWED,
-        json!({"error": "method not allowed", "method": method.as_str(), "path": uri.path()}),
+        json!({"error": "method not allowed", "method": echo(method.as_str()), "path": echo(uri.path())}),
     )
 }
 
 /// `v` rounded to milliseconds' precision, for ages and durations in seconds.
 pub fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(response: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn echoed_input_is_cut_short() {
+        let long = "a/".repeat(5_000);
+        let response = invalid_node_id(&long, crate::model::NodeId::parse_list(&long).unwrap_err());
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let text = body(response).await.to_string();
+        assert!(text.len() < 300, "{text}");
+
+        let uri: Uri = format!("/{}", "p".repeat(1_000)).parse().unwrap();
+        let json = body(not_found(uri.clone()).await).await;
+        assert_eq!(json["path"].as_str().unwrap().chars().count(), 64);
+        let json = body(method_not_allowed(Method::PUT, uri).await).await;
+        assert_eq!(json["path"].as_str().unwrap().chars().count(), 64);
+        assert_eq!(json["method"], "PUT");
+        let json = body(unknown_node_id(&"n".repeat(253))).await;
+        assert_eq!(json["node_id"].as_str().unwrap().chars().count(), 64);
+    }
 }

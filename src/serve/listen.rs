@@ -57,11 +57,12 @@ pub async fn listen(what: &'static str, addr: SocketAddr) -> Result<TcpListener,
 
 /// Writes the portfile atomically (a temporary file beside it, then a rename), so a reader never
 /// sees a half-written one: first line `sock=<grpc port>`, then `rest=<rest port>` when REST is on.
+/// The file is removed when the returned value is dropped (at a clean exit).
 pub fn write_portfile(
     path: &Path,
     grpc_port: u16,
     rest_port: Option<u16>,
-) -> Result<(), PortfileError> {
+) -> Result<Portfile, PortfileError> {
     let mut text = format!("sock={grpc_port}\n");
     if let Some(rest) = rest_port {
         text.push_str(&format!("rest={rest}\n"));
@@ -81,7 +82,32 @@ pub fn write_portfile(
             source,
         });
     }
-    Ok(())
+    Ok(Portfile {
+        path: path.to_path_buf(),
+        text,
+    })
+}
+
+/// A portfile this process wrote. Dropping it removes the file if it still holds what was
+/// written: a launcher may have handed the path to another monitor since, whose file stays.
+#[derive(Debug)]
+#[must_use = "the portfile is removed when this is dropped"]
+pub struct Portfile {
+    /// Where it was written.
+    path: PathBuf,
+    /// What was written.
+    text: String,
+}
+
+impl Drop for Portfile {
+    fn drop(&mut self) {
+        let ours = std::fs::read_to_string(&self.path).is_ok_and(|now| now == self.text);
+        if ours {
+            if let Err(e) = std::fs::remove_file(&self.path) {
+                tracing::warn!("cannot remove the portfile {}: {e}", self.path.display());
+            }
+        }
+    }
 }
 
 /// Serves `routes` on `listener` behind the token check, over TLS when `tls` is given
@@ -141,18 +167,36 @@ mod tests {
     fn portfile_has_sock_then_rest() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ports");
-        write_portfile(&path, 4242, Some(8080)).unwrap();
+        let first = write_portfile(&path, 4242, Some(8080)).unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "sock=4242\nrest=8080\n"
         );
-        write_portfile(&path, 1, None).unwrap();
+        let second = write_portfile(&path, 1, None).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "sock=1\n");
         assert_eq!(
             std::fs::read_dir(dir.path()).unwrap().count(),
             1,
             "no temp file left"
         );
+        drop(first);
+        assert!(path.exists(), "replaced since: not ours to remove");
+        drop(second);
+        assert!(!path.exists(), "removed when dropped");
+    }
+
+    #[test]
+    fn a_portfile_rewritten_by_another_process_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ports");
+        let written = write_portfile(&path, 4242, Some(8080)).unwrap();
+        std::fs::write(&path, "sock=1\nrest=2\n").unwrap();
+        drop(written);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "sock=1\nrest=2\n");
+        let written = write_portfile(&path, 4242, None).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        drop(written);
+        assert!(!path.exists());
     }
 
     #[test]

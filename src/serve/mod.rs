@@ -9,13 +9,16 @@
 //! - Shared with the coordinator: [`listen`](mod@listen) (ports, portfile, serving with token and TLS),
 //!   [`connections`] (the cap and timeouts on client connections), [`limits`] (the open-file
 //!   limit and the cap it allows), [`tls_listener`] (REST over TLS), [`http`] (JSON errors and
-//!   bodies), [`announce`] (the start's lines saying where each server listens).
+//!   bodies), [`announce`] (the start's lines saying where each server listens), [`guard`] (the
+//!   Host check against DNS rebinding, size limits answered in JSON, CORS for the allowed
+//!   origins).
 
 pub mod announce;
 pub mod cache;
 pub mod connections;
 pub mod grpc_legacy;
 pub mod grpc_v1;
+pub mod guard;
 pub mod http;
 pub mod limits;
 pub mod listen;
@@ -26,5 +29,8 @@ pub mod stream;
 pub mod tls_listener;
 
 pub use connections::Connections;
-pub use listen::{grpc_serve, http_serve, listen, write_portfile, ListenError, PortfileError};
+pub use guard::Guard;
+pub use listen::{
+    grpc_serve, http_serve, listen, write_portfile, ListenError, Portfile, PortfileError,
+};
 pub use state::{AppState, FailedCollector, Health, RestState, STALE_AFTER_INTERVALS};

@@ -4,6 +4,7 @@
 //!
 //! Handlers read the latest snapshot and never collect; each representation is encoded once per
 //! snapshot ([`EncodedCache`]). Every error is JSON `{"error": ..., ...}` with the right status.
+//! The routes sit behind the [`Guard`] (Host check, size limits, CORS).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -16,31 +17,30 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
-use tower_http::cors::CorsLayer;
 
 use super::cache::EncodedCache;
-use super::http::{error, invalid_node_id, invalid_query, json_bytes, no_store, round3};
+use super::guard::Guard;
+use super::http::{invalid_node_id, invalid_query, json_bytes, no_store, round3, unknown_node_id};
 use super::prometheus::Format;
 use super::state::{AppState, Health, RestState};
 use super::{http, stream};
 use crate::model::{unix_ms, NodeId};
 
-/// The REST routes.
-pub fn router(state: AppState) -> Router {
+/// The REST routes, behind `guard`.
+pub fn router(state: AppState, guard: &Guard) -> Router {
     let state = RestState {
         app: state,
         cache: Arc::new(EncodedCache::default()),
     };
-    Router::new()
+    let router = Router::new()
         .route("/api/health", get(health))
         .route("/api/system/info", get(info))
         .route("/api/system/metrics", get(metrics))
         .route("/api/system/stream", get(stream::metrics_stream))
         .route("/metrics", get(prometheus_metrics))
         .method_not_allowed_fallback(http::method_not_allowed)
-        .fallback(http::not_found)
-        .layer(CorsLayer::permissive())
-        .with_state(state)
+        .fallback(http::not_found);
+    guard.apply(router.with_state(state))
 }
 
 /// 200 while the sampler is live and every collector behind the contract's fields works (other
@@ -77,37 +77,50 @@ async fn health(State(state): State<RestState>) -> Response {
     (status, no_store(), axum::Json(body)).into_response()
 }
 
-async fn info(State(state): State<RestState>) -> Response {
-    json_bytes(state.cache.info(&state.app.latest()))
+/// `?node_id=ID` or `?node_id=ID1,ID2` on `/api/system/info` and `/api/system/metrics`.
+#[derive(Debug, Deserialize)]
+struct NodeQuery {
+    node_id: Option<String>,
 }
 
-/// `?node_id=ID` or `?node_id=ID1,ID2`.
-#[derive(Debug, Deserialize)]
-struct MetricsQuery {
-    node_id: Option<String>,
+/// The node id rule of both endpoints: without `node_id`, this node; with it, every listed id
+/// must be well-formed (else 400) and this node's (else 404: an agent knows one node). Returns
+/// the refusal, if any.
+fn check_node_query(
+    query: Result<Query<NodeQuery>, QueryRejection>,
+    own: &str,
+) -> Option<Response> {
+    let requested = match query {
+        Ok(Query(NodeQuery {
+            node_id: Some(requested),
+        })) => requested,
+        Ok(_) => return None,
+        Err(rejection) => return Some(invalid_query(&rejection)),
+    };
+    match NodeId::parse_list(&requested) {
+        Err(reason) => Some(invalid_node_id(&requested, reason)),
+        Ok(ids) => ids.into_iter().find(|id| *id != own).map(unknown_node_id),
+    }
+}
+
+async fn info(
+    State(state): State<RestState>,
+    query: Result<Query<NodeQuery>, QueryRejection>,
+) -> Response {
+    let snapshot = state.app.latest();
+    if let Some(refusal) = check_node_query(query, &snapshot.node_id) {
+        return refusal;
+    }
+    json_bytes(state.cache.info(&snapshot))
 }
 
 async fn metrics(
     State(state): State<RestState>,
-    query: Result<Query<MetricsQuery>, QueryRejection>,
+    query: Result<Query<NodeQuery>, QueryRejection>,
 ) -> Response {
-    let query = match query {
-        Ok(Query(query)) => query,
-        Err(rejection) => return invalid_query(&rejection),
-    };
     let snapshot = state.app.latest();
-    if let Some(requested) = &query.node_id {
-        let ids = match NodeId::parse_list(requested) {
-            Ok(ids) => ids,
-            Err(reason) => return invalid_node_id(requested, &reason),
-        };
-        // An agent knows one node: every listed id must be it.
-        if let Some(unknown) = ids.iter().find(|id| **id != snapshot.node_id) {
-            return error(
-                StatusCode::NOT_FOUND,
-                json!({"error": "unknown node_id", "node_id": unknown}),
-            );
-        }
+    if let Some(refusal) = check_node_query(query, &snapshot.node_id) {
+        return refusal;
     }
     json_bytes(state.cache.metrics(&snapshot))
 }

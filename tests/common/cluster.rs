@@ -98,6 +98,34 @@ impl Process {
         read_stderr(self.dir.path())
     }
 
+    /// Its portfile.
+    pub fn portfile(&self) -> std::path::PathBuf {
+        self.dir.path().join("ports")
+    }
+
+    /// Stops it with SIGTERM (a clean exit) and returns its exit status; kills it and fails
+    /// after [`DEADLINE`].
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        let until = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > until {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no exit within {DEADLINE:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Kills it now (SIGKILL: no goodbye to anyone).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -227,10 +255,16 @@ pub async fn post(url: &str, body: Vec<u8>, token: Option<&str>, source: Ipv4Add
     HttpReply::read(response).await
 }
 
-/// A token file in `dir`.
+/// A token file in `dir`, readable by its owner only (as the README asks).
 pub fn token_file(dir: &Path, token: &str) -> String {
     let path = dir.join("token");
     std::fs::write(&path, format!("{token}\n")).expect("write token file");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod 600 the token file");
+    }
     path.to_string_lossy().into_owned()
 }
 

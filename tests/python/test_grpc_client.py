@@ -114,8 +114,9 @@ def test_v1_watch_metrics(stubs, monitor):
     assert taken[0].timestamp_unix_ms < taken[1].timestamp_unix_ms
 
 
-def test_teardown_stops_a_child_monitor(stubs, child_monitor):
+def test_teardown_stops_a_child_monitor(stubs, child_monitor, tmp_path):
     channel, stub = legacy_stub(stubs, child_monitor)
     with channel:
         stub.TearDown(stubs.legacy.TearDownRequest(), timeout=TIMEOUT)
     assert child_monitor.process.wait(TIMEOUT) == 0
+    assert not (tmp_path / "ports").exists(), "the portfile is removed at a clean exit"

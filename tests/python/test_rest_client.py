@@ -1,8 +1,9 @@
 """The REST API through aiohttp, exactly as the TrackLab backend calls it, checked against the
-contract in DESIGN.md: shapes, types, units, error statuses and CORS."""
+contract in DESIGN.md: shapes, types, units, error statuses, CORS and the Host check."""
 
 import asyncio
 import ipaddress
+import json
 import math
 import os
 import socket
@@ -10,6 +11,8 @@ import time
 from datetime import datetime, timezone
 
 import aiohttp
+
+from conftest import start_monitor, stop_monitor
 
 
 async def fetch(url, headers=None):
@@ -158,9 +161,50 @@ def test_node_id_filter(monitor):
         assert isinstance(body["error"], str) and body["error"]
 
 
-def test_cors(monitor):
+def test_cors(monitor, tmp_path):
+    """No CORS headers by default (issue 9: this was `*`); with --cors-allow-origin, that
+    origin exactly, and no other."""
     origin = "http://localhost:3000"
     for path in ["/api/health", "/api/system/metrics"]:
         status, headers, _ = get(f"{monitor.rest_url}{path}", headers={"Origin": origin})
         assert status == 200
-        assert headers.get("Access-Control-Allow-Origin") in ("*", origin), dict(headers)
+        assert "Access-Control-Allow-Origin" not in headers, dict(headers)
+
+    allowing = start_monitor(tmp_path, "--cors-allow-origin", origin)
+    try:
+        for path in ["/api/health", "/api/system/metrics"]:
+            status, headers, _ = get(f"{allowing.rest_url}{path}", headers={"Origin": origin})
+            assert status == 200
+            assert headers.get("Access-Control-Allow-Origin") == origin, dict(headers)
+            status, headers, _ = get(
+                f"{allowing.rest_url}{path}", headers={"Origin": "http://evil.example"}
+            )
+            assert status == 200
+            assert "Access-Control-Allow-Origin" not in headers, dict(headers)
+    finally:
+        assert stop_monitor(allowing) == 0
+
+
+def raw_get(port, host):
+    """GET /api/health with this Host header, over a plain socket: (status, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"GET /api/health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.decode().partition("\r\n\r\n")
+    return int(head.split(" ")[1]), body
+
+
+def test_host_check(monitor):
+    """On loopback, only loopback names answer: a rebound DNS name gets a JSON 403."""
+    port = monitor.rest_port
+    for host in [f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"]:
+        assert raw_get(port, host)[0] == 200, host
+    status, body = raw_get(port, f"rebound.example:{port}")
+    assert status == 403
+    assert json.loads(body) == {
+        "error": "host not allowed",
+        "host": f"rebound.example:{port}",
+        "detail": "start the monitor with --allowed-host NAME to serve this name",
+    }

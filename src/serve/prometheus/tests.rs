@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::model::{
-    Accelerator, AcceleratorKind, CoreStats, CpuTimes, DiskStats, FilesystemStats,
-    InterfaceStats, PressureLine, PressureResource,
+    Accelerator, AcceleratorKind, CoreStats, CpuTimes, DiskStats, FilesystemStats, InterfaceStats,
+    PressureLine, PressureResource,
 };
 
 /// A small snapshot: one CPU, a bit of meminfo, a filesystem that answered and one that hung,
@@ -203,9 +203,7 @@ fn openmetrics_declares_counters_without_total_and_ends_with_eof() {
     let text = encode(&small(), Format::OpenMetrics);
     assert!(text.contains("# TYPE node_cpu_seconds counter\n"), "{text}");
     assert!(text.contains("# HELP node_cpu_seconds Seconds the CPUs"));
-    assert!(
-        text.contains("\nnode_cpu_seconds_total{node=\"n1\",cpu=\"0\",mode=\"user\"} 10.5\n")
-    );
+    assert!(text.contains("\nnode_cpu_seconds_total{node=\"n1\",cpu=\"0\",mode=\"user\"} 10.5\n"));
     assert!(text.contains("# TYPE node_context_switches counter\n"));
     assert!(text.contains("# TYPE node_load1 gauge\n"));
     let build_info = format!(
@@ -390,9 +388,7 @@ fn failed_sections_emit_nothing_but_their_status() {
     ] {
         assert!(!text.contains(absent), "{absent} should be absent");
     }
-    assert!(
-        text.contains("system_monitor_collector_success{node=\"n1\",collector=\"disk\"} 0\n")
-    );
+    assert!(text.contains("system_monitor_collector_success{node=\"n1\",collector=\"disk\"} 0\n"));
     assert!(text.contains("node_memory_MemTotal_bytes"));
 }
 
