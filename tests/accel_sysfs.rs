@@ -180,7 +180,7 @@ async fn metrics_has_accelerator_series_for_amd_and_npu() {
 #[test]
 fn snapshot_carries_the_full_model() {
     let output = Command::new(BIN)
-        .arg("snapshot")
+        .args(["snapshot", "--format", "model"])
         .args(fixture_args(FIXTURE))
         .args(["--interval", "100ms"])
         .output()

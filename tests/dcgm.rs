@@ -552,7 +552,7 @@ fn snapshot_command(config: &str, args: &[&str]) -> (serde_json::Value, String, 
     )
     .expect("write the configuration");
     let output = Command::new(BIN)
-        .arg("snapshot")
+        .args(["snapshot", "--format", "model"])
         .args([
             "--enable-dcgm-profiling",
             "--interval",

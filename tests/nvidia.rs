@@ -53,10 +53,17 @@ impl Fake {
         Monitor::start_with_env(&all, &[("FAKE_NVML_CONFIG", config.as_path())])
     }
 
-    /// `system_monitor snapshot` on this fake, as JSON.
+    /// `system_monitor snapshot --format model` on this fake, as JSON.
     fn snapshot(&self) -> Value {
         let output = Command::new(BIN)
-            .args(["snapshot", "--interval", "0.1", "--nvml-library"])
+            .args([
+                "snapshot",
+                "--format",
+                "model",
+                "--interval",
+                "0.1",
+                "--nvml-library",
+            ])
             .arg(&self.library)
             .env("FAKE_NVML_CONFIG", self.path("config"))
             .output()
