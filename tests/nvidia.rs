@@ -445,12 +445,17 @@ async fn a_lost_gpu_is_reported_then_recovered_by_reinitialising_nvml() {
         |a| a.len() == 3 && a.iter().zip(0..).all(|(a, i)| gpu_healthy(a, i)),
     )
     .await;
-    assert!(
-        fake.count("nvmlInit_v2") > inits_while_lost,
-        "{:?}",
-        fake.counts()
-    );
-    assert!(fake.count("nvmlShutdown") >= 2, "{:?}", fake.counts());
+    // The fake publishes its call counts every 20 ms: wait for the publication that follows
+    // the recovery rather than read one written before it.
+    let until = Instant::now() + Duration::from_secs(10);
+    while !(fake.count("nvmlInit_v2") > inits_while_lost && fake.count("nvmlShutdown") >= 2) {
+        assert!(
+            Instant::now() < until,
+            "recovered without a fresh nvmlInit after nvmlShutdown: {:?}",
+            fake.counts()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // One warning for the whole incident, not one per sample or per attempt.
     let stderr = monitor.stderr();

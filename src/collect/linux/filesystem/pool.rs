@@ -75,7 +75,7 @@ impl Pool {
         state.queue.extend(jobs);
         // A thread that is idle or busy with a fast call takes the batch soon; only when every
         // thread is stuck in a slow call (or none exists) does the batch need a new one.
-        if self.shared.healthy(&state) == 0 {
+        if self.shared.healthy(&state, Instant::now()) == 0 {
             match self.shared.spawn(&mut state) {
                 Ok(()) => {}
                 Err(e) if state.threads == 0 => {
@@ -95,16 +95,22 @@ impl Pool {
     /// Hands jobs still queued (behind a slow call) to idle threads, and starts threads for the
     /// rest while fewer than `healthy_limit` are free of slow calls.
     pub fn rescue(&self) {
+        self.rescue_at(Instant::now());
+    }
+
+    /// [`rescue`](Pool::rescue) with the slowness of running jobs judged at `now` (tests pass
+    /// their own clock, so a loaded machine cannot make a job look slow or fast).
+    fn rescue_at(&self, now: Instant) {
         let mut state = self.shared.lock();
         let queued = state.queue.len();
         let woken = queued.min(state.idle);
         // New threads only when a call is in fact slow: jobs still queued because a busy machine
         // has not scheduled the thread yet would not run sooner on more threads.
-        let stuck = state.threads > self.shared.healthy(&state);
+        let stuck = state.threads > self.shared.healthy(&state, now);
         let mut started = 0;
         while stuck
             && woken + started < queued
-            && self.shared.healthy(&state) < self.shared.healthy_limit
+            && self.shared.healthy(&state, now) < self.shared.healthy_limit
         {
             if self.shared.spawn(&mut state).is_err() {
                 break;
@@ -138,12 +144,12 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Threads not stuck in a slow job.
-    fn healthy(&self, state: &State) -> usize {
+    /// Threads not stuck in a job running since longer than `slow_after` at `now`.
+    fn healthy(&self, state: &State, now: Instant) -> usize {
         let slow = state
             .running
             .iter()
-            .filter(|(_, since)| since.elapsed() >= self.slow_after)
+            .filter(|(_, since)| now.saturating_duration_since(*since) >= self.slow_after)
             .count();
         state.threads.saturating_sub(slow)
     }
@@ -218,7 +224,8 @@ mod tests {
 
     #[test]
     fn runs_batches_on_one_reused_thread() {
-        let pool = Pool::new(4, Duration::from_millis(50), LONG);
+        // No job may count as slow however loaded the machine: this is about reuse.
+        let pool = Pool::new(4, LONG, LONG);
         let (tx, rx) = mpsc::channel();
         for round in 0..20 {
             pool.submit((0..5).map(|i| report(&tx, round * 10 + i)).collect())
@@ -240,10 +247,10 @@ mod tests {
         pool.submit(vec![blocking(&started, &release), report(&tx, 7)])
             .unwrap();
         started_rx.recv_timeout(LONG).unwrap();
-        std::thread::sleep(Duration::from_millis(40));
         assert!(rx.try_recv().is_err(), "queued behind the hung job");
-        // The only healthy thread is now slow: rescue starts another for the queued job.
-        pool.rescue();
+        // The only healthy thread is slow once 20 ms have passed: rescue starts another for the
+        // queued job.
+        pool.rescue_at(Instant::now() + Duration::from_millis(20));
         assert_eq!(rx.recv_timeout(LONG).unwrap(), 7);
         // A new batch does not wait for the hung thread either.
         pool.submit(vec![report(&tx, 8)]).unwrap();
@@ -254,21 +261,22 @@ mod tests {
 
     #[test]
     fn idle_threads_beyond_one_exit() {
-        let pool = Pool::new(3, Duration::from_millis(10), Duration::from_millis(20));
+        let slow_after = Duration::from_millis(10);
+        let pool = Pool::new(3, slow_after, Duration::from_millis(20));
         let (started, started_rx) = mpsc::channel();
         let (release_tx, release) = mpsc::channel::<()>();
         let release = Arc::new(Mutex::new(release));
+        let before = Instant::now();
         pool.submit((0..3).map(|_| blocking(&started, &release)).collect())
             .unwrap();
         started_rx.recv_timeout(LONG).unwrap();
-        pool.rescue();
+        pool.rescue_at(before);
         assert_eq!(
             pool.threads().1,
             1,
             "no thread is slow yet: nothing to rescue from"
         );
-        std::thread::sleep(Duration::from_millis(20));
-        pool.rescue();
+        pool.rescue_at(Instant::now() + slow_after);
         for _ in 0..2 {
             started_rx.recv_timeout(LONG).unwrap();
         }
