@@ -91,7 +91,7 @@ pub fn fit_max_connections(wanted: usize, files: OpenFiles) -> usize {
 
 /// The agent's connection limits: raises the open-file limit for `--max-connections` (or the
 /// default cap) plus the reserve, then caps connections at what the limit allows. `interval`:
-/// the time between samples, which a gRPC watch stream may be silent for (see [`idle_timeout`]).
+/// the time between samples, which a gRPC watch stream may be silent for (see `idle_timeout`).
 pub fn agent_connections(config: &ConnectionConfig, interval: Duration) -> Connections {
     let wanted = config
         .max_connections
