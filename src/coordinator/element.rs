@@ -64,11 +64,9 @@ pub fn split_agent_answer(body: &[u8]) -> Result<(Vec<u8>, Figures), ElementErro
 
 /// The figures of one element (a JSON object).
 pub fn figures(element: &str) -> Result<Figures, ElementError> {
-    let element: wire::NodeMetrics<'_> =
-        serde_json::from_str(element).map_err(ElementError::Decode)?;
+    let element: wire::Summary<'_> = serde_json::from_str(element).map_err(ElementError::Decode)?;
     let node_id = NodeId::parse(&element.node_id).map_err(ElementError::NodeId)?;
-    let cpu = element.cpu.unwrap_or_default();
-    let memory = element.memory.unwrap_or_default();
+    let (cpu, memory) = (element.cpu, element.memory);
     let overall = if cpu.overall.is_finite() {
         cpu.overall.clamp(0.0, 100.0)
     } else {

@@ -329,6 +329,26 @@ fn info_round_trips_and_maps_to_v1_with_static_facts() {
 }
 
 #[test]
+fn the_summary_reads_what_the_element_says() {
+    let snapshot = full_snapshot();
+    let element = NodeMetrics::of(&snapshot);
+    let bytes = serde_json::to_vec(&element).unwrap();
+    let summary: Summary<'_> = serde_json::from_slice(&bytes).unwrap();
+    let cpu = element.cpu.as_ref().unwrap();
+    assert_eq!(summary.node_id, element.node_id);
+    assert_eq!(summary.timestamp, element.timestamp);
+    assert_eq!(summary.hostname, element.hostname);
+    assert_eq!(summary.cpu.overall, cpu.overall);
+    assert_eq!(summary.cpu.cores.len(), cpu.cores.len());
+    assert_eq!(Some(&summary.memory), element.memory.as_ref());
+    let utilizations: Vec<_> = element.accelerators.iter().map(|a| a.utilization).collect();
+    let summarised: Vec<_> = summary.accelerators.iter().map(|a| a.utilization).collect();
+    assert_eq!(summarised, utilizations);
+    // Sections the summary needs are required: a bare object is not an element.
+    assert!(serde_json::from_str::<Summary<'_>>(r#"{"node_id":"a","timestamp":1}"#).is_err());
+}
+
+#[test]
 fn unknown_accelerator_types_read_as_other() {
     let decoded: Accelerator<'_> = serde_json::from_str(r#"{"id":"x","type":"fpga"}"#).unwrap();
     assert_eq!(decoded.kind, crate::model::AcceleratorKind::Other);
