@@ -173,17 +173,13 @@ impl BoundAgent {
         }
 
         // Removed when dropped, after the servers have stopped.
-        let _portfile = match config.portfile.as_deref() {
-            Some(path) => match serve::write_portfile(path, grpc_port, rest_port) {
-                Ok(written) => Some(written),
-                Err(e) => {
-                    shutdown.cancel();
-                    while tasks.join_next().await.is_some() {}
-                    return Err(e.into());
-                }
-            },
-            None => None,
-        };
+        let _portfile = serve::portfile_or_stop(
+            config.portfile.as_deref(),
+            (grpc_port, rest_port),
+            &shutdown,
+            &mut tasks,
+        )
+        .await?;
         tracing::info!(
             "system_monitor {} serving node {}: found {}",
             crate::VERSION,

@@ -55,6 +55,28 @@ pub async fn listen(what: &'static str, addr: SocketAddr) -> Result<TcpListener,
     })
 }
 
+/// Writes the portfile at `path`, when one is asked for, with the `(gRPC, REST)` ports (see
+/// [`write_portfile`]). When it cannot be written, cancels `shutdown` and waits for `tasks`
+/// (the servers already started), so the caller returns the error with nothing left running.
+pub async fn portfile_or_stop(
+    path: Option<&Path>,
+    (grpc_port, rest_port): (u16, Option<u16>),
+    shutdown: &CancellationToken,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> Result<Option<Portfile>, PortfileError> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    match write_portfile(path, grpc_port, rest_port) {
+        Ok(written) => Ok(Some(written)),
+        Err(e) => {
+            shutdown.cancel();
+            while tasks.join_next().await.is_some() {}
+            Err(e)
+        }
+    }
+}
+
 /// Writes the portfile atomically (a temporary file beside it, then a rename), so a reader never
 /// sees a half-written one: first line `sock=<grpc port>`, then `rest=<rest port>` when REST is on.
 /// The file is removed when the returned value is dropped (at a clean exit).

@@ -31,6 +31,7 @@ pub mod tls_listener;
 pub use connections::Connections;
 pub use guard::Guard;
 pub use listen::{
-    grpc_serve, http_serve, listen, write_portfile, ListenError, Portfile, PortfileError,
+    grpc_serve, http_serve, listen, portfile_or_stop, write_portfile, ListenError, Portfile,
+    PortfileError,
 };
 pub use state::{AppState, FailedCollector, Health, RestState, STALE_AFTER_INTERVALS};
