@@ -253,6 +253,21 @@ impl<T> Guarded<T> {
     fn moved(&mut self) {
         self.last_activity = Instant::now();
     }
+
+    /// A write's outcome: bytes written count as activity; a write that cannot go on is held
+    /// to the deadline.
+    fn wrote(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match polled {
+            Poll::Ready(Ok(n)) if n > 0 => self.moved(),
+            Poll::Ready(_) => {}
+            Poll::Pending => self.check_deadline(cx)?,
+        }
+        polled
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
@@ -288,19 +303,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write(cx, data) {
-            Poll::Ready(Ok(n)) => {
-                if n > 0 {
-                    this.moved();
-                }
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => {
-                this.check_deadline(cx)?;
-                Poll::Pending
-            }
-        }
+        let polled = Pin::new(&mut this.inner).poll_write(cx, data);
+        this.wrote(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -309,19 +313,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(Ok(n)) => {
-                if n > 0 {
-                    this.moved();
-                }
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => {
-                this.check_deadline(cx)?;
-                Poll::Pending
-            }
-        }
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.wrote(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
