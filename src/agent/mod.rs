@@ -120,39 +120,24 @@ impl BoundAgent {
             token: self.token.is_some(),
         };
 
-        if let Some(listener) = self.rest {
-            let guard = serve::Guard::new(config.bind, &config.browser);
-            let app = serve::rest::router(state.clone(), &guard);
-            let stop = shutdown.clone();
-            let token = self.token.clone();
-            let tls = self.tls.clone();
-            let connections = connections.clone();
-            tasks.spawn(async move {
-                let served =
-                    serve::http_serve(listener, app, token, tls, &connections, stop.clone()).await;
-                if let Err(e) = served {
-                    tracing::error!("REST server failed: {e}");
-                    stop.cancel();
-                }
-            });
-        }
-        {
-            let state = state.clone();
-            let stop = shutdown.clone();
-            let listener = self.grpc;
-            let token = self.token.clone();
-            let tls = self.tls.clone();
-            let routes = tonic::service::Routes::new(grpc_legacy::service(state.clone()))
-                .add_service(grpc_v1::service(state));
-            tasks.spawn(async move {
-                let served =
-                    serve::grpc_serve(listener, routes, token, tls, &connections, stop.clone());
-                if let Err(e) = served.await {
-                    tracing::error!("gRPC server failed: {e}");
-                    stop.cancel();
-                }
-            });
-        }
+        let guard = serve::Guard::new(config.bind, &config.browser);
+        let servers = serve::Servers {
+            rest: self
+                .rest
+                .map(|listener| (listener, serve::rest::router(state.clone(), &guard))),
+            grpc: (
+                self.grpc,
+                tonic::service::Routes::new(grpc_legacy::service(state.clone()))
+                    .add_service(grpc_v1::service(state.clone())),
+            ),
+        };
+        servers.spawn(
+            &mut tasks,
+            self.token.clone(),
+            self.tls.clone(),
+            &connections,
+            &shutdown,
+        );
         if let Some(pid) = config.parent_pid {
             tasks.spawn(watch_parent(pid, shutdown.clone()));
         }

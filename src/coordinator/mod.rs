@@ -253,33 +253,12 @@ impl BoundCoordinator {
             tls: tls.is_some(),
             token: token.is_some(),
         };
-        {
-            let guard = serve::Guard::new(config.bind, &config.browser);
-            let app = api::router(state.clone(), &guard);
-            let stop = shutdown.clone();
-            let token = token.clone();
-            let tls = tls.clone();
-            let connections = connections.clone();
-            tasks.spawn(async move {
-                let served = serve::http_serve(rest, app, token, tls, &connections, stop.clone());
-                if let Err(e) = served.await {
-                    tracing::error!("REST server failed: {e}");
-                    stop.cancel();
-                }
-            });
-        }
-        {
-            let routes = tonic::service::Routes::new(grpc::service(state));
-            let stop = shutdown.clone();
-            tasks.spawn(async move {
-                let served =
-                    serve::grpc_serve(grpc, routes, token, tls, &connections, stop.clone());
-                if let Err(e) = served.await {
-                    tracing::error!("gRPC server failed: {e}");
-                    stop.cancel();
-                }
-            });
-        }
+        let guard = serve::Guard::new(config.bind, &config.browser);
+        let servers = serve::Servers {
+            rest: Some((rest, api::router(state.clone(), &guard))),
+            grpc: (grpc, tonic::service::Routes::new(grpc::service(state))),
+        };
+        servers.spawn(&mut tasks, token, tls, &connections, &shutdown);
         // Removed when dropped, after the servers have stopped.
         let _portfile = serve::portfile_or_stop(
             config.portfile.as_deref(),

@@ -55,6 +55,50 @@ pub async fn listen(what: &'static str, addr: SocketAddr) -> Result<TcpListener,
     })
 }
 
+/// What both modes serve: the REST routes (with `/metrics`) when REST is on, and the gRPC
+/// routes, each on its bound listener.
+pub struct Servers {
+    /// The REST listener and its router, or `None` with `--disable-rest-api`.
+    pub rest: Option<(TcpListener, axum::Router)>,
+    /// The gRPC listener and its services.
+    pub grpc: (TcpListener, tonic::service::Routes),
+}
+
+impl Servers {
+    /// Serves both in `tasks`, behind `token`, over TLS when `tls` is given, held to
+    /// `connections`, until `shutdown`. A server that fails logs why and stops the process
+    /// (cancels `shutdown`): a monitor that lost one of its servers must not go on half-deaf.
+    pub fn spawn(
+        self,
+        tasks: &mut tokio::task::JoinSet<()>,
+        token: Option<Token>,
+        tls: Option<Identity>,
+        connections: &Connections,
+        shutdown: &CancellationToken,
+    ) {
+        if let Some((listener, router)) = self.rest {
+            let (token, tls) = (token.clone(), tls.clone());
+            let (connections, stop) = (connections.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                let served = http_serve(listener, router, token, tls, &connections, stop.clone());
+                if let Err(e) = served.await {
+                    tracing::error!("REST server failed: {e}");
+                    stop.cancel();
+                }
+            });
+        }
+        let (listener, routes) = self.grpc;
+        let (connections, stop) = (connections.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let served = grpc_serve(listener, routes, token, tls, &connections, stop.clone());
+            if let Err(e) = served.await {
+                tracing::error!("gRPC server failed: {e}");
+                stop.cancel();
+            }
+        });
+    }
+}
+
 /// Writes the portfile at `path`, when one is asked for, with the `(gRPC, REST)` ports (see
 /// [`write_portfile`]). When it cannot be written, cancels `shutdown` and waits for `tasks`
 /// (the servers already started), so the caller returns the error with nothing left running.

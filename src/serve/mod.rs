@@ -32,6 +32,6 @@ pub use connections::Connections;
 pub use guard::Guard;
 pub use listen::{
     grpc_serve, http_serve, listen, portfile_or_stop, write_portfile, ListenError, Portfile,
-    PortfileError,
+    PortfileError, Servers,
 };
 pub use state::{AppState, FailedCollector, Health, RestState, STALE_AFTER_INTERVALS};
