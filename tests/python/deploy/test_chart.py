@@ -1,7 +1,7 @@
 """The Helm chart (helm/system-monitor), linted and rendered by Helm's own Go code (helm-python-sdk;
 no helm binary), every rendered object validated against Kubernetes' schemas
 (kubernetes-validate --strict, oldest supported and newest Kubernetes), and what the issue asks of
-each object checked on the rendered YAML, for every value set in conftest.VALUE_SETS."""
+each object checked on the rendered YAML, for every value set in kit.VALUE_SETS."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import (CHART, DASHBOARD, NAMESPACE, RELEASE, RULES, VALUE_SETS, find, generate,
+from .kit import (CHART, DASHBOARD, NAMESPACE, RELEASE, RULES, VALUE_SETS, find, generate,
                       kinds, render)
 
 # The chart's kubeVersion floor and the newest schemas kubernetes-validate ships.

@@ -11,7 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import REPO, generate, tool
+from .kit import REPO, generate, tool
 
 KUSTOMIZE_DIR = REPO / "deploy" / "kubernetes"
 VARIANTS = {

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import DASHBOARD, REPO, RULES, binary, eventually, http_get, start, tool
+from .kit import DASHBOARD, REPO, RULES, binary, eventually, http_get, start, tool
 
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
 RULE_TESTS = PROMETHEUS_DIR / "system-monitor.rules.test.yml"

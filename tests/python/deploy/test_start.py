@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import (NAMESPACE, RELEASE, REPO, VALUE_SETS, eventually, generate, http_get,
+from .kit import (NAMESPACE, RELEASE, REPO, VALUE_SETS, eventually, generate, http_get,
                       make_certificate, render, start, xfail_pending_flags)
 
 pytestmark = pytest.mark.binary
@@ -182,7 +182,7 @@ def test_chart_arguments_start_the_binary(name, tmp_path, processes):
 @pytest.mark.parametrize("variant", ["base", "overlays/gpu"])
 def test_kustomize_arguments_start_the_binary(variant, tmp_path, processes):
     import subprocess
-    from conftest import tool
+    from .kit import tool
     out = subprocess.run([tool("kubectl"), "kustomize", str(REPO / "deploy/kubernetes" / variant)],
                          capture_output=True, text=True, check=True).stdout
     objects = [o for o in yaml.safe_load_all(out) if o]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, tool
+from .kit import REPO, tool
 
 UNITS = REPO / "deploy" / "systemd"
 # systemd-analyze's exposure scale is 0-10 ("OK" up to 3.9); --threshold takes tenths.
