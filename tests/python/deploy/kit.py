@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -167,7 +167,6 @@ class Running:
     grpc_port: int
     scheme: str = "http"
     log: Path | None = None
-    stopped: bool = field(default=False)
 
     def url(self, path: str) -> str:
         return f"{self.scheme}://127.0.0.1:{self.rest_port}{path}"

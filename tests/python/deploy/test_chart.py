@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from .kit import (CHART, DASHBOARD, NAMESPACE, RELEASE, RULES, VALUE_SETS, find, generate,
-                      kinds, render)
+                   kinds, render)
 
 # The chart's kubeVersion floor and the newest schemas kubernetes-validate ships.
 KUBE_VERSIONS = ["1.29.0", "1.37.0"]

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .kit import (NAMESPACE, RELEASE, REPO, VALUE_SETS, eventually, generate, http_get,
-                      make_certificate, render, start, xfail_pending_flags)
+from .kit import (NAMESPACE, RELEASE, REPO, VALUE_SETS, eventually, http_get,
+                   make_certificate, render, start, xfail_pending_flags)
 
 pytestmark = pytest.mark.binary
 
@@ -95,7 +95,7 @@ class Pod:
             assert status == 200, f"{probe} {url}: {status} {body[:300]!r}"
 
 
-def token_values(objects: list[dict]) -> dict[str, str]:
+def token_values() -> dict[str, str]:
     """The keys the pods read from Secrets other than certificates: random tokens."""
     return {"auth-token": secrets.token_hex(16), "cluster-token": secrets.token_hex(16)}
 
@@ -105,7 +105,7 @@ def start_pair(objects: list[dict], tmp_path: Path, processes, *, agent_service:
     """Starts the coordinator and the agent of `objects` (either may be absent), in the order
     their discovery needs, checks their probes, and returns them with the auth token and CA."""
     cert = make_certificate(tmp_path / "cert")
-    tokens = token_values(objects)
+    tokens = token_values()
     workloads = {o["kind"]: o for o in objects if o["kind"] in ("DaemonSet", "Deployment")}
     agent_pod = Pod(workloads["DaemonSet"], tmp_path / "agent", cert, tokens)
     coord_pod = (Pod(workloads["Deployment"], tmp_path / "coordinator", cert, tokens)
@@ -228,7 +228,7 @@ def test_systemd_units_start_and_the_agent_registers(tmp_path, processes):
     units = REPO / "deploy" / "systemd"
     credentials = tmp_path / "credentials"
     credentials.mkdir()
-    tokens = token_values([])
+    tokens = token_values()
     for key, value in tokens.items():
         (credentials / key).write_text(value)
         (credentials / key).chmod(0o600)
