@@ -62,7 +62,7 @@ impl HostPaths {
 }
 
 /// node_exporter's default `--collector.diskstats.device-exclude`: partitions and virtual devices.
-pub const DEFAULT_DISK_DEVICE_EXCLUDE: &str = r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$";
+pub const DEFAULT_DISK_DEVICE_EXCLUDE: &str = r"^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$";
 /// node_exporter's default `--collector.filesystem.mount-points-exclude`.
 pub const DEFAULT_FS_MOUNT_POINTS_EXCLUDE: &str =
     r"^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
