@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite on a fresh machine: installs what cargo cannot (promtool from Debian's
-# `prometheus` package, a Python venv with aiohttp/grpcio for the client tests), then runs the Rust
+# Runs the whole test suite on a fresh machine: installs what cargo cannot (Prometheus, promtool
+# and node_exporter from Debian's packages, a Python venv with aiohttp/grpcio for the client tests), then runs the Rust
 # tests (unit, integration, golden, promtool, layers) and the Python client tests against the real
 # binary. Every stage runs even when an earlier one failed (a later stage whose prerequisite
 # failed is marked skipped); a summary of each stage ends the output, and the exit status is
@@ -49,10 +49,14 @@ skip() {
     failed=1
 }
 
-install_promtool() {
-    command -v promtool >/dev/null && return 0
+# The real peers the compatibility tests run against: Prometheus and promtool (Debian package
+# `prometheus`), node_exporter 1.5 (`prometheus-node-exporter`).
+install_peers() {
+    command -v promtool >/dev/null && command -v prometheus >/dev/null &&
+        command -v prometheus-node-exporter >/dev/null && return 0
     as_root apt-get update -qq &&
-        DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+        DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
+            prometheus prometheus-node-exporter >/dev/null
 }
 
 install_python() {
@@ -79,7 +83,7 @@ python_tests() {
 
 python_ready=1
 if [ -z "${SKIP_INSTALL:-}" ]; then
-    stage "install promtool (Debian package prometheus)" install_promtool
+    stage "install Prometheus, promtool, node_exporter (Debian)" install_peers
     stage "install the Python test requirements (.venv)" install_python || python_ready=0
 fi
 

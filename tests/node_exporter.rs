@@ -11,7 +11,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::peers::{parse_exposition, strip, Family, Peer};
+use common::peers::{parse_exposition, strip, Family, Peer, NODE_EXPORTER_UPSTREAM_DEFAULTS};
 use common::Monitor;
 
 /// Families that describe node_exporter itself, not the host.
@@ -24,14 +24,6 @@ fn own_family(name: &str) -> bool {
 fn series_differ_by_design(name: &str) -> bool {
     name.starts_with("node_scrape_collector_") || name.starts_with("process_")
 }
-
-/// node_exporter as upstream 1.5 runs by default. Debian's package changes two defaults at build
-/// time: its filesystem collector also skips `/run`, `/mnt` and `/media`, and its netdev
-/// collector skips `lo`. These flags put upstream's defaults back.
-const UPSTREAM_DEFAULTS: &[&str] = &[
-    "--collector.filesystem.mount-points-exclude=^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)",
-    "--collector.netdev.device-exclude=",
-];
 
 /// Our labels that node_exporter does not have.
 const OURS: &[&str] = &["node"];
@@ -51,7 +43,7 @@ fn sample_time(families: &BTreeMap<String, Family>) -> f64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_node_exporter_family_is_ours_with_the_same_type_labels_and_series() {
-    let theirs_peer = Peer::node_exporter(UPSTREAM_DEFAULTS);
+    let theirs_peer = Peer::node_exporter(NODE_EXPORTER_UPSTREAM_DEFAULTS);
     let agent = Monitor::start::<&str>(&[]);
     let theirs = exposition(&theirs_peer.url("/metrics")).await;
     let ours = exposition(&agent.url("/metrics")).await;
@@ -63,7 +55,10 @@ async fn every_node_exporter_family_is_ours_with_the_same_type_labels_and_series
             continue;
         };
         if mine.kind != family.kind {
-            problems.push(format!("{name}: type {} (theirs {})", mine.kind, family.kind));
+            problems.push(format!(
+                "{name}: type {} (theirs {})",
+                mine.kind, family.kind
+            ));
         }
         let (their_labels, my_labels) = (family.label_names(&[]), mine.label_names(OURS));
         if their_labels != my_labels {
@@ -101,7 +96,7 @@ async fn every_node_exporter_family_is_ours_with_the_same_type_labels_and_series
 /// must be equal.
 #[tokio::test(flavor = "multi_thread")]
 async fn values_read_from_the_same_kernel_files_agree() {
-    let theirs_peer = Peer::node_exporter(UPSTREAM_DEFAULTS);
+    let theirs_peer = Peer::node_exporter(NODE_EXPORTER_UPSTREAM_DEFAULTS);
     let agent = Monitor::start::<&str>(&[]);
 
     let before = exposition(&agent.url("/metrics")).await;

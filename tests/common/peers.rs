@@ -16,6 +16,14 @@ use std::time::{Duration, Instant};
 /// How long a peer may take to answer its readiness URL on a loaded 2-core machine.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// node_exporter's flags that put upstream 1.5's defaults back where Debian's package changed
+/// them at build time: its filesystem collector also skips `/run`, `/mnt` and `/media`, and its
+/// netdev collector skips `lo`.
+pub const NODE_EXPORTER_UPSTREAM_DEFAULTS: &[&str] = &[
+    "--collector.filesystem.mount-points-exclude=^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)",
+    "--collector.netdev.device-exclude=",
+];
+
 /// A running peer, killed when dropped.
 pub struct Peer {
     child: Child,
@@ -49,7 +57,10 @@ impl Peer {
             let mut command = Command::new(&bin);
             command
                 .arg(format!("--config.file={}", config_path.display()))
-                .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.join("data").display()
+                ))
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
                 .arg("--log.level=warn");
             command

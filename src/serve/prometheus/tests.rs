@@ -464,7 +464,10 @@ fn kernel_families_are_written_as_their_collectors_named_them() {
          node_softnet_processed_total{node=\"n1\",cpu=\"1\"} 8\n",
         "# TYPE node_timex_pps_calls counter\n",
     ] {
-        assert!(text.contains(expected), "{expected:?} missing from:\n{text}");
+        assert!(
+            text.contains(expected),
+            "{expected:?} missing from:\n{text}"
+        );
     }
     assert!(!text.contains("node_empty"), "{text}");
 
@@ -474,7 +477,10 @@ fn kernel_families_are_written_as_their_collectors_named_them() {
         "# TYPE node_softnet_processed counter\n",
         "# TYPE node_timex_pps_calls unknown\n",
     ] {
-        assert!(open.contains(expected), "{expected:?} missing from:\n{open}");
+        assert!(
+            open.contains(expected),
+            "{expected:?} missing from:\n{open}"
+        );
     }
 }
 
