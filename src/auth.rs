@@ -1,6 +1,9 @@
-//! The shared bearer token: loaded from `--auth-token-file` or `SYSTEM_MONITOR_AUTH_TOKEN`,
-//! required by the REST middleware ([`require_bearer`]) and the gRPC interceptor ([`GrpcAuth`])
-//! on every API except `/api/health`, and sent by the coordinator's and the agents' clients.
+//! The two bearer tokens, two separate rights ([`TokenKind`]): the auth token
+//! (`--auth-token-file` or `SYSTEM_MONITOR_AUTH_TOKEN`) guards reads — required by the REST
+//! middleware ([`require_bearer`]) and the gRPC interceptor ([`GrpcAuth`]) on every API except
+//! `/api/health`, and sent by the coordinator when it polls; the cluster token
+//! (`--cluster-token-file` or `SYSTEM_MONITOR_CLUSTER_TOKEN`) is the registration secret, checked
+//! by the coordinator's registration and sent by agents when they register.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -11,8 +14,49 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-/// The environment variable that carries the token when no file is given.
+/// The environment variable that carries the auth token when no file is given.
 pub const TOKEN_ENV: &str = "SYSTEM_MONITOR_AUTH_TOKEN";
+
+/// The environment variable that carries the cluster token when no file is given.
+pub const CLUSTER_TOKEN_ENV: &str = "SYSTEM_MONITOR_CLUSTER_TOKEN";
+
+/// Which right a token grants. The two are never interchangeable: a reader (the TrackLab
+/// backend, a dashboard) must not be able to add agents, nor an agent's registration secret
+/// read the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// `--auth-token-file` / `SYSTEM_MONITOR_AUTH_TOKEN`: reading the APIs.
+    Auth,
+    /// `--cluster-token-file` / `SYSTEM_MONITOR_CLUSTER_TOKEN`: registering with a coordinator.
+    Cluster,
+}
+
+impl TokenKind {
+    /// The flag that names its file.
+    pub const fn flag(self) -> &'static str {
+        match self {
+            Self::Auth => "--auth-token-file",
+            Self::Cluster => "--cluster-token-file",
+        }
+    }
+
+    /// The environment variable that holds it when no file is given.
+    pub const fn env(self) -> &'static str {
+        match self {
+            Self::Auth => TOKEN_ENV,
+            Self::Cluster => CLUSTER_TOKEN_ENV,
+        }
+    }
+}
+
+impl fmt::Display for TokenKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Auth => "auth token",
+            Self::Cluster => "cluster token",
+        })
+    }
+}
 
 /// The one path served without a token: liveness probes (Kubernetes, load balancers) carry none.
 pub const UNAUTHENTICATED_PATH: &str = "/api/health";
@@ -20,21 +64,33 @@ pub const UNAUTHENTICATED_PATH: &str = "/api/health";
 /// Why a token could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("cannot read the auth token file {path}: {source}")]
+    #[error("cannot read the {kind} file {path}: {source}")]
     Read {
+        kind: TokenKind,
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("the auth token from {from} is empty")]
-    Empty { from: String },
-    #[error("the auth token from {from} must be printable ASCII without spaces")]
-    Charset { from: String },
+    #[error("the {kind} from {from} is empty")]
+    Empty { kind: TokenKind, from: String },
+    #[error("the {kind} from {from} must be printable ASCII without spaces")]
+    Charset { kind: TokenKind, from: String },
     #[error(
-        "the auth token file {path} is writable by other users (mode {mode:03o}), so anyone could \
+        "the {kind} file {path} is writable by other users (mode {mode:03o}), so anyone could \
          replace the token: run chmod 600 {path}"
     )]
-    Writable { path: PathBuf, mode: u32 },
+    Writable {
+        kind: TokenKind,
+        path: PathBuf,
+        mode: u32,
+    },
+    #[error(
+        "the auth token (reads) and the cluster token (registration) are the same secret, so \
+         anyone who may read could register agents: give {} and {} different tokens",
+        TokenKind::Auth.flag(),
+        TokenKind::Cluster.flag()
+    )]
+    Same,
 }
 
 /// A shared secret. Never printed: `Debug` shows its length only.
@@ -53,19 +109,26 @@ impl fmt::Debug for Token {
 }
 
 impl Token {
-    /// Builds a token from its text (surrounding whitespace, such as a file's final newline, is
-    /// dropped). `from` names the source in errors.
-    pub fn new(text: &str, from: &str) -> Result<Token, AuthError> {
+    /// Builds a `kind` token from its text (surrounding whitespace, such as a file's final
+    /// newline, is dropped). `from` names the source in errors.
+    pub fn new(kind: TokenKind, text: &str, from: &str) -> Result<Token, AuthError> {
         let secret = text.trim();
         if secret.is_empty() {
-            return Err(AuthError::Empty { from: from.into() });
+            return Err(AuthError::Empty {
+                kind,
+                from: from.into(),
+            });
         }
+        let charset = || AuthError::Charset {
+            kind,
+            from: from.into(),
+        };
         // Visible ASCII only: it travels in an HTTP header and in gRPC metadata.
         if !secret.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(AuthError::Charset { from: from.into() });
+            return Err(charset());
         }
-        let mut header = HeaderValue::from_str(&format!("Bearer {secret}"))
-            .map_err(|_| AuthError::Charset { from: from.into() })?;
+        let mut header =
+            HeaderValue::from_str(&format!("Bearer {secret}")).map_err(|_| charset())?;
         header.set_sensitive(true);
         Ok(Token {
             secret: secret.into(),
@@ -73,20 +136,27 @@ impl Token {
         })
     }
 
-    /// The token of `file` if given, else of `SYSTEM_MONITOR_AUTH_TOKEN` if set, else none.
-    pub fn load(file: Option<&Path>) -> Result<Option<Token>, AuthError> {
+    /// The `kind` token of `file` if given, else of its environment variable
+    /// ([`TokenKind::env`]) if set, else none.
+    pub fn load(kind: TokenKind, file: Option<&Path>) -> Result<Option<Token>, AuthError> {
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|source| AuthError::Read {
+                kind,
                 path: path.to_path_buf(),
                 source,
             })?;
-            file_mode::check(path)?;
-            return Token::new(&text, &path.display().to_string()).map(Some);
+            file_mode::check(kind, path)?;
+            return Token::new(kind, &text, &path.display().to_string()).map(Some);
         }
-        match std::env::var(TOKEN_ENV) {
-            Ok(text) => Token::new(&text, TOKEN_ENV).map(Some),
+        match std::env::var(kind.env()) {
+            Ok(text) => Token::new(kind, &text, kind.env()).map(Some),
             Err(_) => Ok(None),
         }
+    }
+
+    /// Whether two tokens hold the same secret (compared in constant time).
+    pub fn same_secret(&self, other: &Token) -> bool {
+        constant_time_eq(self.secret.as_bytes(), other.secret.as_bytes())
     }
 
     /// The `Authorization` header value for outgoing requests.
@@ -114,7 +184,7 @@ mod file_mode {
     use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
 
-    use super::AuthError;
+    use super::{AuthError, TokenKind};
 
     /// Group or other write bits.
     const WRITABLE_BY_OTHERS: u32 = 0o022;
@@ -123,11 +193,12 @@ mod file_mode {
 
     /// Checks the mode of the file `path` leads to (through symbolic links, as Kubernetes
     /// mounts secrets).
-    pub fn check(path: &Path) -> Result<(), AuthError> {
+    pub fn check(kind: TokenKind, path: &Path) -> Result<(), AuthError> {
         let mode = match std::fs::metadata(path) {
             Ok(metadata) => metadata.permissions().mode() & 0o777,
             Err(source) => {
                 return Err(AuthError::Read {
+                    kind,
                     path: path.to_path_buf(),
                     source,
                 })
@@ -135,13 +206,14 @@ mod file_mode {
         };
         if mode & WRITABLE_BY_OTHERS != 0 {
             return Err(AuthError::Writable {
+                kind,
                 path: path.to_path_buf(),
                 mode,
             });
         }
         if mode & READABLE_BY_OTHERS != 0 {
             tracing::warn!(
-                "the auth token file {} is readable by other users (mode {mode:03o}): run chmod 600 {}",
+                "the {kind} file {} is readable by other users (mode {mode:03o}): run chmod 600 {}",
                 path.display(),
                 path.display()
             );
@@ -155,7 +227,7 @@ mod file_mode {
 mod file_mode {
     use std::path::Path;
 
-    pub fn check(_path: &Path) -> Result<(), super::AuthError> {
+    pub fn check(_kind: super::TokenKind, _path: &Path) -> Result<(), super::AuthError> {
         Ok(())
     }
 }
@@ -194,17 +266,31 @@ pub fn unauthorized() -> Response {
         .into_response()
 }
 
-/// axum middleware: with a token, every request but `GET /api/health` and CORS preflights
-/// (`OPTIONS`, which browsers send without credentials) must carry `Authorization: Bearer`.
-/// Install with `router.layer(axum::middleware::from_fn_with_state(token, require_bearer))`.
+/// The read right on one REST server: the auth token, asked of every request but
+/// `/api/health`, CORS preflights and the paths that check a credential of their own.
+#[derive(Clone, Debug, Default)]
+pub struct ReadAuth {
+    /// The auth token; `None`: reads are open (as node_exporter's).
+    pub token: Option<Token>,
+    /// Paths that check another credential themselves, so that the read token is not asked of
+    /// them: the coordinator's registration (the cluster token). None on the agent, where
+    /// every unknown path is a 401 too, so that a 401 is all an outsider learns.
+    pub own_credential_paths: &'static [&'static str],
+}
+
+/// axum middleware: with a read token, every request but `GET /api/health`, CORS preflights
+/// (`OPTIONS`, which browsers send without credentials) and the paths that check their own
+/// credential must carry `Authorization: Bearer <auth token>`. Install with [`protect`].
 pub async fn require_bearer(
-    State(token): State<Option<Token>>,
+    State(auth): State<ReadAuth>,
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(token) = &token {
-        let exempt =
-            request.uri().path() == UNAUTHENTICATED_PATH || request.method() == Method::OPTIONS;
+    if let Some(token) = &auth.token {
+        let path = request.uri().path();
+        let exempt = path == UNAUTHENTICATED_PATH
+            || request.method() == Method::OPTIONS
+            || auth.own_credential_paths.contains(&path);
         if !exempt && !token.accepts(authorization(request.headers())) {
             return unauthorized();
         }
@@ -212,15 +298,16 @@ pub async fn require_bearer(
     next.run(request).await
 }
 
-fn authorization(headers: &HeaderMap) -> Option<&[u8]> {
+/// The `Authorization` header's value, if there is one.
+pub fn authorization(headers: &HeaderMap) -> Option<&[u8]> {
     headers
         .get(header::AUTHORIZATION)
         .map(HeaderValue::as_bytes)
 }
 
-/// Wraps `router` in [`require_bearer`] (a no-op without a token).
-pub fn protect(router: axum::Router, token: Option<Token>) -> axum::Router {
-    router.layer(axum::middleware::from_fn_with_state(token, require_bearer))
+/// Wraps `router` in [`require_bearer`] (a no-op without a read token).
+pub fn protect(router: axum::Router, auth: ReadAuth) -> axum::Router {
+    router.layer(axum::middleware::from_fn_with_state(auth, require_bearer))
 }
 
 /// gRPC interceptor: with a token, every call must carry `authorization: Bearer <token>`
@@ -254,7 +341,7 @@ mod tests {
 
     #[test]
     fn tokens_are_trimmed_and_checked() {
-        let token = Token::new("s3cret\n", "test").unwrap();
+        let token = Token::new(TokenKind::Auth, "s3cret\n", "test").unwrap();
         assert!(token.accepts(Some(b"Bearer s3cret")));
         assert!(token.accepts(Some(b"bearer s3cret")));
         assert!(!token.accepts(Some(b"Bearer s3cre")));
@@ -264,9 +351,9 @@ mod tests {
         assert!(!token.accepts(None));
         assert_eq!(format!("{token:?}"), "Token(6 bytes)");
         assert!(token.header_value().is_sensitive());
-        assert!(Token::new(" \n", "x").is_err());
-        assert!(Token::new("two words", "x").is_err());
-        assert!(Token::new("é", "x").is_err());
+        assert!(Token::new(TokenKind::Auth, " \n", "x").is_err());
+        assert!(Token::new(TokenKind::Auth, "two words", "x").is_err());
+        assert!(Token::new(TokenKind::Auth, "é", "x").is_err());
     }
 
     #[test]
@@ -283,10 +370,53 @@ mod tests {
         let path = dir.path().join("token");
         std::fs::write(&path, "from-file\n").unwrap();
         private(&path);
-        let token = Token::load(Some(&path)).unwrap().unwrap();
+        let token = Token::load(TokenKind::Auth, Some(&path)).unwrap().unwrap();
         assert!(token.accepts(Some(b"Bearer from-file")));
-        let missing = Token::load(Some(&dir.path().join("none"))).unwrap_err();
+        let missing = Token::load(TokenKind::Auth, Some(&dir.path().join("none"))).unwrap_err();
         assert!(missing.to_string().contains("none"), "{missing}");
+    }
+
+    #[test]
+    fn the_cluster_token_names_its_own_flag_and_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster");
+        std::fs::write(&path, "\n").unwrap();
+        private(&path);
+        let empty = Token::load(TokenKind::Cluster, Some(&path)).unwrap_err();
+        assert!(
+            matches!(
+                empty,
+                AuthError::Empty {
+                    kind: TokenKind::Cluster,
+                    ..
+                }
+            ),
+            "{empty}"
+        );
+        assert!(
+            empty.to_string().starts_with("the cluster token from "),
+            "{empty}"
+        );
+        let missing = Token::load(TokenKind::Cluster, Some(&dir.path().join("none")));
+        let missing = missing.unwrap_err().to_string();
+        assert!(
+            missing.starts_with("cannot read the cluster token file "),
+            "{missing}"
+        );
+        assert_eq!(TokenKind::Cluster.flag(), "--cluster-token-file");
+        assert_eq!(TokenKind::Cluster.env(), "SYSTEM_MONITOR_CLUSTER_TOKEN");
+        assert_eq!(TokenKind::Auth.env(), "SYSTEM_MONITOR_AUTH_TOKEN");
+
+        let read = Token::new(TokenKind::Auth, "r3ad", "x").unwrap();
+        let register = Token::new(TokenKind::Cluster, "r3gister", "x").unwrap();
+        assert!(!read.same_secret(&register));
+        assert!(read.same_secret(&Token::new(TokenKind::Cluster, "r3ad\n", "x").unwrap()));
+        assert!(!register.accepts(Some(b"Bearer r3ad")));
+        let same = AuthError::Same.to_string();
+        assert!(
+            same.contains("--auth-token-file") && same.contains("--cluster-token-file"),
+            "{same}"
+        );
     }
 
     /// Owner read and write only.
@@ -309,11 +439,14 @@ mod tests {
         std::fs::write(&path, "s3cret\n").unwrap();
         for mode in [0o600, 0o400, 0o640, 0o644] {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-            assert!(Token::load(Some(&path)).unwrap().is_some(), "{mode:o}");
+            assert!(
+                Token::load(TokenKind::Auth, Some(&path)).unwrap().is_some(),
+                "{mode:o}"
+            );
         }
         for mode in [0o620, 0o602, 0o666, 0o622] {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-            let err = Token::load(Some(&path)).unwrap_err();
+            let err = Token::load(TokenKind::Auth, Some(&path)).unwrap_err();
             assert!(matches!(err, AuthError::Writable { .. }), "{mode:o}: {err}");
             let text = err.to_string();
             assert!(text.contains(&path.display().to_string()), "{text}");

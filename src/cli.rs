@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::config::{
     self, AccelConfig, Backend, BrowserConfig, CollectConfig, Config, ConnectionConfig,
-    CoordinatorConfig, HostPaths, RegisterConfig, TlsConfig, TlsIdentityFiles,
+    CoordinatorConfig, HostPaths, NodeIdOrigin, RegisterConfig, TlsConfig, TlsIdentityFiles,
 };
 use crate::model::NodeId;
 
@@ -68,10 +68,16 @@ pub enum SnapshotFormat {
 /// Security (agent and coordinator) and the agent's registration with a coordinator.
 #[derive(Debug, Args)]
 pub struct ClusterArgs {
-    /// Bearer token file: required on every API but /api/health, and for registration.
-    /// Without it, the SYSTEM_MONITOR_AUTH_TOKEN environment variable, if set.
+    /// Read token file: required on every API but /api/health (the coordinator polls its
+    /// agents with it). Without it, the SYSTEM_MONITOR_AUTH_TOKEN environment variable, if set.
     #[arg(long, value_name = "PATH", global = true)]
     pub auth_token_file: Option<PathBuf>,
+
+    /// Registration token file: the coordinator takes registrations only with it, and agents
+    /// send it when they register. Without it, the SYSTEM_MONITOR_CLUSTER_TOKEN environment
+    /// variable (the token itself), if set.
+    #[arg(long, value_name = "PATH", global = true)]
+    pub cluster_token_file: Option<PathBuf>,
 
     /// Register with this coordinator (its base URL) and re-register as a heartbeat.
     #[arg(long, value_name = "URL", value_parser = parse_http_url)]
@@ -227,7 +233,8 @@ pub struct ServeArgs {
 /// What and how the collectors sample. Global so that `snapshot` takes them too.
 #[derive(Debug, Args)]
 pub struct CollectArgs {
-    /// This node's id in every API. Default: the hostname.
+    /// This node's id in every API. Default: the hostname, and then any well-formed node_id
+    /// asked for is answered with this node's sample under that id (TrackLab's rule).
     #[arg(long, value_name = "ID", global = true, value_parser = NodeId::parse)]
     pub node_id: Option<NodeId>,
 
@@ -446,6 +453,10 @@ impl Cli {
                 .node_id
                 .clone()
                 .unwrap_or_else(|| NodeId::from_hostname(hostname)),
+            node_id_origin: match c.node_id {
+                Some(_) => NodeIdOrigin::Flag,
+                None => NodeIdOrigin::Hostname,
+            },
             bind: self
                 .serve
                 .bind
@@ -474,6 +485,7 @@ impl Cli {
                 },
             },
             auth_token_file: self.cluster.auth_token_file.clone(),
+            cluster_token_file: self.cluster.cluster_token_file.clone(),
             register: self
                 .cluster
                 .coordinator

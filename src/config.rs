@@ -62,7 +62,7 @@ impl HostPaths {
 }
 
 /// node_exporter's default `--collector.diskstats.device-exclude`: partitions and virtual devices.
-pub const DEFAULT_DISK_DEVICE_EXCLUDE: &str = r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$";
+pub const DEFAULT_DISK_DEVICE_EXCLUDE: &str = r"^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$";
 /// node_exporter's default `--collector.filesystem.mount-points-exclude`.
 pub const DEFAULT_FS_MOUNT_POINTS_EXCLUDE: &str =
     r"^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
@@ -171,11 +171,27 @@ fn default_regex(pattern: &str) -> Regex {
     Regex::new(pattern).unwrap_or_else(|e| panic!("built-in pattern {pattern:?} is invalid: {e}"))
 }
 
+/// Where the node id came from, which decides what an agent answers to a `node_id` that is not
+/// its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NodeIdOrigin {
+    /// `--node-id`: the node is named, and another id is unknown (404, gRPC NOT_FOUND).
+    Flag,
+    /// The hostname, by default: the node was not named, so any well-formed id is taken to name
+    /// it and is answered with its sample under that id (TrackLab's own monitor does this, and
+    /// its integration test asks `?node_id=test-node` of a monitor started without one).
+    #[default]
+    Hostname,
+}
+
 /// Everything the agent needs to run.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// This node's id in every API (default: the hostname).
     pub node_id: NodeId,
+    /// Whether `node_id` was given (`--node-id`) or is the hostname: the node id rule of the
+    /// agent's APIs.
+    pub node_id_origin: NodeIdOrigin,
     /// Address both servers listen on (loopback unless `--bind`).
     pub bind: IpAddr,
     /// REST port (0 = any free port, written to the portfile).
@@ -190,8 +206,13 @@ pub struct Config {
     pub parent_pid: Option<u32>,
     /// Collector settings.
     pub collect: CollectConfig,
-    /// `--auth-token-file`; without it the token comes from `SYSTEM_MONITOR_AUTH_TOKEN`, if set.
+    /// `--auth-token-file`, the read token; without it the token comes from
+    /// `SYSTEM_MONITOR_AUTH_TOKEN`, if set.
     pub auth_token_file: Option<PathBuf>,
+    /// `--cluster-token-file`, the registration secret (required by the coordinator to take
+    /// registrations, sent by agents that register); without it the token comes from
+    /// `SYSTEM_MONITOR_CLUSTER_TOKEN`, if set.
+    pub cluster_token_file: Option<PathBuf>,
     /// Registration with a coordinator (`--coordinator`), agent mode only.
     pub register: Option<RegisterConfig>,
     /// Time between registrations (heartbeats); the coordinator announces it to its agents.
@@ -338,6 +359,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             node_id: NodeId::from_hostname("localhost"),
+            node_id_origin: NodeIdOrigin::default(),
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             rest_port: 8080,
             rest_enabled: true,
@@ -346,6 +368,7 @@ impl Default for Config {
             parent_pid: None,
             collect: CollectConfig::default(),
             auth_token_file: None,
+            cluster_token_file: None,
             register: None,
             register_interval: DEFAULT_REGISTER_INTERVAL,
             tls: TlsConfig::default(),

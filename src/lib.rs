@@ -12,8 +12,9 @@
 //!   helpers, [`model::echo`]; no I/O. [`model::wire`]: the JSON on the wire, defined once (the metrics element,
 //!   the info object, registration) with its one mapping to gRPC v1. [`pb`]: code generated from
 //!   `proto/`.
-//! - [`config`]: every default in one place, [`config::HostPaths`]; [`auth`] (bearer token),
-//!   [`tls`] (PEM → rustls configurations), [`http_client`] (outgoing HTTP clients).
+//! - [`config`]: every default in one place, [`config::HostPaths`]; [`auth`] (the read and
+//!   cluster tokens), [`tls`] (PEM → rustls configurations), [`http_client`] (outgoing HTTP
+//!   clients).
 //! - [`collect`]: the [`collect::Sampler`] and its collectors: `collect::linux` (procfs/sysfs),
 //!   [`collect::portable`] (sysinfo, for macOS and Windows), [`collect::process`] (pid trees for
 //!   GetStats), [`collect::rates`], [`collect::accel`] (NVIDIA, AMD, Intel NPU, Google TPU,

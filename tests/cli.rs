@@ -454,3 +454,176 @@ fn registration_urls_with_port_0_are_refused_at_start() {
         assert!(stderr.contains("port 0"), "{args:?}: {stderr}");
     }
 }
+
+/// A `GET` over raw TCP, split into its status code and its JSON body.
+fn get_json(port: u16, path: &str) -> (u16, serde_json::Value) {
+    let answer = get_raw(port, path, "127.0.0.1", "");
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {answer:?}"));
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    let json = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer:?}"));
+    (status, json)
+}
+
+/// TrackLab's own integration test, as it starts the monitor (`--portfile F --rest-api-port
+/// PORT --verbose`, no `--node-id`): `?node_id=test-node` is 200 with the sample under that id,
+/// on `/api/system/metrics` and `/api/system/info`. Started with `--node-id`, the same question
+/// is a 404 JSON error; malformed ids are 400 either way.
+#[test]
+fn without_node_id_any_node_id_names_the_monitor_and_with_it_only_its_own() {
+    let free = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port().to_string();
+    drop(free);
+    let dir = tempfile::tempdir().unwrap();
+    let portfile = dir.path().join("ports");
+    let portfile = portfile.to_str().unwrap();
+    let mut child = start(&[
+        "--portfile",
+        portfile,
+        "--rest-api-port",
+        &port,
+        "--verbose",
+    ]);
+    let text = wait_portfile(Path::new(portfile), &mut child);
+    let rest = port_of(&text, "rest");
+    assert_eq!(rest.to_string(), port);
+    let metrics = get_json(rest, "/api/system/metrics?node_id=test-node");
+    let info = get_json(rest, "/api/system/info?node_id=test-node");
+    let bad = get_json(rest, "/api/system/metrics?node_id=a%2Fb");
+    let (_, own) = get_json(rest, "/api/system/metrics");
+    let grpc = v1_node_ids(port_of(&text, "sock"), "test-node");
+    send_signal(&child, "-TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+
+    assert_eq!(metrics.0, 200, "{}", metrics.1);
+    assert_eq!(metrics.1[0]["node_id"], "test-node", "{}", metrics.1);
+    assert_eq!(metrics.1.as_array().map(Vec::len), Some(1));
+    assert_ne!(
+        own[0]["node_id"], "test-node",
+        "its own id is still the hostname"
+    );
+    assert_eq!(info.0, 200, "{}", info.1);
+    assert_eq!(info.1["node_id"], "test-node");
+    assert_eq!(bad.0, 400, "{}", bad.1);
+    assert_eq!(bad.1["error"], "invalid node_id");
+    // gRPC v1, where node_id is a parameter: the same rule.
+    assert_eq!(grpc, Ok(["test-node"; 3].map(String::from).to_vec()));
+
+    let (_dir, mut child, text) = start_child(&["--node-id", "worker-01"]);
+    let rest = port_of(&text, "rest");
+    let unknown = get_json(rest, "/api/system/metrics?node_id=test-node");
+    let unknown_info = get_json(rest, "/api/system/info?node_id=test-node");
+    let own = get_json(rest, "/api/system/metrics?node_id=worker-01");
+    let grpc = v1_node_ids(port_of(&text, "sock"), "test-node");
+    send_signal(&child, "-TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+    for (status, body) in [unknown, unknown_info] {
+        assert_eq!(status, 404, "{body}");
+        assert_eq!(
+            body,
+            serde_json::json!({"error": "unknown node_id", "node_id": "test-node"})
+        );
+    }
+    assert_eq!(own.0, 200);
+    assert_eq!(own.1[0]["node_id"], "worker-01");
+    assert_eq!(grpc, Err(tonic::Code::NotFound));
+}
+
+/// The node ids gRPC v1 answers `node_id` with, from `GetMetrics`, `GetInfo` and the first
+/// `WatchMetrics` message, or the first call's error code.
+fn v1_node_ids(port: u16, node_id: &str) -> Result<Vec<String>, tonic::Code> {
+    use system_monitor::pb::v1::monitor_service_client::MonitorServiceClient;
+    use system_monitor::pb::v1::{GetInfoRequest, GetMetricsRequest, WatchMetricsRequest};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut client = MonitorServiceClient::connect(format!("http://127.0.0.1:{port}"))
+            .await
+            .unwrap();
+        let node_id = node_id.to_string();
+        let metrics = client
+            .get_metrics(GetMetricsRequest {
+                node_id: node_id.clone(),
+            })
+            .await
+            .map_err(|e| e.code())?
+            .into_inner();
+        let info = client
+            .get_info(GetInfoRequest {
+                node_id: node_id.clone(),
+            })
+            .await
+            .map_err(|e| e.code())?
+            .into_inner();
+        let mut watch = client
+            .watch_metrics(WatchMetricsRequest { node_id })
+            .await
+            .map_err(|e| e.code())?
+            .into_inner();
+        let first = watch.message().await.map_err(|e| e.code())?;
+        let mut ids: Vec<String> = metrics.nodes.into_iter().map(|n| n.node_id).collect();
+        ids.push(info.node_id);
+        ids.extend(first.map(|n| n.node_id));
+        Ok(ids)
+    })
+}
+
+/// Registration needs the cluster token: an agent given `--coordinator` without one, and a
+/// coordinator whose read and cluster tokens are one secret, stop at start with one line
+/// saying so (exit 1).
+#[test]
+fn registration_without_the_cluster_token_or_with_the_read_token_is_refused_at_start() {
+    let out = Command::new(BIN)
+        .args([
+            "--rest-api-port",
+            "0",
+            "--coordinator",
+            "http://127.0.0.1:9",
+        ])
+        .env_remove("SYSTEM_MONITOR_CLUSTER_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].contains("--cluster-token-file")
+            && lines[0].contains("SYSTEM_MONITOR_CLUSTER_TOKEN"),
+        "{stderr}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "one-secret\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let path = token.to_str().unwrap();
+    for cluster in [&["--cluster-token-file", path][..], &[]] {
+        let out = Command::new(BIN)
+            .args([
+                "coordinator",
+                "--rest-api-port",
+                "0",
+                "--auth-token-file",
+                path,
+            ])
+            .args(cluster)
+            .env("SYSTEM_MONITOR_CLUSTER_TOKEN", "one-secret")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{cluster:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{stderr}");
+        assert!(lines[0].contains("the same secret"), "{stderr}");
+    }
+}

@@ -1,7 +1,8 @@
 //! Coordinator mode end to end: real agents (the binary, on fixture trees) and a real
 //! coordinator on loopback. Each discovery mode (static list and file, registration, DNS), each
-//! fault (dead, hung, garbage agent; killed agent; restarted coordinator), the bearer token on
-//! REST and gRPC, registration validation, and the exact JSON shapes of the cluster API.
+//! fault (dead, hung, garbage agent; killed agent; restarted coordinator), the read token on
+//! REST and gRPC, the cluster token for registration (and the two not interchangeable),
+//! registration validation, and the exact JSON shapes of the cluster API.
 
 mod common;
 
@@ -13,8 +14,8 @@ use serde_json::{json, Value};
 use tonic::metadata::MetadataValue;
 
 use common::cluster::{
-    agent, coordinator, eventually, free_port, get, post, token_file, DnsServer, GarbageAgent,
-    HungAgent, Process, DEADLINE,
+    agent, coordinator, eventually, free_port, get, named_token_file, post, token_file, DnsServer,
+    GarbageAgent, HungAgent, Process, DEADLINE,
 };
 use system_monitor::pb::v1::monitor_service_client::MonitorServiceClient;
 use system_monitor::pb::v1::{GetInfoRequest, GetMetricsRequest, WatchMetricsRequest};
@@ -432,14 +433,14 @@ async fn faults_affect_only_their_own_entry() {
 #[tokio::test]
 async fn registered_agents_heal_a_coordinator_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let token = token_file(dir.path(), "cluster-secret");
+    let cluster_token = named_token_file(dir.path(), "cluster-token", "cluster-secret");
     let port = free_port(&[LOCAL]).to_string();
     let start_coordinator = || {
         coordinator(&[
             "--rest-api-port",
             &port,
-            "--auth-token-file",
-            &token,
+            "--cluster-token-file",
+            &cluster_token,
             "--register-interval",
             "2s",
             "--poll-interval",
@@ -455,8 +456,8 @@ async fn registered_agents_heal_a_coordinator_restart() {
             &[
                 "--coordinator",
                 &coord.base(),
-                "--auth-token-file",
-                &token,
+                "--cluster-token-file",
+                &cluster_token,
                 "--register-interval",
                 "2s",
                 "--node-label",
@@ -472,9 +473,9 @@ async fn registered_agents_heal_a_coordinator_restart() {
         Ipv4Addr::new(127, 0, 0, 2),
         "rack=r2",
     );
-    let secret = Some("cluster-secret");
-    all_online(&coord, &["reg-1", "reg-2"], secret).await;
-    let info = cluster_info(&coord, secret).await;
+    // The cluster token is for registering only: reads are open without a read token.
+    all_online(&coord, &["reg-1", "reg-2"], None).await;
+    let info = cluster_info(&coord, None).await;
     let listed = info_nodes(&info);
     assert_eq!(listed["reg-1"]["labels"], json!({"rack": "r1"}));
     assert_eq!(listed["reg-2"]["labels"], json!({"rack": "r2"}));
@@ -485,7 +486,7 @@ async fn registered_agents_heal_a_coordinator_restart() {
     coord.kill();
     coord = start_coordinator();
     let restarted = Instant::now();
-    all_online(&coord, &["reg-1", "reg-2"], secret).await;
+    all_online(&coord, &["reg-1", "reg-2"], None).await;
     let healed = restarted.elapsed();
     // One heartbeat is 2 s; the rest is the first poll and a loaded machine's slack.
     assert!(healed < Duration::from_secs(12), "healed after {healed:?}");
@@ -495,9 +496,9 @@ async fn registered_agents_heal_a_coordinator_restart() {
 #[tokio::test]
 async fn registration_is_validated() {
     let dir = tempfile::tempdir().unwrap();
-    let token = token_file(dir.path(), "s3cret");
+    let token = named_token_file(dir.path(), "cluster-token", "s3cret");
     let coord = coordinator(&[
-        "--auth-token-file",
+        "--cluster-token-file",
         &token,
         "--max-nodes",
         "3",
@@ -636,17 +637,190 @@ async fn registration_is_validated() {
         json!({"error": "node limit reached", "max_nodes": 3})
     );
 
-    // A coordinator without a token takes no registrations.
+    // A coordinator without a cluster token takes no registrations, whatever they carry (the
+    // read token included), and says how to enable them.
+    let read_dir = tempfile::tempdir().unwrap();
+    let read_token = token_file(read_dir.path(), "r3ad");
     let open = coordinator(&[]);
-    let refused = post(
-        &open.url("/api/cluster/register"),
-        body("v1", "http://127.0.0.1:1"),
-        None,
-        LOCAL,
-    )
+    let read_only = coordinator(&["--auth-token-file", &read_token]);
+    for (coord, token) in [
+        (&open, None),
+        (&open, Some("s3cret")),
+        (&read_only, None),
+        (&read_only, Some("r3ad")),
+    ] {
+        let refused = post(
+            &coord.url("/api/cluster/register"),
+            body("v1", "http://127.0.0.1:1"),
+            token,
+            LOCAL,
+        )
+        .await;
+        assert_eq!(refused.status, 403, "{token:?}: {}", refused.body);
+        let refused = refused.json();
+        assert_eq!(refused["error"], "registration is disabled");
+        let hint = refused["hint"].as_str().unwrap_or_default();
+        assert!(
+            hint.contains("--cluster-token-file") && hint.contains("SYSTEM_MONITOR_CLUSTER_TOKEN"),
+            "{refused}"
+        );
+    }
+}
+
+/// The TrackLab backend's case: a coordinator with the cluster token only, three agents
+/// registered with it, read by a client that sends no token (REST and gRPC). Registrations
+/// without the cluster token, or with another, are refused; the agent that has a wrong one is
+/// never listed, and says why.
+#[tokio::test]
+async fn agents_registered_with_the_cluster_token_are_read_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster_token = named_token_file(dir.path(), "cluster-token", "join-us");
+    let wrong_token = named_token_file(dir.path(), "wrong-token", "join-me");
+    let coord = coordinator(&[
+        "--cluster-token-file",
+        &cluster_token,
+        "--register-interval",
+        "1s",
+        "--poll-interval",
+        "500ms",
+    ]);
+    let register = |id, host, token: &str| {
+        agent(
+            "server",
+            id,
+            host,
+            &[
+                "--coordinator",
+                &coord.base(),
+                "--cluster-token-file",
+                token,
+                "--register-interval",
+                "1s",
+            ],
+        )
+    };
+    let _agents = [
+        register("tl-1", LOCAL, &cluster_token),
+        register("tl-2", Ipv4Addr::new(127, 0, 0, 2), &cluster_token),
+        register("tl-3", Ipv4Addr::new(127, 0, 0, 3), &cluster_token),
+    ];
+    let intruder = register("intruder", Ipv4Addr::new(127, 0, 0, 4), &wrong_token);
+
+    let ids = ["tl-1", "tl-2", "tl-3"];
+    all_online(&coord, &ids, None).await;
+    let listed = nodes(&coord, None).await.unwrap();
+    assert_eq!(listed.keys().map(String::as_str).collect::<Vec<_>>(), ids);
+    let info = cluster_info(&coord, None).await;
+    assert_eq!(info_nodes(&info).len(), 3, "{info}");
+    assert_eq!(info["totalResources"]["cpu"], 24.0, "{info}");
+    let one = get(&coord.url("/api/system/metrics?node_id=tl-2"), None).await;
+    assert_eq!(one.status, 200, "{}", one.body);
+    assert_eq!(one.json()[0]["node_id"], "tl-2");
+    assert_eq!(
+        get(&coord.url("/api/system/info?node_id=tl-3"), None)
+            .await
+            .json()["node_id"],
+        "tl-3"
+    );
+    assert_eq!(v1_metrics(coord.grpc_url(), None, "").await.unwrap(), ids);
+    // An unknown id stays a 404 on the coordinator, whatever the agents do.
+    let unknown = get(&coord.url("/api/system/metrics?node_id=test-node"), None).await;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    assert_eq!(
+        unknown.json(),
+        json!({"error": "unknown node_id", "node_id": "test-node"})
+    );
+
+    // The agent with another cluster token is refused, and logs the coordinator's answer.
+    let refused = eventually("the intruder's refusal logged", DEADLINE, || async {
+        let stderr = intruder.stderr();
+        match stderr.contains("registration failed") {
+            true => Ok(stderr),
+            false => Err(stderr),
+        }
+    })
     .await;
-    assert_eq!(refused.status, 403);
-    assert_eq!(refused.json()["error"], "registration is disabled");
+    assert!(refused.contains("401"), "{refused}");
+    assert!(!nodes(&coord, None).await.unwrap().contains_key("intruder"));
+
+    // Missing or wrong cluster tokens: 401, naming nothing.
+    let body =
+        serde_json::to_vec(&json!({"node_id": "tl-9", "url": "http://127.0.0.1:9"})).unwrap();
+    let url = coord.url("/api/cluster/register");
+    for token in [None, Some("join-me"), Some("join-us2"), Some("")] {
+        let reply = post(&url, body.clone(), token, LOCAL).await;
+        assert_eq!(reply.status, 401, "{token:?}: {}", reply.body);
+        assert_eq!(reply.body, r#"{"error":"unauthorized"}"#);
+    }
+    let accepted = post(&url, body, Some("join-us"), LOCAL).await;
+    assert_eq!(accepted.status, 200, "{}", accepted.body);
+}
+
+/// With both tokens, reads need the read token and registration the cluster token, and
+/// neither stands in for the other (REST and gRPC). The coordinator polls its agents with the
+/// read token.
+#[tokio::test]
+async fn the_read_and_cluster_tokens_are_not_interchangeable() {
+    let dir = tempfile::tempdir().unwrap();
+    let read_token = token_file(dir.path(), "r3ad");
+    let cluster_token = named_token_file(dir.path(), "cluster-token", "j0in");
+    let both = [
+        "--auth-token-file",
+        read_token.as_str(),
+        "--cluster-token-file",
+        cluster_token.as_str(),
+    ];
+    let mut coordinator_args = both.to_vec();
+    coordinator_args.extend(["--register-interval", "1s", "--poll-interval", "500ms"]);
+    let coord = coordinator(&coordinator_args);
+    let coordinator_url = coord.base();
+    let mut agent_args = both.to_vec();
+    agent_args.extend([
+        "--coordinator",
+        coordinator_url.as_str(),
+        "--register-interval",
+        "1s",
+    ]);
+    let guarded = agent("server", "both-1", LOCAL, &agent_args);
+
+    let (read, register) = (Some("r3ad"), Some("j0in"));
+    all_online(&coord, &["both-1"], read).await;
+    // The agent's own reads are guarded by the read token, as the coordinator's.
+    assert_eq!(own_element(&guarded, read).await["node_id"], "both-1");
+    assert_eq!(
+        get(&guarded.url("/api/system/metrics"), register)
+            .await
+            .status,
+        401
+    );
+
+    // Reading with the cluster token, or nothing: 401 / UNAUTHENTICATED.
+    for token in [None, register] {
+        for path in ["/api/system/metrics", "/api/cluster/info", "/metrics"] {
+            let reply = get(&coord.url(path), token).await;
+            assert_eq!(reply.status, 401, "{path} {token:?}");
+            assert_eq!(reply.body, r#"{"error":"unauthorized"}"#);
+        }
+        let denied = v1_metrics(coord.grpc_url(), token, "").await.unwrap_err();
+        assert_eq!(denied.code(), tonic::Code::Unauthenticated, "{token:?}");
+    }
+    assert_eq!(
+        v1_metrics(coord.grpc_url(), read, "").await.unwrap(),
+        ["both-1"]
+    );
+    assert_eq!(get(&coord.url("/api/health"), None).await.status, 200);
+
+    // Registering with the read token, or nothing: 401. With the cluster token: 200.
+    let body =
+        serde_json::to_vec(&json!({"node_id": "both-9", "url": "http://127.0.0.1:9"})).unwrap();
+    let url = coord.url("/api/cluster/register");
+    for token in [None, read] {
+        let reply = post(&url, body.clone(), token, LOCAL).await;
+        assert_eq!(reply.status, 401, "{token:?}: {}", reply.body);
+        assert_eq!(reply.body, r#"{"error":"unauthorized"}"#);
+    }
+    let accepted = post(&url, body, register, LOCAL).await;
+    assert_eq!(accepted.status, 200, "{}", accepted.body);
 }
 
 /// A v1 client with an optional bearer token.
@@ -689,6 +863,8 @@ async fn the_token_guards_every_api_but_health() {
         "/metrics",
         "/api/system/stream",
         "/no/such/path",
+        // The coordinator's registration path is the coordinator's only.
+        "/api/cluster/register",
     ] {
         for wrong in [None, Some("t0ke"), Some("t0ken2")] {
             let reply = get(&guarded.url(path), wrong).await;

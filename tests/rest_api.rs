@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use system_monitor::config::{BrowserConfig, CollectConfig};
+use system_monitor::config::{BrowserConfig, CollectConfig, NodeIdOrigin};
 use system_monitor::model::unix_ms;
 use system_monitor::model::{
     Accelerator, AcceleratorKind, CollectorStatus, CoreStats, CpuStats, DiskStats, DisksStats,
@@ -27,13 +27,21 @@ struct Served {
 }
 
 impl Served {
-    /// Serves `snapshot` on loopback with the default guard (no CORS, loopback Hosts only).
+    /// Serves `snapshot` on loopback with the default guard (no CORS, loopback Hosts only), as
+    /// a node named with `--node-id`.
     async fn start(snapshot: Snapshot) -> Served {
         Self::start_with(snapshot, &BrowserConfig::default()).await
     }
 
-    /// Serves `snapshot` on loopback with the guard `browser` describes.
+    /// Serves `snapshot` on loopback with the guard `browser` describes, as a node named with
+    /// `--node-id`.
     async fn start_with(snapshot: Snapshot, browser: &BrowserConfig) -> Served {
+        Self::start_as(snapshot, browser, NodeIdOrigin::Flag).await
+    }
+
+    /// Serves `snapshot` on loopback with the guard `browser` describes, its node id from
+    /// `origin`.
+    async fn start_as(snapshot: Snapshot, browser: &BrowserConfig, origin: NodeIdOrigin) -> Served {
         let snapshot = Arc::new(snapshot);
         let (publish, snapshots) = watch::channel(Arc::clone(&snapshot));
         let shutdown = CancellationToken::new();
@@ -45,6 +53,7 @@ impl Served {
             teardown_allowed: false,
             collect: Arc::new(CollectConfig::default()),
             started_at: SystemTime::now(),
+            node_id_origin: origin,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -580,6 +589,90 @@ async fn info_follows_the_node_id_rule_of_metrics() {
         let (status, body) = served.json(&format!("{path}?node_id=a%2Fb")).await;
         assert_eq!(status, 400, "{path}: {body}");
         assert_eq!(body["error"], "invalid node_id");
+        let (status, body) = served.json(&format!("{path}?node_id=a&node_id=b")).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["error"], "invalid query");
+    }
+}
+
+/// A node not named with `--node-id` (TrackLab's launcher names none) takes any well-formed
+/// `node_id` to name it: its sample under the requested id, one element per distinct id asked
+/// (at most 32), in every representation the query selects; malformed ids stay 400.
+#[tokio::test]
+async fn an_unnamed_node_answers_any_node_id_under_that_id() {
+    let served =
+        Served::start_as(sample(1), &BrowserConfig::default(), NodeIdOrigin::Hostname).await;
+    let (status, own) = served.json("/api/system/metrics").await;
+    assert_eq!(status, 200);
+    assert_eq!(own[0]["node_id"], "node-a");
+
+    // TrackLab's integration test.
+    let (status, body) = served.json("/api/system/metrics?node_id=test-node").await;
+    assert_eq!(status, 200, "{body}");
+    let elements = body.as_array().unwrap();
+    assert_eq!(elements.len(), 1, "{body}");
+    assert_eq!(elements[0]["node_id"], "test-node");
+    let mut expected = own[0].clone();
+    expected["node_id"] = "test-node".into();
+    assert_eq!(elements[0], expected, "the sample itself is unchanged");
+
+    // A list: one element per distinct id, in the order asked, the own id among them.
+    let (status, body) = served
+        .json("/api/system/metrics?node_id=b,node-a,a,b")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let ids: Vec<&str> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["b", "node-a", "a"]);
+    for (status, body) in [
+        served.json("/api/system/metrics?node_id=node-a").await,
+        served
+            .json("/api/system/metrics?node_id=node-a,node-a")
+            .await,
+    ] {
+        assert_eq!(status, 200);
+        assert_eq!(body, own);
+    }
+    let many: Vec<String> = (0..33).map(|i| format!("n{i}")).collect();
+    let (status, body) = served
+        .json(&format!("/api/system/metrics?node_id={}", many.join(",")))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid node_id");
+    let (status, body) = served
+        .json(&format!(
+            "/api/system/metrics?node_id={}",
+            many[..32].join(",")
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body.as_array().unwrap().len(), 32);
+
+    // /api/system/info: one object, so one node at a time.
+    let (status, own_info) = served.json("/api/system/info").await;
+    assert_eq!(status, 200);
+    let (status, info) = served.json("/api/system/info?node_id=test-node").await;
+    assert_eq!(status, 200, "{info}");
+    let mut expected = own_info.clone();
+    expected["node_id"] = "test-node".into();
+    assert_eq!(info, expected);
+    let (status, info) = served.json("/api/system/info?node_id=x,x").await;
+    assert_eq!((status, &info["node_id"]), (200, &Value::from("x")));
+    let (status, body) = served.json("/api/system/info?node_id=x,y").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid node_id");
+
+    // Malformed ids and queries stay 400.
+    for path in ["/api/system/metrics", "/api/system/info"] {
+        for bad in ["", "a%2Fb", "test-node,", "x%22y"] {
+            let (status, body) = served.json(&format!("{path}?node_id={bad}")).await;
+            assert_eq!(status, 400, "{path} {bad:?}: {body}");
+            assert_eq!(body["error"], "invalid node_id");
+        }
         let (status, body) = served.json(&format!("{path}?node_id=a&node_id=b")).await;
         assert_eq!(status, 400, "{path}: {body}");
         assert_eq!(body["error"], "invalid query");

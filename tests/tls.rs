@@ -283,6 +283,7 @@ fn state(node_id: &str, shutdown: CancellationToken) -> AppState {
         teardown_allowed: false,
         collect: Arc::new(Default::default()),
         started_at: SystemTime::now(),
+        node_id_origin: Default::default(),
     }
 }
 

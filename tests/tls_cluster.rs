@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tonic::metadata::MetadataValue;
 
-use common::cluster::{eventually, token_file, Process, DEADLINE};
+use common::cluster::{eventually, named_token_file, token_file, Process, DEADLINE};
 use common::{fixture_args, HttpReply, BIN};
 use system_monitor::pb::legacy::system_monitor_service_client::SystemMonitorServiceClient;
 use system_monitor::pb::legacy::GetMetadataRequest;
@@ -345,6 +345,7 @@ async fn agents_register_with_a_tls_coordinator_and_are_polled_over_tls() {
     let pki = Pki::new();
     let dir = tempfile::tempdir().unwrap();
     let token = token_file(dir.path(), "tls-secret");
+    let cluster_token = named_token_file(dir.path(), "cluster-token", "tls-join");
     let ca = pki.path("ca.pem");
     let mut coordinator_args = pki.serve_args("");
     coordinator_args.extend(
@@ -353,6 +354,8 @@ async fn agents_register_with_a_tls_coordinator_and_are_polled_over_tls() {
             &ca,
             "--auth-token-file",
             &token,
+            "--cluster-token-file",
+            &cluster_token,
             "--poll-interval",
             "500ms",
             "--register-interval",
@@ -371,6 +374,8 @@ async fn agents_register_with_a_tls_coordinator_and_are_polled_over_tls() {
             &ca,
             "--auth-token-file",
             &token,
+            "--cluster-token-file",
+            &cluster_token,
             "--register-interval",
             "1s",
         ]
@@ -418,7 +423,16 @@ async fn without_a_ca_the_system_roots_are_read_when_an_https_agent_comes() {
     let pki = Pki::new();
     let dir = tempfile::tempdir().unwrap();
     let token = token_file(dir.path(), "tls-secret");
-    let agent_flags = ["--auth-token-file", &token, "--register-interval", "1s"].map(String::from);
+    let cluster_token = named_token_file(dir.path(), "cluster-token", "tls-join");
+    let agent_flags = [
+        "--auth-token-file",
+        &token,
+        "--cluster-token-file",
+        &cluster_token,
+        "--register-interval",
+        "1s",
+    ]
+    .map(String::from);
     let mut coordinator_flags = vec!["--poll-interval".to_string(), "500ms".to_string()];
     coordinator_flags.extend(agent_flags.iter().cloned());
     // Plain-http coordinators without --tls-ca: one whose "system store" holds the cluster CA,
@@ -478,6 +492,7 @@ fn run_to_exit(args: &[String]) -> (Option<i32>, String) {
         .args(args)
         .args(fixture_args("server"))
         .env_remove("SYSTEM_MONITOR_AUTH_TOKEN")
+        .env_remove("SYSTEM_MONITOR_CLUSTER_TOKEN")
         .envs(store_env("/nonexistent/store.pem"))
         .output()
         .unwrap();

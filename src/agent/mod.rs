@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::Token;
+use crate::auth::{ReadAuth, Token, TokenKind};
 use crate::collect::{start_sampling, SamplerError};
 use crate::config::Config;
 use crate::serve::{self, grpc_legacy, grpc_v1, AppState, ListenError, PortfileError};
@@ -45,15 +45,19 @@ pub struct BoundAgent {
     config: Config,
     rest: Option<TcpListener>,
     grpc: TcpListener,
+    /// The read token (`--auth-token-file`): guards every API but health.
     token: Option<Token>,
+    /// The registration secret (`--cluster-token-file`), sent to the coordinator.
+    cluster_token: Option<Token>,
     /// `--tls-cert`/`--tls-key`, read: both servers speak TLS.
     tls: Option<Identity>,
 }
 
-/// Reads the token and the TLS files, and binds the REST and gRPC ports of `config`. Fails with
+/// Reads the tokens and the TLS files, and binds the REST and gRPC ports of `config`. Fails with
 /// the file named when one cannot be used, with the port named when one is taken.
 pub async fn bind(config: Config) -> Result<BoundAgent, AgentError> {
-    let token = Token::load(config.auth_token_file.as_deref())?;
+    let token = Token::load(TokenKind::Auth, config.auth_token_file.as_deref())?;
+    let cluster_token = Token::load(TokenKind::Cluster, config.cluster_token_file.as_deref())?;
     let tls = Identity::from_config(&config.tls)?;
     let rest = if config.rest_enabled {
         Some(serve::listen("REST", SocketAddr::new(config.bind, config.rest_port)).await?)
@@ -66,6 +70,7 @@ pub async fn bind(config: Config) -> Result<BoundAgent, AgentError> {
         rest,
         grpc,
         token,
+        cluster_token,
         tls,
     })
 }
@@ -107,6 +112,7 @@ impl BoundAgent {
             teardown_allowed: config.is_child() && config.bind.is_loopback(),
             collect,
             started_at: SystemTime::now(),
+            node_id_origin: config.node_id_origin,
         };
 
         let rest_addr = self.rest.as_ref().and_then(|l| l.local_addr().ok());
@@ -131,20 +137,22 @@ impl BoundAgent {
                     .add_service(grpc_v1::service(state.clone())),
             ),
         };
-        servers.spawn(
-            &mut tasks,
-            self.token.clone(),
-            self.tls.clone(),
-            &connections,
-            &shutdown,
-        );
+        let read = ReadAuth {
+            token: self.token.clone(),
+            own_credential_paths: &[],
+        };
+        servers.spawn(&mut tasks, read, self.tls.clone(), &connections, &shutdown);
         if let Some(pid) = config.parent_pid {
             tasks.spawn(watch_parent(pid, shutdown.clone()));
         }
 
         if let Some(register) = &config.register {
-            let registration =
-                register::Registration::new(register, &config, rest_port, self.token.clone());
+            let registration = register::Registration::new(
+                register,
+                &config,
+                rest_port,
+                self.cluster_token.clone(),
+            );
             match registration {
                 Ok(registration) => {
                     tasks.spawn(registration.run(shutdown.clone()));

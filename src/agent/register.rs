@@ -1,6 +1,7 @@
 //! Agent mode: registers this agent with its coordinator (`--coordinator`) and re-registers every
 //! `--register-interval` as a heartbeat, so that a restarted coordinator relearns it within one
-//! interval. Reads the agent's [`Config`]; talks to `POST /api/cluster/register`.
+//! interval. Reads the agent's [`Config`]; talks to `POST /api/cluster/register` with the
+//! cluster token (`--cluster-token-file`), the registration secret.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::Token;
+use crate::auth::{Token, TokenKind};
 use crate::config::{Config, RegisterConfig};
 use crate::http_client::{self, ClientOptions};
 use crate::model::wire::{RegisterAnswer, RegisterRequest, REGISTER_PATH};
@@ -32,6 +33,13 @@ pub enum RegisterError {
     Coordinator { url: String, reason: String },
     #[error("cannot verify the https coordinator: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error(
+        "--coordinator needs the cluster token, which coordinators require of registrations: \
+         give it with {} PATH or {}",
+        TokenKind::Cluster.flag(),
+        TokenKind::Cluster.env()
+    )]
+    NoClusterToken,
 }
 
 /// Where the advertised URL comes from.
@@ -61,8 +69,9 @@ pub struct Registration {
     labels: BTreeMap<String, String>,
     /// `--register-interval`, shortened when the coordinator asks for more frequent heartbeats.
     interval: Duration,
-    /// Sent as `Authorization: Bearer` (the coordinator refuses registrations without it).
-    token: Option<Token>,
+    /// The cluster token, sent as `Authorization: Bearer` (the coordinator refuses
+    /// registrations without it).
+    token: Token,
     /// The agent's bind address: registrations leave from it, so that the coordinator sees the
     /// peer address it is asked to poll.
     bind: IpAddr,
@@ -72,12 +81,13 @@ pub struct Registration {
 }
 
 impl Registration {
-    /// Prepares registration for an agent configured by `config`, serving REST on `rest_port`.
+    /// Prepares registration for an agent configured by `config`, serving REST on `rest_port`,
+    /// registering with `cluster_token` (without one no coordinator would take it: an error).
     pub fn new(
         register: &RegisterConfig,
         config: &Config,
         rest_port: Option<u16>,
-        token: Option<Token>,
+        cluster_token: Option<Token>,
     ) -> Result<Registration, RegisterError> {
         let port = rest_port.ok_or(RegisterError::NoRest)?;
         let invalid = |reason: String| RegisterError::Coordinator {
@@ -92,6 +102,7 @@ impl Registration {
         } else {
             None
         };
+        let token = cluster_token.ok_or(RegisterError::NoClusterToken)?;
         let advertise = match &register.advertise_url {
             Some(url) => Advertise::Given(url.clone()),
             None => Advertise::Bound {
@@ -168,14 +179,12 @@ impl Registration {
             version: crate::VERSION.to_string(),
         };
         let body = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
-        let mut request = client
+        let request = client
             .post(self.endpoint.clone())
             .timeout(REQUEST_TIMEOUT)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::AUTHORIZATION, self.token.header_value())
             .body(body);
-        if let Some(token) = &self.token {
-            request = request.header(reqwest::header::AUTHORIZATION, token.header_value());
-        }
         let response = request
             .send()
             .await
@@ -274,10 +283,15 @@ mod tests {
         (register, config)
     }
 
+    /// A cluster token for the tests.
+    fn secret() -> Option<Token> {
+        Token::new(TokenKind::Cluster, "cluster-secret", "test").ok()
+    }
+
     #[tokio::test]
     async fn the_advertised_url_follows_the_bind_address() {
         let (register, config) = setup(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)), None);
-        let r = Registration::new(&register, &config, Some(8080), None).unwrap();
+        let r = Registration::new(&register, &config, Some(8080), secret()).unwrap();
         assert_eq!(
             r.endpoint.as_str(),
             "http://127.0.0.1:9/api/cluster/register"
@@ -290,7 +304,7 @@ mod tests {
     #[tokio::test]
     async fn an_unspecified_bind_advertises_the_route_to_the_coordinator() {
         let (register, config) = setup(IpAddr::V4(Ipv4Addr::UNSPECIFIED), None);
-        let r = Registration::new(&register, &config, Some(8080), None).unwrap();
+        let r = Registration::new(&register, &config, Some(8080), secret()).unwrap();
         let (url, source) = r.advertised().await.unwrap();
         assert_eq!(url, "http://127.0.0.1:8080");
         assert_eq!(source, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
@@ -302,7 +316,7 @@ mod tests {
             IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             Some("https://10.0.0.5:8443"),
         );
-        let r = Registration::new(&register, &config, Some(8080), None).unwrap();
+        let r = Registration::new(&register, &config, Some(8080), secret()).unwrap();
         assert_eq!(
             r.advertised().await.unwrap(),
             ("https://10.0.0.5:8443".to_string(), None)
@@ -316,7 +330,7 @@ mod tests {
             cert: "cert.pem".into(),
             key: "key.pem".into(),
         });
-        let r = Registration::new(&register, &config, Some(8443), None).unwrap();
+        let r = Registration::new(&register, &config, Some(8443), secret()).unwrap();
         assert_eq!(r.advertised().await.unwrap().0, "https://127.0.0.3:8443");
         assert!(r.roots.is_none(), "a plain-http coordinator needs no roots");
     }
@@ -326,7 +340,7 @@ mod tests {
         let (mut register, mut config) = setup(IpAddr::V4(Ipv4Addr::LOCALHOST), None);
         register.coordinator = "https://127.0.0.1:9".into();
         config.tls.ca = Some("/nonexistent/ca.pem".into());
-        let err = Registration::new(&register, &config, Some(8080), None).unwrap_err();
+        let err = Registration::new(&register, &config, Some(8080), secret()).unwrap_err();
         assert!(matches!(err, RegisterError::Tls(_)), "{err}");
         assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
     }
@@ -335,8 +349,20 @@ mod tests {
     fn registration_needs_rest() {
         let (register, config) = setup(IpAddr::V4(Ipv4Addr::LOCALHOST), None);
         assert!(matches!(
-            Registration::new(&register, &config, None, None),
+            Registration::new(&register, &config, None, secret()),
             Err(RegisterError::NoRest)
         ));
+    }
+
+    #[test]
+    fn registration_needs_the_cluster_token() {
+        let (register, config) = setup(IpAddr::V4(Ipv4Addr::LOCALHOST), None);
+        let err = Registration::new(&register, &config, Some(8080), None).unwrap_err();
+        assert!(matches!(err, RegisterError::NoClusterToken), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("--cluster-token-file") && text.contains("SYSTEM_MONITOR_CLUSTER_TOKEN"),
+            "{text}"
+        );
     }
 }

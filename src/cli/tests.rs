@@ -28,12 +28,32 @@ fn tracklab_launcher_flags_are_accepted() {
     .unwrap();
     let config = cli.config("host");
     assert_eq!(config.node_id, "worker-01");
+    assert_eq!(config.node_id_origin, NodeIdOrigin::Flag);
     assert_eq!(config.rest_port, 9090);
     assert_eq!(config.parent_pid, Some(42));
     assert!(config.is_child());
     assert!(config.collect.enable_dcgm_profiling);
     assert_eq!(cli.verbose, 1);
     assert!(config.bind.is_loopback());
+}
+
+#[test]
+fn without_node_id_the_hostname_names_the_node_and_the_config_says_so() {
+    let cli = Cli::try_parse_from([
+        "system_monitor",
+        "--portfile",
+        "/tmp/p",
+        "--rest-api-port",
+        "8888",
+        "--verbose",
+    ])
+    .unwrap();
+    let config = cli.config("my host");
+    assert_eq!(config.node_id, "my-host");
+    assert_eq!(config.node_id_origin, NodeIdOrigin::Hostname);
+    // Given, even when it is the hostname: the node is named.
+    let cli = Cli::try_parse_from(["system_monitor", "--node-id", "my-host"]).unwrap();
+    assert_eq!(cli.config("my-host").node_id_origin, NodeIdOrigin::Flag);
 }
 
 #[test]
@@ -99,6 +119,8 @@ fn coordinator_flags() {
         "0.0.0.0",
         "--auth-token-file",
         "/etc/token",
+        "--cluster-token-file",
+        "/etc/cluster-token",
         "--node-id",
         "coord",
     ])
@@ -123,6 +145,10 @@ fn coordinator_flags() {
     assert_eq!(config.rest_port, 9000);
     assert_eq!(config.node_id, "coord");
     assert_eq!(config.auth_token_file, Some(PathBuf::from("/etc/token")));
+    assert_eq!(
+        config.cluster_token_file,
+        Some(PathBuf::from("/etc/cluster-token"))
+    );
     assert!(config.register.is_none());
 }
 
@@ -138,9 +164,16 @@ fn agent_registration_flags() {
         "gpu=h100",
         "--register-interval",
         "5s",
+        "--cluster-token-file",
+        "/etc/cluster-token",
     ])
     .unwrap();
     let config = cli.config("h");
+    assert_eq!(
+        config.cluster_token_file,
+        Some(PathBuf::from("/etc/cluster-token"))
+    );
+    assert_eq!(config.auth_token_file, None);
     let register = config.register.unwrap();
     assert_eq!(register.coordinator, "http://coordinator:9000");
     assert_eq!(register.advertise_url, None);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -22,8 +22,8 @@ use tokio::sync::watch;
 use super::metrics::CoordinatorMetrics;
 use super::poller::AgentRequest;
 use super::registry::{Agent, AgentUrl, NodeView, Refusal, Registry, Role, Status};
-use crate::auth::Token;
-use crate::model::wire::{Info, RegisterAnswer, RegisterRequest};
+use crate::auth::{self, Token, TokenKind};
+use crate::model::wire::{Info, RegisterAnswer, RegisterRequest, REGISTER_PATH};
 use crate::model::{echo, NodeId, Snapshot};
 use crate::serve::http::{
     self, error, invalid_node_id, invalid_query, json_bytes, no_store, round3, unknown_node_id,
@@ -64,8 +64,11 @@ pub struct ClusterState {
     pub metrics: Arc<CoordinatorMetrics>,
     /// For fetching agents' `/api/system/info`.
     pub client: reqwest::Client,
-    /// Sent to agents; without one, registration is refused.
+    /// The read token: sent to agents when fetching from them (as the poller does).
     pub token: Option<Token>,
+    /// The registration secret: required of every registration; without one, registration
+    /// is refused.
+    pub cluster_token: Option<Token>,
     /// The coordinator's node id (`/metrics` label, health).
     pub node_id: Arc<str>,
     /// Per-request deadline towards agents.
@@ -89,7 +92,7 @@ pub fn router(state: ClusterState, guard: &Guard) -> Router {
         .route("/api/system/metrics", get(metrics))
         .route("/api/system/info", get(info))
         .route("/api/cluster/info", get(cluster_info))
-        .route("/api/cluster/register", post(register))
+        .route(REGISTER_PATH, post(register))
         .route("/metrics", get(prometheus_metrics))
         .method_not_allowed_fallback(http::method_not_allowed)
         .fallback(http::not_found);
@@ -421,10 +424,7 @@ async fn health(State(state): State<ClusterState>) -> Response {
 
 /// The coordinator's families, then, with `--sample-self`, its host's, in one exposition of the
 /// format `Accept` asks for (as the agent's `/metrics` negotiates it).
-async fn prometheus_metrics(
-    State(state): State<ClusterState>,
-    headers: axum::http::HeaderMap,
-) -> Response {
+async fn prometheus_metrics(State(state): State<ClusterState>, headers: HeaderMap) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = Format::from_accept(accept);
     let counts = state.registry.counts(Instant::now());
@@ -454,17 +454,32 @@ fn invalid_field(field: &str, detail: impl Into<String>) -> Response {
     )
 }
 
+/// The refusal of every registration by a coordinator without a cluster token, with the fix.
+fn registration_disabled() -> Response {
+    let hint = format!(
+        "start the coordinator with {} PATH or {}, and give its agents the same token",
+        TokenKind::Cluster.flag(),
+        TokenKind::Cluster.env()
+    );
+    error(
+        StatusCode::FORBIDDEN,
+        json!({"error": "registration is disabled", "detail": "this coordinator has no cluster token", "hint": hint}),
+    )
+}
+
 async fn register(
     State(state): State<ClusterState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Body,
 ) -> Response {
-    // Reached only with the right token when one is set (the middleware checks every path).
-    if state.token.is_none() {
-        return error(
-            StatusCode::FORBIDDEN,
-            json!({"error": "registration is disabled", "detail": "start the coordinator with --auth-token-file or SYSTEM_MONITOR_AUTH_TOKEN"}),
-        );
+    // The read token's middleware lets this path through: registration is its own right, the
+    // cluster token's (compared in constant time), and the read token does not grant it.
+    let Some(cluster_token) = &state.cluster_token else {
+        return registration_disabled();
+    };
+    if !cluster_token.accepts(auth::authorization(&headers)) {
+        return auth::unauthorized();
     }
     let too_large = || {
         error(

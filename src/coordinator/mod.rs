@@ -1,7 +1,8 @@
 //! Coordinator mode (`system_monitor coordinator`): learns agents by registration, DNS and a
 //! static list, keeps each one's latest metrics element fresh by polling, and serves the same
 //! REST, gRPC v1 and `/metrics` surface for the whole cluster. Reads [`Config`] (ports, bind,
-//! node id, token, collectors for `--sample-self`) and [`CoordinatorConfig`].
+//! node id, the read and cluster tokens, collectors for `--sample-self`) and
+//! [`CoordinatorConfig`].
 //!
 //! - [`registry`]: the agents, keyed by URL and indexed by node id; raw element bytes.
 //! - [`discovery`] and [`dns`]: the static list and `--discover-dns`.
@@ -24,9 +25,10 @@ use std::time::{Instant, SystemTime};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::Token;
+use crate::auth::{AuthError, ReadAuth, Token, TokenKind};
 use crate::config::{Config, CoordinatorConfig};
 use crate::http_client::{self, ClientOptions};
+use crate::model::wire::REGISTER_PATH;
 use crate::serve::{self, ListenError, PortfileError};
 use crate::tls::{Identity, TrustRoots};
 use api::{ClusterState, LocalNode};
@@ -64,7 +66,10 @@ pub struct BoundCoordinator {
     coordinator: CoordinatorConfig,
     rest: TcpListener,
     grpc: TcpListener,
+    /// The read token (`--auth-token-file`): guards reads, and is sent when polling agents.
     token: Option<Token>,
+    /// The registration secret (`--cluster-token-file`): without it registration is refused.
+    cluster_token: Option<Token>,
     static_agents: Vec<AgentUrl>,
     /// `--tls-cert`/`--tls-key`, read: REST and gRPC are served over TLS.
     tls: Option<Identity>,
@@ -72,8 +77,9 @@ pub struct BoundCoordinator {
     roots: Option<TrustRoots>,
 }
 
-/// Reads the token, the TLS files and the static agents and binds the ports: every mistake in
-/// the flags or files shows before anything runs.
+/// Reads the tokens, the TLS files and the static agents and binds the ports: every mistake in
+/// the flags or files shows before anything runs. The two tokens must differ: with one secret
+/// for both, anyone who may read could register agents.
 pub async fn bind(
     config: Config,
     coordinator: CoordinatorConfig,
@@ -81,7 +87,13 @@ pub async fn bind(
     if !config.rest_enabled {
         return Err(CoordinatorError::RestDisabled);
     }
-    let token = Token::load(config.auth_token_file.as_deref())?;
+    let token = Token::load(TokenKind::Auth, config.auth_token_file.as_deref())?;
+    let cluster_token = Token::load(TokenKind::Cluster, config.cluster_token_file.as_deref())?;
+    if let (Some(read), Some(register)) = (&token, &cluster_token) {
+        if read.same_secret(register) {
+            return Err(AuthError::Same.into());
+        }
+    }
     let tls = Identity::from_config(&config.tls)?;
     let static_agents =
         discovery::static_agents(&coordinator.agents, coordinator.agents_file.as_deref())?;
@@ -94,6 +106,7 @@ pub async fn bind(
         rest,
         grpc,
         token,
+        cluster_token,
         static_agents,
         tls,
         roots,
@@ -140,6 +153,7 @@ impl BoundCoordinator {
             rest,
             grpc,
             token,
+            cluster_token,
             static_agents,
             tls,
             roots,
@@ -199,6 +213,7 @@ impl BoundCoordinator {
             metrics: Arc::clone(&metrics),
             client: client.clone(),
             token: token.clone(),
+            cluster_token,
             node_id: config.node_id.as_str().into(),
             poll_timeout: coordinator.poll_timeout,
             poll_interval: coordinator.poll_interval,
@@ -258,7 +273,12 @@ impl BoundCoordinator {
             rest: Some((rest, api::router(state.clone(), &guard))),
             grpc: (grpc, tonic::service::Routes::new(grpc::service(state))),
         };
-        servers.spawn(&mut tasks, token, tls, &connections, &shutdown);
+        // Registration checks the cluster token itself: the read token is not asked of it.
+        let read = ReadAuth {
+            token,
+            own_credential_paths: &[REGISTER_PATH],
+        };
+        servers.spawn(&mut tasks, read, tls, &connections, &shutdown);
         // Removed when dropped, after the servers have stopped.
         let _portfile = serve::portfile_or_stop(
             config.portfile.as_deref(),

@@ -11,6 +11,7 @@ mod cpu;
 mod disk;
 mod echo;
 mod filesystem;
+mod kernel;
 mod memory;
 mod network;
 mod node_id;
@@ -25,6 +26,7 @@ pub use cpu::{CoreStats, CpuStats, CpuTimes, TemperatureSensor};
 pub use disk::{DiskStats, DisksStats};
 pub use echo::{echo, ECHO_MAX_CHARS};
 pub use filesystem::{FilesystemState, FilesystemStats, FilesystemsStats};
+pub use kernel::{KernelFamily, KernelMetricKind, KernelSample};
 pub use memory::{MemoryStats, PressureLine, PressureResource, PressureStats};
 pub use network::{InterfaceStats, NetworkStats};
 pub use node_id::{InvalidNodeId, InvalidNodeIdList, NodeId};
@@ -69,6 +71,9 @@ pub struct Snapshot {
     pub accelerators: Vec<Accelerator>,
     /// Power readings outside any accelerator (Apple CPU clusters, DRAM); empty elsewhere.
     pub power: Vec<PowerReading>,
+    /// Families only `/metrics` shows, under node_exporter's names (netstat, vmstat, uname…),
+    /// appended by the collectors that read them; a failed collector appends none.
+    pub kernel_families: Vec<KernelFamily>,
     /// What each collector did in this sample.
     pub collectors: Vec<CollectorStatus>,
 }

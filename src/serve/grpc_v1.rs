@@ -8,7 +8,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::AppState;
+use super::{select_nodes, AppState, Selected};
+use crate::config::NodeIdOrigin;
 use crate::model::{wire, NodeId, Snapshot};
 use crate::pb::v1::monitor_service_server::{MonitorService, MonitorServiceServer};
 use crate::pb::v1::{
@@ -48,19 +49,38 @@ pub fn system_info(snapshot: &Snapshot) -> SystemInfo {
     wire::v1::system_info(&wire::Info::of(snapshot))
 }
 
-/// Checks a request's `node_id` against the node this server serves: empty or equal is fine, a
-/// well-formed other id is NOT_FOUND, a malformed one INVALID_ARGUMENT.
-fn check_node(requested: &str, snapshot: &Snapshot) -> Result<(), Status> {
-    if requested.is_empty() || requested == snapshot.node_id {
-        return Ok(());
+/// The node id rule ([`select_nodes`]) for a request's `node_id`: empty or this node's own is
+/// this node (`None`); on a node not named with `--node-id`, any other well-formed id too, to be
+/// answered under it (`Some(id)`); on a named node another id is NOT_FOUND. A malformed one is
+/// INVALID_ARGUMENT. The agent takes one id (a comma list is the coordinator's).
+fn check_node<'q>(
+    requested: &'q str,
+    snapshot: &Snapshot,
+    origin: NodeIdOrigin,
+) -> Result<Option<&'q str>, Status> {
+    if requested.is_empty() {
+        return Ok(None);
     }
     if let Err(why) = NodeId::check(requested) {
         return Err(Status::invalid_argument(format!("invalid node_id: {why}")));
     }
-    Err(Status::not_found(format!(
-        "unknown node_id {requested:?}: this monitor serves node {:?}",
-        snapshot.node_id
-    )))
+    match select_nodes(origin, &snapshot.node_id, &[requested]) {
+        Ok(Selected::Own) => Ok(None),
+        Ok(Selected::As(_)) => Ok(Some(requested)),
+        Err(_) => Err(Status::not_found(format!(
+            "unknown node_id {requested:?}: this monitor serves node {:?}",
+            snapshot.node_id
+        ))),
+    }
+}
+
+/// [`node_metrics`] of `snapshot`, under `answered_as` when the rule says so.
+fn node_metrics_as(snapshot: &Snapshot, answered_as: Option<&str>) -> NodeMetrics {
+    let mut metrics = node_metrics(snapshot);
+    if let Some(id) = answered_as {
+        metrics.node_id = id.to_string();
+    }
+    metrics
 }
 
 #[tonic::async_trait]
@@ -72,8 +92,13 @@ impl MonitorService for V1Service {
         request: Request<GetInfoRequest>,
     ) -> Result<Response<SystemInfo>, Status> {
         let snapshot = self.state.latest();
-        check_node(&request.get_ref().node_id, &snapshot)?;
-        Ok(Response::new(system_info(&snapshot)))
+        let origin = self.state.node_id_origin;
+        let answered_as = check_node(&request.get_ref().node_id, &snapshot, origin)?;
+        let mut info = system_info(&snapshot);
+        if let Some(id) = answered_as {
+            info.node_id = id.to_string();
+        }
+        Ok(Response::new(info))
     }
 
     async fn get_metrics(
@@ -81,9 +106,10 @@ impl MonitorService for V1Service {
         request: Request<GetMetricsRequest>,
     ) -> Result<Response<GetMetricsResponse>, Status> {
         let snapshot = self.state.latest();
-        check_node(&request.get_ref().node_id, &snapshot)?;
+        let origin = self.state.node_id_origin;
+        let answered_as = check_node(&request.get_ref().node_id, &snapshot, origin)?;
         Ok(Response::new(GetMetricsResponse {
-            nodes: vec![node_metrics(&snapshot)],
+            nodes: vec![node_metrics_as(&snapshot, answered_as)],
         }))
     }
 
@@ -94,12 +120,15 @@ impl MonitorService for V1Service {
         request: Request<WatchMetricsRequest>,
     ) -> Result<Response<Self::WatchMetricsStream>, Status> {
         let mut snapshots = self.state.snapshots.clone();
-        check_node(&request.get_ref().node_id, &snapshots.borrow())?;
+        let origin = self.state.node_id_origin;
+        let requested = &request.get_ref().node_id;
+        let answered_as = check_node(requested, &snapshots.borrow(), origin)?.map(str::to_string);
         let shutdown = self.state.shutdown.clone();
         let (sender, receiver) = mpsc::channel(WATCH_BUFFER);
         tokio::spawn(async move {
             loop {
-                let metrics = node_metrics(&snapshots.borrow_and_update());
+                let metrics =
+                    node_metrics_as(&snapshots.borrow_and_update(), answered_as.as_deref());
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     sent = sender.send(Ok(metrics)) => if sent.is_err() { return },
@@ -502,18 +531,35 @@ pub(crate) mod tests {
     #[test]
     fn node_ids_are_checked() {
         let s = snapshot();
-        assert!(check_node("", &s).is_ok());
-        assert!(check_node("worker-01", &s).is_ok());
+        let named = NodeIdOrigin::Flag;
+        assert_eq!(check_node("", &s, named).unwrap(), None);
+        assert_eq!(check_node("worker-01", &s, named).unwrap(), None);
         assert_eq!(
-            check_node("worker-02", &s).unwrap_err().code(),
+            check_node("worker-02", &s, named).unwrap_err().code(),
             tonic::Code::NotFound
         );
-        for bad in ["a/b", "x y", &"a".repeat(300)] {
-            assert_eq!(
-                check_node(bad, &s).unwrap_err().code(),
-                tonic::Code::InvalidArgument,
-                "{bad}"
-            );
+        // Not named with --node-id: any id names it, and is answered under that id.
+        let unnamed = NodeIdOrigin::Hostname;
+        assert_eq!(check_node("worker-01", &s, unnamed).unwrap(), None);
+        assert_eq!(
+            check_node("test-node", &s, unnamed).unwrap(),
+            Some("test-node")
+        );
+        assert_eq!(
+            node_metrics_as(&s, Some("test-node")),
+            NodeMetrics {
+                node_id: "test-node".into(),
+                ..node_metrics(&s)
+            }
+        );
+        for origin in [named, unnamed] {
+            for bad in ["a/b", "x y", "a,b", &"a".repeat(300)] {
+                assert_eq!(
+                    check_node(bad, &s, origin).unwrap_err().code(),
+                    tonic::Code::InvalidArgument,
+                    "{bad}"
+                );
+            }
         }
     }
 }

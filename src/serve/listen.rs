@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::connections::{serve_http, Connections, HTTP2_PREFACE_LEN};
-use crate::auth::{self, Token};
+use crate::auth::{self, ReadAuth, Token};
 use crate::tls::Identity;
 
 /// Why a port could not be bound.
@@ -65,22 +65,24 @@ pub struct Servers {
 }
 
 impl Servers {
-    /// Serves both in `tasks`, behind `token`, over TLS when `tls` is given, held to
-    /// `connections`, until `shutdown`. A server that fails logs why and stops the process
-    /// (cancels `shutdown`): a monitor that lost one of its servers must not go on half-deaf.
+    /// Serves both in `tasks`, behind the read token of `auth`, over TLS when `tls` is given,
+    /// held to `connections`, until `shutdown`. A server that fails logs why and stops the
+    /// process (cancels `shutdown`): a monitor that lost one of its servers must not go on
+    /// half-deaf.
     pub fn spawn(
         self,
         tasks: &mut tokio::task::JoinSet<()>,
-        token: Option<Token>,
+        auth: ReadAuth,
         tls: Option<Identity>,
         connections: &Connections,
         shutdown: &CancellationToken,
     ) {
+        let token = auth.token.clone();
         if let Some((listener, router)) = self.rest {
-            let (token, tls) = (token.clone(), tls.clone());
+            let tls = tls.clone();
             let (connections, stop) = (connections.clone(), shutdown.clone());
             tasks.spawn(async move {
-                let served = http_serve(listener, router, token, tls, &connections, stop.clone());
+                let served = http_serve(listener, router, auth, tls, &connections, stop.clone());
                 if let Err(e) = served.await {
                     tracing::error!("REST server failed: {e}");
                     stop.cancel();
@@ -208,19 +210,19 @@ pub async fn grpc_serve(
         .await
 }
 
-/// Serves `router` on `listener` behind the token check, over TLS when `tls` is given
-/// (`--tls-cert`), with each request's peer address available to handlers
+/// Serves `router` on `listener` behind the read token check of `read`, over TLS when `tls` is
+/// given (`--tls-cert`), with each request's peer address available to handlers
 /// (`ConnectInfo<SocketAddr>`, which registration checks) either way, within `limits`, until
 /// `shutdown` is cancelled.
 pub async fn http_serve(
     listener: TcpListener,
     router: axum::Router,
-    token: Option<Token>,
+    read: ReadAuth,
     tls: Option<Identity>,
     limits: &Connections,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = auth::protect(router, token);
+    let app = auth::protect(router, read);
     let tls = tls.map(|identity| identity.rest_server_config());
     serve_http(listener, tls, app, limits, shutdown).await
 }

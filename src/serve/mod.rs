@@ -34,4 +34,7 @@ pub use listen::{
     grpc_serve, http_serve, listen, portfile_or_stop, write_portfile, ListenError, Portfile,
     PortfileError, Servers,
 };
-pub use state::{AppState, FailedCollector, Health, RestState, STALE_AFTER_INTERVALS};
+pub use state::{
+    select_nodes, AppState, FailedCollector, Health, NotAnswered, RestState, Selected,
+    MAX_ANSWERED_IDS, STALE_AFTER_INTERVALS,
+};

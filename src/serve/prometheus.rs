@@ -19,8 +19,8 @@ pub use writer::{
 };
 
 use crate::model::{
-    CollectorStatus, CpuStats, DisksStats, FilesystemState, FilesystemsStats, MemoryStats,
-    NetworkStats, PressureStats, Snapshot, TemperatureSensor,
+    CollectorStatus, CpuStats, DisksStats, FilesystemState, FilesystemsStats, KernelFamily,
+    KernelMetricKind, MemoryStats, NetworkStats, PressureStats, Snapshot, TemperatureSensor,
 };
 
 /// One metric read from each device of a list: name, help, and the value (None: not reported).
@@ -59,7 +59,27 @@ pub fn write_snapshot(w: &mut Writer, snapshot: &Snapshot) {
     }
     accel::accelerator_metrics(w, &snapshot.accelerators, &snapshot.hostname);
     accel::power_metrics(w, &snapshot.power);
+    kernel_metrics(w, &snapshot.kernel_families);
     own_metrics(w, snapshot);
+}
+
+/// The families the collectors named themselves (node_exporter's netstat, vmstat, uname…).
+fn kernel_metrics(w: &mut Writer, families: &[KernelFamily]) {
+    let mut labels: Vec<(&str, &str)> = Vec::new();
+    for family in families {
+        let (name, help) = (&*family.name, &*family.help);
+        let mut f = match family.kind {
+            KernelMetricKind::Counter if name.ends_with("_total") => w.counter(name, help),
+            KernelMetricKind::Counter => w.foreign_counter(name, help),
+            KernelMetricKind::Gauge => w.gauge(name, help),
+            KernelMetricKind::Untyped => w.untyped(name, help),
+        };
+        for sample in &family.samples {
+            labels.clear();
+            labels.extend(sample.labels.iter().map(|(k, v)| (*k, v.as_str())));
+            f.sample(&labels, sample.value);
+        }
+    }
 }
 
 fn cpu_metrics(w: &mut Writer, cpu: &CpuStats) {
@@ -478,6 +498,19 @@ fn own_metrics(w: &mut Writer, snapshot: &Snapshot) {
         w,
         "system_monitor_collector_success",
         "Whether the collector produced its section in the last sample.",
+        |c| if c.ok { 1.0 } else { 0.0 },
+    );
+    // The same two under node_exporter's names, which its dashboards' "scrape" panels read.
+    each(
+        w,
+        "node_scrape_collector_duration_seconds",
+        "node_exporter: Duration of a collector scrape.",
+        |c| c.duration_seconds,
+    );
+    each(
+        w,
+        "node_scrape_collector_success",
+        "node_exporter: Whether a collector succeeded.",
         |c| if c.ok { 1.0 } else { 0.0 },
     );
     w.gauge(

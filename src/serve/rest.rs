@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -22,9 +23,13 @@ use super::cache::EncodedCache;
 use super::guard::Guard;
 use super::http::{invalid_node_id, invalid_query, json_bytes, no_store, round3, unknown_node_id};
 use super::prometheus::Format;
-use super::state::{AppState, Health, RestState};
+use super::state::{
+    select_nodes, AppState, Health, NotAnswered, RestState, Selected, MAX_ANSWERED_IDS,
+};
 use super::{http, stream};
-use crate::model::{unix_ms, NodeId};
+use crate::config::NodeIdOrigin;
+use crate::model::wire::{metrics_array_json_as, Info};
+use crate::model::{unix_ms, InvalidNodeIdList, NodeId};
 
 /// The REST routes, behind `guard`.
 pub fn router(state: AppState, guard: &Guard) -> Router {
@@ -83,46 +88,94 @@ struct NodeQuery {
     node_id: Option<String>,
 }
 
-/// The node id rule of both endpoints: without `node_id`, this node; with it, every listed id
-/// must be well-formed (else 400) and this node's (else 404: an agent knows one node). Returns
-/// the refusal, if any.
-fn check_node_query(
-    query: Result<Query<NodeQuery>, QueryRejection>,
-    own: &str,
-) -> Option<Response> {
-    let requested = match query {
-        Ok(Query(NodeQuery {
-            node_id: Some(requested),
-        })) => requested,
-        Ok(_) => return None,
-        Err(rejection) => return Some(invalid_query(&rejection)),
-    };
-    match NodeId::parse_list(&requested) {
-        Err(reason) => Some(invalid_node_id(&requested, reason)),
-        Ok(ids) => ids.into_iter().find(|id| *id != own).map(unknown_node_id),
+/// Why a `node_id` query is refused; [`Refused::response`] is the JSON error it gets.
+enum Refused<'q> {
+    /// Not a list of well-formed ids: 400.
+    Malformed(&'q str, InvalidNodeIdList<'q>),
+    /// Not answered under the node id rule: 404 for an unknown id, 400 for too many.
+    NotAnswered(&'q str, NotAnswered<'q>),
+}
+
+impl Refused<'_> {
+    fn response(self) -> Response {
+        match self {
+            Self::Malformed(requested, reason) => invalid_node_id(requested, reason),
+            Self::NotAnswered(_, NotAnswered::Unknown(id)) => unknown_node_id(id),
+            Self::NotAnswered(requested, NotAnswered::TooMany) => invalid_node_id(
+                requested,
+                format!("at most {MAX_ANSWERED_IDS} different node ids at once"),
+            ),
+        }
     }
+}
+
+/// The node id rule of both endpoints ([`select_nodes`]), for this node (`own`, named by
+/// `origin`): without `node_id`, this node; with it, every listed id must be well-formed (else
+/// 400); then either this node's own id, or, on a node not named with `--node-id`, any ids (at
+/// most [`MAX_ANSWERED_IDS`], else 400), answered with its sample under each; else 404. Returns
+/// what to answer, or why not.
+fn check_node_query<'q>(
+    requested: Option<&'q str>,
+    own: &str,
+    origin: NodeIdOrigin,
+) -> Result<Selected<'q>, Refused<'q>> {
+    let Some(requested) = requested else {
+        return Ok(Selected::Own);
+    };
+    let ids =
+        NodeId::parse_list(requested).map_err(|reason| Refused::Malformed(requested, reason))?;
+    select_nodes(origin, own, &ids).map_err(|why| Refused::NotAnswered(requested, why))
 }
 
 async fn info(
     State(state): State<RestState>,
     query: Result<Query<NodeQuery>, QueryRejection>,
 ) -> Response {
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => return invalid_query(&rejection),
+    };
     let snapshot = state.app.latest();
-    if let Some(refusal) = check_node_query(query, &snapshot.node_id) {
-        return refusal;
+    let requested = query.node_id.as_deref();
+    match check_node_query(requested, &snapshot.node_id, state.app.node_id_origin) {
+        Err(refused) => refused.response(),
+        Ok(Selected::Own) => json_bytes(state.cache.info(&snapshot)),
+        Ok(Selected::As(ids)) => match ids.as_slice() {
+            [id] => {
+                let info = Info {
+                    node_id: (*id).into(),
+                    ..Info::of(&snapshot)
+                };
+                json_bytes(serde_json::to_vec(&info).map(Bytes::from))
+            }
+            // The info is one object: it cannot hold several nodes.
+            _ => invalid_node_id(
+                requested.unwrap_or_default(),
+                "/api/system/info describes one node: ask for one id",
+            ),
+        },
     }
-    json_bytes(state.cache.info(&snapshot))
 }
 
 async fn metrics(
     State(state): State<RestState>,
     query: Result<Query<NodeQuery>, QueryRejection>,
 ) -> Response {
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => return invalid_query(&rejection),
+    };
     let snapshot = state.app.latest();
-    if let Some(refusal) = check_node_query(query, &snapshot.node_id) {
-        return refusal;
+    let requested = query.node_id.as_deref();
+    match check_node_query(requested, &snapshot.node_id, state.app.node_id_origin) {
+        Err(refused) => refused.response(),
+        Ok(Selected::Own) => json_bytes(state.cache.metrics(&snapshot)),
+        // Encoded for the request, not cached: only a monitor not named with --node-id answers
+        // so, and its clients are few (TrackLab's SDK and UI on the same machine).
+        Ok(Selected::As(ids)) => {
+            json_bytes(metrics_array_json_as(&snapshot, &ids).map(Bytes::from))
+        }
     }
-    json_bytes(state.cache.metrics(&snapshot))
 }
 
 async fn prometheus_metrics(State(state): State<RestState>, headers: HeaderMap) -> Response {

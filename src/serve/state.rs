@@ -1,5 +1,6 @@
 //! What every agent handler shares: the latest snapshot and the settings that say how fresh it
-//! must be; and what health makes of a snapshot ([`Health`]).
+//! must be; what health makes of a snapshot ([`Health`]); and the node id rule every API that
+//! takes a `node_id` follows ([`select_nodes`]).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -8,11 +9,66 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::CollectConfig;
+use crate::config::{CollectConfig, NodeIdOrigin};
 use crate::model::{unix_ms, Snapshot};
 
 /// A sample older than this many intervals means the sampler has stalled.
 pub const STALE_AFTER_INTERVALS: u32 = 3;
+
+/// The most distinct ids an unnamed node answers at once (`?node_id=a,b,…`), each with a copy
+/// of its sample: beyond a handful there is no use, only an 8 KiB query made into megabytes.
+pub const MAX_ANSWERED_IDS: usize = 32;
+
+/// What a `node_id` question selects of this node's sample.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selected<'q> {
+    /// This node under its own id: no `node_id` asked, or only its own.
+    Own,
+    /// This node's sample under each of these ids (distinct, in the order first asked; its own
+    /// may be among them): a node not named with `--node-id` answers to any id.
+    As(Vec<&'q str>),
+}
+
+/// Why a `node_id` question is not answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotAnswered<'q> {
+    /// A well-formed id this node does not answer to (REST 404, gRPC NOT_FOUND).
+    Unknown(&'q str),
+    /// More than [`MAX_ANSWERED_IDS`] distinct ids (REST 400, gRPC INVALID_ARGUMENT).
+    TooMany,
+}
+
+/// The node id rule of the agent's APIs (REST `/api/system/metrics` and `/api/system/info`,
+/// gRPC v1), in one place: `requested` are well-formed ids (checked by the caller, whose
+/// protocol says how a malformed one is refused). None asked, or only `own`: this node. A node
+/// named with `--node-id` (`origin` [`NodeIdOrigin::Flag`]) knows no other id. A node that was
+/// not (its hostname is its id) answers any id with its own sample under that id, as
+/// TrackLab's own monitor does: a client that names the local monitor gets what it asked for.
+pub fn select_nodes<'q>(
+    origin: NodeIdOrigin,
+    own: &str,
+    requested: &[&'q str],
+) -> Result<Selected<'q>, NotAnswered<'q>> {
+    let Some(other) = requested.iter().find(|id| **id != own) else {
+        return Ok(Selected::Own);
+    };
+    match origin {
+        NodeIdOrigin::Flag => Err(NotAnswered::Unknown(other)),
+        NodeIdOrigin::Hostname => {
+            let mut seen = std::collections::HashSet::new();
+            let mut ids = Vec::new();
+            for id in requested {
+                if seen.insert(*id) {
+                    if ids.len() == MAX_ANSWERED_IDS {
+                        return Err(NotAnswered::TooMany);
+                    }
+                    ids.push(*id);
+                }
+            }
+            Ok(Selected::As(ids))
+        }
+    }
+}
 
 /// The collectors whose sections carry the REST contract's fields (`cpu`, `memory`, `disk`,
 /// `network`): while one fails those fields read 0, so health is 503. Any other collector
@@ -105,6 +161,9 @@ pub struct AppState {
     pub collect: Arc<CollectConfig>,
     /// When the monitor started.
     pub started_at: SystemTime,
+    /// Whether the node was named (`--node-id`): decides what a `node_id` that is not its own
+    /// gets ([`select_nodes`]).
+    pub node_id_origin: NodeIdOrigin,
 }
 
 impl AppState {
@@ -143,6 +202,46 @@ mod tests {
     use super::*;
 
     use crate::model::CollectorStatus;
+
+    #[test]
+    fn a_named_node_answers_to_its_own_id_only() {
+        let select =
+            |requested: &[&'static str]| select_nodes(NodeIdOrigin::Flag, "node-a", requested);
+        assert_eq!(select(&[]), Ok(Selected::Own));
+        assert_eq!(select(&["node-a", "node-a"]), Ok(Selected::Own));
+        assert_eq!(select(&["x"]), Err(NotAnswered::Unknown("x")));
+        assert_eq!(
+            select(&["node-a", "y", "z"]),
+            Err(NotAnswered::Unknown("y"))
+        );
+    }
+
+    #[test]
+    fn an_unnamed_node_answers_any_id_once_each_in_order() {
+        let select =
+            |requested: &[&'static str]| select_nodes(NodeIdOrigin::Hostname, "host-1", requested);
+        assert_eq!(select(&[]), Ok(Selected::Own));
+        assert_eq!(select(&["host-1"]), Ok(Selected::Own));
+        assert_eq!(select(&["test-node"]), Ok(Selected::As(vec!["test-node"])));
+        assert_eq!(
+            select(&["b", "host-1", "b", "a"]),
+            Ok(Selected::As(vec!["b", "host-1", "a"]))
+        );
+        let many: Vec<String> = (0..=MAX_ANSWERED_IDS).map(|i| format!("n{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let limit = select_nodes(NodeIdOrigin::Hostname, "host-1", &many[..MAX_ANSWERED_IDS]);
+        assert!(matches!(limit, Ok(Selected::As(ids)) if ids.len() == MAX_ANSWERED_IDS));
+        assert_eq!(
+            select_nodes(NodeIdOrigin::Hostname, "host-1", &many),
+            Err(NotAnswered::TooMany)
+        );
+        // Repeats count once.
+        let repeated = vec!["same"; 1000];
+        assert_eq!(
+            select_nodes(NodeIdOrigin::Hostname, "host-1", &repeated),
+            Ok(Selected::As(vec!["same"]))
+        );
+    }
 
     fn status(name: &str, ok: bool, error: Option<&str>) -> CollectorStatus {
         CollectorStatus {

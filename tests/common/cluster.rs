@@ -51,6 +51,7 @@ impl Process {
             .arg("--portfile")
             .arg(&portfile)
             .env_remove("SYSTEM_MONITOR_AUTH_TOKEN")
+            .env_remove("SYSTEM_MONITOR_CLUSTER_TOKEN")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -257,7 +258,13 @@ pub async fn post(url: &str, body: Vec<u8>, token: Option<&str>, source: Ipv4Add
 
 /// A token file in `dir`, readable by its owner only (as the README asks).
 pub fn token_file(dir: &Path, token: &str) -> String {
-    let path = dir.join("token");
+    named_token_file(dir, "token", token)
+}
+
+/// A token file `name` in `dir`, readable by its owner only: for a second token beside
+/// [`token_file`]'s (the cluster token beside the read token).
+pub fn named_token_file(dir: &Path, name: &str, token: &str) -> String {
+    let path = dir.join(name);
     std::fs::write(&path, format!("{token}\n")).expect("write token file");
     #[cfg(unix)]
     {

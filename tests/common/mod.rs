@@ -205,3 +205,4 @@ pub fn read_stderr(dir: &Path) -> String {
 }
 pub mod cluster;
 pub mod fakes;
+pub mod peers;

@@ -87,8 +87,10 @@ def test_v1_get_metrics_and_info(stubs, monitor):
     with channel:
         info = stub.GetInfo(stubs.v1.GetInfoRequest(), timeout=TIMEOUT)
         metrics = stub.GetMetrics(stubs.v1.GetMetricsRequest(), timeout=TIMEOUT)
-        with pytest.raises(grpc.RpcError) as unknown:
-            stub.GetMetrics(stubs.v1.GetMetricsRequest(node_id="no-such-node"), timeout=TIMEOUT)
+        # Started without --node-id (as TrackLab's launcher does): any id names this monitor.
+        named = stub.GetMetrics(stubs.v1.GetMetricsRequest(node_id="test-node"), timeout=TIMEOUT)
+        with pytest.raises(grpc.RpcError) as malformed:
+            stub.GetMetrics(stubs.v1.GetMetricsRequest(node_id="no such node"), timeout=TIMEOUT)
     assert info.hostname == socket.gethostname()
     assert info.cpu_threads == os.cpu_count()
     assert len(metrics.nodes) == 1
@@ -97,7 +99,8 @@ def test_v1_get_metrics_and_info(stubs, monitor):
     assert 0 <= node.cpu.overall_percent <= 100
     assert len(node.cpu.cores) == info.cpu_threads
     assert 0 < node.memory.used_bytes <= node.memory.total_bytes == info.memory_total_bytes
-    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+    assert [n.node_id for n in named.nodes] == ["test-node"]
+    assert malformed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_v1_watch_metrics(stubs, monitor):

@@ -142,23 +142,35 @@ def test_metrics_move_on(monitor):
     assert second[0]["timestamp"] > first[0]["timestamp"]
 
 
-def test_node_id_filter(monitor):
+def test_node_id_filter(monitor, tmp_path):
+    """Started as TrackLab's launcher starts it (no --node-id), the monitor takes any
+    well-formed node_id to name it, as TrackLab's own integration test expects; started with
+    --node-id, an unknown id is a 404 JSON error. Malformed ids are 400 either way."""
     base = f"{monitor.rest_url}/api/system/metrics"
     _, _, nodes = get(base)
     own = nodes[0]["node_id"]
     status, _, body = get(f"{base}?node_id={own}")
     assert status == 200 and [n["node_id"] for n in body] == [own]
 
-    status, headers, body = get(f"{base}?node_id=unknown-node-42")
-    assert status == 404, body
-    assert headers["Content-Type"].startswith("application/json")
-    assert isinstance(body["error"], str) and body["error"]
+    # TrackLab's integration test, verbatim.
+    status, _, body = get(f"{base}?node_id=test-node")
+    assert status == 200, body
+    assert body[0]["node_id"] == "test-node"
 
     for bad in ["a/b", "has%20space", "x" * 300]:
         status, headers, body = get(f"{base}?node_id={bad}")
         assert status == 400, (bad, body)
         assert headers["Content-Type"].startswith("application/json")
         assert isinstance(body["error"], str) and body["error"]
+
+    named = start_monitor(tmp_path, "--node-id", "named-node")
+    try:
+        status, headers, body = get(f"{named.rest_url}/api/system/metrics?node_id=unknown-node-42")
+        assert status == 404, body
+        assert headers["Content-Type"].startswith("application/json")
+        assert body == {"error": "unknown node_id", "node_id": "unknown-node-42"}
+    finally:
+        assert stop_monitor(named) == 0
 
 
 def test_cors(monitor, tmp_path):

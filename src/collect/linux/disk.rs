@@ -170,7 +170,10 @@ impl DiskCollector {
             .fallback_exclude
             .as_ref()
             .is_some_and(|re| re.is_match(name));
-        !(by_default || name.starts_with("md") || name.starts_with("dm-"))
+        // node_exporter's default keeps zram (swap in memory) and md/dm (I/O also counted at
+        // their member disks): shown, not counted.
+        let virtual_device = ["md", "dm-", "zram"].iter().any(|p| name.starts_with(p));
+        !(by_default || virtual_device)
     }
 }
 

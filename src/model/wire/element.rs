@@ -667,6 +667,26 @@ pub fn metrics_array_json<'a>(
     serde_json::to_vec(&elements)
 }
 
+/// The `/api/system/metrics` array of one snapshot answered under each of `node_ids`, one
+/// element per id, as JSON bytes: what a monitor not named with `--node-id` answers to
+/// `?node_id=a,b` (it takes any id to name it).
+pub fn metrics_array_json_as(
+    snapshot: &Snapshot,
+    node_ids: &[&str],
+) -> Result<Vec<u8>, serde_json::Error> {
+    let mut element = NodeMetrics::of(snapshot);
+    let mut out = vec![b'['];
+    for (i, id) in node_ids.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        element.node_id = Cow::Owned((*id).to_string());
+        serde_json::to_writer(&mut out, &element)?;
+    }
+    out.push(b']');
+    Ok(out)
+}
+
 /// What the coordinator reads of an element on every poll — which node, which sample, its size
 /// and load — decoded from the element's bytes without the rest. Decoding the whole
 /// [`NodeMetrics`] (every number of a 16 KiB element: 64 cores, 8 GPUs) cost the coordinator

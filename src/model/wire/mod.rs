@@ -13,9 +13,10 @@ mod register;
 pub mod v1;
 
 pub use element::{
-    metrics_array_json, Accelerator, AcceleratorMemory, Collector, Core, Cpu, Disk, DiskDevice,
-    Ecc, Filesystem, Interface, Memory, MigDevice, MigMemory, Network, NodeMetrics, Pcie, Power,
-    Pressure, PressureLine, PressureResource, Process, Profiling, Sensor, Summary, Swap, Text,
+    metrics_array_json, metrics_array_json_as, Accelerator, AcceleratorMemory, Collector, Core,
+    Cpu, Disk, DiskDevice, Ecc, Filesystem, Interface, Memory, MigDevice, MigMemory, Network,
+    NodeMetrics, Pcie, Power, Pressure, PressureLine, PressureResource, Process, Profiling, Sensor,
+    Summary, Swap, Text,
 };
 pub use info::{DeviceInfo, Info, MigInfo};
 pub use register::{RegisterAnswer, RegisterRequest, REGISTER_PATH};

@@ -289,6 +289,22 @@ fn what_the_agent_encodes_the_coordinator_decodes_to_the_same_element() {
 }
 
 #[test]
+fn an_element_answered_under_other_ids_differs_in_node_id_only() {
+    let snapshot = full_snapshot();
+    let own: Value = serde_json::from_slice(&metrics_array_json([&snapshot]).unwrap()).unwrap();
+    let answered = metrics_array_json_as(&snapshot, &["test-node", "b"]).unwrap();
+    let answered: Value = serde_json::from_slice(&answered).unwrap();
+    let answered = answered.as_array().unwrap();
+    assert_eq!(answered.len(), 2);
+    for (element, id) in answered.iter().zip(["test-node", "b"]) {
+        let mut expected = own[0].clone();
+        expected["node_id"] = json!(id);
+        assert_eq!(element, &expected);
+    }
+    assert_eq!(metrics_array_json_as(&snapshot, &[]).unwrap(), b"[]");
+}
+
+#[test]
 fn a_missing_section_is_zeros_on_the_wire_and_absent_in_v1_only_where_it_was_missing() {
     let snapshot = Snapshot::default();
     let encoded = NodeMetrics::of(&snapshot);

@@ -181,6 +181,14 @@ system_monitor_collector_duration_seconds{{node="n1",collector="disk"}} 0
 # TYPE system_monitor_collector_success gauge
 system_monitor_collector_success{{node="n1",collector="cpu"}} 1
 system_monitor_collector_success{{node="n1",collector="disk"}} 0
+# HELP node_scrape_collector_duration_seconds node_exporter: Duration of a collector scrape.
+# TYPE node_scrape_collector_duration_seconds gauge
+node_scrape_collector_duration_seconds{{node="n1",collector="cpu"}} 0.00025
+node_scrape_collector_duration_seconds{{node="n1",collector="disk"}} 0
+# HELP node_scrape_collector_success node_exporter: Whether a collector succeeded.
+# TYPE node_scrape_collector_success gauge
+node_scrape_collector_success{{node="n1",collector="cpu"}} 1
+node_scrape_collector_success{{node="n1",collector="disk"}} 0
 # HELP system_monitor_sample_timestamp_seconds When the sample behind these metrics was taken, in unixtime.
 # TYPE system_monitor_sample_timestamp_seconds gauge
 system_monitor_sample_timestamp_seconds{{node="n1"}} 1700000000.5
@@ -417,4 +425,80 @@ fn meminfo_names_are_sanitised() {
     assert_eq!(metric_name_part("Odd field-x"), "Odd_field_x");
     assert_eq!(metric_name_part("Active(anon)"), "Active_anon");
     assert_eq!(metric_name_part("DirectMap4k"), "DirectMap4k");
+}
+
+#[test]
+fn kernel_families_are_written_as_their_collectors_named_them() {
+    use crate::model::{KernelFamily, KernelMetricKind};
+    let snapshot = Snapshot {
+        node_id: "n1".into(),
+        kernel_families: vec![
+            KernelFamily::single(
+                "node_netstat_Tcp_InSegs",
+                "Statistic TcpInSegs.",
+                KernelMetricKind::Untyped,
+                42.0,
+            ),
+            KernelFamily::new(
+                "node_softnet_processed_total",
+                "Number of processed packets",
+                KernelMetricKind::Counter,
+            )
+            .with(&[("cpu", "0")], 7.0)
+            .with(&[("cpu", "1")], 8.0),
+            KernelFamily::single(
+                "node_timex_pps_calls",
+                "A counter without _total.",
+                KernelMetricKind::Counter,
+                3.0,
+            ),
+            KernelFamily::new("node_empty", "No samples.", KernelMetricKind::Gauge),
+        ],
+        ..Snapshot::default()
+    };
+    let text = encode(&snapshot, Format::Text);
+    for expected in [
+        "# TYPE node_netstat_Tcp_InSegs untyped\nnode_netstat_Tcp_InSegs{node=\"n1\"} 42\n",
+        "# TYPE node_softnet_processed_total counter\n\
+         node_softnet_processed_total{node=\"n1\",cpu=\"0\"} 7\n\
+         node_softnet_processed_total{node=\"n1\",cpu=\"1\"} 8\n",
+        "# TYPE node_timex_pps_calls counter\n",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} missing from:\n{text}"
+        );
+    }
+    assert!(!text.contains("node_empty"), "{text}");
+
+    let open = encode(&snapshot, Format::OpenMetrics);
+    for expected in [
+        "# TYPE node_netstat_Tcp_InSegs unknown\n",
+        "# TYPE node_softnet_processed counter\n",
+        "# TYPE node_timex_pps_calls unknown\n",
+    ] {
+        assert!(
+            open.contains(expected),
+            "{expected:?} missing from:\n{open}"
+        );
+    }
+}
+
+#[test]
+fn collector_status_also_under_node_exporter_names() {
+    let text = encode(&small(), Format::Text);
+    for name in [
+        "node_scrape_collector_duration_seconds",
+        "node_scrape_collector_success",
+    ] {
+        let ours = name.replace("node_scrape_", "system_monitor_");
+        let lines = |n: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| l.starts_with(&format!("{n}{{")))
+                .map(|l| l.replacen(n, "", 1))
+                .collect()
+        };
+        assert!(!lines(name).is_empty(), "{name} missing:\n{text}");
+        assert_eq!(lines(name), lines(&ours), "{name} differs from {ours}");
+    }
 }

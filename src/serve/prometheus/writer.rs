@@ -94,6 +94,9 @@ enum Kind {
     /// A counter another exporter named without `_total` (see [`Writer::foreign_counter`]).
     ForeignCounter,
     Gauge,
+    /// node_exporter's `untyped` (`unknown` in OpenMetrics): the netstat and vmstat counters it
+    /// copies without a type.
+    Untyped,
     /// `_bucket{le=...}`, `_sum` and `_count` lines under one family name, in both formats.
     Histogram,
 }
@@ -149,6 +152,11 @@ impl Writer {
         self.family(name, help, Kind::ForeignCounter)
     }
 
+    /// An untyped family (`unknown` in OpenMetrics), for names another exporter declares so.
+    pub fn untyped<'a>(&'a mut self, name: &'a str, help: &'a str) -> Family<'a> {
+        self.family(name, help, Kind::Untyped)
+    }
+
     /// A histogram family: `name` is the base name of its `_bucket`, `_sum` and `_count` lines.
     pub fn histogram<'a>(&'a mut self, name: &'a str, help: &'a str) -> HistogramFamily<'a> {
         HistogramFamily(self.family(name, help, Kind::Histogram))
@@ -182,7 +190,8 @@ impl Writer {
         };
         let kind = match (self.format, kind) {
             (_, Kind::Counter) | (Format::Text, Kind::ForeignCounter) => "counter",
-            (Format::OpenMetrics, Kind::ForeignCounter) => "unknown",
+            (Format::OpenMetrics, Kind::ForeignCounter | Kind::Untyped) => "unknown",
+            (Format::Text, Kind::Untyped) => "untyped",
             (_, Kind::Gauge) => "gauge",
             (_, Kind::Histogram) => "histogram",
         };

@@ -115,9 +115,10 @@ fn captured_vm_counts_only_the_virtio_disk() {
     let names: Vec<_> = kept.devices.iter().map(|d| d.name.as_str()).collect();
     assert_eq!(
         names,
-        ["vda"],
-        "loop and zram devices are excluded by default"
+        ["vda", "zram0"],
+        "loop devices are excluded by default; zram is kept, as node_exporter keeps it"
     );
+    assert_eq!(counted(&kept), ["vda"], "zram is swap, not disk I/O");
 }
 
 #[test]
@@ -146,7 +147,7 @@ fn server_counts_whole_disks_once_not_partitions_or_md_members() {
     let default = CollectConfig::default().disk_device_exclude;
     let kept = collect(HostPaths::fixture(fixture("server")), default);
     let names: Vec<_> = kept.devices.iter().map(|d| d.name.as_str()).collect();
-    assert_eq!(names, ["nvme0n1", "sda", "sdb", "md0", "dm-0"]);
+    assert_eq!(names, ["nvme0n1", "sda", "sdb", "md0", "zram0", "dm-0"]);
     assert_eq!(counted(&kept), ["nvme0n1", "sda", "sdb"]);
 }
 
