@@ -76,7 +76,10 @@ fn kubernetes_manifests_use_flags_the_binary_accepts() {
     }
     // The agent DaemonSet and the coordinator Deployment of the base (the GPU overlay changes
     // no arguments today).
-    assert!(checked >= 2, "only {checked} container argument lists found");
+    assert!(
+        checked >= 2,
+        "only {checked} container argument lists found"
+    );
 }
 
 /// `ExecStart=` of a unit, continuation lines joined, split on whitespace (no quoting is used).
@@ -92,7 +95,10 @@ fn exec_start(unit: &str) -> Vec<String> {
 #[test]
 fn systemd_units_use_flags_the_binary_accepts() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/systemd");
-    for unit in ["system-monitor.service", "system-monitor-coordinator.service"] {
+    for unit in [
+        "system-monitor.service",
+        "system-monitor-coordinator.service",
+    ] {
         let text = std::fs::read_to_string(dir.join(unit)).expect("readable unit");
         let argv = exec_start(&text);
         assert_eq!(argv[0], "/usr/local/bin/system_monitor", "{unit}");
@@ -112,6 +118,12 @@ fn the_parser_sees_every_argument() {
     let unit = "[Service]\nExecStart=/usr/local/bin/system_monitor --a \\\n    --b %d/x $ARGS\n";
     assert_eq!(
         exec_start(unit),
-        ["/usr/local/bin/system_monitor", "--a", "--b", "%d/x", "$ARGS"]
+        [
+            "/usr/local/bin/system_monitor",
+            "--a",
+            "--b",
+            "%d/x",
+            "$ARGS"
+        ]
     );
 }
