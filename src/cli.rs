@@ -323,6 +323,20 @@ pub struct CollectArgs {
     #[arg(long = "collector.tcp.scan-interval", value_name = "DURATION", default_value = "30s",
           value_parser = config::parse_duration, global = true)]
     pub tcp_scan_interval: Duration,
+
+    /// /proc/vmstat fields to export as node_vmstat_* (regex).
+    #[arg(long = "collector.vmstat.fields", value_name = "REGEX",
+          default_value = config::DEFAULT_VMSTAT_FIELDS, value_parser = parse_regex, global = true)]
+    pub vmstat_fields: Regex,
+
+    /// Directory whose *.prom files (Prometheus text format) are added to /metrics, read each
+    /// sample (node_exporter's textfile collector). Default: none.
+    #[arg(
+        long = "collector.textfile.directory",
+        value_name = "DIR",
+        global = true
+    )]
+    pub textfile_directory: Option<PathBuf>,
 }
 
 fn parse_regex(text: &str) -> Result<Regex, String> {
@@ -475,6 +489,8 @@ impl Cli {
                 fs_mount_timeout: c.fs_mount_timeout,
                 netdev_aggregate_exclude: c.netdev_aggregate_exclude.clone(),
                 tcp_scan_interval: c.tcp_scan_interval,
+                vmstat_fields: c.vmstat_fields.clone(),
+                textfile_directory: c.textfile_directory.clone(),
                 interval: c.interval,
                 enable_dcgm_profiling: c.enable_dcgm_profiling,
                 accel: AccelConfig {

@@ -68,6 +68,8 @@ pub const DEFAULT_FS_MOUNT_POINTS_EXCLUDE: &str =
     r"^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
 /// node_exporter's default `--collector.filesystem.fs-types-exclude`.
 pub const DEFAULT_FS_TYPES_EXCLUDE: &str = r"^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|erofs|sysfs|tracefs)$";
+/// node_exporter's default `--collector.vmstat.fields`: paging, swapping, page faults, OOM kills.
+pub const DEFAULT_VMSTAT_FIELDS: &str = r"^(oom_kill|pgpg|pswp|pg.*fault).*";
 /// Interfaces left out of the REST network aggregate: loopback and virtual NICs of container
 /// runtimes, CNI plugins, hypervisors and tunnels. They stay on `/metrics`.
 pub const DEFAULT_NETDEV_AGGREGATE_EXCLUDE: &str = r"^(lo|veth.*|docker.*|br-.*|cni.*|flannel.*|cali.*|cilium.*|lxc.*|vxlan.*|genev.*|tun.*|tap.*|virbr.*|vnet.*|kube-.*|weave.*|tailscale.*|wg.*|dummy.*|ifb.*|nlmon.*|sit\d*|gre.*|gretap.*|erspan.*|ip6tnl.*|ip6gre.*|ipip.*)$";
@@ -111,6 +113,10 @@ pub struct CollectConfig {
     /// How often the TCP tables are scanned for established connections (the scan costs about
     /// 1 ms per address family on a large host, whatever the number of sockets).
     pub tcp_scan_interval: Duration,
+    /// /proc/vmstat fields kept by the vmstat collector.
+    pub vmstat_fields: Regex,
+    /// Where the textfile collector reads `*.prom` files; `None`: nowhere.
+    pub textfile_directory: Option<PathBuf>,
     /// Time between samples (collectors that set up their own sampling, like DCGM's field
     /// watches, follow it).
     pub interval: Duration,
@@ -159,6 +165,8 @@ impl Default for CollectConfig {
             fs_mount_timeout: Duration::from_secs(5),
             netdev_aggregate_exclude: default_regex(DEFAULT_NETDEV_AGGREGATE_EXCLUDE),
             tcp_scan_interval: Duration::from_secs(30),
+            vmstat_fields: default_regex(DEFAULT_VMSTAT_FIELDS),
+            textfile_directory: None,
             interval: Duration::from_secs(1),
             enable_dcgm_profiling: false,
             accel: AccelConfig::default(),
@@ -425,6 +433,8 @@ mod tests {
     #[test]
     fn defaults_compile() {
         let c = CollectConfig::default();
+        assert!(c.vmstat_fields.is_match("pgmajfault"));
+        assert!(!c.vmstat_fields.is_match("nr_free_pages"));
         assert!(c.disk_device_exclude.is_match("nvme0n1p1"));
         assert!(c.disk_device_exclude.is_match("loop0"));
         assert!(!c.disk_device_exclude.is_match("nvme0n1"));

@@ -36,7 +36,8 @@ const METRICS_VOLATILE: &[&str] = &[
 /// (`architecture` is the build target's, not the fixture's.)
 const INFO_VOLATILE: &[&str] = &["version", "ip_address", "disk_total", "architecture"];
 
-/// `/metrics` families whose values are volatile (the label sets are still compared).
+/// `/metrics` families whose values are volatile (the label sets are still compared); a name
+/// ending in `*` stands for every family it begins.
 const PROMETHEUS_VOLATILE: &[&str] = &[
     "node_filesystem_size_bytes",
     "node_filesystem_free_bytes",
@@ -44,8 +45,24 @@ const PROMETHEUS_VOLATILE: &[&str] = &[
     "node_filesystem_files",
     "node_filesystem_files_free",
     "system_monitor_collector_duration_seconds",
+    "node_scrape_collector_duration_seconds",
     "system_monitor_sample_timestamp_seconds",
+    // The clock now, and the kernel clock discipline's state (adjtimex: no file to fixture).
+    "node_time_seconds",
+    "node_timex_*",
+    // The monitor's own process.
+    "process_*",
 ];
+
+/// Whether `name` is one of [`PROMETHEUS_VOLATILE`].
+fn is_volatile(name: &str) -> bool {
+    PROMETHEUS_VOLATILE
+        .iter()
+        .any(|v| match v.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == *v,
+        })
+}
 
 #[tokio::test]
 async fn server_fixture_matches_golden() {
@@ -125,7 +142,13 @@ async fn check_golden(
     let mut args = common::fixture_args(fixture);
     args.extend(["--node-id", "golden-node"].map(String::from));
     args.extend(extra_args.iter().map(|a| a.to_string()));
-    let monitor = Monitor::start_with_env(&args, env);
+    // node_time_zone_offset_seconds{time_zone} is the monitor's own zone: UTC whatever this
+    // machine's is.
+    let env: Vec<(&str, &Path)> = [("TZ", Path::new("UTC"))]
+        .into_iter()
+        .chain(env.iter().copied())
+        .collect();
+    let monitor = Monitor::start_with_env(&args, &env);
     let golden = common::repo_dir().join("tests/golden").join(golden_name);
 
     let metrics = fetch(&monitor, "/api/system/metrics").await;
@@ -209,7 +232,7 @@ fn mask_prometheus(exposition: &str) -> String {
     let mut out = String::with_capacity(exposition.len());
     for line in exposition.lines() {
         let name_end = line.find(['{', ' ']).unwrap_or(line.len());
-        let volatile = !line.starts_with('#') && PROMETHEUS_VOLATILE.contains(&&line[..name_end]);
+        let volatile = !line.starts_with('#') && is_volatile(&line[..name_end]);
         match line.rsplit_once(' ') {
             Some((series, _value)) if volatile => {
                 out.push_str(series);
@@ -312,6 +335,8 @@ fn masking_replaces_only_the_listed_paths() {
          node_filesystem_files{{node=\"n\",device=\"a b\"}} 5\n\
          node_filesystem_files_free{{node=\"n\"}} 6\n\
          node_load1{{node=\"n\"}} 0.5\n\
+         node_timex_offset_seconds{{node=\"n\"}} 0.001\n\
+         node_timex{{node=\"n\"}} 2\n\
          system_monitor_build_info{{node=\"n\",version=\"{}\"}} 1\n",
         system_monitor::VERSION
     );
@@ -321,6 +346,8 @@ fn masking_replaces_only_the_listed_paths() {
          node_filesystem_files{node=\"n\",device=\"a b\"} <masked>\n\
          node_filesystem_files_free{node=\"n\"} <masked>\n\
          node_load1{node=\"n\"} 0.5\n\
+         node_timex_offset_seconds{node=\"n\"} <masked>\n\
+         node_timex{node=\"n\"} 2\n\
          system_monitor_build_info{node=\"n\",version=\"<masked>\"} 1\n"
     );
 }

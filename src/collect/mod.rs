@@ -8,12 +8,16 @@ pub mod accel;
 mod host_paths;
 #[cfg(target_os = "linux")]
 pub mod linux;
+pub mod own_process;
 pub mod portable;
 pub mod process;
 pub mod rates;
+pub mod textfile;
 
 pub use crate::config::HostPaths;
-pub use host_paths::{numbered_dirs, open_and_read, read_into, read_number, read_optional};
+pub use host_paths::{
+    numbered_dirs, open_and_read, read_into, read_number, read_optional, KeptOpen,
+};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -74,10 +78,15 @@ pub trait Collector: Send {
     }
 }
 
-/// The collectors of the configured backend, then the accelerator collectors.
+/// The collectors of the configured backend, then the accelerator collectors, then those of
+/// every backend: the monitor's own process and the textfile directory.
 pub fn collectors(config: &CollectConfig) -> Vec<Box<dyn Collector>> {
     let mut list = host_collectors(config);
     list.extend(accel::collectors(config));
+    list.push(Box::new(own_process::OwnProcessCollector::new()));
+    list.push(Box::new(textfile::TextfileCollector::new(
+        config.textfile_directory.clone(),
+    )));
     list
 }
 

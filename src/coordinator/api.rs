@@ -23,6 +23,7 @@ use super::metrics::CoordinatorMetrics;
 use super::poller::AgentRequest;
 use super::registry::{Agent, AgentUrl, NodeView, Refusal, Registry, Role, Status};
 use crate::auth::{self, Token, TokenKind};
+use crate::collect::own_process;
 use crate::model::wire::{Info, RegisterAnswer, RegisterRequest, REGISTER_PATH};
 use crate::model::{echo, NodeId, Snapshot};
 use crate::serve::http::{
@@ -431,8 +432,16 @@ async fn prometheus_metrics(State(state): State<ClusterState>, headers: HeaderMa
     let mut w = prometheus::Writer::new(&state.node_id, format);
     state.metrics.write(&mut w, counts);
     if let Some(local) = &state.local {
+        // Its sampler's snapshot carries the process's own `process_*` families too.
         let snapshot = Arc::clone(&local.snapshots.borrow());
         prometheus::write_snapshot(&mut w, &snapshot);
+    } else {
+        // Nothing samples the coordinator: its `process_*` are read now (/proc/self, a few
+        // small reads that never wait on a disk).
+        match own_process::read_families() {
+            Ok(families) => prometheus::write_kernel_families(&mut w, &families),
+            Err(e) => tracing::debug!("cannot read the coordinator's own process: {e}"),
+        }
     }
     (
         [(

@@ -1,7 +1,8 @@
 //! Plain data the collectors produce and the servers read: one immutable [`Snapshot`] per sample,
 //! plus the static [`SystemInfo`], the checked [`NodeId`], time helpers, [`echo`] (user input cut
-//! short for error messages), and [`wire`]: the JSON the agents serve and the coordinator reads
-//! back. No I/O here; serde derives give `snapshot --format model`'s JSON.
+//! short for error messages), [`exposition`] (the Prometheus text format read back, for metrics
+//! other programs write), and [`wire`]: the JSON the agents serve and the coordinator reads back.
+//! No I/O here; serde derives give `snapshot --format model`'s JSON.
 //!
 //! Units are in the field names: `_bytes`, `_seconds`, `_percent` (0–100), `_mhz`, `_celsius`,
 //! `_watts`, `_per_sec`. Raw counters are kept beside the rates the sampler derives from them.
@@ -10,6 +11,7 @@ mod accel;
 mod cpu;
 mod disk;
 mod echo;
+pub mod exposition;
 mod filesystem;
 mod kernel;
 mod memory;
@@ -74,6 +76,10 @@ pub struct Snapshot {
     /// Families only `/metrics` shows, under node_exporter's names (netstat, vmstat, uname…),
     /// appended by the collectors that read them; a failed collector appends none.
     pub kernel_families: Vec<KernelFamily>,
+    /// Families read from outside the monitor (the textfile collector's `*.prom` files), written
+    /// after ours; one that shadows one of ours is left out when written. Shared, not copied,
+    /// between the snapshots of unchanged files.
+    pub foreign_families: Vec<Arc<exposition::ForeignFamily>>,
     /// What each collector did in this sample.
     pub collectors: Vec<CollectorStatus>,
 }

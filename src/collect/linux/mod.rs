@@ -3,12 +3,21 @@
 
 mod cpu;
 mod disk;
+mod entropy;
+mod ffi;
+mod filefd;
 mod filesystem;
 mod info;
 mod memory;
 mod network;
+mod os;
 mod pressure;
+mod selinux;
 mod thermal;
+mod time;
+mod timex;
+mod uname;
+mod vmstat;
 
 pub use info::system_info;
 
@@ -76,6 +85,17 @@ pub fn collectors(config: &CollectConfig) -> Vec<Box<dyn Collector>> {
             config.netdev_aggregate_exclude.clone(),
             config.tcp_scan_interval,
         )),
+        Box::new(uname::UnameCollector::new(paths.clone())),
+        Box::new(os::OsCollector::new(paths.clone())),
+        Box::new(time::TimeCollector::new(paths.clone())),
+        Box::new(timex::TimexCollector),
+        Box::new(vmstat::VmstatCollector::new(
+            paths,
+            config.vmstat_fields.clone(),
+        )),
+        Box::new(filefd::FilefdCollector::new(paths)),
+        Box::new(entropy::EntropyCollector::new(paths)),
+        Box::new(selinux::SelinuxCollector::new(paths.clone())),
     ]
 }
 
