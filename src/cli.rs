@@ -323,6 +323,13 @@ pub struct CollectArgs {
     #[arg(long = "collector.tcp.scan-interval", value_name = "DURATION", default_value = "30s",
           value_parser = config::parse_duration, global = true)]
     pub tcp_scan_interval: Duration,
+
+    /// The kubelet's PodResources socket (usually
+    /// /var/lib/kubelet/pod-resources/kubelet.sock): label each GPU with the pod, namespace and
+    /// container it is allocated to, and GPU processes with their pod. A missing socket is
+    /// silent (no labels until it appears).
+    #[arg(long, value_name = "PATH", global = true)]
+    pub kubelet_pod_resources_socket: Option<PathBuf>,
 }
 
 fn parse_regex(text: &str) -> Result<Regex, String> {
@@ -483,6 +490,7 @@ impl Cli {
                     dcgm_address: c.dcgm_address.clone(),
                     tpu_metrics_address: c.tpu_metrics_address.clone(),
                 },
+                kubelet_pod_resources_socket: c.kubelet_pod_resources_socket.clone(),
             },
             auth_token_file: self.cluster.auth_token_file.clone(),
             cluster_token_file: self.cluster.cluster_token_file.clone(),

@@ -118,6 +118,9 @@ pub struct CollectConfig {
     pub enable_dcgm_profiling: bool,
     /// Accelerator libraries and services.
     pub accel: AccelConfig,
+    /// `--kubelet-pod-resources-socket`: the kubelet's PodResources socket, to label accelerators
+    /// with the pods they are allocated to (`collect::pods`); `None`: no pod attribution.
+    pub kubelet_pod_resources_socket: Option<PathBuf>,
 }
 
 /// Where the accelerator collectors find their vendor libraries and services. All optional: a
@@ -162,6 +165,7 @@ impl Default for CollectConfig {
             interval: Duration::from_secs(1),
             enable_dcgm_profiling: false,
             accel: AccelConfig::default(),
+            kubelet_pod_resources_socket: None,
         }
     }
 }

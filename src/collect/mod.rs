@@ -8,6 +8,7 @@ pub mod accel;
 mod host_paths;
 #[cfg(target_os = "linux")]
 pub mod linux;
+pub mod pods;
 pub mod portable;
 pub mod process;
 pub mod rates;
@@ -74,10 +75,12 @@ pub trait Collector: Send {
     }
 }
 
-/// The collectors of the configured backend, then the accelerator collectors.
+/// The collectors of the configured backend, then the accelerator collectors, then pod
+/// attribution (which annotates the accelerators found).
 pub fn collectors(config: &CollectConfig) -> Vec<Box<dyn Collector>> {
     let mut list = host_collectors(config);
     list.extend(accel::collectors(config));
+    list.extend(pods::collector(config));
     list
 }
 
