@@ -1,5 +1,9 @@
 //! Command-line flags → [`Config`]. Flag names are contracts: TrackLab's launcher passes the legacy
 //! ones, and the `--path.*` / `--collector.*` ones mean what node_exporter's mean.
+//!
+//! Every flag can also come from a `SYSTEM_MONITOR_*` environment variable and from a TOML
+//! `--config` file ([`parse`]: flag > variable > file > default); `completions` and `man` are
+//! generated from the same definitions ([`generate`]).
 
 use clap::{Args, Parser, Subcommand};
 use regex_lite::Regex;
@@ -12,6 +16,14 @@ use crate::config::{
     CoordinatorConfig, HostPaths, NodeIdOrigin, RegisterConfig, TlsConfig, TlsIdentityFiles,
 };
 use crate::model::NodeId;
+
+mod config_file;
+mod flags;
+pub mod generate;
+mod parse;
+
+pub use config_file::ConfigFileError;
+pub use parse::{command, env_name, parse, try_parse_from, ParseError};
 
 /// TrackLab System Monitor: samples CPU, memory, disks, filesystems, network and accelerators and
 /// serves them over REST, gRPC and Prometheus.
@@ -33,6 +45,34 @@ pub struct Cli {
     /// More logging: -v debug, -vv trace (RUST_LOG overrides).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+
+    #[command(flatten)]
+    pub operator: OperatorArgs,
+}
+
+/// How the process is configured and logs (every mode).
+#[derive(Debug, Args)]
+pub struct OperatorArgs {
+    /// Read flags from this TOML file: keys are the long flag names without `--`
+    /// (`rest-api-port = 9100`, `"path.procfs" = "/host/proc"`, `agents = ["http://a:8080"]`).
+    /// A flag or its environment variable overrides the file.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+
+    /// Log line format on stderr: `text` (for people) or `json` (one object per line, for log
+    /// pipelines).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line per event for people: time, level, message, fields.
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `message` and the event's fields.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -43,6 +83,28 @@ pub enum Command {
     /// Know the agents (registration, DNS, a static list), poll them, and serve the same REST,
     /// gRPC and Prometheus surface for the whole cluster.
     Coordinator(Box<CoordinatorArgs>),
+    /// Print a shell completion script, e.g. `system_monitor completions bash >
+    /// /etc/bash_completion.d/system_monitor`.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), e.g. `system_monitor man | man -l -`; with a subcommand's
+    /// name, that subcommand's page.
+    Man(ManArgs),
+}
+
+/// `system_monitor completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `system_monitor man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The subcommand whose page to print (e.g. `coordinator`); default: the main page.
+    #[arg(value_name = "SUBCOMMAND")]
+    pub subcommand: Option<String>,
 }
 
 /// `system_monitor snapshot`.
@@ -337,6 +399,13 @@ pub struct CollectArgs {
         global = true
     )]
     pub textfile_directory: Option<PathBuf>,
+
+    /// The kubelet's PodResources socket (usually
+    /// /var/lib/kubelet/pod-resources/kubelet.sock): label each GPU with the pod, namespace and
+    /// container it is allocated to, and GPU processes with their pod. A missing socket is
+    /// silent (no labels until it appears).
+    #[arg(long, value_name = "PATH", global = true)]
+    pub kubelet_pod_resources_socket: Option<PathBuf>,
 }
 
 fn parse_regex(text: &str) -> Result<Regex, String> {
@@ -499,6 +568,7 @@ impl Cli {
                     dcgm_address: c.dcgm_address.clone(),
                     tpu_metrics_address: c.tpu_metrics_address.clone(),
                 },
+                kubelet_pod_resources_socket: c.kubelet_pod_resources_socket.clone(),
             },
             auth_token_file: self.cluster.auth_token_file.clone(),
             cluster_token_file: self.cluster.cluster_token_file.clone(),

@@ -124,6 +124,9 @@ pub struct CollectConfig {
     pub enable_dcgm_profiling: bool,
     /// Accelerator libraries and services.
     pub accel: AccelConfig,
+    /// `--kubelet-pod-resources-socket`: the kubelet's PodResources socket, to label accelerators
+    /// with the pods they are allocated to (`collect::pods`); `None`: no pod attribution.
+    pub kubelet_pod_resources_socket: Option<PathBuf>,
 }
 
 /// Where the accelerator collectors find their vendor libraries and services. All optional: a
@@ -170,6 +173,7 @@ impl Default for CollectConfig {
             interval: Duration::from_secs(1),
             enable_dcgm_profiling: false,
             accel: AccelConfig::default(),
+            kubelet_pod_resources_socket: None,
         }
     }
 }
@@ -394,9 +398,26 @@ impl Config {
     }
 }
 
-/// Parses an interval: plain seconds (`1`, `0.5`) or with a unit (`500ms`, `2s`, `1m`).
+/// Parses a duration: plain seconds (`1`, `0.5`), a number with one unit (`500ms`, `2s`, `1.5m`),
+/// or a sum of whole units as humantime writes them (`1h30m`, `2h 15m`, `1min 30s`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
+    let seconds = match decimal_seconds(text) {
+        Some(seconds) => seconds,
+        // humantime takes integers only: the decimal forms above stay ours.
+        None => humantime::parse_duration(text)
+            .map_err(|_| format!("{text:?} is not a duration (try 1s, 500ms, 1h30m or 0.5)"))?
+            .as_secs_f64(),
+    };
+    if !seconds.is_finite() || seconds <= 0.0 || seconds > 86_400.0 {
+        return Err(format!("{text:?} must be more than 0 and at most a day"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Seconds in a plain decimal number (`0.5`) or one with a single unit `ms`, `s` or `m`
+/// (`1.5s`); `None` for anything else.
+fn decimal_seconds(text: &str) -> Option<f64> {
     let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
         (n, 0.001)
     } else if let Some(n) = text.strip_suffix('s') {
@@ -406,15 +427,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     } else {
         (text, 1.0)
     };
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (try 1s, 500ms or 0.5)"))?;
-    let seconds = value * scale;
-    if !seconds.is_finite() || seconds <= 0.0 || seconds > 86_400.0 {
-        return Err(format!("{text:?} must be more than 0 and at most a day"));
+    let number = number.trim();
+    // f64's parser also takes `inf` and `NaN`: only digits, a point and a sign are a number.
+    if number.is_empty()
+        || !number
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
+        return None;
     }
-    Ok(Duration::from_secs_f64(seconds))
+    number.parse::<f64>().ok().map(|value| value * scale)
 }
 
 #[cfg(test)]
@@ -462,5 +484,16 @@ mod tests {
         assert!(parse_duration("-1").is_err());
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("NaN").is_err());
+        assert!(parse_duration("inf").is_err());
+        // humantime's sums of units.
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("2h 15m").unwrap(), Duration::from_secs(8100));
+        assert_eq!(parse_duration("1min 30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert!(parse_duration("25h").is_err(), "over a day");
+        assert!(parse_duration("1h30").is_err());
+        let message = parse_duration("soon").unwrap_err();
+        assert!(message.contains("1h30m"), "{message}");
     }
 }

@@ -19,8 +19,9 @@
 //! - [`collect`]: the [`collect::Sampler`] and its collectors: `collect::linux` (procfs/sysfs),
 //!   [`collect::portable`] (sysinfo, for macOS and Windows), [`collect::process`] (pid trees for
 //!   GetStats), [`collect::rates`], [`collect::accel`] (NVIDIA, AMD, Intel NPU, Google TPU,
-//!   Apple Silicon; each absent where its hardware is), [`collect::own_process`] (the monitor's
-//!   own `process_*`) and [`collect::textfile`] (`*.prom` files), for every backend.
+//!   Apple Silicon; each absent where its hardware is), [`collect::pods`] (which Kubernetes pod
+//!   holds each accelerator, from the kubelet's PodResources API), [`collect::own_process`] (the
+//!   monitor's own `process_*`) and [`collect::textfile`] (`*.prom` files), for every backend.
 //! - [`serve`]: the agent's REST ([`serve::rest`], [`serve::stream`]), Prometheus
 //!   ([`serve::prometheus`]) and gRPC ([`serve::grpc_legacy`], [`serve::grpc_v1`]); handlers only
 //!   read the latest snapshot. Shared with the coordinator: [`serve::listen`](mod@serve::listen) (ports, portfile,

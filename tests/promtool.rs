@@ -14,8 +14,8 @@ use std::process::{Command, Stdio};
 use common::cluster::{agent, eventually, DEADLINE};
 use common::Monitor;
 use system_monitor::model::{
-    Accelerator, AcceleratorInfo, AcceleratorKind, AcceleratorProcess, MigDevice, PowerReading,
-    ProfilingStats, Snapshot,
+    Accelerator, AcceleratorInfo, AcceleratorKind, AcceleratorProcess, MigDevice, PodRef,
+    PowerReading, ProfilingStats, Snapshot,
 };
 use system_monitor::serve::prometheus::{encode, Format};
 
@@ -285,6 +285,7 @@ fn accelerator_snapshot() -> Snapshot {
         processes: vec![AcceleratorProcess {
             pid: 42,
             memory_used_bytes: Some(1 << 20),
+            pod: None,
         }],
         ..Accelerator::default()
     };
@@ -306,6 +307,15 @@ fn accelerator_snapshot() -> Snapshot {
             memory_total_bytes: Some(20 << 30),
             multiprocessors: Some(32),
             processes: vec![],
+            // Pod attribution's labels on one instance (`container`, `namespace`, `pod`).
+            pods: (i == 0)
+                .then(|| PodRef {
+                    namespace: "ml".into(),
+                    name: "train-0".into(),
+                    container: "trainer".into(),
+                })
+                .into_iter()
+                .collect(),
         })
         .collect();
     h100.profiling = Some(ProfilingStats {

@@ -9,6 +9,7 @@ mod host_paths;
 #[cfg(target_os = "linux")]
 pub mod linux;
 pub mod own_process;
+pub mod pods;
 pub mod portable;
 pub mod process;
 pub mod rates;
@@ -78,11 +79,13 @@ pub trait Collector: Send {
     }
 }
 
-/// The collectors of the configured backend, then the accelerator collectors, then those of
-/// every backend: the monitor's own process and the textfile directory.
+/// The collectors of the configured backend, then the accelerator collectors, then pod
+/// attribution (which annotates the accelerators found), then those of every backend: the
+/// monitor's own process and the textfile directory.
 pub fn collectors(config: &CollectConfig) -> Vec<Box<dyn Collector>> {
     let mut list = host_collectors(config);
     list.extend(accel::collectors(config));
+    list.extend(pods::collector(config));
     list.push(Box::new(own_process::OwnProcessCollector::new()));
     list.push(Box::new(textfile::TextfileCollector::new(
         config.textfile_directory.clone(),

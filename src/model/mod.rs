@@ -21,8 +21,8 @@ mod time;
 pub mod wire;
 
 pub use accel::{
-    Accelerator, AcceleratorInfo, AcceleratorKind, AcceleratorProcess, MigDevice, PowerReading,
-    ProfilingStats, Vendor,
+    Accelerator, AcceleratorInfo, AcceleratorKind, AcceleratorProcess, MigDevice, PodRef,
+    PowerReading, ProcessPod, ProfilingStats, Vendor,
 };
 pub use cpu::{CoreStats, CpuStats, CpuTimes, TemperatureSensor};
 pub use disk::{DiskStats, DisksStats};
