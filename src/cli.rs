@@ -406,6 +406,22 @@ pub struct CollectArgs {
     /// silent (no labels until it appears).
     #[arg(long, value_name = "PATH", global = true)]
     pub kubelet_pod_resources_socket: Option<PathBuf>,
+
+    /// An exec plugin, NAME=COMMAND (repeatable): COMMAND runs through the shell (`sh -c`;
+    /// `cmd /C` on Windows) every --plugin.interval; its output, Prometheus text, is added to
+    /// /metrics and to the `custom` map of /api/system/metrics. Agent and local mode only.
+    #[arg(long = "plugin.exec", value_name = "NAME=COMMAND", global = true)]
+    pub plugin_exec: Vec<config::PluginSpec>,
+
+    /// Time between two runs of each exec plugin.
+    #[arg(long = "plugin.interval", value_name = "DURATION", default_value = "10s",
+          value_parser = config::parse_duration, global = true)]
+    pub plugin_interval: Duration,
+
+    /// How long an exec plugin may run before it is killed with its process group.
+    #[arg(long = "plugin.timeout", value_name = "DURATION", default_value = "5s",
+          value_parser = config::parse_duration, global = true)]
+    pub plugin_timeout: Duration,
 }
 
 fn parse_regex(text: &str) -> Result<Regex, String> {
@@ -569,6 +585,12 @@ impl Cli {
                     tpu_metrics_address: c.tpu_metrics_address.clone(),
                 },
                 kubelet_pod_resources_socket: c.kubelet_pod_resources_socket.clone(),
+
+                plugins: config::PluginConfig {
+                    exec: c.plugin_exec.clone(),
+                    interval: c.plugin_interval,
+                    timeout: c.plugin_timeout,
+                },
             },
             auth_token_file: self.cluster.auth_token_file.clone(),
             cluster_token_file: self.cluster.cluster_token_file.clone(),

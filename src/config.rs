@@ -127,6 +127,78 @@ pub struct CollectConfig {
     /// `--kubelet-pod-resources-socket`: the kubelet's PodResources socket, to label accelerators
     /// with the pods they are allocated to (`collect::pods`); `None`: no pod attribution.
     pub kubelet_pod_resources_socket: Option<PathBuf>,
+    /// `--plugin.exec` commands and how often and how long they run (agent and local mode).
+    pub plugins: PluginConfig,
+}
+
+/// The exec plugins: commands whose standard output (Prometheus text) is added to each sample.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginConfig {
+    /// The plugins, in the order given.
+    pub exec: Vec<PluginSpec>,
+    /// Time between the starts of two runs of one plugin (`--plugin.interval`).
+    pub interval: Duration,
+    /// How long one run may take before its process group is killed (`--plugin.timeout`).
+    pub timeout: Duration,
+}
+
+impl Default for PluginConfig {
+    fn default() -> Self {
+        Self {
+            exec: Vec::new(),
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One `--plugin.exec NAME=COMMAND`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginSpec {
+    /// `[a-zA-Z_][a-zA-Z0-9_]*`: the `plugin` label value and the `plugin:<NAME>` status.
+    pub name: String,
+    /// Run by the system shell (`sh -c` on Unix, `cmd /C` on Windows), so pipes and quoting
+    /// work as they do in a terminal.
+    pub command: String,
+}
+
+/// Why a `--plugin.exec` value is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PluginSpecError {
+    #[error("expected NAME=COMMAND (e.g. queue=/usr/local/bin/queue-metrics.sh), got {0:?}")]
+    NoEquals(String),
+    #[error(
+        "plugin name {0:?} must be letters, digits and underscores, not starting with a digit \
+         ([a-zA-Z_][a-zA-Z0-9_]*)"
+    )]
+    Name(String),
+    #[error("plugin {0:?} has an empty command")]
+    EmptyCommand(String),
+}
+
+impl std::str::FromStr for PluginSpec {
+    type Err = PluginSpecError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (name, command) = text
+            .split_once('=')
+            .ok_or_else(|| PluginSpecError::NoEquals(text.to_string()))?;
+        let name = name.trim();
+        let mut chars = name.chars();
+        let first_ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+        if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(PluginSpecError::Name(name.to_string()));
+        }
+        if command.trim().is_empty() {
+            return Err(PluginSpecError::EmptyCommand(name.to_string()));
+        }
+        Ok(Self {
+            name: name.to_string(),
+            command: command.to_string(),
+        })
+    }
 }
 
 /// Where the accelerator collectors find their vendor libraries and services. All optional: a
@@ -174,6 +246,7 @@ impl Default for CollectConfig {
             enable_dcgm_profiling: false,
             accel: AccelConfig::default(),
             kubelet_pod_resources_socket: None,
+            plugins: PluginConfig::default(),
         }
     }
 }
@@ -472,6 +545,30 @@ mod tests {
         assert!(c.netdev_aggregate_exclude.is_match("sit0"));
         assert!(!c.netdev_aggregate_exclude.is_match("eth0"));
         assert!(!c.netdev_aggregate_exclude.is_match("enp3s0"));
+    }
+
+    #[test]
+    fn plugin_specs_are_checked() {
+        let spec: PluginSpec = "queue_1=echo a=b | wc -l".parse().unwrap();
+        assert_eq!(
+            spec,
+            PluginSpec {
+                name: "queue_1".into(),
+                command: "echo a=b | wc -l".into()
+            }
+        );
+        assert_eq!(
+            "queue".parse::<PluginSpec>(),
+            Err(PluginSpecError::NoEquals("queue".into()))
+        );
+        for bad in ["1q=x", "a-b=x", "=x", "é=x"] {
+            let err = bad.parse::<PluginSpec>().unwrap_err();
+            assert!(matches!(err, PluginSpecError::Name(_)), "{bad}: {err}");
+        }
+        assert_eq!(
+            "q= ".parse::<PluginSpec>(),
+            Err(PluginSpecError::EmptyCommand("q".into()))
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{ReadAuth, Token, TokenKind};
+use crate::collect::plugin::{PluginSetupError, Plugins};
 use crate::collect::{start_sampling, SamplerError};
 use crate::config::Config;
 use crate::serve::{self, grpc_legacy, grpc_v1, AppState, ListenError, PortfileError};
@@ -36,6 +37,8 @@ pub enum AgentError {
     Register(#[from] register::RegisterError),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Plugin(#[from] PluginSetupError),
     #[error("the gRPC listener has no address: {0}")]
     GrpcAddress(#[source] std::io::Error),
 }
@@ -94,14 +97,21 @@ impl BoundAgent {
         let connections =
             serve::limits::agent_connections(&config.connections, config.collect.interval);
         let collect = Arc::new(config.collect.clone());
+        let plugins = Plugins::new(&config.collect.plugins)?;
         let mut tasks = tokio::task::JoinSet::new();
         let (baseline, snapshots) = start_sampling(
             config.node_id.to_string(),
             Arc::clone(&collect),
+            plugins.iter().map(Plugins::collector).collect(),
             &shutdown,
             &mut tasks,
         )
         .await?;
+        if let Some(plugins) = &plugins {
+            // The names of the first sample's own families: those no plugin may take.
+            let reserved = serve::prometheus::family_names(&baseline);
+            plugins.start(reserved, &shutdown, &mut tasks);
+        }
         let found = baseline.hardware_summary();
 
         let state = AppState {

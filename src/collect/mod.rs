@@ -10,6 +10,7 @@ mod host_paths;
 pub mod linux;
 pub mod own_process;
 pub mod pods;
+pub mod plugin;
 pub mod portable;
 pub mod process;
 pub mod rates;
@@ -255,16 +256,20 @@ pub enum SamplerError {
 /// Takes the first sample (before anything is served, so no request ever sees an empty
 /// snapshot), then samples every interval on a dedicated thread, stopped and joined by a task in
 /// `tasks` once `shutdown` is cancelled. Returns the first snapshot and the latest-snapshot
-/// receiver. The agent and the coordinator (`--sample-self`) both start theirs here.
+/// receiver. The agent and the coordinator (`--sample-self`) both start theirs here; `extra`
+/// collectors (the agent's exec plugins) run after those of `collect`.
 pub async fn start_sampling(
     node_id: String,
     collect: Arc<CollectConfig>,
+    extra: Vec<Box<dyn Collector>>,
     shutdown: &CancellationToken,
     tasks: &mut tokio::task::JoinSet<()>,
 ) -> Result<(Arc<Snapshot>, watch::Receiver<Arc<Snapshot>>), SamplerError> {
     let interval = collect.interval;
     let (sampler, first) = tokio::task::spawn_blocking(move || {
-        let mut sampler = Sampler::from_config(node_id, &collect);
+        let mut list = collectors(&collect);
+        list.extend(extra);
+        let mut sampler = Sampler::new(node_id, system_info(&collect), list);
         let first = sampler.sample();
         (sampler, first)
     })

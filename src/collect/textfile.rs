@@ -318,7 +318,7 @@ fn merge(dir: &Path, files: &BTreeMap<String, Cached>) -> Vec<Arc<ForeignFamily>
 
 /// Gives every series of `family` the same label names (missing ones empty, as node_exporter
 /// pads them) in name order; a histogram's `le` and a summary's `quantile` stay last.
-fn complete_labels(family: &mut MetricFamily) {
+pub fn complete_labels(family: &mut MetricFamily) {
     let special = match family.kind {
         MetricType::Histogram => "le",
         MetricType::Summary => "quantile",

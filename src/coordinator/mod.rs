@@ -186,6 +186,7 @@ impl BoundCoordinator {
             let (first, snapshots) = crate::collect::start_sampling(
                 config.node_id.to_string(),
                 collect,
+                Vec::new(),
                 &shutdown,
                 &mut tasks,
             )

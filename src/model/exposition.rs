@@ -17,7 +17,8 @@
 //! assert!(parse("jobs_total 3 x\n").is_err());
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -130,6 +131,54 @@ pub fn parse(text: &str) -> Result<Vec<MetricFamily>, ParseError> {
         .map(|f| f.family)
         .filter(|f| !f.samples.is_empty())
         .collect())
+}
+
+/// The key of one series in the REST element's `custom` map (and, as `custom.<key>`, in GetStats
+/// and the history): the sample name alone when it has no labels, else
+/// `name{a="b",c="d"}` with the labels sorted by name and their values escaped as the text
+/// format escapes them (`\\`, `\"`, `\n`), so that one series always has one key.
+pub fn series_key(name: &str, labels: &[(String, String)]) -> String {
+    if labels.is_empty() {
+        return name.to_string();
+    }
+    let mut sorted: Vec<&(String, String)> = labels.iter().collect();
+    sorted.sort_unstable();
+    let mut key = String::with_capacity(name.len() + 16 * labels.len());
+    key.push_str(name);
+    key.push('{');
+    for (i, (label, value)) in sorted.into_iter().enumerate() {
+        if i > 0 {
+            key.push(',');
+        }
+        key.push_str(label);
+        key.push_str("=\"");
+        for c in value.chars() {
+            match c {
+                '\\' => key.push_str("\\\\"),
+                '"' => key.push_str("\\\""),
+                '\n' => key.push_str("\\n"),
+                c => key.push(c),
+            }
+        }
+        key.push('"');
+    }
+    key.push('}');
+    key
+}
+
+/// Every series of `families` by [`series_key`], with its value: what the REST element shows
+/// under `custom`. JSON has no NaN or infinity, so such values are left out; when two families
+/// give the same key, the first one wins (the textfiles come before the plugins).
+pub fn custom_series(families: &[Arc<ForeignFamily>]) -> BTreeMap<String, f64> {
+    let mut series = BTreeMap::new();
+    for sample in families.iter().flat_map(|f| &f.family.samples) {
+        if sample.value.is_finite() {
+            series
+                .entry(series_key(&sample.name, &sample.labels))
+                .or_insert(sample.value);
+        }
+    }
+    series
 }
 
 /// Whether `name` is a valid metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.

@@ -2,7 +2,8 @@
 //! latest [`Snapshot`](crate::model::Snapshot) from [`AppState`]; encoders are pure functions of
 //! a snapshot.
 //!
-//! - [`rest`]: the agent's REST routes; [`stream`]: its SSE stream; [`cache`]: each encoding of
+//! - [`rest`]: the agent's REST routes; [`stream`]: its SSE stream; [`ws`]: its WebSocket
+//!   (and the push loop the coordinator's serves with too); [`cache`]: each encoding of
 //!   the latest snapshot, made once.
 //! - [`grpc_legacy`], [`grpc_v1`]: the agent's gRPC services.
 //! - [`prometheus`]: `/metrics` (text and OpenMetrics).
@@ -27,6 +28,7 @@ pub mod rest;
 mod state;
 pub mod stream;
 pub mod tls_listener;
+pub mod ws;
 
 pub use connections::Connections;
 pub use guard::Guard;

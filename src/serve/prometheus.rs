@@ -42,6 +42,28 @@ pub fn encode_reporting(snapshot: &Snapshot, format: Format) -> (String, Vec<Sha
     (w.finish(), shadowed)
 }
 
+/// The names of the families (and the sample names they imply) that `/metrics` writes of
+/// `snapshot` itself, leaving out those read from outside, plus the exec plugins' own gauges:
+/// what an exec plugin may not name a family.
+pub fn family_names(snapshot: &Snapshot) -> HashSet<String> {
+    let own = Snapshot {
+        foreign_families: Vec::new(),
+        ..snapshot.clone()
+    };
+    let mut w = Writer::new(&own.node_id, Format::Text);
+    w.track_names();
+    write_snapshot(&mut w, &own);
+    let mut names = w.into_names();
+    names.extend(
+        [
+            "system_monitor_plugin_success",
+            "system_monitor_plugin_duration_seconds",
+        ]
+        .map(String::from),
+    );
+    names
+}
+
 /// A family read from outside the monitor (a textfile) that `/metrics` leaves out because one of
 /// the monitor's own families, written before it, has its name: two families of one name would
 /// make the exposition invalid, and ours win (node_exporter's registry drops such a duplicate

@@ -186,3 +186,33 @@ fn names_follow_the_data_model() {
     assert!(is_label_name("le"));
     assert!(!is_label_name("a:b"));
 }
+
+#[test]
+fn series_keys_sort_labels_and_escape_values() {
+    let labels = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    assert_eq!(series_key("up", &[]), "up");
+    assert_eq!(
+        series_key("jobs", &labels(&[("z", "1"), ("a", "x\"y\\z\nw")])),
+        r#"jobs{a="x\"y\\z\nw",z="1"}"#
+    );
+    let families = parse("a 1\nb{k=\"v\"} NaN\nc{x=\"1\"} 2\n").unwrap();
+    let shared: Vec<std::sync::Arc<ForeignFamily>> = families
+        .into_iter()
+        .map(|family| {
+            std::sync::Arc::new(ForeignFamily {
+                family,
+                source: "test".into(),
+            })
+        })
+        .collect();
+    let custom = custom_series(&shared);
+    assert_eq!(
+        custom.into_iter().collect::<Vec<_>>(),
+        [("a".to_string(), 1.0), (r#"c{x="1"}"#.to_string(), 2.0)]
+    );
+}

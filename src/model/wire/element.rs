@@ -8,6 +8,7 @@
 //! floats to 0 (or `null` where the field is optional). Added fields are camelCase.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -56,6 +57,12 @@ pub struct NodeMetrics<'a> {
     pub power: Vec<Power<'a>>,
     #[serde(borrow)]
     pub collectors: Vec<Collector<'a>>,
+    /// The series read from outside the monitor (textfiles, exec plugins), by
+    /// [`series_key`](crate::model::exposition::series_key) (`name` or
+    /// `name{a="b",c="d"}`, labels sorted): numbers only, so that the history keeps them as
+    /// `custom.<key>`. Left out when there are none, so hosts without any keep their shape.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom: BTreeMap<String, f64>,
 }
 
 /// Writes a missing section as its zero value, so the contract's fields are always there.
@@ -546,6 +553,7 @@ impl<'a> NodeMetrics<'a> {
                     duration_seconds: finite(c.duration_seconds),
                 })
                 .collect(),
+            custom: model::exposition::custom_series(&snapshot.foreign_families),
         }
     }
 }

@@ -154,6 +154,11 @@ impl Writer {
             .is_some_and(|names| names.contains(name))
     }
 
+    /// The names recorded since [`Writer::track_names`] (none if it was not called).
+    pub fn into_names(self) -> HashSet<String> {
+        self.names.unwrap_or_default()
+    }
+
     /// A counter family; `name` ends in `_total`, which OpenMetrics leaves out of the family name.
     pub fn counter<'a>(&'a mut self, name: &'a str, help: &'a str) -> Family<'a> {
         debug_assert!(
