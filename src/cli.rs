@@ -316,6 +316,16 @@ pub struct CollectArgs {
     #[arg(long = "collector.tcp.scan-interval", value_name = "DURATION", default_value = "30s",
           value_parser = config::parse_duration, global = true)]
     pub tcp_scan_interval: Duration,
+
+    /// How often the UDP tables are scanned for queued bytes (the kernel's table walk is costly).
+    #[arg(long = "collector.udp_queues.scan-interval", value_name = "DURATION", default_value = "30s",
+          value_parser = config::parse_duration, global = true)]
+    pub udp_queues_scan_interval: Duration,
+
+    /// The netstat counters reported, as `<Protocol>_<Field>` (regex).
+    #[arg(long = "collector.netstat.fields", value_name = "REGEX",
+          default_value = config::DEFAULT_NETSTAT_FIELDS, value_parser = parse_regex, global = true)]
+    pub netstat_fields: Regex,
 }
 
 fn parse_regex(text: &str) -> Result<Regex, String> {
@@ -464,6 +474,8 @@ impl Cli {
                 fs_mount_timeout: c.fs_mount_timeout,
                 netdev_aggregate_exclude: c.netdev_aggregate_exclude.clone(),
                 tcp_scan_interval: c.tcp_scan_interval,
+                udp_queues_scan_interval: c.udp_queues_scan_interval,
+                netstat_fields: c.netstat_fields.clone(),
                 interval: c.interval,
                 enable_dcgm_profiling: c.enable_dcgm_profiling,
                 accel: AccelConfig {

@@ -74,12 +74,14 @@ fn small() -> Snapshot {
                 name: "cpu".into(),
                 ok: true,
                 error: None,
+                no_data: false,
                 duration_seconds: 0.00025,
             },
             CollectorStatus {
                 name: "disk".into(),
                 ok: false,
                 error: Some("reading /proc/diskstats: gone".into()),
+                no_data: false,
                 duration_seconds: 0.0,
             },
         ],
@@ -464,7 +466,10 @@ fn kernel_families_are_written_as_their_collectors_named_them() {
          node_softnet_processed_total{node=\"n1\",cpu=\"1\"} 8\n",
         "# TYPE node_timex_pps_calls counter\n",
     ] {
-        assert!(text.contains(expected), "{expected:?} missing from:\n{text}");
+        assert!(
+            text.contains(expected),
+            "{expected:?} missing from:\n{text}"
+        );
     }
     assert!(!text.contains("node_empty"), "{text}");
 
@@ -474,7 +479,10 @@ fn kernel_families_are_written_as_their_collectors_named_them() {
         "# TYPE node_softnet_processed counter\n",
         "# TYPE node_timex_pps_calls unknown\n",
     ] {
-        assert!(open.contains(expected), "{expected:?} missing from:\n{open}");
+        assert!(
+            open.contains(expected),
+            "{expected:?} missing from:\n{open}"
+        );
     }
 }
 
