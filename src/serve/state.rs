@@ -248,6 +248,7 @@ mod tests {
             name: name.into(),
             ok,
             error: error.map(str::to_string),
+            no_data: false,
             duration_seconds: 0.0,
         }
     }
@@ -260,6 +261,11 @@ mod tests {
                 status("memory", false, Some("reading /x/proc/meminfo: gone")),
                 status("thermal", false, Some("no sensors")),
                 status("filesystem", true, Some("statvfs timed out on /mnt")),
+                // Nothing to read on this host (no conntrack module): neither.
+                CollectorStatus {
+                    no_data: true,
+                    ..status("conntrack", true, Some("no conntrack"))
+                },
             ],
             ..Snapshot::default()
         };
