@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what cargo cannot (Prometheus, promtool
-# and node_exporter from Debian's packages, a Python venv with aiohttp/grpcio for the client tests), then runs the Rust
+# and node_exporter from Debian's packages, a Python venv with aiohttp/grpcio for the client tests
+# and schemathesis for the OpenAPI check), then runs the Rust
 # tests (unit, integration, golden, promtool, layers) and the Python client tests against the real
 # binary. Every stage runs even when an earlier one failed (a later stage whose prerequisite
 # failed is marked skipped); a summary of each stage ends the output, and the exit status is
@@ -63,7 +64,8 @@ install_python() {
     if [ ! -x .venv/bin/python ]; then
         python3 -m venv .venv || return 1
     fi
-    .venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt
+    .venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt \
+        -r tests/python/requirements-openapi.txt
 }
 
 rust_tests() {
