@@ -1,6 +1,7 @@
 //! The agent's REST API on the REST port: `/api/health`, `/api/system/info`,
 //! `/api/system/metrics` (the TrackLab JSON shapes of DESIGN.md, defined in
-//! [`crate::model::wire`]), `/api/system/stream` (SSE), and Prometheus `/metrics`.
+//! [`crate::model::wire`]), `/api/system/stream` (SSE), Prometheus `/metrics`, and
+//! `/api/openapi.json` (their description, `openapi/agent.json`).
 //!
 //! Handlers read the latest snapshot and never collect; each representation is encoded once per
 //! snapshot ([`EncodedCache`]). Every error is JSON `{"error": ..., ...}` with the right status.
@@ -26,7 +27,7 @@ use super::prometheus::Format;
 use super::state::{
     select_nodes, AppState, Health, NotAnswered, RestState, Selected, MAX_ANSWERED_IDS,
 };
-use super::{http, stream, ws};
+use super::{http, openapi, stream, ws};
 use crate::config::NodeIdOrigin;
 use crate::model::wire::{metrics_array_json_as, Info};
 use crate::model::{unix_ms, InvalidNodeIdList, NodeId};
@@ -44,6 +45,10 @@ pub fn router(state: AppState, guard: &Guard) -> Router {
         .route("/api/system/stream", get(stream::metrics_stream))
         .route("/api/system/ws", get(ws::metrics_ws))
         .route("/metrics", get(prometheus_metrics))
+        .route(
+            "/api/openapi.json",
+            get(|| async { openapi::response(openapi::Api::Agent) }),
+        )
         .method_not_allowed_fallback(http::method_not_allowed)
         .fallback(http::not_found);
     guard.apply(router.with_state(state))
