@@ -72,7 +72,6 @@ impl KeptOpen {
     }
 }
 
-
 /// Streams the file at `path` through `chunk`, handing `feed` whole lines (the last piece may
 /// lack its newline); `Ok(false)` when the file does not exist. For tables that can be large (the
 /// kernel's socket tables: 100k sockets are 15 MB of text) and should not become a resident
