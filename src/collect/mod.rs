@@ -9,8 +9,8 @@ mod host_paths;
 #[cfg(target_os = "linux")]
 pub mod linux;
 pub mod own_process;
-pub mod pods;
 pub mod plugin;
+pub mod pods;
 pub mod portable;
 pub mod process;
 pub mod rates;
