@@ -75,6 +75,11 @@ impl Default for Keepalive {
 /// The largest message a client may send (they have nothing to say but pings and close).
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 
+/// The read buffer each subscriber starts with (it grows for a larger message). tungstenite's
+/// default, 128 KiB, is allocated per socket: 1,000 subscribers, who send nothing but pongs,
+/// held 150 MiB of it (bench/RESULTS.md).
+const CLIENT_READ_BUFFER: usize = 4 * 1024;
+
 /// Close code 1011: the server cannot go on (a node that left, an encoding that failed).
 const INTERNAL_ERROR: u16 = 1011;
 /// Close code 1001: the server is going away (shutdown).
@@ -161,6 +166,7 @@ where
     upgrade
         .protocols([WS_PROTOCOL])
         .max_message_size(MAX_CLIENT_MESSAGE)
+        .read_buffer_size(CLIENT_READ_BUFFER)
         .on_upgrade(move |socket| push(socket, changes, frame, keepalive, shutdown))
 }
 
