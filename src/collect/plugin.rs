@@ -296,8 +296,9 @@ fn shell(command: &str) -> tokio::process::Command {
 }
 
 /// Kills a run's whole process group when dropped (Unix; elsewhere the child alone, by
-/// `kill_on_drop`): at the end of every run, and when a run is abandoned at shutdown.
-struct GroupKiller(Option<u32>);
+/// `kill_on_drop`): at the end of every run, and when a run is abandoned at shutdown. Holds
+/// the child's pid, the group's id (unread where there are no process groups).
+struct GroupKiller(#[cfg_attr(not(unix), allow(dead_code))] Option<u32>);
 
 impl GroupKiller {
     fn kill(&self) {
