@@ -249,3 +249,21 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str, keepalive: Keepa
     };
     let _ = sent(socket, Message::Close(Some(frame)), keepalive.send_timeout).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keepalive_fits_in_the_idle_timeout() {
+        assert_eq!(
+            Keepalive::for_idle_timeout(Duration::from_secs(120)),
+            Keepalive::default()
+        );
+        let short = Keepalive::for_idle_timeout(Duration::from_secs(1));
+        assert_eq!(short.ping_interval, Duration::from_millis(500));
+        assert_eq!(short.send_timeout, Duration::from_millis(500));
+        let floor = Keepalive::for_idle_timeout(Duration::ZERO);
+        assert_eq!(floor.ping_interval, Duration::from_millis(10));
+    }
+}
