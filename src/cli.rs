@@ -422,6 +422,16 @@ pub struct CollectArgs {
     #[arg(long = "plugin.timeout", value_name = "DURATION", default_value = "5s",
           value_parser = config::parse_duration, global = true)]
     pub plugin_timeout: Duration,
+
+    /// How often the UDP tables are scanned for queued bytes (the kernel's table walk is costly).
+    #[arg(long = "collector.udp_queues.scan-interval", value_name = "DURATION", default_value = "30s",
+          value_parser = config::parse_duration, global = true)]
+    pub udp_queues_scan_interval: Duration,
+
+    /// The netstat counters reported, as `<Protocol>_<Field>` (regex).
+    #[arg(long = "collector.netstat.fields", value_name = "REGEX",
+          default_value = config::DEFAULT_NETSTAT_FIELDS, value_parser = parse_regex, global = true)]
+    pub netstat_fields: Regex,
 }
 
 fn parse_regex(text: &str) -> Result<Regex, String> {
@@ -576,6 +586,8 @@ impl Cli {
                 tcp_scan_interval: c.tcp_scan_interval,
                 vmstat_fields: c.vmstat_fields.clone(),
                 textfile_directory: c.textfile_directory.clone(),
+                udp_queues_scan_interval: c.udp_queues_scan_interval,
+                netstat_fields: c.netstat_fields.clone(),
                 interval: c.interval,
                 enable_dcgm_profiling: c.enable_dcgm_profiling,
                 accel: AccelConfig {

@@ -74,6 +74,10 @@ pub const DEFAULT_VMSTAT_FIELDS: &str = r"^(oom_kill|pgpg|pswp|pg.*fault).*";
 /// runtimes, CNI plugins, hypervisors and tunnels. They stay on `/metrics`.
 pub const DEFAULT_NETDEV_AGGREGATE_EXCLUDE: &str = r"^(lo|veth.*|docker.*|br-.*|cni.*|flannel.*|cali.*|cilium.*|lxc.*|vxlan.*|genev.*|tun.*|tap.*|virbr.*|vnet.*|kube-.*|weave.*|tailscale.*|wg.*|dummy.*|ifb.*|nlmon.*|sit\d*|gre.*|gretap.*|erspan.*|ip6tnl.*|ip6gre.*|ipip.*)$";
 
+/// node_exporter's default `--collector.netstat.fields`: the `<Protocol>_<Field>` keys of
+/// /proc/net/{netstat,snmp,snmp6} it reports.
+pub const DEFAULT_NETSTAT_FIELDS: &str = r"^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$";
+
 /// Which backend reads the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Backend {
@@ -117,6 +121,12 @@ pub struct CollectConfig {
     pub vmstat_fields: Regex,
     /// Where the textfile collector reads `*.prom` files; `None`: nowhere.
     pub textfile_directory: Option<PathBuf>,
+    /// How often the UDP tables are scanned for queued bytes (each read walks the kernel's whole
+    /// UDP hash table, as for TCP).
+    pub udp_queues_scan_interval: Duration,
+    /// The netstat counters reported on `/metrics`, as `<Protocol>_<Field>` (node_exporter's
+    /// `--collector.netstat.fields`).
+    pub netstat_fields: Regex,
     /// Time between samples (collectors that set up their own sampling, like DCGM's field
     /// watches, follow it).
     pub interval: Duration,
@@ -242,6 +252,8 @@ impl Default for CollectConfig {
             tcp_scan_interval: Duration::from_secs(30),
             vmstat_fields: default_regex(DEFAULT_VMSTAT_FIELDS),
             textfile_directory: None,
+            udp_queues_scan_interval: Duration::from_secs(30),
+            netstat_fields: default_regex(DEFAULT_NETSTAT_FIELDS),
             interval: Duration::from_secs(1),
             enable_dcgm_profiling: false,
             accel: AccelConfig::default(),
@@ -545,6 +557,10 @@ mod tests {
         assert!(c.netdev_aggregate_exclude.is_match("sit0"));
         assert!(!c.netdev_aggregate_exclude.is_match("eth0"));
         assert!(!c.netdev_aggregate_exclude.is_match("enp3s0"));
+        assert!(c.netstat_fields.is_match("TcpExt_ListenDrops"));
+        assert!(c.netstat_fields.is_match("UdpLite6_InErrors"));
+        assert!(!c.netstat_fields.is_match("Tcp_MaxConn"));
+        assert!(!c.netstat_fields.is_match("Ip_InReceives"));
     }
 
     #[test]

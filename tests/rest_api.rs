@@ -296,6 +296,7 @@ fn sample(sequence: u64) -> Snapshot {
             name: "cpu".into(),
             ok: true,
             error: None,
+            no_data: false,
             duration_seconds: 0.001,
         }],
         ..Snapshot::default()

@@ -17,8 +17,10 @@ pub mod rates;
 pub mod textfile;
 
 pub use crate::config::HostPaths;
+#[cfg(unix)]
+pub use host_paths::KeptFile;
 pub use host_paths::{
-    numbered_dirs, open_and_read, read_into, read_number, read_optional, KeptOpen,
+    numbered_dirs, open_and_read, read_into, read_number, read_optional, stream_lines, KeptOpen,
 };
 
 use std::path::PathBuf;
@@ -51,6 +53,12 @@ pub enum CollectError {
     /// Anything else, e.g. a library call that failed.
     #[error("{0}")]
     Other(String),
+    /// The host has nothing for this collector to read (no conntrack module, no UDP tables):
+    /// node_exporter's `ErrNoData`. Missing is normal, so nothing failed (the status is `ok`,
+    /// health is not affected, nothing is logged above debug), but the status says `no_data`:
+    /// node_exporter's scrape success for it is 0, and so is ours under its name.
+    #[error("{0}")]
+    NoData(String),
 }
 
 impl CollectError {
@@ -182,7 +190,11 @@ impl Sampler {
             let result = collector.collect(&mut snapshot);
             let status = CollectorStatus {
                 name: collector.name().to_string(),
-                ok: matches!(result, Ok(()) | Err(CollectError::Partial(_))),
+                ok: matches!(
+                    result,
+                    Ok(()) | Err(CollectError::Partial(_) | CollectError::NoData(_))
+                ),
+                no_data: matches!(result, Err(CollectError::NoData(_))),
                 error: result.err().map(|e| e.to_string()),
                 duration_seconds: began.elapsed().as_secs_f64(),
             };
@@ -343,6 +355,7 @@ mod tests {
         Ok,
         Fail(&'static str),
         Partial(&'static str),
+        NoData(&'static str),
     }
 
     /// A collector that answers from a script, one outcome per sample, then repeats the last.
@@ -374,6 +387,7 @@ mod tests {
                 Outcome::Ok => Ok(()),
                 Outcome::Fail(e) => Err(CollectError::Other(e.into())),
                 Outcome::Partial(e) => Err(CollectError::Partial(e.into())),
+                Outcome::NoData(e) => Err(CollectError::NoData(e.into())),
             }
         }
     }
@@ -486,6 +500,35 @@ mod tests {
                 "DEBUG collector tpu still failing: next attempt in 2 s",
             ],
         );
+    }
+
+    #[test]
+    fn no_data_is_not_a_failure_but_is_marked() {
+        let conntrack = Scripted::new(
+            "conntrack",
+            &[
+                Outcome::NoData("no conntrack"),
+                Outcome::NoData("no conntrack"),
+                Outcome::Ok,
+            ],
+        );
+        assert_eq!(
+            log_of(vec![Box::new(conntrack)], 3, tracing::Level::INFO),
+            Vec::<String>::new()
+        );
+        let mut sampler = Sampler::new(
+            "n".into(),
+            SystemInfo::default(),
+            vec![Box::new(Scripted::new(
+                "conntrack",
+                &[Outcome::NoData("no conntrack"), Outcome::Ok],
+            ))],
+        );
+        let status = &sampler.sample().collectors[0];
+        assert!(status.ok && status.no_data);
+        assert_eq!(status.error.as_deref(), Some("no conntrack"));
+        let status = &sampler.sample().collectors[0];
+        assert!(status.ok && !status.no_data && status.error.is_none());
     }
 
     #[test]

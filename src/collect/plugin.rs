@@ -425,6 +425,7 @@ impl Collector for PluginCollector {
                 ok: true,
                 error: Some("waiting for its first run".into()),
                 duration_seconds: 0.0,
+                no_data: false,
             };
             if let Some(last) = &slot.last {
                 let labels = [("plugin", spec.name.as_str())];

@@ -158,21 +158,33 @@ fn refresh(
 ) {
     let mut absent_logged = false;
     loop {
-        let (allocations, error, wait) = if socket.exists() {
-            absent_logged = false;
-            match runtime.block_on(kubelet.list()) {
-                Ok(allocations) => {
-                    tracing::debug!(devices = allocations.len(), "kubelet PodResources answered");
-                    (allocations, None, REFRESH)
+        // Only a socket that is not there is silent: one the agent may not even look at (a
+        // directory it cannot search) is a misconfiguration to report.
+        let (allocations, error, wait) = match std::fs::metadata(socket) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !absent_logged {
+                    tracing::debug!(socket = %socket.display(), "no kubelet PodResources socket; no pod labels until it appears");
+                    absent_logged = true;
                 }
-                Err(error) => (Vec::new(), Some(error.to_string()), RETRY),
+                (Vec::new(), None, SOCKET_POLL)
             }
-        } else {
-            if !absent_logged {
-                tracing::debug!(socket = %socket.display(), "no kubelet PodResources socket; no pod labels until it appears");
-                absent_logged = true;
+            Err(e) => {
+                let error = format!("kubelet PodResources socket {}: {e}", socket.display());
+                (Vec::new(), Some(error), RETRY)
             }
-            (Vec::new(), None, SOCKET_POLL)
+            Ok(_) => {
+                absent_logged = false;
+                match runtime.block_on(kubelet.list()) {
+                    Ok(allocations) => {
+                        tracing::debug!(
+                            devices = allocations.len(),
+                            "kubelet PodResources answered"
+                        );
+                        (allocations, None, REFRESH)
+                    }
+                    Err(error) => (Vec::new(), Some(error.to_string()), RETRY),
+                }
+            }
         };
         {
             let mut published = shared

@@ -162,7 +162,9 @@ pub struct Accelerator {
     pub processes: Vec<AcceleratorProcess>,
     /// The containers the kubelet allocated the whole device to (`collect::pods`, with
     /// `--kubelet-pod-resources-socket`); empty where none is, or where attribution is off. Several
-    /// where the GPU is shared (time-slicing).
+    /// where the GPU is shared (time-slicing). Left out of the serialized model when empty, as on
+    /// the wire, so that hosts without attribution keep their shape.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pods: Vec<PodRef>,
     /// Why the device could not be read (fully) this sample: device lost, driver error.
     pub error: Option<String>,
@@ -214,6 +216,7 @@ pub struct MigDevice {
     /// Processes running in this instance.
     pub processes: Vec<AcceleratorProcess>,
     /// The containers the kubelet allocated this instance to (by its MIG UUID).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pods: Vec<PodRef>,
 }
 
@@ -256,6 +259,7 @@ pub struct AcceleratorProcess {
     pub memory_used_bytes: Option<u64>,
     /// The Kubernetes pod the process runs in, from its cgroup (`collect::pods`); `None` outside
     /// any pod, or where attribution is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pod: Option<ProcessPod>,
 }
 

@@ -74,7 +74,9 @@ pub struct Snapshot {
     /// Power readings outside any accelerator (Apple CPU clusters, DRAM); empty elsewhere.
     pub power: Vec<PowerReading>,
     /// Families only `/metrics` shows, under node_exporter's names (netstat, vmstat, uname…),
-    /// appended by the collectors that read them; a failed collector appends none.
+    /// appended by the collectors that read them; a failed collector appends none (one that
+    /// finds no more data half-way, as conntrack can, keeps what came before, as node_exporter
+    /// does).
     pub kernel_families: Vec<KernelFamily>,
     /// Families read from outside the monitor (the textfile collector's `*.prom` files), written
     /// after ours; one that shadows one of ours is left out when written. Shared, not copied,
@@ -93,6 +95,10 @@ pub struct CollectorStatus {
     pub ok: bool,
     /// Why it failed, or what it skipped (e.g. a mount that timed out), when anything.
     pub error: Option<String>,
+    /// The host had nothing for it to read (no conntrack module, no `/sys/class/net`): nothing
+    /// failed (`ok`), but node_exporter counts such a collector (its `ErrNoData`) as
+    /// unsuccessful, and so does `node_scrape_collector_success`.
+    pub no_data: bool,
     /// Wall time it took.
     pub duration_seconds: f64,
 }

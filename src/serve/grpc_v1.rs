@@ -212,6 +212,7 @@ pub(crate) mod tests {
                 name: "filesystem".into(),
                 ok: false,
                 error: Some("statvfs /mnt/nfs timed out".into()),
+                no_data: false,
                 duration_seconds: 5.0,
             }],
             ..Snapshot::default()

@@ -12,7 +12,7 @@
 //!   limit and the cap it allows), [`tls_listener`] (REST over TLS), [`http`] (JSON errors and
 //!   bodies), [`announce`] (the start's lines saying where each server listens), [`guard`] (the
 //!   Host check against DNS rebinding, size limits answered in JSON, CORS for the allowed
-//!   origins).
+//!   origins), [`openapi`] (`/api/openapi.json`, the REST API's OpenAPI document).
 
 pub mod announce;
 pub mod cache;
@@ -23,6 +23,7 @@ pub mod guard;
 pub mod http;
 pub mod limits;
 pub mod listen;
+pub mod openapi;
 pub mod prometheus;
 pub mod rest;
 mod state;

@@ -550,6 +550,17 @@ fn network_metrics(w: &mut Writer, network: &NetworkStats) {
             f.sample(&[("device", &interface.name)], value(interface));
         }
     }
+    // Only where sysfs has it (node_exporter's netdev reads it through netlink, for every
+    // interface); a family with no sample writes nothing.
+    let mut f = w.counter(
+        "node_network_receive_nohandler_total",
+        "Network device statistic receive_nohandler.",
+    );
+    for interface in &network.interfaces {
+        if let Some(value) = interface.receive_nohandler_total {
+            f.sample(&[("device", &interface.name)], value);
+        }
+    }
     if let Some(established) = network.tcp_established {
         w.gauge("node_tcp_connection_states", "Number of connection states.")
             .sample(&[("state", "established")], established);
@@ -587,7 +598,8 @@ fn own_metrics(w: &mut Writer, snapshot: &Snapshot) {
         w,
         "node_scrape_collector_success",
         "node_exporter: Whether a collector succeeded.",
-        |c| if c.ok { 1.0 } else { 0.0 },
+        // node_exporter counts a collector with nothing to read on this host as unsuccessful.
+        |c| if c.ok && !c.no_data { 1.0 } else { 0.0 },
     );
     w.gauge(
         "system_monitor_sample_timestamp_seconds",

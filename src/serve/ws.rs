@@ -116,7 +116,7 @@ pub async fn metrics_ws(
     };
     let snapshot = state.app.latest();
     let requested = query.node_id.clone();
-    if let Err(refused) = super::rest::check_node_query(
+    if let Err(refused) = super::state::check_node_query(
         requested.as_deref(),
         &snapshot.node_id,
         state.app.node_id_origin,
@@ -133,7 +133,7 @@ pub async fn metrics_ws(
     let frame = move || {
         let snapshot = state.app.latest();
         // Checked above; the node id rule does not change while the monitor runs.
-        let selected = super::rest::check_node_query(
+        let selected = super::state::check_node_query(
             requested.as_deref(),
             &snapshot.node_id,
             state.app.node_id_origin,

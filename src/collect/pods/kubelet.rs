@@ -51,7 +51,7 @@ pub enum KubeletError {
         code: tonic::Code,
         message: String,
     },
-    /// No answer within [`CALL_TIMEOUT`].
+    /// No answer within the call timeout (5 s).
     #[error(
         "kubelet PodResources List at {path}: no answer within {}",
         humantime::format_duration(CALL_TIMEOUT)

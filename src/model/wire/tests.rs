@@ -267,6 +267,7 @@ fn full_snapshot() -> Snapshot {
             name: "filesystem".into(),
             ok: false,
             error: Some("statvfs /mnt timed out".into()),
+            no_data: false,
             duration_seconds: 5.0,
         }],
         ..Snapshot::default()
