@@ -54,6 +54,7 @@ impl Served {
             collect: Arc::new(CollectConfig::default()),
             started_at: SystemTime::now(),
             node_id_origin: origin,
+            websocket: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

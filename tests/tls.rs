@@ -284,6 +284,7 @@ fn state(node_id: &str, shutdown: CancellationToken) -> AppState {
         collect: Arc::new(Default::default()),
         started_at: SystemTime::now(),
         node_id_origin: Default::default(),
+        websocket: Default::default(),
     }
 }
 

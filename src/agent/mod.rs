@@ -123,6 +123,7 @@ impl BoundAgent {
             collect,
             started_at: SystemTime::now(),
             node_id_origin: config.node_id_origin,
+            websocket: serve::ws::Keepalive::for_idle_timeout(config.connections.idle_timeout),
         };
 
         let rest_addr = self.rest.as_ref().and_then(|l| l.local_addr().ok());

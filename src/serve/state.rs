@@ -167,6 +167,8 @@ pub struct AppState {
     /// Whether the node was named (`--node-id`): decides what a `node_id` that is not its own
     /// gets ([`select_nodes`]).
     pub node_id_origin: NodeIdOrigin,
+    /// When `/api/system/ws` gives up on a subscriber (from `--http.idle-timeout`).
+    pub websocket: super::ws::Keepalive,
 }
 
 impl AppState {

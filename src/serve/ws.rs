@@ -1,13 +1,14 @@
 //! `GET /api/system/ws[?node_id=…]`: a WebSocket that sends, as one text frame, the same JSON
 //! array as `/api/system/metrics` at once and then on every change (a new sample on the agent,
-//! a poll round on the coordinator). [`push`] is the one loop both modes serve a socket with;
-//! [`metrics_ws`] is the agent's handler.
+//! a poll round on the coordinator). [`subscribe`] and [`push`] are the one loop both modes
+//! serve a socket with; [`metrics_ws`] is the agent's handler.
 //!
 //! Bounded per client: what is pending is one watch value (the latest change), never a queue,
 //! so a slow client skips ahead to the newest sample; a send that cannot complete within
-//! [`SEND_TIMEOUT`] (a client that stopped reading, its socket buffers full) drops the client.
-//! The server pings every [`PING_INTERVAL`]; a client that has sent nothing (no pong) by the
-//! next ping is dropped. A subscriber keeps its connection, and so counts against
+//! [`Keepalive::send_timeout`] (a client that stopped reading, its socket buffers full) drops
+//! the client. The server pings every [`Keepalive::ping_interval`]; a client that has sent
+//! nothing (no pong) by the next ping is dropped. Both follow `--http.idle-timeout`
+//! ([`Keepalive::for_idle_timeout`]). A subscriber keeps its connection, and so counts against
 //! `--max-connections` like any other. The read token is the `Authorization` header's, or, for
 //! browsers, a `bearer.<base64url>` subprotocol ([`crate::auth::WS_TOKEN_PROTOCOL_PREFIX`]).
 
@@ -32,15 +33,52 @@ use super::state::{RestState, Selected};
 use crate::auth::WS_PROTOCOL;
 use crate::model::wire::metrics_array_json_as;
 
-/// Time between two server pings; also how long a client may stay silent after one.
+/// Time between two server pings at most; also how long a client may stay silent after one.
 pub const PING_INTERVAL: Duration = Duration::from_secs(20);
 
-/// How long one frame may take to be handed to the client's socket before the client is
-/// dropped as too slow.
+/// How long one frame may take at most to be handed to the client's socket before the client
+/// is dropped as too slow.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// When a subscriber is given up on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Time between two server pings; a client that has sent nothing since the last ping when
+    /// the next one is due is dropped.
+    pub ping_interval: Duration,
+    /// How long one frame may take to be handed to the client's socket.
+    pub send_timeout: Duration,
+}
+
+impl Keepalive {
+    /// Within `--http.idle-timeout`: the connection layer closes a connection that moves no
+    /// byte for that long, so a ping goes out at least twice in it, and a send blocked for
+    /// half of it gives up first (and says why in the log) rather than leaving it to the cut.
+    pub fn for_idle_timeout(idle_timeout: Duration) -> Keepalive {
+        let half = (idle_timeout / 2).max(Duration::from_millis(10));
+        Keepalive {
+            ping_interval: PING_INTERVAL.min(half),
+            send_timeout: SEND_TIMEOUT.min(half),
+        }
+    }
+}
+
+impl Default for Keepalive {
+    fn default() -> Keepalive {
+        Keepalive {
+            ping_interval: PING_INTERVAL,
+            send_timeout: SEND_TIMEOUT,
+        }
+    }
+}
 
 /// The largest message a client may send (they have nothing to say but pings and close).
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+
+/// The read buffer each subscriber starts with (it grows for a larger message). tungstenite's
+/// default, 128 KiB, is allocated per socket: 1,000 subscribers, who send nothing but pongs,
+/// held 150 MiB of it (bench/RESULTS.md).
+const CLIENT_READ_BUFFER: usize = 4 * 1024;
 
 /// Close code 1011: the server cannot go on (a node that left, an encoding that failed).
 const INTERNAL_ERROR: u16 = 1011;
@@ -91,6 +129,7 @@ pub async fn metrics_ws(
     };
     let shutdown = state.app.shutdown.clone();
     let snapshots = state.app.snapshots.clone();
+    let keepalive = state.app.websocket;
     let frame = move || {
         let snapshot = state.app.latest();
         // Checked above; the node id rule does not change while the monitor runs.
@@ -108,10 +147,27 @@ pub async fn metrics_ws(
             Err(_) => Err("the node id asked for is no longer answered".into()),
         }
     };
+    subscribe(upgrade, snapshots, frame, keepalive, shutdown)
+}
+
+/// Accepts `upgrade` (selecting [`WS_PROTOCOL`]) and serves the socket with [`push`]: what both
+/// modes' handlers end with once the request has passed their checks.
+pub fn subscribe<T, F>(
+    upgrade: WebSocketUpgrade,
+    changes: watch::Receiver<T>,
+    frame: F,
+    keepalive: Keepalive,
+    shutdown: CancellationToken,
+) -> Response
+where
+    T: Send + Sync + 'static,
+    F: FnMut() -> Result<Bytes, String> + Send + 'static,
+{
     upgrade
         .protocols([WS_PROTOCOL])
         .max_message_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| push(socket, snapshots, frame, shutdown))
+        .read_buffer_size(CLIENT_READ_BUFFER)
+        .on_upgrade(move |socket| push(socket, changes, frame, keepalive, shutdown))
 }
 
 /// Serves one subscriber: `frame()` now and after each change of `changes`, pings, until the
@@ -121,18 +177,20 @@ pub async fn push<T, F>(
     mut socket: WebSocket,
     mut changes: watch::Receiver<T>,
     mut frame: F,
+    keepalive: Keepalive,
     shutdown: CancellationToken,
 ) where
     F: FnMut() -> Result<Bytes, String> + Send,
 {
-    let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
+    let every = keepalive.ping_interval;
+    let mut ping = tokio::time::interval_at(Instant::now() + every, every);
     // When the unanswered ping was sent; any message from the client answers it.
     let mut unanswered: Option<Instant> = None;
     changes.mark_changed();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => {
-                close(&mut socket, GOING_AWAY, "the monitor is stopping").await;
+                close(&mut socket, GOING_AWAY, "the monitor is stopping", keepalive).await;
                 return;
             }
             changed = changes.changed() => {
@@ -146,11 +204,11 @@ pub async fn push<T, F>(
                 let text = match text {
                     Ok(text) => text,
                     Err(reason) => {
-                        close(&mut socket, INTERNAL_ERROR, &reason).await;
+                        close(&mut socket, INTERNAL_ERROR, &reason, keepalive).await;
                         return;
                     }
                 };
-                if !sent(&mut socket, Message::Text(text)).await {
+                if !sent(&mut socket, Message::Text(text), keepalive.send_timeout).await {
                     tracing::debug!("a WebSocket client too slow to take a sample was dropped");
                     return;
                 }
@@ -160,7 +218,7 @@ pub async fn push<T, F>(
                     tracing::debug!("a WebSocket client that did not answer a ping was dropped");
                     return;
                 }
-                if !sent(&mut socket, Message::Ping(Bytes::new())).await {
+                if !sent(&mut socket, Message::Ping(Bytes::new()), keepalive.send_timeout).await {
                     return;
                 }
                 unanswered = Some(Instant::now());
@@ -175,19 +233,37 @@ pub async fn push<T, F>(
     }
 }
 
-/// Sends `message` within [`SEND_TIMEOUT`]; whether it went.
-async fn sent(socket: &mut WebSocket, message: Message) -> bool {
+/// Sends `message` within `timeout`; whether it went.
+async fn sent(socket: &mut WebSocket, message: Message, timeout: Duration) -> bool {
     matches!(
-        tokio::time::timeout(SEND_TIMEOUT, socket.send(message)).await,
+        tokio::time::timeout(timeout, socket.send(message)).await,
         Ok(Ok(()))
     )
 }
 
 /// Sends a close frame (best effort: the client may be gone).
-async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
+async fn close(socket: &mut WebSocket, code: u16, reason: &str, keepalive: Keepalive) {
     let frame = CloseFrame {
         code,
         reason: Utf8Bytes::from(reason),
     };
-    let _ = sent(socket, Message::Close(Some(frame))).await;
+    let _ = sent(socket, Message::Close(Some(frame)), keepalive.send_timeout).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keepalive_fits_in_the_idle_timeout() {
+        assert_eq!(
+            Keepalive::for_idle_timeout(Duration::from_secs(120)),
+            Keepalive::default()
+        );
+        let short = Keepalive::for_idle_timeout(Duration::from_secs(1));
+        assert_eq!(short.ping_interval, Duration::from_millis(500));
+        assert_eq!(short.send_timeout, Duration::from_millis(500));
+        let floor = Keepalive::for_idle_timeout(Duration::ZERO);
+        assert_eq!(floor.ping_interval, Duration::from_millis(10));
+    }
 }
