@@ -26,52 +26,6 @@ pub fn open_and_read(path: &Path, buffer: &mut String) -> Result<std::fs::File, 
         })
 }
 
-/// A procfs or sysfs file read every sample (/proc/vmstat, /proc/self/stat): opened once and
-/// read again from its start, which saves the path walk and the open/close of each sample. The
-/// kernel generates these files afresh on every read from offset 0. A read that fails closes the
-/// file, and the next read opens it again (a file that went away and came back).
-///
-/// Only for procfs and sysfs: a regular file replaced by a rename (/etc/os-release) would keep
-/// reading its old contents.
-#[derive(Debug)]
-pub struct KeptOpen {
-    /// What is read, for errors and for reopening.
-    path: PathBuf,
-    /// The open file; `None` before the first read and after a failed one.
-    file: Option<std::fs::File>,
-}
-
-impl KeptOpen {
-    /// The file at `path`, opened at its first read.
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self {
-            path: path.into(),
-            file: None,
-        }
-    }
-
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Reads the whole file into `buffer` (replacing its contents, keeping its capacity).
-    pub fn read(&mut self, buffer: &mut String) -> Result<(), CollectError> {
-        use std::io::{Read, Seek};
-        buffer.clear();
-        if let Some(file) = self.file.as_mut() {
-            let reread = file.rewind().and_then(|()| file.read_to_string(buffer));
-            if reread.is_ok() {
-                return Ok(());
-            }
-            buffer.clear();
-            self.file = None;
-        }
-        self.file = Some(open_and_read(&self.path, buffer)?);
-        Ok(())
-    }
-}
-
 /// Streams the file at `path` through `chunk`, handing `feed` whole lines (the last piece may
 /// lack its newline); `Ok(false)` when the file does not exist. For tables that can be large (the
 /// kernel's socket tables: 100k sockets are 15 MB of text) and should not become a resident
@@ -389,26 +343,5 @@ mod tests {
             );
             assert_eq!(kept.read().unwrap().lines().count(), lines);
         }
-    }
-
-    #[test]
-    fn a_kept_file_reads_its_current_contents_and_reopens_after_a_failure() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("value");
-        std::fs::write(&path, "1\n").unwrap();
-        let mut kept = KeptOpen::new(&path);
-        let mut text = String::new();
-        kept.read(&mut text).unwrap();
-        assert_eq!(text, "1\n");
-        // Rewritten in place (as the kernel regenerates a procfs file): the same handle sees it.
-        std::fs::write(&path, "22\n").unwrap();
-        kept.read(&mut text).unwrap();
-        assert_eq!(text, "22\n");
-        std::fs::remove_file(&path).unwrap();
-        kept.file = None;
-        assert!(matches!(kept.read(&mut text), Err(CollectError::Io { .. })));
-        std::fs::write(&path, "3\n").unwrap();
-        kept.read(&mut text).unwrap();
-        assert_eq!(text, "3\n");
     }
 }

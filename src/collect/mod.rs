@@ -20,7 +20,7 @@ pub use crate::config::HostPaths;
 #[cfg(unix)]
 pub use host_paths::KeptFile;
 pub use host_paths::{
-    numbered_dirs, open_and_read, read_into, read_number, read_optional, stream_lines, KeptOpen,
+    numbered_dirs, open_and_read, read_into, read_number, read_optional, stream_lines,
 };
 
 use std::path::PathBuf;

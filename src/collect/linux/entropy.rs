@@ -2,28 +2,25 @@
 //! /proc/sys/kernel/random/entropy_avail (every sample) and poolsize (fixed while the kernel
 //! runs: read once).
 
-use crate::collect::{read_number, CollectError, Collector, HostPaths, KeptOpen};
+use crate::collect::{read_number, CollectError, Collector, HostPaths, KeptFile};
 use crate::model::{KernelFamily, KernelMetricKind, Snapshot};
 
 /// Reads the available entropy every sample (kept open) and the pool size once.
 pub struct EntropyCollector {
     /// /proc/sys/kernel/random/entropy_avail.
-    available: KeptOpen,
+    available: KeptFile,
     /// `poolsize`, read at the first sample; `None` where the kernel lacks it.
     pool_size: Option<Option<f64>>,
     /// Where /proc is.
     paths: HostPaths,
-    /// The file's text, kept to reuse its allocation.
-    text: String,
 }
 
 impl EntropyCollector {
     pub fn new(paths: &HostPaths) -> Self {
         Self {
-            available: KeptOpen::new(paths.proc("sys/kernel/random/entropy_avail")),
+            available: KeptFile::new(paths.proc("sys/kernel/random/entropy_avail")),
             pool_size: None,
             paths: paths.clone(),
-            text: String::new(),
         }
     }
 }
@@ -34,13 +31,12 @@ impl Collector for EntropyCollector {
     }
 
     fn collect(&mut self, snapshot: &mut Snapshot) -> Result<(), CollectError> {
-        self.available.read(&mut self.text)?;
-        let available: f64 = self.text.trim().parse().map_err(|_| {
-            CollectError::parse(
-                self.available.path(),
-                format!("{:?} is not a number", self.text),
-            )
-        })?;
+        let text = self.available.read()?;
+        let parsed = text
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| format!("{text:?} is not a number"));
+        let available = parsed.map_err(|e| CollectError::parse(self.available.path(), e))?;
         snapshot.kernel_families.push(KernelFamily::single(
             "node_entropy_available_bits",
             "Bits of available entropy.",

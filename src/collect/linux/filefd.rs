@@ -1,7 +1,7 @@
 //! node_exporter's `filefd` collector: allocated and maximum file handles from
 //! /proc/sys/fs/file-nr (`node_filefd_allocated`, `node_filefd_maximum`).
 
-use crate::collect::{CollectError, Collector, HostPaths, KeptOpen};
+use crate::collect::{CollectError, Collector, HostPaths, KeptFile};
 use crate::model::{KernelFamily, KernelMetricKind, Snapshot};
 
 /// /proc/sys/fs/file-nr: `allocated  free  maximum` (the middle one is always 0 since 2.6).
@@ -20,16 +20,13 @@ pub fn parse_file_nr(text: &str) -> Result<(u64, u64), String> {
 /// Reads /proc/sys/fs/file-nr every sample (kept open).
 pub struct FilefdCollector {
     /// /proc/sys/fs/file-nr.
-    file: KeptOpen,
-    /// The file's text, kept to reuse its allocation.
-    text: String,
+    file: KeptFile,
 }
 
 impl FilefdCollector {
     pub fn new(paths: &HostPaths) -> Self {
         Self {
-            file: KeptOpen::new(paths.proc("sys/fs/file-nr")),
-            text: String::new(),
+            file: KeptFile::new(paths.proc("sys/fs/file-nr")),
         }
     }
 }
@@ -40,9 +37,8 @@ impl Collector for FilefdCollector {
     }
 
     fn collect(&mut self, snapshot: &mut Snapshot) -> Result<(), CollectError> {
-        self.file.read(&mut self.text)?;
-        let (allocated, maximum) =
-            parse_file_nr(&self.text).map_err(|e| CollectError::parse(self.file.path(), e))?;
+        let parsed = parse_file_nr(self.file.read()?);
+        let (allocated, maximum) = parsed.map_err(|e| CollectError::parse(self.file.path(), e))?;
         for (stat, value) in [("allocated", allocated), ("maximum", maximum)] {
             snapshot.kernel_families.push(KernelFamily::single(
                 format!("node_filefd_{stat}"),

@@ -92,21 +92,26 @@ pub(crate) fn parse_net_dev(text: &str) -> impl Iterator<Item = Result<NetDevRow
         .map(parse_net_dev_line)
 }
 
-/// Counts established sockets in a /proc/net/tcp or tcp6 table fed in pieces of whole lines.
-#[derive(Debug, Default)]
-pub(crate) struct EstablishedCount {
+/// The rows of a /proc/net socket table (tcp, tcp6, udp, udp6) fed in pieces of whole lines
+/// (what [`crate::collect::stream_lines`] hands over): the header line and blank rows are
+/// skipped, and rows are numbered to name a malformed one.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SocketRows {
     /// Whether the header line has gone by.
     header_skipped: bool,
-    /// Rows seen so far, to name a malformed one.
+    /// Rows seen so far.
     rows: usize,
-    /// Rows in state ESTABLISHED.
-    pub established: u64,
 }
 
-impl EstablishedCount {
-    /// Counts the rows in `lines` (whole lines; the last may lack its newline). Scans in place:
-    /// no allocation per row.
-    pub fn feed(&mut self, lines: &[u8]) -> Result<(), String> {
+impl SocketRows {
+    /// Hands each row of `lines` (whole lines; the last may lack its newline) to `row`, which
+    /// says what is wrong with a malformed one ("has no state column"). Scans in place: no
+    /// allocation per row.
+    pub fn feed<'t>(
+        &mut self,
+        lines: &'t [u8],
+        mut row: impl FnMut(&'t str) -> Result<(), &'static str>,
+    ) -> Result<(), String> {
         // The tables are ASCII. As text, splitting into lines uses std's word-at-a-time newline
         // search instead of testing every byte: most of each 150-byte row is never looked at.
         let text = std::str::from_utf8(lines)
@@ -116,18 +121,38 @@ impl EstablishedCount {
                 self.header_skipped = true;
                 continue;
             }
-            let line = line.as_bytes();
-            if line.iter().all(u8::is_ascii_whitespace) {
+            if line.trim_ascii().is_empty() {
                 continue;
             }
             self.rows += 1;
-            match fourth_word(line) {
-                Some(ESTABLISHED) => self.established += 1,
-                Some(_) => {}
-                None => return Err(format!("row {} has no state column", self.rows)),
-            }
+            row(line).map_err(|what| format!("row {} {what}", self.rows))?;
         }
         Ok(())
+    }
+}
+
+/// Counts established sockets in a /proc/net/tcp or tcp6 table fed in pieces of whole lines.
+#[derive(Debug, Default)]
+pub(crate) struct EstablishedCount {
+    /// The table's rows so far.
+    rows: SocketRows,
+    /// Rows in state ESTABLISHED.
+    pub established: u64,
+}
+
+impl EstablishedCount {
+    /// Counts the rows in `lines` (whole lines; the last may lack its newline).
+    pub fn feed(&mut self, lines: &[u8]) -> Result<(), String> {
+        let established = &mut self.established;
+        self.rows
+            .feed(lines, |row| match fourth_word(row.as_bytes()) {
+                Some(ESTABLISHED) => {
+                    *established += 1;
+                    Ok(())
+                }
+                Some(_) => Ok(()),
+                None => Err("has no state column"),
+            })
     }
 }
 

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use super::network::SocketRows;
 use crate::collect::{stream_lines, CollectError, Collector, HostPaths};
 use crate::model::{KernelFamily, KernelMetricKind, Snapshot};
 
@@ -15,10 +16,8 @@ const CHUNK_BYTES: usize = 8 * 1024;
 /// lines.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct QueueSums {
-    /// Whether the header line has gone by.
-    header_skipped: bool,
-    /// Rows seen so far, to name a malformed one.
-    rows: usize,
+    /// The table's rows so far.
+    rows: SocketRows,
     /// Bytes in send queues.
     pub tx: u64,
     /// Bytes in receive queues.
@@ -28,22 +27,13 @@ pub(crate) struct QueueSums {
 impl QueueSums {
     /// Adds the rows in `lines` (whole lines; the last may lack its newline).
     pub fn feed(&mut self, lines: &[u8]) -> Result<(), String> {
-        let text = std::str::from_utf8(lines)
-            .map_err(|e| format!("not text after row {}: {e}", self.rows))?;
-        for line in text.split('\n') {
-            if !self.header_skipped {
-                self.header_skipped = true;
-                continue;
-            }
-            if line.trim().is_empty() {
-                continue;
-            }
-            self.rows += 1;
-            let (tx, rx) = queues(line).ok_or_else(|| format!("row {} is malformed", self.rows))?;
-            self.tx = self.tx.saturating_add(tx);
-            self.rx = self.rx.saturating_add(rx);
-        }
-        Ok(())
+        let (tx_sum, rx_sum) = (&mut self.tx, &mut self.rx);
+        self.rows.feed(lines, |row| {
+            let (tx, rx) = queues(row).ok_or("is malformed")?;
+            *tx_sum = tx_sum.saturating_add(tx);
+            *rx_sum = rx_sum.saturating_add(rx);
+            Ok(())
+        })
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use regex_lite::Regex;
 
-use crate::collect::{CollectError, Collector, HostPaths, KeptOpen};
+use crate::collect::{CollectError, Collector, HostPaths, KeptFile};
 use crate::model::{KernelFamily, KernelMetricKind, Snapshot};
 
 /// A field the filter kept: where it is in the file and its family's name and help.
@@ -60,22 +60,19 @@ fn read_kept(text: &str, kept: &[Kept]) -> Option<Vec<KernelFamily>> {
 /// Reads /proc/vmstat every sample (kept open); the filter runs only when the fields move.
 pub struct VmstatCollector {
     /// /proc/vmstat.
-    file: KeptOpen,
+    file: KeptFile,
     /// `--collector.vmstat.fields`.
     fields: Regex,
     /// The fields kept, in file order.
     kept: Vec<Kept>,
-    /// The file's text, kept to reuse its allocation.
-    text: String,
 }
 
 impl VmstatCollector {
     pub fn new(paths: &HostPaths, fields: Regex) -> Self {
         Self {
-            file: KeptOpen::new(paths.proc("vmstat")),
+            file: KeptFile::new(paths.proc("vmstat")),
             fields,
             kept: Vec::new(),
-            text: String::new(),
         }
     }
 }
@@ -86,12 +83,12 @@ impl Collector for VmstatCollector {
     }
 
     fn collect(&mut self, snapshot: &mut Snapshot) -> Result<(), CollectError> {
-        self.file.read(&mut self.text)?;
-        let families = match read_kept(&self.text, &self.kept).filter(|f| !f.is_empty()) {
+        let text = self.file.read()?;
+        let families = match read_kept(text, &self.kept).filter(|f| !f.is_empty()) {
             Some(families) => families,
             None => {
-                self.kept = choose(&self.text, &self.fields);
-                read_kept(&self.text, &self.kept).ok_or_else(|| {
+                self.kept = choose(text, &self.fields);
+                read_kept(text, &self.kept).ok_or_else(|| {
                     CollectError::parse(self.file.path(), "a field's value is not a number")
                 })?
             }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::{limit, Usage};
-use crate::collect::{read_optional, CollectError, KeptOpen};
+use crate::collect::{read_optional, CollectError, KeptFile};
 
 /// Ticks per second of /proc's times (USER_HZ, fixed at 100 by the kernel's ABI).
 const USER_HZ: f64 = 100.0;
@@ -54,26 +54,22 @@ pub fn parse_self_stat(text: &str) -> Result<SelfStat, String> {
 /// Reads this process: /proc/self/stat kept open, the start time worked out once.
 pub struct Reader {
     /// /proc/self/stat.
-    stat: KeptOpen,
+    stat: KeptFile,
     /// When the process started, Unix seconds (boot time + start after boot).
     start_time: Option<f64>,
-    /// The file's text, kept to reuse its allocation.
-    text: String,
 }
 
 impl Reader {
     pub fn new() -> Self {
         Self {
-            stat: KeptOpen::new("/proc/self/stat"),
+            stat: KeptFile::new("/proc/self/stat"),
             start_time: None,
-            text: String::new(),
         }
     }
 
     pub fn read(&mut self) -> Result<Usage, CollectError> {
-        self.stat.read(&mut self.text)?;
-        let stat =
-            parse_self_stat(&self.text).map_err(|e| CollectError::parse(self.stat.path(), e))?;
+        let parsed = parse_self_stat(self.stat.read()?);
+        let stat = parsed.map_err(|e| CollectError::parse(self.stat.path(), e))?;
         let start_time = match self.start_time {
             Some(start_time) => start_time,
             None => {
