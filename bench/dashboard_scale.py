@@ -109,6 +109,7 @@ def main():
                     return metrics["TaskDuration"], metrics["JSHeapUsedSize"]
 
                 frames_before = page.evaluate("window.dashboardStats.frames")
+                skipped_before = page.evaluate("window.dashboardStats.skipped")
                 total_before = page.evaluate("window.dashboardStats.totalFrameMs")
                 task_before, _ = task_seconds()
                 watch_started = time.monotonic()
@@ -127,7 +128,9 @@ def main():
                     "sim_args": args.sim_args,
                     "frame_bytes": frame_bytes,
                     "page_load_to_full_list_s": round(load_s, 2),
-                    "frames": frames,
+                    "frames_applied": frames,
+                    "frames_skipped": stats["skipped"] - skipped_before,
+                    "seconds": round(wall, 1),
                     "frame_mean_ms": round((stats["totalFrameMs"] - total_before) / max(frames, 1), 1),
                     "frame_max_ms": round(stats["maxFrameMs"], 1),
                     "page_cpu_share": round((task_after - task_before) / wall, 3),
