@@ -54,6 +54,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=20, help="how long to watch live updates")
     parser.add_argument("--poll-interval", default="1s")
     parser.add_argument("--sim-args", default="", help="extra flags for coordinator_sim")
+    parser.add_argument("--coord-args", default="", help="extra flags for the coordinator")
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -77,7 +78,7 @@ def main():
             coordinator = subprocess.Popen(
                 [args.coordinator, "coordinator", "--agents-file", str(agents_file),
                  "--rest-api-port", "0", "--portfile", str(portfile),
-                 "--poll-interval", args.poll_interval],
+                 "--poll-interval", args.poll_interval, *shlex.split(args.coord_args)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             children.append(coordinator)
             wait_for("the coordinator's portfile", portfile.exists, 30)
@@ -126,6 +127,7 @@ def main():
                 result = {
                     "nodes": args.nodes,
                     "sim_args": args.sim_args,
+                    "poll_interval": args.poll_interval,
                     "frame_bytes": frame_bytes,
                     "page_load_to_full_list_s": round(load_s, 2),
                     "frames_applied": frames,
