@@ -6,7 +6,8 @@ read token — and checks that
 - the page asks for the token once and keeps it for the tab (a reload does not ask again),
 - the numbers shown are the API's (``data-raw`` holds the number a tile or a cell shows, and
   its text is that number formatted),
-- the charts grow with live samples, and the range switch refills them,
+- the charts grow with live samples, start from history when the server answers it (served by
+  the browser here, in the documented shape), and the range switch asks for its window,
 - the coordinator's node list filters, sorts, and clicks through to one node's view,
 - a stopped agent shows as offline,
 - nothing is logged to the console as an error (aside from the 401s before the token is typed
@@ -24,6 +25,7 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 
@@ -329,3 +331,54 @@ def fmt_bytes(value: float) -> str:
         value /= 1024
         i += 1
     return f"{value:.{0 if i == 0 else 1}f} {units[i]}"
+
+
+def history_answer(route, node_id, step_ms=10_000, points=60):
+    """Answers a history request in the documented shape (`{node_id, from, to, step_ms,
+    timestamps, series}`, one series per field asked), with `points` points up to now."""
+    query = parse_qs(urlparse(route.request.url).query)
+    fields = query["fields"][0].split(",")
+    to = int(query["to"][0])
+    timestamps = [to - (points - i) * step_ms for i in range(points)]
+    series = {field: [float(i % 50) if i % 7 else None for i in range(points)] for field in fields}
+    body = [{"node_id": node_id, "from": int(query["from"][0]), "to": to, "step_ms": step_ms,
+             "timestamps": timestamps, "series": series}]
+    route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+    return fields
+
+
+def test_the_charts_are_back_filled_from_history(cluster, browser):
+    """History as documented (served here by the browser, as the endpoints are not on every
+    server yet): the charts start with its points, and the range switch asks for its window."""
+    agent = cluster["ws-1"]
+    page, console = new_page(browser, "history")
+    asked = []
+    page.route("**/api/system/history?*", lambda route: asked.append(history_answer(route, "ws-1")))
+    page.goto(agent.base + "/")
+    enter_token(page, console)
+    page.wait_for_function("() => Number(document.querySelector('#chart-cpu')?.dataset.points) >= 60",
+                           timeout=WAIT_MS)
+    assert page.is_hidden("#history-note")
+    fields = asked[0]
+    assert "cpu.overall" in fields and "memory.usage" in fields and "network.bytesIn" in fields
+    assert "accelerators.0.utilization" in fields and "accelerators.0.power" in fields
+    assert "cpu.cores.0.usage" in fields
+    with page.expect_request("**/api/system/history?*", timeout=WAIT_MS) as request:
+        page.click("#ranges button[data-range='24h']")
+    window = parse_qs(urlparse(request.value.url).query)
+    assert int(window["to"][0]) - int(window["from"][0]) == 24 * 3600 * 1000
+    page.wait_for_function("() => Number(document.querySelector('#chart-memory').dataset.points) >= 60",
+                           timeout=WAIT_MS)
+    assert console.errors == []
+
+    coordinator = cluster["coordinator"]
+    page, console = new_page(browser, "cluster-history")
+    cluster_asked = []
+    page.route("**/api/cluster/history?*", lambda route: cluster_asked.append(history_answer(route, "cluster")))
+    page.goto(coordinator.base + "/")
+    enter_token(page, console)
+    page.wait_for_function(
+        "() => Number(document.querySelector('#chart-cluster-cpu')?.dataset.points) >= 60", timeout=WAIT_MS)
+    assert set(cluster_asked[0]) >= {"usedResources.cpu", "totalResources.memory", "agents.offline"}
+    assert page.is_hidden("#history-note")
+    assert console.errors == []
