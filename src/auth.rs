@@ -285,7 +285,8 @@ pub fn unauthorized() -> Response {
 }
 
 /// The read right on one REST server: the auth token, asked of every request but
-/// `/api/health`, CORS preflights and the paths that check a credential of their own.
+/// `/api/health`, CORS preflights, the public paths and the paths that check a credential of
+/// their own.
 #[derive(Clone, Debug, Default)]
 pub struct ReadAuth {
     /// The auth token; `None`: reads are open (as node_exporter's).
@@ -294,11 +295,16 @@ pub struct ReadAuth {
     /// them: the coordinator's registration (the cluster token). None on the agent, where
     /// every unknown path is a 401 too, so that a 401 is all an outsider learns.
     pub own_credential_paths: &'static [&'static str],
+    /// Paths served to anyone: the dashboard's files (`serve::dashboard`). A browser cannot
+    /// send a token with a navigation, and they hold no data: the page asks for the token and
+    /// sends it with every API call.
+    pub public_paths: &'static [&'static str],
 }
 
 /// axum middleware: with a read token, every request but `GET /api/health`, CORS preflights
-/// (`OPTIONS`, which browsers send without credentials) and the paths that check their own
-/// credential must carry `Authorization: Bearer <auth token>`. Install with [`protect`].
+/// (`OPTIONS`, which browsers send without credentials), the public paths (the dashboard's
+/// files) and the paths that check their own credential must carry
+/// `Authorization: Bearer <auth token>`. Install with [`protect`].
 pub async fn require_bearer(
     State(auth): State<ReadAuth>,
     request: Request,
@@ -308,7 +314,8 @@ pub async fn require_bearer(
         let path = request.uri().path();
         let exempt = path == UNAUTHENTICATED_PATH
             || request.method() == Method::OPTIONS
-            || auth.own_credential_paths.contains(&path);
+            || auth.own_credential_paths.contains(&path)
+            || auth.public_paths.contains(&path);
         let headers = request.headers();
         let accepted =
             token.accepts(authorization(headers)) || token.accepts_websocket_protocol(headers);

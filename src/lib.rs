@@ -28,7 +28,8 @@
 //!   serving with token and TLS), [`serve::connections`] and [`serve::limits`] (the connection
 //!   cap and timeouts, the open-file limit), [`serve::tls_listener`], [`serve::http`] (JSON
 //!   errors), [`serve::announce`] (the start's lines saying where each server listens),
-//!   [`serve::guard`] (the Host check, size limits and CORS in front of every route).
+//!   [`serve::guard`] (the Host check, size limits and CORS in front of every route),
+//!   [`serve::dashboard`] (`GET /`, the web dashboard embedded from `web/`).
 //! - [`agent`]: local/agent mode — sampler, servers, portfile, shutdown, registration;
 //!   [`coordinator`]: cluster mode — discovery, poller, registry, the cluster REST/gRPC/`/metrics`.
 //! - [`cli`]: flags → [`config::Config`]; `main.rs` parses and calls [`agent`] or [`coordinator`].

@@ -151,6 +151,7 @@ impl BoundAgent {
         let read = ReadAuth {
             token: self.token.clone(),
             own_credential_paths: &[],
+            public_paths: serve::dashboard::PATHS,
         };
         servers.spawn(&mut tasks, read, self.tls.clone(), &connections, &shutdown);
         if let Some(pid) = config.parent_pid {

@@ -2,8 +2,8 @@
 //! `status` and `dataAgeSeconds`, concatenated from their raw bytes) and the same array pushed
 //! after each poll round on `/api/system/ws[?node_id=a,b]`, `/api/cluster/info`,
 //! `/api/system/info?node_id=` (fetched from the agent and kept a minute), `/api/health`,
-//! `POST /api/cluster/register`, `/metrics`, and `/api/openapi.json` (their description,
-//! `openapi/coordinator.json`). Reads the [`Registry`]; errors are JSON.
+//! `POST /api/cluster/register`, `/metrics`, `/api/openapi.json` (their description,
+//! `openapi/coordinator.json`), and `/` (the dashboard). Reads the [`Registry`]; errors are JSON.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -32,11 +32,11 @@ use crate::model::{echo, InvalidNodeIdList, NodeId, Snapshot};
 use crate::serve::http::{
     self, error, invalid_node_id, invalid_query, json_bytes, no_store, round3, unknown_node_id,
 };
-use crate::serve::openapi;
 use crate::serve::prometheus::{self, Format};
 use crate::serve::ws;
 use crate::serve::Guard;
 use crate::serve::Health;
+use crate::serve::{dashboard, openapi};
 
 /// The largest registration body accepted.
 pub const REGISTER_BODY_LIMIT: usize = 16 * 1024;
@@ -107,6 +107,7 @@ pub fn router(state: ClusterState, guard: &Guard) -> Router {
             "/api/openapi.json",
             get(|| async { openapi::response(openapi::Api::Coordinator) }),
         )
+        .merge(dashboard::routes())
         .method_not_allowed_fallback(http::method_not_allowed)
         .fallback(http::not_found);
     guard.apply(router.with_state(state))

@@ -279,6 +279,7 @@ impl BoundCoordinator {
         let read = ReadAuth {
             token,
             own_credential_paths: &[REGISTER_PATH],
+            public_paths: serve::dashboard::PATHS,
         };
         servers.spawn(&mut tasks, read, tls, &connections, &shutdown);
         // Removed when dropped, after the servers have stopped.

@@ -12,11 +12,13 @@
 //!   limit and the cap it allows), [`tls_listener`] (REST over TLS), [`http`] (JSON errors and
 //!   bodies), [`announce`] (the start's lines saying where each server listens), [`guard`] (the
 //!   Host check against DNS rebinding, size limits answered in JSON, CORS for the allowed
-//!   origins), [`openapi`] (`/api/openapi.json`, the REST API's OpenAPI document).
+//!   origins), [`openapi`] (`/api/openapi.json`, the REST API's OpenAPI document), [`dashboard`]
+//!   (`GET /`, the embedded web dashboard).
 
 pub mod announce;
 pub mod cache;
 pub mod connections;
+pub mod dashboard;
 pub mod grpc_legacy;
 pub mod grpc_v1;
 pub mod guard;

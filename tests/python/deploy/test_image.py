@@ -113,7 +113,7 @@ def test_dockerignore_sends_what_the_build_needs_and_nothing_else(tmp_path):
     entries = copy_context(DOCKERIGNORE.read_text(), tmp_path)
     for heavy in ("target", ".git", ".venv", "tests", "bench", "deploy", "helm"):
         assert heavy not in entries
-    for needed in ("Cargo.toml", "Cargo.lock", "build.rs", "src", "proto"):
+    for needed in ("Cargo.toml", "Cargo.lock", "build.rs", "src", "proto", "web"):
         assert needed in entries
     out = cargo_loads(tmp_path)
     assert out.returncode == 0, out.stderr
