@@ -26,6 +26,8 @@
 //!   cap and timeouts, the open-file limit), [`serve::tls_listener`], [`serve::http`] (JSON
 //!   errors), [`serve::announce`] (the start's lines saying where each server listens),
 //!   [`serve::guard`] (the Host check, size limits and CORS in front of every route).
+//! - [`history`]: every number of the metrics element over time — a raw tier and a per-minute
+//!   tier, compressed with pco, optionally on disk; read by the servers, fed by the agent.
 //! - [`agent`]: local/agent mode — sampler, servers, portfile, shutdown, registration;
 //!   [`coordinator`]: cluster mode — discovery, poller, registry, the cluster REST/gRPC/`/metrics`.
 //! - [`cli`]: flags → [`config::Config`]; `main.rs` parses and calls [`agent`] or [`coordinator`].
@@ -38,6 +40,7 @@ pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod coordinator;
+pub mod history;
 pub mod http_client;
 pub mod model;
 pub mod serve;

@@ -10,11 +10,15 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{ReadAuth, Token, TokenKind};
 use crate::collect::{start_sampling, SamplerError};
 use crate::config::Config;
+use crate::history::History;
+use crate::model::wire::NodeMetrics;
+use crate::model::Snapshot;
 use crate::serve::{self, grpc_legacy, grpc_v1, AppState, ListenError, PortfileError};
 use crate::tls::Identity;
 
@@ -103,6 +107,12 @@ impl BoundAgent {
         )
         .await?;
         let found = baseline.hardware_summary();
+        let history = Arc::new(History::open(&config.history, config.collect.interval));
+        tasks.spawn(feed_history(
+            snapshots.clone(),
+            Arc::clone(&history),
+            shutdown.clone(),
+        ));
 
         let state = AppState {
             snapshots,
@@ -113,6 +123,7 @@ impl BoundAgent {
             collect,
             started_at: SystemTime::now(),
             node_id_origin: config.node_id_origin,
+            history,
         };
 
         let rest_addr = self.rest.as_ref().and_then(|l| l.local_addr().ok());
@@ -186,6 +197,25 @@ impl BoundAgent {
         tracing::info!("system_monitor stopped");
         Ok(())
     }
+}
+
+/// Appends every new snapshot's element to `history` — the element `/api/system/metrics`
+/// serves, so that a native-resolution point is exactly the sample served — until shutdown,
+/// then writes out what the on-disk log lacks.
+async fn feed_history(
+    mut snapshots: watch::Receiver<Arc<Snapshot>>,
+    history: Arc<History>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let snapshot = Arc::clone(&snapshots.borrow_and_update());
+        history.append(&NodeMetrics::of(&snapshot));
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            changed = snapshots.changed() => if changed.is_err() { break },
+        }
+    }
+    history.close();
 }
 
 /// Cancels `shutdown` once process `pid` is gone.

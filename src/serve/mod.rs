@@ -2,7 +2,7 @@
 //! latest [`Snapshot`](crate::model::Snapshot) from [`AppState`]; encoders are pure functions of
 //! a snapshot.
 //!
-//! - [`rest`]: the agent's REST routes; [`stream`]: its SSE stream; [`cache`]: each encoding of
+//! - [`rest`]: the agent's REST routes ([`history_rest`]: `/api/system/history`); [`stream`]: its SSE stream; [`cache`]: each encoding of
 //!   the latest snapshot, made once.
 //! - [`grpc_legacy`], [`grpc_v1`]: the agent's gRPC services.
 //! - [`prometheus`]: `/metrics` (text and OpenMetrics).
@@ -19,6 +19,7 @@ pub mod connections;
 pub mod grpc_legacy;
 pub mod grpc_v1;
 pub mod guard;
+pub mod history_rest;
 pub mod http;
 pub mod limits;
 pub mod listen;

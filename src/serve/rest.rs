@@ -1,6 +1,6 @@
 //! The agent's REST API on the REST port: `/api/health`, `/api/system/info`,
 //! `/api/system/metrics` (the TrackLab JSON shapes of DESIGN.md, defined in
-//! [`crate::model::wire`]), `/api/system/stream` (SSE), and Prometheus `/metrics`.
+//! [`crate::model::wire`]), `/api/system/stream` (SSE), `/api/system/history`, and Prometheus `/metrics`.
 //!
 //! Handlers read the latest snapshot and never collect; each representation is encoded once per
 //! snapshot ([`EncodedCache`]). Every error is JSON `{"error": ..., ...}` with the right status.
@@ -26,7 +26,7 @@ use super::prometheus::Format;
 use super::state::{
     select_nodes, AppState, Health, NotAnswered, RestState, Selected, MAX_ANSWERED_IDS,
 };
-use super::{http, stream};
+use super::{history_rest, http, stream};
 use crate::config::NodeIdOrigin;
 use crate::model::wire::{metrics_array_json_as, Info};
 use crate::model::{unix_ms, InvalidNodeIdList, NodeId};
@@ -42,6 +42,7 @@ pub fn router(state: AppState, guard: &Guard) -> Router {
         .route("/api/system/info", get(info))
         .route("/api/system/metrics", get(metrics))
         .route("/api/system/stream", get(stream::metrics_stream))
+        .route("/api/system/history", get(history_rest::history))
         .route("/metrics", get(prometheus_metrics))
         .method_not_allowed_fallback(http::method_not_allowed)
         .fallback(http::not_found);
@@ -89,7 +90,7 @@ struct NodeQuery {
 }
 
 /// Why a `node_id` query is refused; [`Refused::response`] is the JSON error it gets.
-enum Refused<'q> {
+pub(super) enum Refused<'q> {
     /// Not a list of well-formed ids: 400.
     Malformed(&'q str, InvalidNodeIdList<'q>),
     /// Not answered under the node id rule: 404 for an unknown id, 400 for too many.
@@ -97,7 +98,7 @@ enum Refused<'q> {
 }
 
 impl Refused<'_> {
-    fn response(self) -> Response {
+    pub(super) fn response(self) -> Response {
         match self {
             Self::Malformed(requested, reason) => invalid_node_id(requested, reason),
             Self::NotAnswered(_, NotAnswered::Unknown(id)) => unknown_node_id(id),
@@ -114,7 +115,7 @@ impl Refused<'_> {
 /// 400); then either this node's own id, or, on a node not named with `--node-id`, any ids (at
 /// most [`MAX_ANSWERED_IDS`], else 400), answered with its sample under each; else 404. Returns
 /// what to answer, or why not.
-fn check_node_query<'q>(
+pub(super) fn check_node_query<'q>(
     requested: Option<&'q str>,
     own: &str,
     origin: NodeIdOrigin,

@@ -164,6 +164,8 @@ pub struct AppState {
     /// Whether the node was named (`--node-id`): decides what a `node_id` that is not its own
     /// gets ([`select_nodes`]).
     pub node_id_origin: NodeIdOrigin,
+    /// The node's history (`/api/system/history`, gRPC `GetHistory`), fed by the agent.
+    pub history: Arc<crate::history::History>,
 }
 
 impl AppState {
