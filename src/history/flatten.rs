@@ -121,7 +121,7 @@ macro_rules! numbers {
     };
 }
 
-impl<'w, L: Leaves> Serializer for &'w mut Walker<'_, L> {
+impl<L: Leaves> Serializer for &mut Walker<'_, L> {
     type Ok = ();
     type Error = FlattenError;
     type SerializeSeq = Self;

@@ -124,9 +124,7 @@ impl Query {
 pub fn parse_step(text: &str) -> Result<i64, QueryError> {
     let text = text.trim();
     let duration = match text.parse::<f64>() {
-        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 && seconds < 1e12 => {
-            Duration::from_secs_f64(seconds)
-        }
+        Ok(seconds) if (0.0..1e12).contains(&seconds) => Duration::from_secs_f64(seconds),
         Ok(_) => return Err(QueryError::Step(super::echo(text))),
         Err(_) => {
             humantime::parse_duration(text).map_err(|_| QueryError::Step(super::echo(text)))?
