@@ -2,10 +2,11 @@
 //! fresh machine needs no system `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    const PROTOS: [&str; 3] = [
+    const PROTOS: [&str; 4] = [
         "proto/tracklab_system_monitor.proto",
         "proto/tracklab/monitor/v1/monitor.proto",
         "proto/tpu/tpu_metric_service.proto",
+        "proto/kubelet/podresources/v1/api.proto",
     ];
     for proto in PROTOS {
         println!("cargo:rerun-if-changed={proto}");

@@ -22,10 +22,11 @@ import time
 TICKS = os.sysconf("SC_CLK_TCK")
 
 # node_exporter collectors covering what the agent samples (cpu, freq, load, procs, memory, PSI,
-# disks, filesystems, network, hwmon/thermal, TCP connections).
+# disks, filesystems, network, hwmon/thermal, TCP connections, and the network kernel collectors).
 LIKE_FOR_LIKE = [
     "cpu", "cpufreq", "loadavg", "stat", "processes", "meminfo", "pressure", "diskstats",
     "filesystem", "netdev", "hwmon", "thermal_zone", "tcpstat",
+    "netclass", "netstat", "sockstat", "softnet", "udp_queues", "conntrack", "arp",
 ]
 
 

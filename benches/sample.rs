@@ -3,8 +3,8 @@
 //! `sample/full` runs the Linux sampler (every collector, parsing, rates, aggregates).
 //! `sample/bare_read` only reads the files one sample reads — the same list, into a reused buffer,
 //! with no parsing — plus the process-directory scan and statvfs of the same mounts. Reads the
-//! sampler skips are skipped here too: the TCP tables are read as often as the network collector
-//! scans them, the mount table when the kernel flags a change, the /proc listing when
+//! sampler skips are skipped here too: the TCP and UDP tables are read as often as their
+//! collectors scan them, the mount table when the kernel flags a change, the /proc listing when
 //! /proc/loadavg's last PID or task count moved. The goal is
 //! full ≤ 2 × bare_read; `bench/sample_ratio.sh` runs both and prints the ratio.
 
@@ -31,6 +31,16 @@ fn sampled_files(paths: &HostPaths) -> Vec<PathBuf> {
         "pressure/io",
         "diskstats",
         "net/dev",
+        "net/netstat",
+        "net/snmp",
+        "net/snmp6",
+        "net/sockstat",
+        "net/sockstat6",
+        "net/softnet_stat",
+        "net/arp",
+        "net/stat/nf_conntrack",
+        "sys/net/netfilter/nf_conntrack_count",
+        "sys/net/netfilter/nf_conntrack_max",
     ]
     .iter()
     .map(|f| paths.proc(f))
@@ -62,6 +72,12 @@ fn sampled_files(paths: &HostPaths) -> Vec<PathBuf> {
     }) {
         files.push(zone.join("temp"));
     }
+    // netclass reads these two each sample (the rest when they move), netdev rx_nohandler.
+    for interface in glob(paths.sys("class/net"), &|_| true) {
+        for attribute in ["operstate", "carrier_changes", "statistics/rx_nohandler"] {
+            files.push(interface.join(attribute));
+        }
+    }
     files.retain(|f| f.exists());
     files
 }
@@ -81,8 +97,8 @@ fn sampled_mounts(paths: &HostPaths, config: &CollectConfig) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The TCP tables, read no more often than the network collector scans them.
-struct TcpTables {
+/// Socket tables (TCP, UDP), read no more often than their collectors scan them.
+struct ScannedTables {
     files: [PathBuf; 2],
     every: Duration,
     last: Option<Instant>,
@@ -100,7 +116,8 @@ struct ReadOnChange {
 
 fn bare_read(
     files: &[PathBuf],
-    tcp: &mut TcpTables,
+    listed: &[PathBuf],
+    tables: &mut [ScannedTables],
     on_change: &mut ReadOnChange,
     mounts: &[PathBuf],
     buf: &mut Vec<u8>,
@@ -117,14 +134,17 @@ fn bare_read(
             .and_then(|mut f| f.read_to_end(buf))
             .unwrap_or(0);
     }
-    let due = tcp.last.is_none_or(|at| at.elapsed() >= tcp.every);
-    let tcp_files = if due {
-        tcp.last = Some(Instant::now());
-        &tcp.files[..]
-    } else {
-        &[]
-    };
-    for file in files.iter().chain(tcp_files) {
+    let mut due_tables = Vec::new();
+    for table in tables.iter_mut() {
+        if table.last.is_none_or(|at| at.elapsed() >= table.every) {
+            table.last = Some(Instant::now());
+            due_tables.extend(table.files.iter());
+        }
+    }
+    for dir in listed {
+        bytes += std::fs::read_dir(dir).map_or(0, |d| d.count());
+    }
+    for file in files.iter().chain(due_tables) {
         buf.clear();
         if let Ok(mut f) = std::fs::File::open(file) {
             bytes += f.read_to_end(buf).unwrap_or(0);
@@ -179,16 +199,25 @@ impl ReadOnChange {
 fn bench(c: &mut Criterion) {
     let config = CollectConfig::default();
     let files = sampled_files(&config.paths);
+    // Directories listed each sample: netclass follows the interfaces.
+    let listed = [config.paths.sys("class/net")];
     let mounts = sampled_mounts(&config.paths, &config);
     let Ok(mut on_change) = ReadOnChange::new(&config.paths) else {
         eprintln!("no /proc/1/mounts: this bench needs Linux with procfs");
         return;
     };
-    let mut tcp = TcpTables {
-        files: [config.paths.proc("net/tcp"), config.paths.proc("net/tcp6")],
-        every: config.tcp_scan_interval,
-        last: None,
-    };
+    let mut tables = [
+        ScannedTables {
+            files: [config.paths.proc("net/tcp"), config.paths.proc("net/tcp6")],
+            every: config.tcp_scan_interval,
+            last: None,
+        },
+        ScannedTables {
+            files: [config.paths.proc("net/udp"), config.paths.proc("net/udp6")],
+            every: config.udp_queues_scan_interval,
+            last: None,
+        },
+    ];
     let mut sampler = Sampler::from_config("bench".into(), &config);
     sampler.sample();
 
@@ -196,7 +225,16 @@ fn bench(c: &mut Criterion) {
     group.bench_function("full", |b| b.iter(|| sampler.sample()));
     let mut buf = Vec::with_capacity(1 << 16);
     group.bench_function("bare_read", |b| {
-        b.iter(|| bare_read(&files, &mut tcp, &mut on_change, &mounts, &mut buf))
+        b.iter(|| {
+            bare_read(
+                &files,
+                &listed,
+                &mut tables,
+                &mut on_change,
+                &mounts,
+                &mut buf,
+            )
+        })
     });
     group.finish();
 

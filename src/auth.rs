@@ -164,6 +164,24 @@ impl Token {
         self.header.clone()
     }
 
+    /// Whether one of the WebSocket subprotocols offered carries this token (see
+    /// [`WS_TOKEN_PROTOCOL_PREFIX`]).
+    pub fn accepts_websocket_protocol(&self, headers: &HeaderMap) -> bool {
+        use base64::Engine;
+        headers
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|protocol| protocol.trim().strip_prefix(WS_TOKEN_PROTOCOL_PREFIX))
+            .filter_map(|encoded| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(encoded)
+                    .ok()
+            })
+            .any(|secret| constant_time_eq(&secret, self.secret.as_bytes()))
+    }
+
     /// Whether an `Authorization` header value carries this token (`Bearer`, any case).
     pub fn accepts(&self, authorization: Option<&[u8]>) -> bool {
         let Some(value) = authorization else {
@@ -291,12 +309,25 @@ pub async fn require_bearer(
         let exempt = path == UNAUTHENTICATED_PATH
             || request.method() == Method::OPTIONS
             || auth.own_credential_paths.contains(&path);
-        if !exempt && !token.accepts(authorization(request.headers())) {
+        let headers = request.headers();
+        let accepted =
+            token.accepts(authorization(headers)) || token.accepts_websocket_protocol(headers);
+        if !exempt && !accepted {
             return unauthorized();
         }
     }
     next.run(request).await
 }
+
+/// The WebSocket subprotocol that carries the read token where a client cannot set headers
+/// (browsers' `new WebSocket(url, protocols)`): `bearer.` then the token in base64url without
+/// padding, as Kubernetes carries its bearer tokens. Kept out of the URL, so that the token is
+/// never written in access logs; the client offers [`WS_PROTOCOL`] beside it, which the server
+/// selects (a browser refuses a handshake that selects none of several offered).
+pub const WS_TOKEN_PROTOCOL_PREFIX: &str = "bearer.";
+
+/// The subprotocol the WebSocket endpoint selects (`tracklab.metrics.v1`).
+pub const WS_PROTOCOL: &str = "tracklab.metrics.v1";
 
 /// The `Authorization` header's value, if there is one.
 pub fn authorization(headers: &HeaderMap) -> Option<&[u8]> {

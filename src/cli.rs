@@ -1,5 +1,9 @@
 //! Command-line flags → [`Config`]. Flag names are contracts: TrackLab's launcher passes the legacy
 //! ones, and the `--path.*` / `--collector.*` ones mean what node_exporter's mean.
+//!
+//! Every flag can also come from a `SYSTEM_MONITOR_*` environment variable and from a TOML
+//! `--config` file ([`parse`]: flag > variable > file > default); `completions` and `man` are
+//! generated from the same definitions ([`generate`]).
 
 use clap::{Args, Parser, Subcommand};
 use regex_lite::Regex;
@@ -13,6 +17,14 @@ use crate::config::{
     TlsIdentityFiles,
 };
 use crate::model::NodeId;
+
+mod config_file;
+mod flags;
+pub mod generate;
+mod parse;
+
+pub use config_file::ConfigFileError;
+pub use parse::{command, env_name, parse, try_parse_from, ParseError};
 
 /// TrackLab System Monitor: samples CPU, memory, disks, filesystems, network and accelerators and
 /// serves them over REST, gRPC and Prometheus.
@@ -37,6 +49,34 @@ pub struct Cli {
     /// More logging: -v debug, -vv trace (RUST_LOG overrides).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+
+    #[command(flatten)]
+    pub operator: OperatorArgs,
+}
+
+/// How the process is configured and logs (every mode).
+#[derive(Debug, Args)]
+pub struct OperatorArgs {
+    /// Read flags from this TOML file: keys are the long flag names without `--`
+    /// (`rest-api-port = 9100`, `"path.procfs" = "/host/proc"`, `agents = ["http://a:8080"]`).
+    /// A flag or its environment variable overrides the file.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+
+    /// Log line format on stderr: `text` (for people) or `json` (one object per line, for log
+    /// pipelines).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line per event for people: time, level, message, fields.
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `message` and the event's fields.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -47,6 +87,28 @@ pub enum Command {
     /// Know the agents (registration, DNS, a static list), poll them, and serve the same REST,
     /// gRPC and Prometheus surface for the whole cluster.
     Coordinator(Box<CoordinatorArgs>),
+    /// Print a shell completion script, e.g. `system_monitor completions bash >
+    /// /etc/bash_completion.d/system_monitor`.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), e.g. `system_monitor man | man -l -`; with a subcommand's
+    /// name, that subcommand's page.
+    Man(ManArgs),
+}
+
+/// `system_monitor completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `system_monitor man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The subcommand whose page to print (e.g. `coordinator`); default: the main page.
+    #[arg(value_name = "SUBCOMMAND")]
+    pub subcommand: Option<String>,
 }
 
 /// `system_monitor snapshot`.
@@ -354,6 +416,53 @@ pub struct CollectArgs {
     #[arg(long = "collector.tcp.scan-interval", value_name = "DURATION", default_value = "30s",
           value_parser = config::parse_duration, global = true)]
     pub tcp_scan_interval: Duration,
+
+    /// /proc/vmstat fields to export as node_vmstat_* (regex).
+    #[arg(long = "collector.vmstat.fields", value_name = "REGEX",
+          default_value = config::DEFAULT_VMSTAT_FIELDS, value_parser = parse_regex, global = true)]
+    pub vmstat_fields: Regex,
+
+    /// Directory whose *.prom files (Prometheus text format) are added to /metrics, read each
+    /// sample (node_exporter's textfile collector). Default: none.
+    #[arg(
+        long = "collector.textfile.directory",
+        value_name = "DIR",
+        global = true
+    )]
+    pub textfile_directory: Option<PathBuf>,
+
+    /// The kubelet's PodResources socket (usually
+    /// /var/lib/kubelet/pod-resources/kubelet.sock): label each GPU with the pod, namespace and
+    /// container it is allocated to, and GPU processes with their pod. A missing socket is
+    /// silent (no labels until it appears).
+    #[arg(long, value_name = "PATH", global = true)]
+    pub kubelet_pod_resources_socket: Option<PathBuf>,
+
+    /// An exec plugin, NAME=COMMAND (repeatable): COMMAND runs through the shell (`sh -c`;
+    /// `cmd /C` on Windows) every --plugin.interval; its output, Prometheus text, is added to
+    /// /metrics and to the `custom` map of /api/system/metrics. Agent and local mode only.
+    #[arg(long = "plugin.exec", value_name = "NAME=COMMAND", global = true)]
+    pub plugin_exec: Vec<config::PluginSpec>,
+
+    /// Time between two runs of each exec plugin.
+    #[arg(long = "plugin.interval", value_name = "DURATION", default_value = "10s",
+          value_parser = config::parse_duration, global = true)]
+    pub plugin_interval: Duration,
+
+    /// How long an exec plugin may run before it is killed with its process group.
+    #[arg(long = "plugin.timeout", value_name = "DURATION", default_value = "5s",
+          value_parser = config::parse_duration, global = true)]
+    pub plugin_timeout: Duration,
+
+    /// How often the UDP tables are scanned for queued bytes (the kernel's table walk is costly).
+    #[arg(long = "collector.udp_queues.scan-interval", value_name = "DURATION", default_value = "30s",
+          value_parser = config::parse_duration, global = true)]
+    pub udp_queues_scan_interval: Duration,
+
+    /// The netstat counters reported, as `<Protocol>_<Field>` (regex).
+    #[arg(long = "collector.netstat.fields", value_name = "REGEX",
+          default_value = config::DEFAULT_NETSTAT_FIELDS, value_parser = parse_regex, global = true)]
+    pub netstat_fields: Regex,
 }
 
 fn parse_regex(text: &str) -> Result<Regex, String> {
@@ -506,6 +615,10 @@ impl Cli {
                 fs_mount_timeout: c.fs_mount_timeout,
                 netdev_aggregate_exclude: c.netdev_aggregate_exclude.clone(),
                 tcp_scan_interval: c.tcp_scan_interval,
+                vmstat_fields: c.vmstat_fields.clone(),
+                textfile_directory: c.textfile_directory.clone(),
+                udp_queues_scan_interval: c.udp_queues_scan_interval,
+                netstat_fields: c.netstat_fields.clone(),
                 interval: c.interval,
                 enable_dcgm_profiling: c.enable_dcgm_profiling,
                 accel: AccelConfig {
@@ -513,6 +626,13 @@ impl Cli {
                     dcgm_library: c.dcgm_library.clone(),
                     dcgm_address: c.dcgm_address.clone(),
                     tpu_metrics_address: c.tpu_metrics_address.clone(),
+                },
+                kubelet_pod_resources_socket: c.kubelet_pod_resources_socket.clone(),
+
+                plugins: config::PluginConfig {
+                    exec: c.plugin_exec.clone(),
+                    interval: c.plugin_interval,
+                    timeout: c.plugin_timeout,
                 },
             },
             auth_token_file: self.cluster.auth_token_file.clone(),

@@ -68,9 +68,15 @@ pub const DEFAULT_FS_MOUNT_POINTS_EXCLUDE: &str =
     r"^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
 /// node_exporter's default `--collector.filesystem.fs-types-exclude`.
 pub const DEFAULT_FS_TYPES_EXCLUDE: &str = r"^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|erofs|sysfs|tracefs)$";
+/// node_exporter's default `--collector.vmstat.fields`: paging, swapping, page faults, OOM kills.
+pub const DEFAULT_VMSTAT_FIELDS: &str = r"^(oom_kill|pgpg|pswp|pg.*fault).*";
 /// Interfaces left out of the REST network aggregate: loopback and virtual NICs of container
 /// runtimes, CNI plugins, hypervisors and tunnels. They stay on `/metrics`.
 pub const DEFAULT_NETDEV_AGGREGATE_EXCLUDE: &str = r"^(lo|veth.*|docker.*|br-.*|cni.*|flannel.*|cali.*|cilium.*|lxc.*|vxlan.*|genev.*|tun.*|tap.*|virbr.*|vnet.*|kube-.*|weave.*|tailscale.*|wg.*|dummy.*|ifb.*|nlmon.*|sit\d*|gre.*|gretap.*|erspan.*|ip6tnl.*|ip6gre.*|ipip.*)$";
+
+/// node_exporter's default `--collector.netstat.fields`: the `<Protocol>_<Field>` keys of
+/// /proc/net/{netstat,snmp,snmp6} it reports.
+pub const DEFAULT_NETSTAT_FIELDS: &str = r"^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$";
 
 /// Which backend reads the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -111,6 +117,16 @@ pub struct CollectConfig {
     /// How often the TCP tables are scanned for established connections (the scan costs about
     /// 1 ms per address family on a large host, whatever the number of sockets).
     pub tcp_scan_interval: Duration,
+    /// /proc/vmstat fields kept by the vmstat collector.
+    pub vmstat_fields: Regex,
+    /// Where the textfile collector reads `*.prom` files; `None`: nowhere.
+    pub textfile_directory: Option<PathBuf>,
+    /// How often the UDP tables are scanned for queued bytes (each read walks the kernel's whole
+    /// UDP hash table, as for TCP).
+    pub udp_queues_scan_interval: Duration,
+    /// The netstat counters reported on `/metrics`, as `<Protocol>_<Field>` (node_exporter's
+    /// `--collector.netstat.fields`).
+    pub netstat_fields: Regex,
     /// Time between samples (collectors that set up their own sampling, like DCGM's field
     /// watches, follow it).
     pub interval: Duration,
@@ -118,6 +134,81 @@ pub struct CollectConfig {
     pub enable_dcgm_profiling: bool,
     /// Accelerator libraries and services.
     pub accel: AccelConfig,
+    /// `--kubelet-pod-resources-socket`: the kubelet's PodResources socket, to label accelerators
+    /// with the pods they are allocated to (`collect::pods`); `None`: no pod attribution.
+    pub kubelet_pod_resources_socket: Option<PathBuf>,
+    /// `--plugin.exec` commands and how often and how long they run (agent and local mode).
+    pub plugins: PluginConfig,
+}
+
+/// The exec plugins: commands whose standard output (Prometheus text) is added to each sample.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginConfig {
+    /// The plugins, in the order given.
+    pub exec: Vec<PluginSpec>,
+    /// Time between the starts of two runs of one plugin (`--plugin.interval`).
+    pub interval: Duration,
+    /// How long one run may take before its process group is killed (`--plugin.timeout`).
+    pub timeout: Duration,
+}
+
+impl Default for PluginConfig {
+    fn default() -> Self {
+        Self {
+            exec: Vec::new(),
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One `--plugin.exec NAME=COMMAND`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginSpec {
+    /// `[a-zA-Z_][a-zA-Z0-9_]*`: the `plugin` label value and the `plugin:<NAME>` status.
+    pub name: String,
+    /// Run by the system shell (`sh -c` on Unix, `cmd /C` on Windows), so pipes and quoting
+    /// work as they do in a terminal.
+    pub command: String,
+}
+
+/// Why a `--plugin.exec` value is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PluginSpecError {
+    #[error("expected NAME=COMMAND (e.g. queue=/usr/local/bin/queue-metrics.sh), got {0:?}")]
+    NoEquals(String),
+    #[error(
+        "plugin name {0:?} must be letters, digits and underscores, not starting with a digit \
+         ([a-zA-Z_][a-zA-Z0-9_]*)"
+    )]
+    Name(String),
+    #[error("plugin {0:?} has an empty command")]
+    EmptyCommand(String),
+}
+
+impl std::str::FromStr for PluginSpec {
+    type Err = PluginSpecError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (name, command) = text
+            .split_once('=')
+            .ok_or_else(|| PluginSpecError::NoEquals(text.to_string()))?;
+        let name = name.trim();
+        let mut chars = name.chars();
+        let first_ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+        if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(PluginSpecError::Name(name.to_string()));
+        }
+        if command.trim().is_empty() {
+            return Err(PluginSpecError::EmptyCommand(name.to_string()));
+        }
+        Ok(Self {
+            name: name.to_string(),
+            command: command.to_string(),
+        })
+    }
 }
 
 /// Where the accelerator collectors find their vendor libraries and services. All optional: a
@@ -159,9 +250,15 @@ impl Default for CollectConfig {
             fs_mount_timeout: Duration::from_secs(5),
             netdev_aggregate_exclude: default_regex(DEFAULT_NETDEV_AGGREGATE_EXCLUDE),
             tcp_scan_interval: Duration::from_secs(30),
+            vmstat_fields: default_regex(DEFAULT_VMSTAT_FIELDS),
+            textfile_directory: None,
+            udp_queues_scan_interval: Duration::from_secs(30),
+            netstat_fields: default_regex(DEFAULT_NETSTAT_FIELDS),
             interval: Duration::from_secs(1),
             enable_dcgm_profiling: false,
             accel: AccelConfig::default(),
+            kubelet_pod_resources_socket: None,
+            plugins: PluginConfig::default(),
         }
     }
 }
@@ -410,9 +507,26 @@ impl Config {
     }
 }
 
-/// Parses an interval: plain seconds (`1`, `0.5`) or with a unit (`500ms`, `2s`, `1m`).
+/// Parses a duration: plain seconds (`1`, `0.5`), a number with one unit (`500ms`, `2s`, `1.5m`),
+/// or a sum of whole units as humantime writes them (`1h30m`, `2h 15m`, `1min 30s`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
+    let seconds = match decimal_seconds(text) {
+        Some(seconds) => seconds,
+        // humantime takes integers only: the decimal forms above stay ours.
+        None => humantime::parse_duration(text)
+            .map_err(|_| format!("{text:?} is not a duration (try 1s, 500ms, 1h30m or 0.5)"))?
+            .as_secs_f64(),
+    };
+    if !seconds.is_finite() || seconds <= 0.0 || seconds > 86_400.0 {
+        return Err(format!("{text:?} must be more than 0 and at most a day"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Seconds in a plain decimal number (`0.5`) or one with a single unit `ms`, `s` or `m`
+/// (`1.5s`); `None` for anything else.
+fn decimal_seconds(text: &str) -> Option<f64> {
     let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
         (n, 0.001)
     } else if let Some(n) = text.strip_suffix('s') {
@@ -422,15 +536,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     } else {
         (text, 1.0)
     };
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (try 1s, 500ms or 0.5)"))?;
-    let seconds = value * scale;
-    if !seconds.is_finite() || seconds <= 0.0 || seconds > 86_400.0 {
-        return Err(format!("{text:?} must be more than 0 and at most a day"));
+    let number = number.trim();
+    // f64's parser also takes `inf` and `NaN`: only digits, a point and a sign are a number.
+    if number.is_empty()
+        || !number
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
+        return None;
     }
-    Ok(Duration::from_secs_f64(seconds))
+    number.parse::<f64>().ok().map(|value| value * scale)
 }
 
 #[cfg(test)]
@@ -449,6 +564,8 @@ mod tests {
     #[test]
     fn defaults_compile() {
         let c = CollectConfig::default();
+        assert!(c.vmstat_fields.is_match("pgmajfault"));
+        assert!(!c.vmstat_fields.is_match("nr_free_pages"));
         assert!(c.disk_device_exclude.is_match("nvme0n1p1"));
         assert!(c.disk_device_exclude.is_match("loop0"));
         assert!(!c.disk_device_exclude.is_match("nvme0n1"));
@@ -464,6 +581,34 @@ mod tests {
         assert!(c.netdev_aggregate_exclude.is_match("sit0"));
         assert!(!c.netdev_aggregate_exclude.is_match("eth0"));
         assert!(!c.netdev_aggregate_exclude.is_match("enp3s0"));
+        assert!(c.netstat_fields.is_match("TcpExt_ListenDrops"));
+        assert!(c.netstat_fields.is_match("UdpLite6_InErrors"));
+        assert!(!c.netstat_fields.is_match("Tcp_MaxConn"));
+        assert!(!c.netstat_fields.is_match("Ip_InReceives"));
+    }
+
+    #[test]
+    fn plugin_specs_are_checked() {
+        let spec: PluginSpec = "queue_1=echo a=b | wc -l".parse().unwrap();
+        assert_eq!(
+            spec,
+            PluginSpec {
+                name: "queue_1".into(),
+                command: "echo a=b | wc -l".into()
+            }
+        );
+        assert_eq!(
+            "queue".parse::<PluginSpec>(),
+            Err(PluginSpecError::NoEquals("queue".into()))
+        );
+        for bad in ["1q=x", "a-b=x", "=x", "é=x"] {
+            let err = bad.parse::<PluginSpec>().unwrap_err();
+            assert!(matches!(err, PluginSpecError::Name(_)), "{bad}: {err}");
+        }
+        assert_eq!(
+            "q= ".parse::<PluginSpec>(),
+            Err(PluginSpecError::EmptyCommand("q".into()))
+        );
     }
 
     #[test]
@@ -476,5 +621,16 @@ mod tests {
         assert!(parse_duration("-1").is_err());
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("NaN").is_err());
+        assert!(parse_duration("inf").is_err());
+        // humantime's sums of units.
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("2h 15m").unwrap(), Duration::from_secs(8100));
+        assert_eq!(parse_duration("1min 30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert!(parse_duration("25h").is_err(), "over a day");
+        assert!(parse_duration("1h30").is_err());
+        let message = parse_duration("soon").unwrap_err();
+        assert!(message.contains("1h30m"), "{message}");
     }
 }

@@ -9,7 +9,8 @@
 //! field, collector or endpoint goes.
 //!
 //! - [`model`]: plain data — [`model::Snapshot`], [`model::SystemInfo`], [`model::NodeId`], time
-//!   helpers, [`model::echo`]; no I/O. [`model::wire`]: the JSON on the wire, defined once (the metrics element,
+//!   helpers, [`model::echo`], [`model::exposition`] (the Prometheus text format read back); no
+//!   I/O. [`model::wire`]: the JSON on the wire, defined once (the metrics element,
 //!   the info object, registration) with its one mapping to gRPC v1. [`pb`]: code generated from
 //!   `proto/`.
 //! - [`config`]: every default in one place, [`config::HostPaths`]; [`auth`] (the read and
@@ -18,7 +19,9 @@
 //! - [`collect`]: the [`collect::Sampler`] and its collectors: `collect::linux` (procfs/sysfs),
 //!   [`collect::portable`] (sysinfo, for macOS and Windows), [`collect::process`] (pid trees for
 //!   GetStats), [`collect::rates`], [`collect::accel`] (NVIDIA, AMD, Intel NPU, Google TPU,
-//!   Apple Silicon; each absent where its hardware is).
+//!   Apple Silicon; each absent where its hardware is), [`collect::pods`] (which Kubernetes pod
+//!   holds each accelerator, from the kubelet's PodResources API), [`collect::own_process`] (the
+//!   monitor's own `process_*`) and [`collect::textfile`] (`*.prom` files), for every backend.
 //! - [`serve`]: the agent's REST ([`serve::rest`], [`serve::stream`]), Prometheus
 //!   ([`serve::prometheus`]) and gRPC ([`serve::grpc_legacy`], [`serve::grpc_v1`]); handlers only
 //!   read the latest snapshot. Shared with the coordinator: [`serve::listen`](mod@serve::listen) (ports, portfile,

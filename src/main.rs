@@ -3,24 +3,44 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use system_monitor::cli::{Cli, Command, SnapshotFormat};
+use system_monitor::cli::{self, generate, Command, LogFormat, SnapshotFormat};
 use system_monitor::collect::{self, Sampler};
 use system_monitor::model::wire;
 use system_monitor::serve::prometheus;
 
 fn main() -> ExitCode {
-    // clap prints usage and exits with code 2 on bad flags.
-    let cli = Cli::parse();
-    init_tracing(cli.verbose);
+    // Flags, SYSTEM_MONITOR_* variables and the --config file; usage errors print a message and
+    // exit with code 2.
+    let cli = cli::parse();
+    let mut stdout = std::io::stdout().lock();
+    let generated = match &cli.command {
+        Some(Command::Completions(args)) => Some(generate::completions(args.shell, &mut stdout)),
+        Some(Command::Man(args)) => Some(generate::man(args.subcommand.as_deref(), &mut stdout)),
+        _ => None,
+    };
+    drop(stdout);
+    if let Some(result) = generated {
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e @ generate::GenerateError::UnknownSubcommand { .. }) => {
+                eprintln!("system_monitor: error: {e}");
+                ExitCode::from(2)
+            }
+            Err(e) => {
+                eprintln!("system_monitor: error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    init_tracing(cli.verbose, cli.operator.log_format);
     let hostname = collect::hostname(&cli.config("").collect);
     let config = cli.config(&hostname);
     let result = match &cli.command {
         Some(Command::Snapshot(args)) => snapshot(&config, args.format),
         Some(Command::Coordinator(args)) => coordinate(config, args.config()),
-        None => serve(config),
+        Some(Command::Completions(_) | Command::Man(_)) | None => serve(config),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -48,8 +68,10 @@ fn one_line(error: &anyhow::Error) -> String {
 /// Logs to stderr: our crate at info by default (where it serves, what it found, failures as they
 /// begin and end; per-request and per-sample lines are debug), `-v` debug, `-vv` trace, or
 /// `RUST_LOG`. Colour only on a terminal, and never with `NO_COLOR` set (no-color.org): log
-/// files, journald and `kubectl logs` get plain text.
-fn init_tracing(verbose: u8) {
+/// files, journald and `kubectl logs` get plain text. `--log-format json`: one JSON object per
+/// line, the event's fields at the top level beside `timestamp`, `level`, `target` and
+/// `message` (what Loki, Elasticsearch and Cloud Logging parse without a pattern), never coloured.
+fn init_tracing(verbose: u8, format: LogFormat) {
     let default = match verbose {
         0 => "info",
         1 => "debug",
@@ -58,14 +80,23 @@ fn init_tracing(verbose: u8) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!("system_monitor={default},warn"))
     });
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colour(
-            std::io::stderr().is_terminal(),
-            std::env::var_os("NO_COLOR"),
-        ))
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(colour(
+                std::io::stderr().is_terminal(),
+                std::env::var_os("NO_COLOR"),
+            ))
+            .init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 /// Whether to colour the log: on a terminal, unless `NO_COLOR` is set to anything but "".

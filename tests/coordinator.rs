@@ -300,6 +300,11 @@ async fn static_agents_are_served_in_the_agent_shape() {
         Some(2.0),
         "{text}"
     );
+    // Its own process, read at the request (nothing samples a coordinator without --sample-self).
+    assert!(
+        sample(&text, r#"process_resident_memory_bytes{node="coord"}"#).unwrap_or(0.0) > 0.0,
+        "{text}"
+    );
     assert!(
         sample(
             &text,
@@ -1026,6 +1031,12 @@ async fn sample_self_and_grpc_serve_the_cluster() {
         "{text}"
     );
     assert!(text.contains(r#"node_cpu_seconds_total{"#) && text.contains(r#"node="coord-self""#));
+    // Its own process once, from its sampler's snapshot.
+    assert_eq!(
+        text.matches("# TYPE process_start_time_seconds ").count(),
+        1,
+        "{text}"
+    );
 
     // gRPC v1: the same nodes, the same figures.
     let mut client = MonitorServiceClient::connect(coord.grpc_url())

@@ -36,7 +36,8 @@ const METRICS_VOLATILE: &[&str] = &[
 /// (`architecture` is the build target's, not the fixture's.)
 const INFO_VOLATILE: &[&str] = &["version", "ip_address", "disk_total", "architecture"];
 
-/// `/metrics` families whose values are volatile (the label sets are still compared).
+/// `/metrics` families whose values are volatile (the label sets are still compared); a name
+/// ending in `*` stands for every family it begins.
 const PROMETHEUS_VOLATILE: &[&str] = &[
     "node_filesystem_size_bytes",
     "node_filesystem_free_bytes",
@@ -44,8 +45,29 @@ const PROMETHEUS_VOLATILE: &[&str] = &[
     "node_filesystem_files",
     "node_filesystem_files_free",
     "system_monitor_collector_duration_seconds",
+    "node_scrape_collector_duration_seconds",
     "system_monitor_sample_timestamp_seconds",
+    // The clock now, and the kernel clock discipline's state (adjtimex: no file to fixture).
+    "node_time_seconds",
+    "node_timex_*",
+    // The monitor's own process.
+    "process_*",
 ];
+
+/// Whether `name` is one of [`PROMETHEUS_VOLATILE`].
+fn is_volatile(name: &str) -> bool {
+    PROMETHEUS_VOLATILE
+        .iter()
+        .any(|v| match v.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == *v,
+        })
+}
+
+/// node_exporter 1.5.0's own `/metrics` on the same fixture, for the collectors it lists (see
+/// tests/golden/README.md): every family in it must be in ours with the same type, help, label
+/// sets and values.
+const NODE_EXPORTER_REFERENCE: &str = "node_exporter.prom";
 
 #[tokio::test]
 async fn server_fixture_matches_golden() {
@@ -125,7 +147,13 @@ async fn check_golden(
     let mut args = common::fixture_args(fixture);
     args.extend(["--node-id", "golden-node"].map(String::from));
     args.extend(extra_args.iter().map(|a| a.to_string()));
-    let monitor = Monitor::start_with_env(&args, env);
+    // node_time_zone_offset_seconds{time_zone} is the monitor's own zone: UTC whatever this
+    // machine's is.
+    let env: Vec<(&str, &Path)> = [("TZ", Path::new("UTC"))]
+        .into_iter()
+        .chain(env.iter().copied())
+        .collect();
+    let monitor = Monitor::start_with_env(&args, &env);
     let golden = common::repo_dir().join("tests/golden").join(golden_name);
 
     let metrics = fetch(&monitor, "/api/system/metrics").await;
@@ -149,12 +177,128 @@ async fn check_golden(
         &golden.join("metrics.prom"),
         &mask_prometheus(&exposition),
     ));
+    let reference = golden.join(NODE_EXPORTER_REFERENCE);
+    if reference.exists() {
+        mismatches.extend(same_as_node_exporter(&reference, &exposition));
+    }
     assert!(
         mismatches.is_empty(),
         "{}\n\nIf the change is intended, regenerate with \
          `UPDATE_GOLDEN=1 cargo test --test e2e_golden` and review the diff.",
         mismatches.join("\n\n")
     );
+}
+
+/// One family of a text exposition.
+#[derive(Debug, Default)]
+struct ParsedFamily {
+    kind: String,
+    help: String,
+    /// Label sets (sorted, without `node`) and values.
+    samples: std::collections::BTreeMap<Vec<(String, String)>, f64>,
+}
+
+/// The families of a Prometheus text exposition, by name.
+fn parse_exposition(text: &str) -> std::collections::BTreeMap<String, ParsedFamily> {
+    let mut families: std::collections::BTreeMap<String, ParsedFamily> = Default::default();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            families.entry(name.into()).or_default().help = help.into();
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, ""));
+            families.entry(name.into()).or_default().kind = kind.into();
+        } else if !line.starts_with('#') {
+            let (series, value) = line.rsplit_once(' ').expect("a sample has a value");
+            let value: f64 = value.parse().expect("a sample value is a number");
+            let (name, labels) = match series.split_once('{') {
+                Some((name, labels)) => (name, parse_labels(labels.trim_end_matches('}'))),
+                None => (series, Vec::new()),
+            };
+            families
+                .entry(name.into())
+                .or_default()
+                .samples
+                .insert(labels, value);
+        }
+    }
+    families
+}
+
+/// `a="x",b="y"` as sorted pairs, without `node`.
+fn parse_labels(text: &str) -> Vec<(String, String)> {
+    let mut labels = Vec::new();
+    let mut rest = text;
+    while let Some((key, after)) = rest.split_once("=\"") {
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let mut end = after.len();
+        while let Some((at, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    if let Some((_, escaped)) = chars.next() {
+                        value.push(if escaped == 'n' { '\n' } else { escaped });
+                    }
+                }
+                '"' => {
+                    end = at + 1;
+                    break;
+                }
+                c => value.push(c),
+            }
+        }
+        let key = key.trim_start_matches(',');
+        if key != "node" {
+            labels.push((key.to_string(), value));
+        }
+        rest = &after[end..];
+    }
+    labels.sort();
+    labels
+}
+
+/// What differs between node_exporter's reference output and ours, for the families of the
+/// reference; `node_scrape_collector_success` is compared for its collectors only.
+fn same_as_node_exporter(reference: &Path, ours: &str) -> Option<String> {
+    let text = std::fs::read_to_string(reference)
+        .unwrap_or_else(|e| panic!("{}: {e}", reference.display()));
+    let theirs = parse_exposition(&text);
+    let ours = parse_exposition(ours);
+    let mut problems = Vec::new();
+    for (name, expected) in &theirs {
+        let Some(actual) = ours.get(name) else {
+            problems.push(format!("{name}: missing"));
+            continue;
+        };
+        if name == "node_scrape_collector_success" {
+            for (labels, value) in &expected.samples {
+                if actual.samples.get(labels) != Some(value) {
+                    let got = actual.samples.get(labels);
+                    problems.push(format!("{name}{labels:?}: {value} expected, got {got:?}"));
+                }
+            }
+            continue;
+        }
+        if (&actual.kind, &actual.help) != (&expected.kind, &expected.help) {
+            problems.push(format!(
+                "{name}: TYPE {} HELP {:?} expected, got TYPE {} HELP {:?}",
+                expected.kind, expected.help, actual.kind, actual.help
+            ));
+        }
+        if actual.samples != expected.samples {
+            problems.push(format!(
+                "{name}: samples differ\n  node_exporter: {:?}\n  ours:          {:?}",
+                expected.samples, actual.samples
+            ));
+        }
+    }
+    (!problems.is_empty()).then(|| {
+        format!(
+            "{} (node_exporter 1.5.0 on the same fixture) disagrees with our /metrics:\n{}",
+            relative(reference).display(),
+            problems.join("\n")
+        )
+    })
 }
 
 /// GET `path` and its body, with this checkout's path replaced by `$REPO` (error messages name
@@ -209,7 +353,7 @@ fn mask_prometheus(exposition: &str) -> String {
     let mut out = String::with_capacity(exposition.len());
     for line in exposition.lines() {
         let name_end = line.find(['{', ' ']).unwrap_or(line.len());
-        let volatile = !line.starts_with('#') && PROMETHEUS_VOLATILE.contains(&&line[..name_end]);
+        let volatile = !line.starts_with('#') && is_volatile(&line[..name_end]);
         match line.rsplit_once(' ') {
             Some((series, _value)) if volatile => {
                 out.push_str(series);
@@ -312,6 +456,8 @@ fn masking_replaces_only_the_listed_paths() {
          node_filesystem_files{{node=\"n\",device=\"a b\"}} 5\n\
          node_filesystem_files_free{{node=\"n\"}} 6\n\
          node_load1{{node=\"n\"}} 0.5\n\
+         node_timex_offset_seconds{{node=\"n\"}} 0.001\n\
+         node_timex{{node=\"n\"}} 2\n\
          system_monitor_build_info{{node=\"n\",version=\"{}\"}} 1\n",
         system_monitor::VERSION
     );
@@ -321,8 +467,27 @@ fn masking_replaces_only_the_listed_paths() {
          node_filesystem_files{node=\"n\",device=\"a b\"} <masked>\n\
          node_filesystem_files_free{node=\"n\"} <masked>\n\
          node_load1{node=\"n\"} 0.5\n\
+         node_timex_offset_seconds{node=\"n\"} <masked>\n\
+         node_timex{node=\"n\"} 2\n\
          system_monitor_build_info{node=\"n\",version=\"<masked>\"} 1\n"
     );
+}
+
+#[test]
+fn expositions_are_compared_as_families_of_label_sets() {
+    let theirs = parse_exposition(
+        "# HELP node_x Help.\n# TYPE node_x gauge\n\
+         node_x{b=\"2\",a=\"say \\\"hi\\\"\"} 1.5e+06\n",
+    );
+    let ours = parse_exposition(
+        "# HELP node_x Help.\n# TYPE node_x gauge\n\
+         node_x{node=\"n\",a=\"say \\\"hi\\\"\",b=\"2\"} 1500000\n",
+    );
+    let (a, b) = (&theirs["node_x"], &ours["node_x"]);
+    assert_eq!(a.samples, b.samples);
+    let labels: Vec<(String, String)> =
+        vec![("a".into(), "say \"hi\"".into()), ("b".into(), "2".into())];
+    assert_eq!(a.samples.get(&labels), Some(&1.5e6));
 }
 
 #[test]

@@ -14,8 +14,8 @@ use std::process::{Command, Stdio};
 use common::cluster::{agent, eventually, DEADLINE};
 use common::Monitor;
 use system_monitor::model::{
-    Accelerator, AcceleratorInfo, AcceleratorKind, AcceleratorProcess, MigDevice, PowerReading,
-    ProfilingStats, Snapshot,
+    Accelerator, AcceleratorInfo, AcceleratorKind, AcceleratorProcess, MigDevice, PodRef,
+    PowerReading, ProfilingStats, Snapshot,
 };
 use system_monitor::serve::prometheus::{encode, Format};
 
@@ -43,14 +43,26 @@ fn promtool_available() -> bool {
     }
 }
 
-/// What `promtool check metrics` may say: node_exporter's own meminfo names and dcgm-exporter's
-/// label names are not snake_case, and dcgm-exporter's counters have no `_total`; we keep them as
-/// they are for dashboard compatibility.
+/// What `promtool check metrics` may say: node_exporter's own meminfo, netstat and sockstat names
+/// (`node_netstat_TcpExt_ListenDrops`, `node_sockstat_TCP_inuse`) and dcgm-exporter's label names
+/// are not snake_case, dcgm-exporter's counters have no `_total`, and node_exporter's entropy
+/// gauges count bits; we keep them as they are for dashboard compatibility.
 fn allowed_lint(line: &str) -> bool {
     let Some((name, message)) = line.split_once(' ') else {
         return false;
     };
-    let inherited = name.starts_with("node_memory_") || name.starts_with("DCGM_FI_");
+    if name.starts_with("node_entropy_") && message == "use base unit \"bytes\" instead of \"bits\""
+    {
+        return true;
+    }
+    let inherited = [
+        "node_memory_",
+        "node_netstat_",
+        "node_sockstat_",
+        "DCGM_FI_",
+    ]
+    .iter()
+    .any(|prefix| name.starts_with(prefix));
     inherited
         && (message == "metric names should be written in 'snake_case' not 'camelCase'"
             || message == "label names should be written in 'snake_case' not 'camelCase'"
@@ -281,6 +293,7 @@ fn accelerator_snapshot() -> Snapshot {
         processes: vec![AcceleratorProcess {
             pid: 42,
             memory_used_bytes: Some(1 << 20),
+            pod: None,
         }],
         ..Accelerator::default()
     };
@@ -302,6 +315,15 @@ fn accelerator_snapshot() -> Snapshot {
             memory_total_bytes: Some(20 << 30),
             multiprocessors: Some(32),
             processes: vec![],
+            // Pod attribution's labels on one instance (`container`, `namespace`, `pod`).
+            pods: (i == 0)
+                .then(|| PodRef {
+                    namespace: "ml".into(),
+                    name: "train-0".into(),
+                    container: "trainer".into(),
+                })
+                .into_iter()
+                .collect(),
         })
         .collect();
     h100.profiling = Some(ProfilingStats {
@@ -394,6 +416,9 @@ fn lint_allowance_is_narrow() {
     ));
     assert!(!allowed_lint(
         "system_monitor_fooBar metric names should be written in 'snake_case' not 'camelCase'"
+    ));
+    assert!(allowed_lint(
+        "node_netstat_TcpExt_ListenDrops metric names should be written in 'snake_case' not 'camelCase'"
     ));
     assert!(!allowed_lint("node_memory_MemTotal_bytes no help text"));
     assert!(allowed_lint(

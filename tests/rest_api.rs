@@ -58,6 +58,7 @@ impl Served {
                 &Default::default(),
                 Duration::from_secs(1),
             )),
+            websocket: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -299,6 +300,7 @@ fn sample(sequence: u64) -> Snapshot {
             name: "cpu".into(),
             ok: true,
             error: None,
+            no_data: false,
             duration_seconds: 0.001,
         }],
         ..Snapshot::default()

@@ -288,6 +288,7 @@ fn state(node_id: &str, shutdown: CancellationToken) -> AppState {
             &Default::default(),
             Duration::from_secs(1),
         )),
+        websocket: Default::default(),
     }
 }
 

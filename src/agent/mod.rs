@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{ReadAuth, Token, TokenKind};
+use crate::collect::plugin::{PluginSetupError, Plugins};
 use crate::collect::{start_sampling, SamplerError};
 use crate::config::Config;
 use crate::history::History;
@@ -40,6 +41,8 @@ pub enum AgentError {
     Register(#[from] register::RegisterError),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Plugin(#[from] PluginSetupError),
     #[error("the gRPC listener has no address: {0}")]
     GrpcAddress(#[source] std::io::Error),
 }
@@ -98,14 +101,21 @@ impl BoundAgent {
         let connections =
             serve::limits::agent_connections(&config.connections, config.collect.interval);
         let collect = Arc::new(config.collect.clone());
+        let plugins = Plugins::new(&config.collect.plugins)?;
         let mut tasks = tokio::task::JoinSet::new();
         let (baseline, snapshots) = start_sampling(
             config.node_id.to_string(),
             Arc::clone(&collect),
+            plugins.iter().map(Plugins::collector).collect(),
             &shutdown,
             &mut tasks,
         )
         .await?;
+        if let Some(plugins) = &plugins {
+            // The names of the first sample's own families: those no plugin may take.
+            let reserved = serve::prometheus::family_names(&baseline);
+            plugins.start(reserved, &shutdown, &mut tasks);
+        }
         let found = baseline.hardware_summary();
         let history = Arc::new(History::open(&config.history, config.collect.interval));
         tasks.spawn(feed_history(
@@ -124,6 +134,7 @@ impl BoundAgent {
             started_at: SystemTime::now(),
             node_id_origin: config.node_id_origin,
             history,
+            websocket: serve::ws::Keepalive::for_idle_timeout(config.connections.idle_timeout),
         };
 
         let rest_addr = self.rest.as_ref().and_then(|l| l.local_addr().ok());

@@ -8,12 +8,20 @@ pub mod accel;
 mod host_paths;
 #[cfg(target_os = "linux")]
 pub mod linux;
+pub mod own_process;
+pub mod plugin;
+pub mod pods;
 pub mod portable;
 pub mod process;
 pub mod rates;
+pub mod textfile;
 
 pub use crate::config::HostPaths;
-pub use host_paths::{numbered_dirs, open_and_read, read_into, read_number, read_optional};
+#[cfg(unix)]
+pub use host_paths::KeptFile;
+pub use host_paths::{
+    numbered_dirs, open_and_read, read_into, read_number, read_optional, stream_lines, KeptOpen,
+};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,6 +53,12 @@ pub enum CollectError {
     /// Anything else, e.g. a library call that failed.
     #[error("{0}")]
     Other(String),
+    /// The host has nothing for this collector to read (no conntrack module, no UDP tables):
+    /// node_exporter's `ErrNoData`. Missing is normal, so nothing failed (the status is `ok`,
+    /// health is not affected, nothing is logged above debug), but the status says `no_data`:
+    /// node_exporter's scrape success for it is 0, and so is ours under its name.
+    #[error("{0}")]
+    NoData(String),
 }
 
 impl CollectError {
@@ -74,10 +88,17 @@ pub trait Collector: Send {
     }
 }
 
-/// The collectors of the configured backend, then the accelerator collectors.
+/// The collectors of the configured backend, then the accelerator collectors, then pod
+/// attribution (which annotates the accelerators found), then those of every backend: the
+/// monitor's own process and the textfile directory.
 pub fn collectors(config: &CollectConfig) -> Vec<Box<dyn Collector>> {
     let mut list = host_collectors(config);
     list.extend(accel::collectors(config));
+    list.extend(pods::collector(config));
+    list.push(Box::new(own_process::OwnProcessCollector::new()));
+    list.push(Box::new(textfile::TextfileCollector::new(
+        config.textfile_directory.clone(),
+    )));
     list
 }
 
@@ -169,7 +190,11 @@ impl Sampler {
             let result = collector.collect(&mut snapshot);
             let status = CollectorStatus {
                 name: collector.name().to_string(),
-                ok: matches!(result, Ok(()) | Err(CollectError::Partial(_))),
+                ok: matches!(
+                    result,
+                    Ok(()) | Err(CollectError::Partial(_) | CollectError::NoData(_))
+                ),
+                no_data: matches!(result, Err(CollectError::NoData(_))),
                 error: result.err().map(|e| e.to_string()),
                 duration_seconds: began.elapsed().as_secs_f64(),
             };
@@ -243,16 +268,20 @@ pub enum SamplerError {
 /// Takes the first sample (before anything is served, so no request ever sees an empty
 /// snapshot), then samples every interval on a dedicated thread, stopped and joined by a task in
 /// `tasks` once `shutdown` is cancelled. Returns the first snapshot and the latest-snapshot
-/// receiver. The agent and the coordinator (`--sample-self`) both start theirs here.
+/// receiver. The agent and the coordinator (`--sample-self`) both start theirs here; `extra`
+/// collectors (the agent's exec plugins) run after those of `collect`.
 pub async fn start_sampling(
     node_id: String,
     collect: Arc<CollectConfig>,
+    extra: Vec<Box<dyn Collector>>,
     shutdown: &CancellationToken,
     tasks: &mut tokio::task::JoinSet<()>,
 ) -> Result<(Arc<Snapshot>, watch::Receiver<Arc<Snapshot>>), SamplerError> {
     let interval = collect.interval;
     let (sampler, first) = tokio::task::spawn_blocking(move || {
-        let mut sampler = Sampler::from_config(node_id, &collect);
+        let mut list = collectors(&collect);
+        list.extend(extra);
+        let mut sampler = Sampler::new(node_id, system_info(&collect), list);
         let first = sampler.sample();
         (sampler, first)
     })
@@ -326,6 +355,7 @@ mod tests {
         Ok,
         Fail(&'static str),
         Partial(&'static str),
+        NoData(&'static str),
     }
 
     /// A collector that answers from a script, one outcome per sample, then repeats the last.
@@ -357,6 +387,7 @@ mod tests {
                 Outcome::Ok => Ok(()),
                 Outcome::Fail(e) => Err(CollectError::Other(e.into())),
                 Outcome::Partial(e) => Err(CollectError::Partial(e.into())),
+                Outcome::NoData(e) => Err(CollectError::NoData(e.into())),
             }
         }
     }
@@ -469,6 +500,35 @@ mod tests {
                 "DEBUG collector tpu still failing: next attempt in 2 s",
             ],
         );
+    }
+
+    #[test]
+    fn no_data_is_not_a_failure_but_is_marked() {
+        let conntrack = Scripted::new(
+            "conntrack",
+            &[
+                Outcome::NoData("no conntrack"),
+                Outcome::NoData("no conntrack"),
+                Outcome::Ok,
+            ],
+        );
+        assert_eq!(
+            log_of(vec![Box::new(conntrack)], 3, tracing::Level::INFO),
+            Vec::<String>::new()
+        );
+        let mut sampler = Sampler::new(
+            "n".into(),
+            SystemInfo::default(),
+            vec![Box::new(Scripted::new(
+                "conntrack",
+                &[Outcome::NoData("no conntrack"), Outcome::Ok],
+            ))],
+        );
+        let status = &sampler.sample().collectors[0];
+        assert!(status.ok && status.no_data);
+        assert_eq!(status.error.as_deref(), Some("no conntrack"));
+        let status = &sampler.sample().collectors[0];
+        assert!(status.ok && !status.no_data && status.error.is_none());
     }
 
     #[test]

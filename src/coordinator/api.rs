@@ -1,7 +1,9 @@
 //! The coordinator's REST API: `/api/system/metrics[?node_id=a,b]` (the agents' elements plus
-//! `status` and `dataAgeSeconds`, concatenated from their raw bytes), `/api/cluster/info`,
+//! `status` and `dataAgeSeconds`, concatenated from their raw bytes) and the same array pushed
+//! after each poll round on `/api/system/ws[?node_id=a,b]`, `/api/cluster/info`,
 //! `/api/system/info?node_id=` (fetched from the agent and kept a minute), `/api/health`,
-//! `POST /api/cluster/register`, and `/metrics`. Reads the [`Registry`]; errors are JSON.
+//! `POST /api/cluster/register`, `/metrics`, and `/api/openapi.json` (their description,
+//! `openapi/coordinator.json`). Reads the [`Registry`]; errors are JSON.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::{rejection::WebSocketUpgradeRejection, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -23,12 +26,15 @@ use super::metrics::CoordinatorMetrics;
 use super::poller::AgentRequest;
 use super::registry::{Agent, AgentUrl, NodeView, Refusal, Registry, Role, Status};
 use crate::auth::{self, Token, TokenKind};
+use crate::collect::own_process;
 use crate::model::wire::{Info, RegisterAnswer, RegisterRequest, REGISTER_PATH};
-use crate::model::{echo, NodeId, Snapshot};
+use crate::model::{echo, InvalidNodeIdList, NodeId, Snapshot};
 use crate::serve::http::{
     self, error, invalid_node_id, invalid_query, json_bytes, no_store, round3, unknown_node_id,
 };
+use crate::serve::openapi;
 use crate::serve::prometheus::{self, Format};
+use crate::serve::ws;
 use crate::serve::Guard;
 use crate::serve::Health;
 
@@ -83,6 +89,8 @@ pub struct ClusterState {
     pub local: Option<LocalNode>,
     /// Cancelled on shutdown: ends streams so that graceful shutdown is not held up.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// When `/api/system/ws` gives up on a subscriber (from `--http.idle-timeout`).
+    pub websocket: ws::Keepalive,
 }
 
 /// The coordinator's REST routes, behind `guard`.
@@ -90,10 +98,15 @@ pub fn router(state: ClusterState, guard: &Guard) -> Router {
     let router = Router::new()
         .route("/api/health", get(health))
         .route("/api/system/metrics", get(metrics))
+        .route("/api/system/ws", get(metrics_ws))
         .route("/api/system/info", get(info))
         .route("/api/cluster/info", get(cluster_info))
         .route(REGISTER_PATH, post(register))
         .route("/metrics", get(prometheus_metrics))
+        .route(
+            "/api/openapi.json",
+            get(|| async { openapi::response(openapi::Api::Coordinator) }),
+        )
         .method_not_allowed_fallback(http::method_not_allowed)
         .fallback(http::not_found);
     guard.apply(router.with_state(state))
@@ -117,30 +130,10 @@ async fn metrics(
         Err(rejection) => return invalid_query(&rejection),
     };
     let now = Instant::now();
-    let views = match &query.node_id {
-        None => state.registry.nodes(now, false),
-        Some(requested) => {
-            let ids = match NodeId::parse_list(requested) {
-                Ok(ids) => ids,
-                Err(reason) => return invalid_node_id(requested, reason),
-            };
-            let mut views = Vec::with_capacity(ids.len());
-            for id in ids {
-                match state.registry.node(id, now) {
-                    Some(view) if view.data.is_some() => views.push(view),
-                    Some(_) => {
-                        return error(
-                            StatusCode::NOT_FOUND,
-                            json!({"error": "no data from node yet", "node_id": echo(id)}),
-                        )
-                    }
-                    None => return unknown_node_id(id),
-                }
-            }
-            views
-        }
+    let body = match selected_views(&state.registry, query.node_id.as_deref(), now) {
+        Ok(views) => elements_json(&views, now),
+        Err(refused) => return refused.response(),
     };
-    let body = elements_json(&views, now);
     (
         no_store(),
         [(
@@ -150,6 +143,92 @@ async fn metrics(
         body,
     )
         .into_response()
+}
+
+/// Why a `node_id` filter is not answered.
+#[derive(Debug, thiserror::Error)]
+enum NotServed<'a> {
+    /// Not a node id list (400).
+    #[error("{1}")]
+    Invalid(&'a str, InvalidNodeIdList<'a>),
+    /// A node registered but not heard from yet (404).
+    #[error("no data from node {0} yet")]
+    NoData(&'a str),
+    /// No such node (404).
+    #[error("unknown node {0}")]
+    Unknown(&'a str),
+}
+
+impl NotServed<'_> {
+    /// The JSON error answer.
+    fn response(&self) -> Response {
+        match self {
+            NotServed::Invalid(requested, reason) => invalid_node_id(requested, reason),
+            NotServed::NoData(id) => error(
+                StatusCode::NOT_FOUND,
+                json!({"error": "no data from node yet", "node_id": echo(id)}),
+            ),
+            NotServed::Unknown(id) => unknown_node_id(id),
+        }
+    }
+}
+
+/// The nodes `?node_id=` asks for (all of them without it), in the order asked; each one asked
+/// for must have data.
+fn selected_views<'a>(
+    registry: &Registry,
+    requested: Option<&'a str>,
+    now: Instant,
+) -> Result<Vec<NodeView>, NotServed<'a>> {
+    let Some(requested) = requested else {
+        return Ok(registry.nodes(now, false));
+    };
+    let ids = NodeId::parse_list(requested).map_err(|e| NotServed::Invalid(requested, e))?;
+    let mut views = Vec::with_capacity(ids.len());
+    for id in ids {
+        match registry.node(id, now) {
+            Some(view) if view.data.is_some() => views.push(view),
+            Some(_) => return Err(NotServed::NoData(id)),
+            None => return Err(NotServed::Unknown(id)),
+        }
+    }
+    Ok(views)
+}
+
+/// `/api/system/ws[?node_id=…]`: the filter's rule of `/api/system/metrics` (400 or 404 before
+/// any upgrade), then its array after each poll round.
+async fn metrics_ws(
+    State(state): State<ClusterState>,
+    query: Result<Query<NodeQuery>, QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => return invalid_query(&rejection),
+    };
+    let requested = query.node_id;
+    if let Err(refused) = selected_views(&state.registry, requested.as_deref(), Instant::now()) {
+        return refused.response();
+    }
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return ws::not_an_upgrade(&rejection),
+    };
+    let registry = Arc::clone(&state.registry);
+    let frame = move || {
+        let now = Instant::now();
+        selected_views(&registry, requested.as_deref(), now)
+            .map(|views| elements_json(&views, now))
+            // A node asked for that was removed since (its registration expired).
+            .map_err(|refused| format!("no longer served: {refused}"))
+    };
+    ws::subscribe(
+        upgrade,
+        state.registry.rounds(),
+        frame,
+        state.websocket,
+        state.shutdown.clone(),
+    )
 }
 
 /// The metrics array of `views` (those with data): each element's bytes as the agent sent
@@ -431,8 +510,16 @@ async fn prometheus_metrics(State(state): State<ClusterState>, headers: HeaderMa
     let mut w = prometheus::Writer::new(&state.node_id, format);
     state.metrics.write(&mut w, counts);
     if let Some(local) = &state.local {
+        // Its sampler's snapshot carries the process's own `process_*` families too.
         let snapshot = Arc::clone(&local.snapshots.borrow());
         prometheus::write_snapshot(&mut w, &snapshot);
+    } else {
+        // Nothing samples the coordinator: its `process_*` are read now (/proc/self, a few
+        // small reads that never wait on a disk).
+        match own_process::read_families() {
+            Ok(families) => prometheus::write_kernel_families(&mut w, &families),
+            Err(e) => tracing::debug!("cannot read the coordinator's own process: {e}"),
+        }
     }
     (
         [(

@@ -186,6 +186,7 @@ impl BoundCoordinator {
             let (first, snapshots) = crate::collect::start_sampling(
                 config.node_id.to_string(),
                 collect,
+                Vec::new(),
                 &shutdown,
                 &mut tasks,
             )
@@ -221,6 +222,7 @@ impl BoundCoordinator {
             started_at: SystemTime::now(),
             local,
             shutdown: shutdown.clone(),
+            websocket: serve::ws::Keepalive::for_idle_timeout(config.connections.idle_timeout),
         };
 
         // The poller gets its own client: a client's pooled connections live on the runtime

@@ -160,6 +160,12 @@ pub struct Accelerator {
     pub profiling: Option<ProfilingStats>,
     /// Processes using the device.
     pub processes: Vec<AcceleratorProcess>,
+    /// The containers the kubelet allocated the whole device to (`collect::pods`, with
+    /// `--kubelet-pod-resources-socket`); empty where none is, or where attribution is off. Several
+    /// where the GPU is shared (time-slicing). Left out of the serialized model when empty, as on
+    /// the wire, so that hosts without attribution keep their shape.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pods: Vec<PodRef>,
     /// Why the device could not be read (fully) this sample: device lost, driver error.
     pub error: Option<String>,
 }
@@ -209,6 +215,9 @@ pub struct MigDevice {
     pub multiprocessors: Option<u32>,
     /// Processes running in this instance.
     pub processes: Vec<AcceleratorProcess>,
+    /// The containers the kubelet allocated this instance to (by its MIG UUID).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pods: Vec<PodRef>,
 }
 
 /// DCGM profiling fields of one device, each a ratio 0–1 (as DCGM reports them) or bytes per
@@ -248,6 +257,34 @@ pub struct AcceleratorProcess {
     /// Device memory the process uses (`None` where the driver does not say, e.g. under MIG
     /// without privileges).
     pub memory_used_bytes: Option<u64>,
+    /// The Kubernetes pod the process runs in, from its cgroup (`collect::pods`); `None` outside
+    /// any pod, or where attribution is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<ProcessPod>,
+}
+
+/// A container a device is allocated to, as the kubelet's PodResources API names it.
+#[derive(Debug, Clone, Serialize, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PodRef {
+    pub namespace: String,
+    /// The pod's name.
+    pub name: String,
+    /// The container's name within the pod.
+    pub container: String,
+}
+
+/// The pod a process runs in. Its cgroup gives the pod's UID; the names come from the device's
+/// allocation, where exactly one container holds the device the process runs on (the kubelet's
+/// PodResources API names pods but gives no UID, so a shared device leaves them unknown).
+#[derive(Debug, Clone, Serialize, Default, PartialEq, Eq)]
+pub struct ProcessPod {
+    /// The pod's UID, from the kubepods cgroup path.
+    pub uid: String,
+    pub namespace: Option<String>,
+    /// The pod's name.
+    pub name: Option<String>,
+    /// The container's name within the pod.
+    pub container: Option<String>,
 }
 
 /// A power reading that belongs to no accelerator device: Apple's CPU clusters and DRAM

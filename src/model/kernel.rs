@@ -1,7 +1,8 @@
 //! Kernel figures that only `/metrics` shows, under node_exporter's names: netstat, sockstat,
 //! vmstat, timex, uname and the like. They have no place in the TrackLab JSON, so they are kept as
 //! ready-named families instead of one struct per file; the collector that reads a file names
-//! its families exactly as node_exporter's collector of the same name does.
+//! its families exactly as node_exporter's collector of the same name does (and the `process`
+//! collector its `process_*` as the Prometheus client libraries name them).
 
 use std::sync::Arc;
 

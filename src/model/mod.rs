@@ -1,7 +1,8 @@
 //! Plain data the collectors produce and the servers read: one immutable [`Snapshot`] per sample,
 //! plus the static [`SystemInfo`], the checked [`NodeId`], time helpers, [`echo`] (user input cut
-//! short for error messages), and [`wire`]: the JSON the agents serve and the coordinator reads
-//! back. No I/O here; serde derives give `snapshot --format model`'s JSON.
+//! short for error messages), [`exposition`] (the Prometheus text format read back, for metrics
+//! other programs write), and [`wire`]: the JSON the agents serve and the coordinator reads back.
+//! No I/O here; serde derives give `snapshot --format model`'s JSON.
 //!
 //! Units are in the field names: `_bytes`, `_seconds`, `_percent` (0–100), `_mhz`, `_celsius`,
 //! `_watts`, `_per_sec`. Raw counters are kept beside the rates the sampler derives from them.
@@ -10,6 +11,7 @@ mod accel;
 mod cpu;
 mod disk;
 mod echo;
+pub mod exposition;
 mod filesystem;
 mod kernel;
 mod memory;
@@ -19,8 +21,8 @@ mod time;
 pub mod wire;
 
 pub use accel::{
-    Accelerator, AcceleratorInfo, AcceleratorKind, AcceleratorProcess, MigDevice, PowerReading,
-    ProfilingStats, Vendor,
+    Accelerator, AcceleratorInfo, AcceleratorKind, AcceleratorProcess, MigDevice, PodRef,
+    PowerReading, ProcessPod, ProfilingStats, Vendor,
 };
 pub use cpu::{CoreStats, CpuStats, CpuTimes, TemperatureSensor};
 pub use disk::{DiskStats, DisksStats};
@@ -72,8 +74,14 @@ pub struct Snapshot {
     /// Power readings outside any accelerator (Apple CPU clusters, DRAM); empty elsewhere.
     pub power: Vec<PowerReading>,
     /// Families only `/metrics` shows, under node_exporter's names (netstat, vmstat, uname…),
-    /// appended by the collectors that read them; a failed collector appends none.
+    /// appended by the collectors that read them; a failed collector appends none (one that
+    /// finds no more data half-way, as conntrack can, keeps what came before, as node_exporter
+    /// does).
     pub kernel_families: Vec<KernelFamily>,
+    /// Families read from outside the monitor (the textfile collector's `*.prom` files), written
+    /// after ours; one that shadows one of ours is left out when written. Shared, not copied,
+    /// between the snapshots of unchanged files.
+    pub foreign_families: Vec<Arc<exposition::ForeignFamily>>,
     /// What each collector did in this sample.
     pub collectors: Vec<CollectorStatus>,
 }
@@ -87,6 +95,10 @@ pub struct CollectorStatus {
     pub ok: bool,
     /// Why it failed, or what it skipped (e.g. a mount that timed out), when anything.
     pub error: Option<String>,
+    /// The host had nothing for it to read (no conntrack module, no `/sys/class/net`): nothing
+    /// failed (`ok`), but node_exporter counts such a collector (its `ErrNoData`) as
+    /// unsuccessful, and so does `node_scrape_collector_success`.
+    pub no_data: bool,
     /// Wall time it took.
     pub duration_seconds: f64,
 }

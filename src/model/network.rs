@@ -16,7 +16,8 @@ pub struct NetworkStats {
     pub tcp_established: Option<u64>,
 }
 
-/// One interface: raw /proc/net/dev counters and the rates derived from them.
+/// One interface: raw /proc/net/dev counters (and sysfs's rx_nohandler) and the rates derived from
+/// them.
 #[derive(Debug, Clone, Serialize, Default, PartialEq)]
 pub struct InterfaceStats {
     pub name: String,
@@ -36,6 +37,9 @@ pub struct InterfaceStats {
     pub transmit_colls_total: u64,
     pub transmit_carrier_total: u64,
     pub transmit_compressed_total: u64,
+    /// Packets dropped for want of a protocol handler (sysfs `statistics/rx_nohandler`; None
+    /// where it is not readable).
+    pub receive_nohandler_total: Option<u64>,
     pub receive_bytes_per_sec: f64,
     pub transmit_bytes_per_sec: f64,
     pub receive_packets_per_sec: f64,

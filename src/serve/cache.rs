@@ -1,11 +1,12 @@
 //! Each representation of the latest snapshot, encoded once: a thousand requests (or stream
 //! subscribers) in one interval cost one serialization.
 
+use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
 
 use axum::body::Bytes;
 
-use super::prometheus::{self, Format};
+use super::prometheus::{self, Format, Shadowed};
 use crate::model::wire::{metrics_array_json, Info};
 use crate::model::Snapshot;
 
@@ -20,6 +21,9 @@ pub struct EncodedCache {
     prometheus_text: Slot,
     /// `/metrics` as OpenMetrics.
     openmetrics: Slot,
+    /// Textfile families already reported as left out of `/metrics` (each is reported once,
+    /// not at every encoding); cleared if it ever grows large.
+    reported: Mutex<HashSet<Shadowed>>,
 }
 
 impl EncodedCache {
@@ -43,9 +47,33 @@ impl EncodedCache {
             Format::OpenMetrics => &self.openmetrics,
         };
         let Ok(body) = slot.get_or_encode(snapshot.sequence, || {
-            Ok::<_, std::convert::Infallible>(prometheus::encode(snapshot, format).into_bytes())
+            let (text, shadowed) = prometheus::encode_reporting(snapshot, format);
+            self.report(shadowed);
+            Ok::<_, std::convert::Infallible>(text.into_bytes())
         });
         body
+    }
+
+    /// Logs each family read from outside that `/metrics` left out, the first time only.
+    fn report(&self, shadowed: Vec<Shadowed>) {
+        if shadowed.is_empty() {
+            return;
+        }
+        let mut reported = self.reported.lock().unwrap_or_else(PoisonError::into_inner);
+        if reported.len() > 1024 {
+            reported.clear();
+        }
+        for s in shadowed {
+            if !reported.contains(&s) {
+                tracing::warn!(
+                    "{} (read from {}) left out of /metrics: the monitor writes a family of that \
+                     name itself",
+                    s.family,
+                    s.source
+                );
+                reported.insert(s);
+            }
+        }
     }
 }
 

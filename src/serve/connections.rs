@@ -434,7 +434,11 @@ where
         // A Router is always ready: calling it without `poll_ready` is what axum does too.
         tower_service::Service::call(&mut app.clone(), request)
     });
-    let conn = http.serve_connection(TokioIo::new(io), service);
+    // With upgrades: a WebSocket (serve::ws) keeps the socket, and with it its permit of the
+    // cap, so subscribers count against --max-connections like any other connection.
+    let conn = http
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
         served = conn.as_mut() => served,

@@ -153,6 +153,10 @@ pub fn stats_items(
     );
     tpu_items(&snapshot.accelerators, &mut items);
     power_items(&snapshot.power, &mut items);
+    // The series of textfiles and exec plugins, keyed as the REST element's `custom` map.
+    for (key, value) in crate::model::exposition::custom_series(&snapshot.foreign_families) {
+        items.number(format!("custom.{key}"), value);
+    }
     items.0
 }
 

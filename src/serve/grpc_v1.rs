@@ -151,7 +151,10 @@ pub(crate) mod tests {
     use crate::model::{
         CollectorStatus as Status_, CoreStats, CpuStats, DisksStats, MemoryStats, NetworkStats,
     };
-    use crate::pb::v1::{AcceleratorProcess, AcceleratorType, CpuCore, MigDevice, PowerReading};
+    use crate::pb::v1::{
+        AcceleratorProcess, AcceleratorType, CpuCore, MigDevice, PodAllocation, PowerReading,
+        ProcessPod,
+    };
     use std::sync::Arc;
 
     fn snapshot() -> Snapshot {
@@ -209,6 +212,7 @@ pub(crate) mod tests {
                 name: "filesystem".into(),
                 ok: false,
                 error: Some("statvfs /mnt/nfs timed out".into()),
+                no_data: false,
                 duration_seconds: 5.0,
             }],
             ..Snapshot::default()
@@ -264,9 +268,15 @@ pub(crate) mod tests {
 
     /// A device with every field of the model set, each to a distinct value.
     pub(crate) fn h100() -> model::Accelerator {
-        let process = |pid, memory| model::AcceleratorProcess {
+        let process = |pid, memory, pod| model::AcceleratorProcess {
             pid,
             memory_used_bytes: memory,
+            pod,
+        };
+        let holder = |name: &str| model::PodRef {
+            namespace: "ml".into(),
+            name: name.into(),
+            container: "main".into(),
         };
         model::Accelerator {
             id: "nvidia3".into(),
@@ -323,7 +333,8 @@ pub(crate) mod tests {
                 memory_used_bytes: Some(21),
                 memory_total_bytes: Some(22),
                 multiprocessors: Some(16),
-                processes: vec![process(7, None)],
+                processes: vec![process(7, None, None)],
+                pods: vec![holder("infer-0")],
             }],
             profiling: Some(model::ProfilingStats {
                 graphics_engine_active: Some(0.1),
@@ -339,7 +350,17 @@ pub(crate) mod tests {
                 nvlink_tx_bytes_per_sec: Some(25.0),
                 nvlink_rx_bytes_per_sec: None,
             }),
-            processes: vec![process(42, Some(26))],
+            processes: vec![process(
+                42,
+                Some(26),
+                Some(model::ProcessPod {
+                    uid: "3f0b1c2d-4e5f-4a6b-8c7d-9e0f1a2b3c4d".into(),
+                    namespace: Some("ml".into()),
+                    name: Some("train-0".into()),
+                    container: Some("main".into()),
+                }),
+            )],
+            pods: vec![holder("train-0")],
             error: None,
         }
     }
@@ -424,7 +445,13 @@ pub(crate) mod tests {
                 multiprocessors: Some(16),
                 processes: vec![AcceleratorProcess {
                     pid: 7,
-                    memory_used_bytes: None
+                    memory_used_bytes: None,
+                    pod: None,
+                }],
+                pods: vec![PodAllocation {
+                    namespace: "ml".into(),
+                    name: "infer-0".into(),
+                    container: "main".into(),
                 }],
             }]
         );
@@ -463,7 +490,21 @@ pub(crate) mod tests {
             a.processes,
             [AcceleratorProcess {
                 pid: 42,
-                memory_used_bytes: Some(26)
+                memory_used_bytes: Some(26),
+                pod: Some(ProcessPod {
+                    uid: "3f0b1c2d-4e5f-4a6b-8c7d-9e0f1a2b3c4d".into(),
+                    namespace: Some("ml".into()),
+                    name: Some("train-0".into()),
+                    container: Some("main".into()),
+                }),
+            }]
+        );
+        assert_eq!(
+            a.pods,
+            [PodAllocation {
+                namespace: "ml".into(),
+                name: "train-0".into(),
+                container: "main".into(),
             }]
         );
         // A device without profiling or MIG: absent, empty.

@@ -73,7 +73,7 @@ pub async fn history(
     let snapshot = state.app.latest();
     let requested = params.node_id.as_deref();
     let names: Vec<&str> =
-        match super::rest::check_node_query(requested, &snapshot.node_id, state.app.node_id_origin)
+        match super::state::check_node_query(requested, &snapshot.node_id, state.app.node_id_origin)
         {
             Err(refused) => return refused.response(),
             Ok(Selected::Own) => vec![&snapshot.node_id],

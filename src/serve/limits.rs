@@ -9,7 +9,9 @@ use crate::config::ConnectionConfig;
 
 /// Descriptors kept out of the clients' reach: the sampler's files under `/proc` and `/sys`,
 /// vendor libraries' device files, the listeners and the process's own. An idle agent holds
-/// about 15; the sampler opens a few more at a time while it reads.
+/// about 15, plus the small /proc and sysfs files the sampler keeps open (`collect::KeptFile`):
+/// 12, and 3 per network interface for up to 24 interfaces (36 in all on a host with 4); the
+/// sampler opens a few more at a time while it reads.
 pub const FD_RESERVE: usize = 128;
 
 /// The agent's default `--max-connections` when the limit allows more: a node exporter has a

@@ -2,7 +2,8 @@
 //! latest [`Snapshot`](crate::model::Snapshot) from [`AppState`]; encoders are pure functions of
 //! a snapshot.
 //!
-//! - [`rest`]: the agent's REST routes ([`history_rest`]: `/api/system/history`); [`stream`]: its SSE stream; [`cache`]: each encoding of
+//! - [`rest`]: the agent's REST routes ([`history_rest`]: `/api/system/history`); [`stream`]: its SSE
+//!   stream; [`ws`]: its WebSocket (and the push loop the coordinator's serves with too); [`cache`]: each encoding of
 //!   the latest snapshot, made once.
 //! - [`grpc_legacy`], [`grpc_v1`]: the agent's gRPC services.
 //! - [`prometheus`]: `/metrics` (text and OpenMetrics).
@@ -11,7 +12,7 @@
 //!   limit and the cap it allows), [`tls_listener`] (REST over TLS), [`http`] (JSON errors and
 //!   bodies), [`announce`] (the start's lines saying where each server listens), [`guard`] (the
 //!   Host check against DNS rebinding, size limits answered in JSON, CORS for the allowed
-//!   origins).
+//!   origins), [`openapi`] (`/api/openapi.json`, the REST API's OpenAPI document).
 
 pub mod announce;
 pub mod cache;
@@ -23,11 +24,13 @@ pub mod history_rest;
 pub mod http;
 pub mod limits;
 pub mod listen;
+pub mod openapi;
 pub mod prometheus;
 pub mod rest;
 mod state;
 pub mod stream;
 pub mod tls_listener;
+pub mod ws;
 
 pub use connections::Connections;
 pub use guard::Guard;

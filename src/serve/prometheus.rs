@@ -5,12 +5,14 @@
 //! Every sample carries `node="<node_id>"`, added in one place ([`Writer`], which the
 //! coordinator's `/metrics` writes with too). Counters are the raw counters (no rates). A section
 //! whose collector failed is left out entirely; its `system_monitor_collector_success` says 0.
+//! Families read from outside (textfiles) come last, as read, unless one of ours has their name.
 
 mod accel;
 mod histogram;
 mod writer;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 pub use histogram::Histogram;
 pub use writer::{
@@ -18,6 +20,7 @@ pub use writer::{
     TEXT_CONTENT_TYPE,
 };
 
+use crate::model::exposition::ForeignFamily;
 use crate::model::{
     CollectorStatus, CpuStats, DisksStats, FilesystemState, FilesystemsStats, KernelFamily,
     KernelMetricKind, MemoryStats, NetworkStats, PressureStats, Snapshot, TemperatureSensor,
@@ -28,14 +31,58 @@ type DeviceField<T, V> = (&'static str, &'static str, fn(&T) -> V);
 
 /// The whole exposition of `snapshot` in `format`.
 pub fn encode(snapshot: &Snapshot, format: Format) -> String {
+    encode_reporting(snapshot, format).0
+}
+
+/// [`encode`], with the families read from outside that were left out because they would
+/// shadow ours (for the caller to report).
+pub fn encode_reporting(snapshot: &Snapshot, format: Format) -> (String, Vec<Shadowed>) {
     let mut w = Writer::new(&snapshot.node_id, format);
-    write_snapshot(&mut w, snapshot);
-    w.finish()
+    let shadowed = write_snapshot(&mut w, snapshot);
+    (w.finish(), shadowed)
+}
+
+/// The names of the families (and the sample names they imply) that `/metrics` writes of
+/// `snapshot` itself, leaving out those read from outside, plus the exec plugins' own gauges:
+/// what an exec plugin may not name a family.
+pub fn family_names(snapshot: &Snapshot) -> HashSet<String> {
+    let own = Snapshot {
+        foreign_families: Vec::new(),
+        ..snapshot.clone()
+    };
+    let mut w = Writer::new(&own.node_id, Format::Text);
+    w.track_names();
+    write_snapshot(&mut w, &own);
+    let mut names = w.into_names();
+    names.extend(
+        [
+            "system_monitor_plugin_success",
+            "system_monitor_plugin_duration_seconds",
+        ]
+        .map(String::from),
+    );
+    names
+}
+
+/// A family read from outside the monitor (a textfile) that `/metrics` leaves out because one of
+/// the monitor's own families, written before it, has its name: two families of one name would
+/// make the exposition invalid, and ours win (node_exporter's registry drops such a duplicate
+/// too, with an error in its log).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Shadowed {
+    /// The family's name.
+    pub family: String,
+    /// Where it was read.
+    pub source: String,
 }
 
 /// The families of `snapshot`, appended to `w` under `w`'s node label (the snapshot's own node
-/// id when called from [`encode`]; the coordinator writes its own families first).
-pub fn write_snapshot(w: &mut Writer, snapshot: &Snapshot) {
+/// id when called from [`encode`]; the coordinator writes its own families first). Returns the
+/// families read from outside that were left out (see [`Shadowed`]).
+pub fn write_snapshot(w: &mut Writer, snapshot: &Snapshot) -> Vec<Shadowed> {
+    if !snapshot.foreign_families.is_empty() {
+        w.track_names();
+    }
     if let Some(cpu) = &snapshot.cpu {
         cpu_metrics(w, cpu);
     }
@@ -59,12 +106,14 @@ pub fn write_snapshot(w: &mut Writer, snapshot: &Snapshot) {
     }
     accel::accelerator_metrics(w, &snapshot.accelerators, &snapshot.hostname);
     accel::power_metrics(w, &snapshot.power);
-    kernel_metrics(w, &snapshot.kernel_families);
+    write_kernel_families(w, &snapshot.kernel_families);
     own_metrics(w, snapshot);
+    foreign_metrics(w, &snapshot.foreign_families)
 }
 
-/// The families the collectors named themselves (node_exporter's netstat, vmstat, uname…).
-fn kernel_metrics(w: &mut Writer, families: &[KernelFamily]) {
+/// The families the collectors named themselves (node_exporter's netstat, vmstat, uname…; the
+/// process's own `process_*`), which the coordinator also writes for its own process.
+pub fn write_kernel_families(w: &mut Writer, families: &[KernelFamily]) {
     let mut labels: Vec<(&str, &str)> = Vec::new();
     for family in families {
         let (name, help) = (&*family.name, &*family.help);
@@ -80,6 +129,33 @@ fn kernel_metrics(w: &mut Writer, families: &[KernelFamily]) {
             f.sample(&labels, sample.value);
         }
     }
+}
+
+/// The families read from outside (textfiles), as their source typed and named them, but those
+/// a family already written would be shadowed by.
+fn foreign_metrics(w: &mut Writer, families: &[Arc<ForeignFamily>]) -> Vec<Shadowed> {
+    let mut shadowed = Vec::new();
+    let mut labels: Vec<(&str, &str)> = Vec::new();
+    for foreign in families {
+        let family = &foreign.family;
+        let clash =
+            w.has_written(&family.name) || family.samples.iter().any(|s| w.has_written(&s.name));
+        if clash {
+            shadowed.push(Shadowed {
+                family: family.name.clone(),
+                source: foreign.source.clone(),
+            });
+            continue;
+        }
+        let help = family.help.as_deref().unwrap_or_default();
+        let mut f = w.foreign(&family.name, help, family.kind);
+        for sample in &family.samples {
+            labels.clear();
+            labels.extend(sample.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            f.sample_named(&sample.name, &labels, sample.value);
+        }
+    }
+    shadowed
 }
 
 fn cpu_metrics(w: &mut Writer, cpu: &CpuStats) {
@@ -474,6 +550,17 @@ fn network_metrics(w: &mut Writer, network: &NetworkStats) {
             f.sample(&[("device", &interface.name)], value(interface));
         }
     }
+    // Only where sysfs has it (node_exporter's netdev reads it through netlink, for every
+    // interface); a family with no sample writes nothing.
+    let mut f = w.counter(
+        "node_network_receive_nohandler_total",
+        "Network device statistic receive_nohandler.",
+    );
+    for interface in &network.interfaces {
+        if let Some(value) = interface.receive_nohandler_total {
+            f.sample(&[("device", &interface.name)], value);
+        }
+    }
     if let Some(established) = network.tcp_established {
         w.gauge("node_tcp_connection_states", "Number of connection states.")
             .sample(&[("state", "established")], established);
@@ -511,7 +598,8 @@ fn own_metrics(w: &mut Writer, snapshot: &Snapshot) {
         w,
         "node_scrape_collector_success",
         "node_exporter: Whether a collector succeeded.",
-        |c| if c.ok { 1.0 } else { 0.0 },
+        // node_exporter counts a collector with nothing to read on this host as unsuccessful.
+        |c| if c.ok && !c.no_data { 1.0 } else { 0.0 },
     );
     w.gauge(
         "system_monitor_sample_timestamp_seconds",

@@ -1,6 +1,7 @@
 //! The agent's REST API on the REST port: `/api/health`, `/api/system/info`,
 //! `/api/system/metrics` (the TrackLab JSON shapes of DESIGN.md, defined in
-//! [`crate::model::wire`]), `/api/system/stream` (SSE), `/api/system/history`, and Prometheus `/metrics`.
+//! [`crate::model::wire`]), `/api/system/stream` (SSE), `/api/system/history`, Prometheus
+//! `/metrics`, and `/api/openapi.json` (their description, `openapi/agent.json`).
 //!
 //! Handlers read the latest snapshot and never collect; each representation is encoded once per
 //! snapshot ([`EncodedCache`]). Every error is JSON `{"error": ..., ...}` with the right status.
@@ -21,15 +22,12 @@ use serde_json::json;
 
 use super::cache::EncodedCache;
 use super::guard::Guard;
-use super::http::{invalid_node_id, invalid_query, json_bytes, no_store, round3, unknown_node_id};
+use super::http::{invalid_node_id, invalid_query, json_bytes, no_store, round3};
 use super::prometheus::Format;
-use super::state::{
-    select_nodes, AppState, Health, NotAnswered, RestState, Selected, MAX_ANSWERED_IDS,
-};
-use super::{history_rest, http, stream};
-use crate::config::NodeIdOrigin;
+use super::state::{check_node_query, AppState, Health, RestState, Selected};
+use super::{history_rest, http, openapi, stream, ws};
+use crate::model::unix_ms;
 use crate::model::wire::{metrics_array_json_as, Info};
-use crate::model::{unix_ms, InvalidNodeIdList, NodeId};
 
 /// The REST routes, behind `guard`.
 pub fn router(state: AppState, guard: &Guard) -> Router {
@@ -43,7 +41,12 @@ pub fn router(state: AppState, guard: &Guard) -> Router {
         .route("/api/system/metrics", get(metrics))
         .route("/api/system/stream", get(stream::metrics_stream))
         .route("/api/system/history", get(history_rest::history))
+        .route("/api/system/ws", get(ws::metrics_ws))
         .route("/metrics", get(prometheus_metrics))
+        .route(
+            "/api/openapi.json",
+            get(|| async { openapi::response(openapi::Api::Agent) }),
+        )
         .method_not_allowed_fallback(http::method_not_allowed)
         .fallback(http::not_found);
     guard.apply(router.with_state(state))
@@ -87,45 +90,6 @@ async fn health(State(state): State<RestState>) -> Response {
 #[derive(Debug, Deserialize)]
 struct NodeQuery {
     node_id: Option<String>,
-}
-
-/// Why a `node_id` query is refused; [`Refused::response`] is the JSON error it gets.
-pub(super) enum Refused<'q> {
-    /// Not a list of well-formed ids: 400.
-    Malformed(&'q str, InvalidNodeIdList<'q>),
-    /// Not answered under the node id rule: 404 for an unknown id, 400 for too many.
-    NotAnswered(&'q str, NotAnswered<'q>),
-}
-
-impl Refused<'_> {
-    pub(super) fn response(self) -> Response {
-        match self {
-            Self::Malformed(requested, reason) => invalid_node_id(requested, reason),
-            Self::NotAnswered(_, NotAnswered::Unknown(id)) => unknown_node_id(id),
-            Self::NotAnswered(requested, NotAnswered::TooMany) => invalid_node_id(
-                requested,
-                format!("at most {MAX_ANSWERED_IDS} different node ids at once"),
-            ),
-        }
-    }
-}
-
-/// The node id rule of both endpoints ([`select_nodes`]), for this node (`own`, named by
-/// `origin`): without `node_id`, this node; with it, every listed id must be well-formed (else
-/// 400); then either this node's own id, or, on a node not named with `--node-id`, any ids (at
-/// most [`MAX_ANSWERED_IDS`], else 400), answered with its sample under each; else 404. Returns
-/// what to answer, or why not.
-pub(super) fn check_node_query<'q>(
-    requested: Option<&'q str>,
-    own: &str,
-    origin: NodeIdOrigin,
-) -> Result<Selected<'q>, Refused<'q>> {
-    let Some(requested) = requested else {
-        return Ok(Selected::Own);
-    };
-    let ids =
-        NodeId::parse_list(requested).map_err(|reason| Refused::Malformed(requested, reason))?;
-    select_nodes(origin, own, &ids).map_err(|why| Refused::NotAnswered(requested, why))
 }
 
 async fn info(

@@ -10,7 +10,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{CollectConfig, NodeIdOrigin};
-use crate::model::{unix_ms, Snapshot};
+use axum::response::Response;
+
+use super::http::{invalid_node_id, unknown_node_id};
+use crate::model::{unix_ms, InvalidNodeIdList, NodeId, Snapshot};
 
 /// A sample older than this many intervals means the sampler has stalled.
 pub const STALE_AFTER_INTERVALS: u32 = 3;
@@ -166,6 +169,8 @@ pub struct AppState {
     pub node_id_origin: NodeIdOrigin,
     /// The node's history (`/api/system/history`, gRPC `GetHistory`), fed by the agent.
     pub history: Arc<crate::history::History>,
+    /// When `/api/system/ws` gives up on a subscriber (from `--http.idle-timeout`).
+    pub websocket: super::ws::Keepalive,
 }
 
 impl AppState {
@@ -197,6 +202,45 @@ pub struct RestState {
     pub app: AppState,
     /// The encoded responses of the latest snapshot.
     pub cache: Arc<super::cache::EncodedCache>,
+}
+
+/// Why a `node_id` query is refused; [`Refused::response`] is the JSON error it gets.
+pub(crate) enum Refused<'q> {
+    /// Not a list of well-formed ids: 400.
+    Malformed(&'q str, InvalidNodeIdList<'q>),
+    /// Not answered under the node id rule: 404 for an unknown id, 400 for too many.
+    NotAnswered(&'q str, NotAnswered<'q>),
+}
+
+impl Refused<'_> {
+    pub(crate) fn response(self) -> Response {
+        match self {
+            Self::Malformed(requested, reason) => invalid_node_id(requested, reason),
+            Self::NotAnswered(_, NotAnswered::Unknown(id)) => unknown_node_id(id),
+            Self::NotAnswered(requested, NotAnswered::TooMany) => invalid_node_id(
+                requested,
+                format!("at most {MAX_ANSWERED_IDS} different node ids at once"),
+            ),
+        }
+    }
+}
+
+/// The node id rule of both endpoints ([`select_nodes`]), for this node (`own`, named by
+/// `origin`): without `node_id`, this node; with it, every listed id must be well-formed (else
+/// 400); then either this node's own id, or, on a node not named with `--node-id`, any ids (at
+/// most [`MAX_ANSWERED_IDS`], else 400), answered with its sample under each; else 404. Returns
+/// what to answer, or why not.
+pub(crate) fn check_node_query<'q>(
+    requested: Option<&'q str>,
+    own: &str,
+    origin: NodeIdOrigin,
+) -> Result<Selected<'q>, Refused<'q>> {
+    let Some(requested) = requested else {
+        return Ok(Selected::Own);
+    };
+    let ids =
+        NodeId::parse_list(requested).map_err(|reason| Refused::Malformed(requested, reason))?;
+    select_nodes(origin, own, &ids).map_err(|why| Refused::NotAnswered(requested, why))
 }
 
 #[cfg(test)]
@@ -250,6 +294,7 @@ mod tests {
             name: name.into(),
             ok,
             error: error.map(str::to_string),
+            no_data: false,
             duration_seconds: 0.0,
         }
     }
@@ -262,6 +307,11 @@ mod tests {
                 status("memory", false, Some("reading /x/proc/meminfo: gone")),
                 status("thermal", false, Some("no sensors")),
                 status("filesystem", true, Some("statvfs timed out on /mnt")),
+                // Nothing to read on this host (no conntrack module): neither.
+                CollectorStatus {
+                    no_data: true,
+                    ..status("conntrack", true, Some("no conntrack"))
+                },
             ],
             ..Snapshot::default()
         };

@@ -1,5 +1,8 @@
 //! Block device I/O from /proc/diskstats, with each device classified (whole disk, partition,
-//! virtual) through /sys/block so the aggregate counts every physical disk once.
+//! virtual) through /sys/block so the aggregate counts every physical disk once; and each
+//! device's udev facts (`node_disk_info` and the like, see [`udev`]).
+
+mod udev;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -7,9 +10,13 @@ use std::path::Path;
 use regex_lite::Regex;
 
 use crate::collect::linux::NameFilter;
-use crate::collect::{read_into, CollectError, Collector, HostPaths};
+use crate::collect::{read_into, read_optional, CollectError, Collector, HostPaths};
 use crate::config::DEFAULT_DISK_DEVICE_EXCLUDE;
-use crate::model::{DiskStats, DisksStats, Snapshot};
+use crate::model::{DiskStats, DisksStats, KernelFamily, Snapshot};
+
+/// Samples between two readings of udev's database of the devices (it changes when a disk is
+/// formatted or relabelled; a new device is read at once).
+const UDEV_REREAD_EVERY: u64 = 60;
 
 /// /proc/diskstats counts in 512-byte sectors whatever the device's own sector size.
 const SECTOR_BYTES: u64 = 512;
@@ -146,6 +153,11 @@ pub struct DiskCollector {
     fallback_exclude: Option<Regex>,
     /// Whether each device seen counts in the aggregate; sysfs is only consulted for new names.
     counted: HashMap<String, bool>,
+    /// Each device's udev properties by (major, minor), read when first seen and every
+    /// [`UDEV_REREAD_EVERY`] samples.
+    udev: HashMap<(u32, u32), udev::Properties>,
+    /// Samples since udev's database was last read.
+    since_udev: u64,
     /// The file's text, kept to reuse its allocation.
     buffer: String,
 }
@@ -157,6 +169,8 @@ impl DiskCollector {
             exclude: NameFilter::new(exclude),
             fallback_exclude: Regex::new(DEFAULT_DISK_DEVICE_EXCLUDE).ok(),
             counted: HashMap::new(),
+            udev: HashMap::new(),
+            since_udev: 0,
             buffer: String::new(),
         }
     }
@@ -187,8 +201,12 @@ impl Collector for DiskCollector {
         let mut text = std::mem::take(&mut self.buffer);
         let result = read_into(&path, &mut text).and_then(|()| self.devices(&text, &path));
         self.buffer = text;
+        let devices = result?;
+        snapshot
+            .kernel_families
+            .extend(self.udev_families(&devices));
         snapshot.disks = Some(DisksStats {
-            devices: result?,
+            devices,
             ..DisksStats::default()
         });
         Ok(())
@@ -196,6 +214,30 @@ impl Collector for DiskCollector {
 }
 
 impl DiskCollector {
+    /// The udev families of `devices`, from the cache (udev's database read for new devices,
+    /// and for all every [`UDEV_REREAD_EVERY`] samples; gone devices forgotten).
+    fn udev_families(&mut self, devices: &[DiskStats]) -> impl Iterator<Item = KernelFamily> {
+        self.since_udev += 1;
+        if self.since_udev >= UDEV_REREAD_EVERY {
+            self.since_udev = 0;
+            self.udev.clear();
+        }
+        let mut families = udev::Families::default();
+        for d in devices {
+            let properties = self.udev.entry((d.major, d.minor)).or_insert_with(|| {
+                let file = format!("/run/udev/data/b{}:{}", d.major, d.minor);
+                let text = read_optional(self.paths.root(file)).unwrap_or_default();
+                udev::parse(&text)
+            });
+            families.push(&d.name, d.major, d.minor, properties);
+        }
+        if self.udev.len() > devices.len() {
+            self.udev
+                .retain(|key, _| devices.iter().any(|d| (d.major, d.minor) == *key));
+        }
+        families.finish()
+    }
+
     /// The devices of one reading of `path`, classified through the cache.
     fn devices(&mut self, text: &str, path: &Path) -> Result<Vec<DiskStats>, CollectError> {
         let mut devices = Vec::with_capacity(self.counted.len());

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use super::cpu::{cpuinfo_fields, parse_cpu_list, parse_stat, read_topology};
+use super::os::{os_release_fields, OS_RELEASE_FILES};
 use crate::collect::{read_optional, HostPaths};
 use crate::config::DEFAULT_NETDEV_AGGREGATE_EXCLUDE;
 use crate::model::SystemInfo;
@@ -38,13 +39,8 @@ fn count_u32(n: usize) -> u32 {
 
 /// `PRETTY_NAME` of an os-release file, unquoted; `NAME VERSION` when it has none.
 pub fn parse_os_release(text: &str) -> Option<String> {
-    let field = |key: &str| {
-        text.lines().find_map(|line| {
-            let value = line.trim().strip_prefix(key)?.strip_prefix('=')?;
-            let value = unquote(value.trim());
-            (!value.is_empty()).then_some(value)
-        })
-    };
+    let fields = os_release_fields(text);
+    let field = |key: &str| fields.get(key).filter(|v| !v.is_empty()).cloned();
     field("PRETTY_NAME").or_else(|| {
         let name = field("NAME")?;
         Some(match field("VERSION") {
@@ -54,29 +50,9 @@ pub fn parse_os_release(text: &str) -> Option<String> {
     })
 }
 
-/// An os-release value without its shell quoting (`"…"` or `'…'`, with `\"`-style escapes).
-fn unquote(value: &str) -> String {
-    let inner = ['"', '\'']
-        .into_iter()
-        .find_map(|q| value.strip_prefix(q)?.strip_suffix(q))
-        .unwrap_or(value);
-    let mut out = String::with_capacity(inner.len());
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        match (c, chars.clone().next()) {
-            ('\\', Some(next @ ('"' | '\\' | '$' | '`' | '\''))) => {
-                out.push(next);
-                chars.next();
-            }
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
 /// os-release(5): /etc/os-release, else /usr/lib/os-release.
 fn os_version(paths: &HostPaths) -> String {
-    ["/etc/os-release", "/usr/lib/os-release"]
+    OS_RELEASE_FILES
         .iter()
         .find_map(|p| parse_os_release(&read_optional(paths.root(p))?))
         .unwrap_or_default()

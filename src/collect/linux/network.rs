@@ -1,14 +1,15 @@
-//! Network interface counters from /proc/net/dev and established TCP connections from
-//! /proc/net/tcp and /proc/net/tcp6.
+//! Network interface counters from /proc/net/dev (and each interface's
+//! `/sys/class/net/<iface>/statistics/rx_nohandler`, which that file lacks) and established TCP
+//! connections from /proc/net/tcp and /proc/net/tcp6.
 
-use std::io::Read;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use regex_lite::Regex;
 
-use crate::collect::linux::NameFilter;
-use crate::collect::{read_into, CollectError, Collector, HostPaths};
+use crate::collect::linux::{NameFilter, KEPT_INTERFACES};
+use crate::collect::{read_into, stream_lines, CollectError, Collector, HostPaths, KeptFile};
 use crate::model::{InterfaceStats, NetworkStats, Snapshot};
 
 /// Counters per /proc/net/dev row: 8 receive, then 8 transmit.
@@ -162,49 +163,21 @@ pub(crate) fn count_established(table: &[u8]) -> Result<u64, String> {
 /// Streams the table at `path` through `chunk`, counting established sockets; `Ok(None)` when
 /// the file does not exist (IPv6 disabled, or no IPv4 in an odd namespace).
 fn count_established_in(path: &Path, chunk: &mut [u8]) -> Result<Option<u64>, CollectError> {
-    let io = |source| CollectError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io(e)),
-    };
     let mut count = EstablishedCount::default();
-    let mut filled = 0;
-    loop {
-        let read = file.read(&mut chunk[filled..]).map_err(io)?;
-        if read == 0 {
-            break;
-        }
-        filled += read;
-        let Some(end) = chunk[..filled].iter().rposition(|&b| b == b'\n') else {
-            if filled == chunk.len() {
-                return Err(CollectError::parse(
-                    path,
-                    "a row longer than the read buffer",
-                ));
-            }
-            continue;
-        };
-        count
-            .feed(&chunk[..end])
-            .map_err(|m| CollectError::parse(path, m))?;
-        // Keep the partial line after the last newline for the next read.
-        chunk.copy_within(end + 1..filled, 0);
-        filled -= end + 1;
-    }
-    count
-        .feed(&chunk[..filled])
-        .map_err(|m| CollectError::parse(path, m))?;
-    Ok(Some(count.established))
+    let present = stream_lines(path, chunk, |lines| count.feed(lines))?;
+    Ok(present.then_some(count.established))
 }
 
 /// Reads interface counters and TCP connection counts each sample.
 pub struct NetworkCollector {
     /// <procfs>/net/dev.
     net_dev: PathBuf,
+    /// <sysfs>/class/net, where each interface's `statistics/rx_nohandler` is.
+    class_net: PathBuf,
+    /// Per interface, its `statistics/rx_nohandler`: packets dropped for want of a protocol
+    /// handler, which node_exporter's netdev reports (through netlink) and /proc/net/dev does
+    /// not show. Kept open for the first [`KEPT_INTERFACES`] interfaces seen.
+    nohandler: HashMap<String, KeptFile>,
     /// <procfs>/net/tcp and <procfs>/net/tcp6.
     tcp_tables: [PathBuf; 2],
     /// Interfaces kept but left out of the aggregate (loopback, virtual NICs).
@@ -225,6 +198,8 @@ impl NetworkCollector {
     pub fn new(paths: HostPaths, aggregate_exclude: Regex, tcp_scan_interval: Duration) -> Self {
         Self {
             net_dev: paths.proc("net/dev"),
+            class_net: paths.sys("class/net"),
+            nohandler: HashMap::new(),
             tcp_tables: [paths.proc("net/tcp"), paths.proc("net/tcp6")],
             aggregate_exclude: NameFilter::new(aggregate_exclude),
             text: String::new(),
@@ -248,6 +223,33 @@ impl NetworkCollector {
             .collect()
     }
 
+    /// Fills each interface's `receive_nohandler_total` where sysfs has it (kernel 4.6+; a
+    /// fixture tree may lack it), and forgets the files of interfaces that are gone.
+    fn read_nohandler(&mut self, interfaces: &mut [InterfaceStats]) {
+        if self.nohandler.len() > interfaces.len() {
+            self.nohandler
+                .retain(|name, _| interfaces.iter().any(|i| &i.name == name));
+        }
+        for interface in interfaces {
+            let file = match self.nohandler.get_mut(&interface.name) {
+                Some(file) => file,
+                None => {
+                    let path = self
+                        .class_net
+                        .join(&interface.name)
+                        .join("statistics/rx_nohandler");
+                    let file = if self.nohandler.len() < KEPT_INTERFACES {
+                        KeptFile::new(path)
+                    } else {
+                        KeptFile::transient(path)
+                    };
+                    self.nohandler.entry(interface.name.clone()).or_insert(file)
+                }
+            };
+            interface.receive_nohandler_total = file.read_value().ok().and_then(|v| v.parse().ok());
+        }
+    }
+
     /// Established connections over IPv4 and IPv6; None when neither table exists.
     fn tcp_established(&mut self) -> Result<Option<u64>, CollectError> {
         if self.chunk.is_empty() {
@@ -269,7 +271,8 @@ impl Collector for NetworkCollector {
     }
 
     fn collect(&mut self, snapshot: &mut Snapshot) -> Result<(), CollectError> {
-        let interfaces = self.interfaces()?;
+        let mut interfaces = self.interfaces()?;
+        self.read_nohandler(&mut interfaces);
         let now = Instant::now();
         let due = self
             .last_tcp_scan

@@ -8,6 +8,7 @@
 //! floats to 0 (or `null` where the field is optional). Added fields are camelCase.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -56,6 +57,12 @@ pub struct NodeMetrics<'a> {
     pub power: Vec<Power<'a>>,
     #[serde(borrow)]
     pub collectors: Vec<Collector<'a>>,
+    /// The series read from outside the monitor (textfiles, exec plugins), by
+    /// [`series_key`](crate::model::exposition::series_key) (`name` or
+    /// `name{a="b",c="d"}`, labels sorted): numbers only, so that the history keeps them as
+    /// `custom.<key>`. Left out when there are none, so hosts without any keep their shape.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom: BTreeMap<String, f64>,
 }
 
 /// Writes a missing section as its zero value, so the contract's fields are always there.
@@ -178,7 +185,12 @@ pub struct Accelerator<'a> {
     pub mig_devices: Vec<MigDevice<'a>>,
     /// DCGM profiling; null without `--enable-dcgm-profiling` or where DCGM has no answer.
     pub profiling: Option<Profiling>,
-    pub processes: Vec<Process>,
+    #[serde(borrow)]
+    pub processes: Vec<Process<'a>>,
+    /// The containers the kubelet allocated the device to (`--kubelet-pod-resources-socket`);
+    /// left out where there is none, so that hosts without pod attribution keep their shape.
+    #[serde(skip_serializing_if = "Vec::is_empty", borrow)]
+    pub pods: Vec<Pod<'a>>,
     #[serde(borrow)]
     pub error: Option<Text<'a>>,
 }
@@ -221,7 +233,11 @@ pub struct MigDevice<'a> {
     pub profile: Option<Text<'a>>,
     pub multiprocessors: Option<u32>,
     pub memory: MigMemory,
-    pub processes: Vec<Process>,
+    #[serde(borrow)]
+    pub processes: Vec<Process<'a>>,
+    /// The containers the kubelet allocated the instance to; left out where there is none.
+    #[serde(skip_serializing_if = "Vec::is_empty", borrow)]
+    pub pods: Vec<Pod<'a>>,
 }
 
 /// The instance's own memory, bytes.
@@ -253,10 +269,42 @@ pub struct Profiling {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
-pub struct Process {
+pub struct Process<'a> {
     pub pid: u32,
     /// Bytes; null where the driver does not say (MIG without privileges).
     pub memory_used: Option<u64>,
+    /// The pod the process runs in (from its cgroup); left out outside pods.
+    #[serde(skip_serializing_if = "Option::is_none", borrow)]
+    pub pod: Option<ProcessPod<'a>>,
+}
+
+/// A container a device is allocated to (the kubelet's names; the Prometheus labels `namespace`,
+/// `pod`, `container`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Pod<'a> {
+    #[serde(borrow)]
+    pub namespace: Text<'a>,
+    /// The pod's name.
+    #[serde(borrow)]
+    pub name: Text<'a>,
+    #[serde(borrow)]
+    pub container: Text<'a>,
+}
+
+/// The pod of a process: its UID from the cgroup; the names where one container holds the
+/// process's device, else null.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProcessPod<'a> {
+    #[serde(borrow)]
+    pub uid: Text<'a>,
+    #[serde(borrow)]
+    pub namespace: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub name: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub container: Option<Text<'a>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -505,6 +553,7 @@ impl<'a> NodeMetrics<'a> {
                     duration_seconds: finite(c.duration_seconds),
                 })
                 .collect(),
+            custom: model::exposition::custom_series(&snapshot.foreign_families),
         }
     }
 }
@@ -627,6 +676,7 @@ impl<'a> Accelerator<'a> {
                         percentage: memory_percentage(m.memory_used_bytes, m.memory_total_bytes),
                     },
                     processes: processes(&m.processes),
+                    pods: pods(&m.pods),
                 })
                 .collect(),
             profiling: a.profiling.as_ref().map(|p| Profiling {
@@ -644,17 +694,34 @@ impl<'a> Accelerator<'a> {
                 nvlink_rx_bytes_per_sec: finite_opt(p.nvlink_rx_bytes_per_sec),
             }),
             processes: processes(&a.processes),
+            pods: pods(&a.pods),
             error: a.error.as_deref().map(Cow::Borrowed),
         }
     }
 }
 
-fn processes(processes: &[model::AcceleratorProcess]) -> Vec<Process> {
+fn processes(processes: &[model::AcceleratorProcess]) -> Vec<Process<'_>> {
     processes
         .iter()
         .map(|p| Process {
             pid: p.pid,
             memory_used: p.memory_used_bytes,
+            pod: p.pod.as_ref().map(|pod| ProcessPod {
+                uid: Cow::Borrowed(&pod.uid),
+                namespace: pod.namespace.as_deref().map(Cow::Borrowed),
+                name: pod.name.as_deref().map(Cow::Borrowed),
+                container: pod.container.as_deref().map(Cow::Borrowed),
+            }),
+        })
+        .collect()
+}
+
+fn pods(pods: &[model::PodRef]) -> Vec<Pod<'_>> {
+    pods.iter()
+        .map(|p| Pod {
+            namespace: Cow::Borrowed(&p.namespace),
+            name: Cow::Borrowed(&p.name),
+            container: Cow::Borrowed(&p.container),
         })
         .collect()
 }

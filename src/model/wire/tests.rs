@@ -58,7 +58,9 @@ fn a100() -> model::Accelerator {
             processes: vec![AcceleratorProcess {
                 pid: 7,
                 memory_used_bytes: None,
+                pod: None,
             }],
+            pods: Vec::new(),
         }],
         profiling: Some(ProfilingStats {
             sm_active: Some(0.5),
@@ -68,6 +70,7 @@ fn a100() -> model::Accelerator {
         processes: vec![AcceleratorProcess {
             pid: 42,
             memory_used_bytes: Some(1 << 20),
+            pod: None,
         }],
         ..model::Accelerator::default()
     }
@@ -264,6 +267,7 @@ fn full_snapshot() -> Snapshot {
             name: "filesystem".into(),
             ok: false,
             error: Some("statvfs /mnt timed out".into()),
+            no_data: false,
             duration_seconds: 5.0,
         }],
         ..Snapshot::default()

@@ -140,6 +140,7 @@ fn accelerator(a: &element::Accelerator<'_>, info: Option<v1::AcceleratorInfo>) 
                 memory_total_bytes: m.memory.total,
                 multiprocessors: m.multiprocessors,
                 processes: processes(&m.processes),
+                pods: pods(&m.pods),
             })
             .collect(),
         profiling: a.profiling.as_ref().map(|p| v1::ProfilingStats {
@@ -157,15 +158,32 @@ fn accelerator(a: &element::Accelerator<'_>, info: Option<v1::AcceleratorInfo>) 
             nvlink_rx_bytes_per_sec: p.nvlink_rx_bytes_per_sec,
         }),
         processes: processes(&a.processes),
+        pods: pods(&a.pods),
     }
 }
 
-fn processes(processes: &[element::Process]) -> Vec<v1::AcceleratorProcess> {
+fn processes(processes: &[element::Process<'_>]) -> Vec<v1::AcceleratorProcess> {
     processes
         .iter()
         .map(|p| v1::AcceleratorProcess {
             pid: p.pid,
             memory_used_bytes: p.memory_used,
+            pod: p.pod.as_ref().map(|pod| v1::ProcessPod {
+                uid: pod.uid.to_string(),
+                namespace: text(&pod.namespace),
+                name: text(&pod.name),
+                container: text(&pod.container),
+            }),
+        })
+        .collect()
+}
+
+fn pods(pods: &[element::Pod<'_>]) -> Vec<v1::PodAllocation> {
+    pods.iter()
+        .map(|p| v1::PodAllocation {
+            namespace: p.namespace.to_string(),
+            name: p.name.to_string(),
+            container: p.container.to_string(),
         })
         .collect()
 }
@@ -249,6 +267,7 @@ fn description(d: &DeviceInfo<'_>) -> v1::AcceleratorDescription {
                 memory_total_bytes: m.memory_total,
                 multiprocessors: m.multiprocessors,
                 processes: Vec::new(),
+                pods: Vec::new(),
             })
             .collect(),
     }

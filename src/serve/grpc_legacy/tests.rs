@@ -204,6 +204,7 @@ fn gpu(index: u32, pids: &[u32]) -> Accelerator {
             .map(|&pid| AcceleratorProcess {
                 pid,
                 memory_used_bytes: Some(1 << 30),
+                pod: None,
             })
             .collect(),
         ..Accelerator::default()
@@ -302,6 +303,7 @@ fn a_process_in_a_mig_instance_counts_for_its_gpu_and_lost_gpus_are_left_out() {
         processes: vec![AcceleratorProcess {
             pid: 43,
             memory_used_bytes: None,
+            pod: None,
         }],
         ..crate::model::MigDevice::default()
     }];

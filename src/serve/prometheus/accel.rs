@@ -6,11 +6,19 @@
 //!
 //! A device whose `error` is set this sample gets no value series at all (a partial reading next
 //! to fresh ones would look like a real drop); `system_monitor_accelerator_up` says 0 for it.
+//!
+//! With pod attribution (`--kubelet-pod-resources-socket`), the value series of a device (or MIG
+//! instance) allocated to exactly one container end with dcgm-exporter's `container`,
+//! `namespace` and `pod` labels. A device shared by several containers (time-slicing) gets none:
+//! one series per sharer, as dcgm-exporter's `--kubernetes-virtual-gpus` writes, would count the
+//! device's power and memory once per pod in every sum over devices; REST and gRPC list them all.
+//! `system_monitor_accelerator_up` never carries them, so that a device keeps one `up` series
+//! whoever holds it.
 
 use std::collections::HashSet;
 
 use super::Writer;
-use crate::model::{Accelerator, MigDevice, PowerReading, ProfilingStats, Vendor};
+use crate::model::{Accelerator, MigDevice, PodRef, PowerReading, ProfilingStats, Vendor};
 
 const MIB: f64 = 1024.0 * 1024.0;
 const HZ_PER_MHZ: f64 = 1e6;
@@ -449,9 +457,15 @@ fn borrowed(labels: &Labels) -> Vec<(&str, &str)> {
 
 /// dcgm-exporter's labels for a GPU, or for one of its GPU instances: `gpu`, `UUID`,
 /// `pci_bus_id`, `device`, `modelName`, then `GPU_I_PROFILE` and `GPU_I_ID` for a MIG instance,
-/// `Hostname` (left out when empty, as dcgm-exporter does) and the driver version label of its
-/// default counters. A MIG instance carries its parent's `gpu`, `UUID` and `modelName`.
-fn dcgm_labels(a: &Accelerator, mig: Option<(&str, u32)>, hostname: &str) -> Labels {
+/// `Hostname` (left out when empty, as dcgm-exporter does), the driver version label of its
+/// default counters, and the pod labels of `pods`. A MIG instance carries its parent's `gpu`,
+/// `UUID` and `modelName`.
+fn dcgm_labels(
+    a: &Accelerator,
+    mig: Option<(&str, u32)>,
+    hostname: &str,
+    pods: &[PodRef],
+) -> Labels {
     let mut labels = vec![
         ("gpu", a.index.to_string()),
         ("UUID", a.uuid.clone().unwrap_or_default()),
@@ -468,6 +482,17 @@ fn dcgm_labels(a: &Accelerator, mig: Option<(&str, u32)>, hostname: &str) -> Lab
     }
     if let Some(driver) = &a.info.driver_version {
         labels.push(("DCGM_FI_DRIVER_VERSION", driver.clone()));
+    }
+    with_pod(labels, pods)
+}
+
+/// `labels` followed by dcgm-exporter's pod labels, in its order (`container`, `namespace`,
+/// `pod`), when exactly one container holds the device; unchanged otherwise.
+fn with_pod(mut labels: Labels, pods: &[PodRef]) -> Labels {
+    if let [pod] = pods {
+        labels.push(("container", pod.container.clone()));
+        labels.push(("namespace", pod.namespace.clone()));
+        labels.push(("pod", pod.name.clone()));
     }
     labels
 }
@@ -536,11 +561,11 @@ pub(super) fn accelerator_metrics(w: &mut Writer, accelerators: &[Accelerator], 
         .map(|a| {
             let instances = gpu_instances(a)
                 .into_iter()
-                .map(|(m, profile, id)| (m, dcgm_labels(a, Some((profile, id)), hostname)))
+                .map(|(m, profile, id)| (m, dcgm_labels(a, Some((profile, id)), hostname, &m.pods)))
                 .collect();
             Device {
                 accel: a,
-                labels: dcgm_labels(a, None, hostname),
+                labels: dcgm_labels(a, None, hostname, &a.pods),
                 instances,
             }
         })
@@ -562,7 +587,7 @@ pub(super) fn accelerator_metrics(w: &mut Writer, accelerators: &[Accelerator], 
             .filter(|a| vendors(a))
             .map(|a| Device {
                 accel: a,
-                labels: own_labels(a),
+                labels: with_pod(own_labels(a), &a.pods),
                 instances: Vec::new(),
             })
             .collect()

@@ -74,12 +74,14 @@ fn small() -> Snapshot {
                 name: "cpu".into(),
                 ok: true,
                 error: None,
+                no_data: false,
                 duration_seconds: 0.00025,
             },
             CollectorStatus {
                 name: "disk".into(),
                 ok: false,
                 error: Some("reading /proc/diskstats: gone".into()),
+                no_data: false,
                 duration_seconds: 0.0,
             },
         ],
@@ -501,4 +503,76 @@ fn collector_status_also_under_node_exporter_names() {
         assert!(!lines(name).is_empty(), "{name} missing:\n{text}");
         assert_eq!(lines(name), lines(&ours), "{name} differs from {ours}");
     }
+}
+
+#[test]
+fn foreign_families_are_written_as_read_unless_they_shadow_ours() {
+    use crate::model::exposition::{parse, ForeignFamily};
+    use crate::model::{KernelFamily, KernelMetricKind};
+    let text = "# HELP backup_age_seconds Since the last backup.\n\
+                # TYPE backup_age_seconds gauge\n\
+                backup_age_seconds{job=\"db\"} 60\n\
+                # TYPE jobs_total counter\njobs_total 3\n\
+                # TYPE legacy counter\nlegacy 4\n\
+                # TYPE rpc summary\nrpc{quantile=\"0.5\"} 0.2\nrpc_sum 1\nrpc_count 5\n\
+                # TYPE node_load1 gauge\nnode_load1 99\n\
+                # TYPE node_textfile_scrape_error gauge\nnode_textfile_scrape_error 0\n\
+                # TYPE system_monitor_collector_success untyped\nsystem_monitor_collector_success 1\n";
+    let foreign: Vec<_> = parse(text)
+        .unwrap()
+        .into_iter()
+        .map(|family| {
+            Arc::new(ForeignFamily {
+                family,
+                source: "/t/a.prom".into(),
+            })
+        })
+        .collect();
+    let mut snapshot = small();
+    snapshot.kernel_families.push(KernelFamily::single(
+        "node_textfile_scrape_error",
+        "1 if there was an error opening or reading a file, 0 otherwise",
+        KernelMetricKind::Gauge,
+        0.0,
+    ));
+    snapshot.foreign_families = foreign;
+    let (text, shadowed) = encode_reporting(&snapshot, Format::Text);
+    for expected in [
+        "# HELP backup_age_seconds Since the last backup.\n# TYPE backup_age_seconds gauge\n\
+         backup_age_seconds{node=\"n1\",job=\"db\"} 60\n",
+        "# TYPE jobs_total counter\njobs_total{node=\"n1\"} 3\n",
+        "# TYPE legacy counter\nlegacy{node=\"n1\"} 4\n",
+        "# TYPE rpc summary\nrpc{node=\"n1\",quantile=\"0.5\"} 0.2\nrpc_sum{node=\"n1\"} 1\n\
+         rpc_count{node=\"n1\"} 5\n",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} missing from:\n{text}"
+        );
+    }
+    let left_out: Vec<&str> = shadowed.iter().map(|s| s.family.as_str()).collect();
+    assert_eq!(
+        left_out,
+        [
+            "node_load1",
+            "node_textfile_scrape_error",
+            "system_monitor_collector_success"
+        ]
+    );
+    assert_eq!(shadowed[0].source, "/t/a.prom");
+    assert!(!text.contains("node_load1{node=\"n1\"} 99"), "{text}");
+    assert_eq!(text.matches("# TYPE node_textfile_scrape_error").count(), 1);
+
+    let open = encode(&snapshot, Format::OpenMetrics);
+    for expected in [
+        "# TYPE jobs counter\njobs_total{node=\"n1\"} 3\n",
+        "# TYPE legacy unknown\nlegacy{node=\"n1\"} 4\n",
+        "# TYPE rpc summary\n",
+    ] {
+        assert!(
+            open.contains(expected),
+            "{expected:?} missing from:\n{open}"
+        );
+    }
+    assert!(open.ends_with("# EOF\n"));
 }

@@ -27,9 +27,11 @@
 //! );
 //! ```
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use super::Histogram;
+use crate::model::exposition::MetricType;
 
 /// Which exposition format to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +101,9 @@ enum Kind {
     Untyped,
     /// `_bucket{le=...}`, `_sum` and `_count` lines under one family name, in both formats.
     Histogram,
+    /// Quantile lines, `_sum` and `_count` under one family name: only read from outside
+    /// ([`Writer::foreign`]), the monitor writes none of its own.
+    Summary,
 }
 
 /// Where a family's samples carry the node label among their own labels.
@@ -116,6 +121,9 @@ pub struct Writer {
     format: Format,
     /// `node="<id>"`, escaped once, the first label of every sample.
     node_label: String,
+    /// The names written so far (families and the sample names they imply), once
+    /// [`Writer::track_names`] asks for them: what a family read from outside must not shadow.
+    names: Option<HashSet<String>>,
 }
 
 impl Writer {
@@ -128,7 +136,27 @@ impl Writer {
             out: String::with_capacity(64 * 1024),
             format,
             node_label,
+            names: None,
         }
+    }
+
+    /// Records the names of the families written from now on (see [`Writer::has_written`]).
+    pub fn track_names(&mut self) {
+        self.names.get_or_insert_with(HashSet::new);
+    }
+
+    /// Whether a family or sample of this name was written since [`Writer::track_names`] (in
+    /// either format's spelling: `c_total` and `c` for a counter; a histogram's `_bucket`,
+    /// `_sum` and `_count`).
+    pub fn has_written(&self, name: &str) -> bool {
+        self.names
+            .as_ref()
+            .is_some_and(|names| names.contains(name))
+    }
+
+    /// The names recorded since [`Writer::track_names`] (none if it was not called).
+    pub fn into_names(self) -> HashSet<String> {
+        self.names.unwrap_or_default()
     }
 
     /// A counter family; `name` ends in `_total`, which OpenMetrics leaves out of the family name.
@@ -162,6 +190,21 @@ impl Writer {
         HistogramFamily(self.family(name, help, Kind::Histogram))
     }
 
+    /// A family read from outside (a textfile), declared as its source typed it: a counter named
+    /// without `_total` as [`Writer::foreign_counter`]; untyped as [`Writer::untyped`]. Its
+    /// samples are written under their own names with [`Family::sample_named`].
+    pub fn foreign<'a>(&'a mut self, name: &'a str, help: &'a str, kind: MetricType) -> Family<'a> {
+        let kind = match kind {
+            MetricType::Counter if name.ends_with("_total") => Kind::Counter,
+            MetricType::Counter => Kind::ForeignCounter,
+            MetricType::Gauge => Kind::Gauge,
+            MetricType::Untyped => Kind::Untyped,
+            MetricType::Histogram => Kind::Histogram,
+            MetricType::Summary => Kind::Summary,
+        };
+        self.family(name, help, kind)
+    }
+
     fn family<'a>(&'a mut self, name: &'a str, help: &'a str, kind: Kind) -> Family<'a> {
         Family {
             writer: self,
@@ -183,6 +226,18 @@ impl Writer {
 
     /// `# HELP` and `# TYPE` of a family, under the name each format gives it.
     fn header(&mut self, name: &str, help: &str, kind: Kind) {
+        if let Some(names) = self.names.as_mut() {
+            names.insert(name.to_string());
+            let implied: &[&str] = match kind {
+                Kind::Histogram => &["_bucket", "_sum", "_count"],
+                Kind::Summary => &["_sum", "_count"],
+                _ => &[],
+            };
+            names.extend(implied.iter().map(|suffix| format!("{name}{suffix}")));
+            if let (Kind::Counter, Some(base)) = (kind, name.strip_suffix("_total")) {
+                names.insert(base.to_string());
+            }
+        }
         // OpenMetrics names a counter family without the `_total` its samples carry.
         let family = match (self.format, kind) {
             (Format::OpenMetrics, Kind::Counter) => name.strip_suffix("_total").unwrap_or(name),
@@ -194,6 +249,7 @@ impl Writer {
             (Format::Text, Kind::Untyped) => "untyped",
             (_, Kind::Gauge) => "gauge",
             (_, Kind::Histogram) => "histogram",
+            (_, Kind::Summary) => "summary",
         };
         self.out.push_str("# HELP ");
         self.out.push_str(family);
@@ -267,6 +323,15 @@ impl Family<'_> {
         self.start();
         let w = &mut *self.writer;
         w.open_sample(self.name, "", labels, self.node);
+        w.close_sample(value);
+    }
+
+    /// One sample named `name` (a histogram's `…_bucket`, `…_sum`; the family name otherwise),
+    /// for families read from outside, whose lines come already named.
+    pub fn sample_named(&mut self, name: &str, labels: &[(&str, &str)], value: impl SampleValue) {
+        self.start();
+        let w = &mut *self.writer;
+        w.open_sample(name, "", labels, self.node);
         w.close_sample(value);
     }
 

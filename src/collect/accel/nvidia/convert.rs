@@ -93,6 +93,7 @@ pub fn merge_processes(list: impl IntoIterator<Item = ProcessInfo>) -> Vec<Accel
                 UsedGpuMemory::Used(bytes) => Some(bytes),
                 UsedGpuMemory::Unavailable => None,
             },
+            pod: None,
         });
     }
     out
@@ -178,11 +179,13 @@ mod tests {
             [
                 AcceleratorProcess {
                     pid: 10,
-                    memory_used_bytes: Some(64)
+                    memory_used_bytes: Some(64),
+                    pod: None,
                 },
                 AcceleratorProcess {
                     pid: 11,
-                    memory_used_bytes: None
+                    memory_used_bytes: None,
+                    pod: None,
                 },
             ]
         );

@@ -220,3 +220,65 @@ fn live_counters_do_not_decrease() {
         second.devices.len()
     );
 }
+
+#[test]
+fn udev_facts_of_the_kept_devices() {
+    let default = CollectConfig::default().disk_device_exclude;
+    let mut collector = DiskCollector::new(HostPaths::fixture(fixture("server")), default);
+    let mut snapshot = Snapshot::default();
+    collector.collect(&mut snapshot).unwrap();
+    let family = |name: &str| {
+        snapshot
+            .kernel_families
+            .iter()
+            .find(|f| &*f.name == name)
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
+    let info = family("node_disk_info");
+    let devices: Vec<(&str, &str, &str)> = info
+        .samples
+        .iter()
+        .map(|s| {
+            (
+                s.labels[0].1.as_str(),
+                s.labels[3].1.as_str(),
+                s.labels[6].1.as_str(),
+            )
+        })
+        .collect();
+    // (device, model, serial): udev's database has the disks; md0, zram0 and dm-0 have no model.
+    assert_eq!(
+        devices,
+        [
+            ("nvme0n1", "SAMSUNG MZQL21T9HCJR-00A07", "S64GNE0R812345"),
+            ("sda", "ST4000NM0035-1V4107", "ZC18JN7M"),
+            ("sdb", "ST4000NM0035-1V4107", "ZC18KQ2P"),
+            ("md0", "", ""),
+            ("zram0", "", ""),
+            ("dm-0", "", ""),
+        ]
+    );
+    let filesystems: Vec<&str> = family("node_disk_filesystem_info")
+        .samples
+        .iter()
+        .map(|s| s.labels[1].1.as_str())
+        .collect();
+    assert_eq!(filesystems, ["xfs", "ext4"]);
+    assert_eq!(family("node_disk_device_mapper_info").samples.len(), 1);
+    let enabled: Vec<f64> = family("node_disk_ata_write_cache_enabled")
+        .samples
+        .iter()
+        .map(|s| s.value)
+        .collect();
+    assert_eq!(enabled, [1.0, 0.0]);
+
+    // The captured VM has no udev database: the info only, its labels empty.
+    let mut collector = DiskCollector::new(
+        HostPaths::fixture(fixture("captured-vm")),
+        CollectConfig::default().disk_device_exclude,
+    );
+    let mut snapshot = Snapshot::default();
+    collector.collect(&mut snapshot).unwrap();
+    let names: Vec<&str> = snapshot.kernel_families.iter().map(|f| &*f.name).collect();
+    assert_eq!(names, ["node_disk_info"]);
+}

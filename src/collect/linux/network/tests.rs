@@ -147,6 +147,9 @@ fn server_fixture_end_to_end() {
     let ib0 = &net.interfaces[5];
     assert_eq!(ib0.receive_bytes_total, 98_122_341_220_012);
     assert_eq!(ib0.transmit_packets_total, 41_199_812_230);
+    // From sysfs, beside /proc/net/dev's counters.
+    assert_eq!(net.interfaces[1].receive_nohandler_total, Some(34));
+    assert_eq!(ib0.receive_nohandler_total, Some(0));
     // Cross-check against each table counted on its own.
     let dir = fixture("server").join("proc/net");
     let v4 = count_established(&read(&dir.join("tcp"))).unwrap();
@@ -272,4 +275,18 @@ fn live_counters_do_not_decrease_and_connections_are_seen() {
         "{established} > {rows} rows"
     );
     drop((client, server));
+}
+
+#[test]
+fn without_sysfs_there_is_no_nohandler_count_and_nothing_else_is_lost() {
+    let empty = tempfile::tempdir().unwrap();
+    let server = fixture("server");
+    let (net, result) = collect(HostPaths::new(server.join("proc"), empty.path(), "/"));
+    result.unwrap();
+    assert_eq!(net.interfaces.len(), 11);
+    assert!(net
+        .interfaces
+        .iter()
+        .all(|i| i.receive_nohandler_total.is_none()));
+    assert_eq!(net.tcp_established, Some(10));
 }

@@ -254,3 +254,51 @@ fn other_vendors_under_our_names_and_power_by_source() {
     let openmetrics = encode(&s, Format::OpenMetrics);
     assert!(openmetrics.contains("# TYPE system_monitor_accelerator_energy_joules counter\n"));
 }
+
+#[test]
+fn pod_labels_follow_dcgm_exporters_on_devices_held_by_one_container() {
+    use crate::model::PodRef;
+    let holder = |name: &str| PodRef {
+        namespace: "ml".into(),
+        name: name.into(),
+        container: "main".into(),
+    };
+    let mut gpu = a100();
+    gpu.mig_devices[2].pods = vec![holder("infer-0")];
+    let mut shared = a100();
+    shared.id = "nvidia2".into();
+    shared.index = 2;
+    shared.mig_devices.clear();
+    shared.pods = vec![holder("a"), holder("b")];
+    let mut amd = Accelerator {
+        id: "amd0".into(),
+        vendor: Vendor::Amd,
+        name: "MI300X".into(),
+        utilization_percent: Some(5.0),
+        ..Accelerator::default()
+    };
+    amd.pods = vec![holder("train-0")];
+    let text = encode(&snapshot(vec![gpu, shared, amd]), Format::Text);
+    let pod = r#"container="main",namespace="ml""#;
+    // The instance held by one container; the GPU itself (its instances' holders aside) has none.
+    assert!(text.contains(&format!(
+        r#"DCGM_FI_DEV_FB_USED{{node="n1",{GPU1},GPU_I_PROFILE="1g.10gb",GPU_I_ID="9",{HOST},{pod},pod="infer-0"}} 1024"#
+    )));
+    assert!(text.contains(&format!(
+        r#"DCGM_FI_DEV_FB_USED{{node="n1",{GPU1},{HOST}}} 10240"#
+    )));
+    // Shared by two: no pod labels rather than one series per sharer.
+    let shared_util: Vec<&str> = family(&text, "DCGM_FI_DEV_GPU_UTIL")
+        .into_iter()
+        .filter(|l| l.contains(r#"gpu="2""#))
+        .collect();
+    assert_eq!(shared_util.len(), 1);
+    assert!(!shared_util[0].contains("pod="), "{}", shared_util[0]);
+    // Other vendors under our names, the same labels last; `up` never has them.
+    assert!(text.contains(&format!(
+        r#"system_monitor_accelerator_utilization_percent{{node="n1",accelerator="amd0",vendor="amd",type="gpu",name="MI300X",{pod},pod="train-0"}} 5"#
+    )));
+    assert!(text.contains(
+        r#"system_monitor_accelerator_up{node="n1",accelerator="amd0",vendor="amd",type="gpu",name="MI300X"} 1"#
+    ));
+}

@@ -1,0 +1,391 @@
+//! `/api/system/ws` on the agent: frames are `/api/system/metrics` byte for byte, the node id
+//! rule answers before any upgrade, the read token is asked (header or subprotocol), pings are
+//! answered, a client that never reads is skipped ahead (never queued for) and one that never
+//! answers pings is dropped. On the coordinator: frames are its `/api/system/metrics` for the
+//! same filter, refusals come before the upgrade, the read token is asked.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use common::cluster::{agent, coordinator, eventually, get, token_file, DEADLINE};
+use common::Monitor;
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn ws_url(monitor: &Monitor, path: &str) -> String {
+    monitor.url(path).replacen("http://", "ws://", 1)
+}
+
+async fn connect(
+    monitor: &Monitor,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<Socket, WsError> {
+    connect_url(&ws_url(monitor, path), headers).await
+}
+
+async fn connect_url(url: &str, headers: &[(&str, &str)]) -> Result<Socket, WsError> {
+    let mut request = url.into_client_request()?;
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(socket, _)| socket)
+}
+
+/// The next text frame, at most 10 s away.
+async fn next_text(socket: &mut Socket) -> String {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("the socket open")
+            .expect("a good frame");
+        if let Message::Text(text) = message {
+            return text.to_string();
+        }
+    }
+}
+
+#[tokio::test]
+async fn frames_are_the_metrics_json_of_each_sample() {
+    let monitor = Monitor::on_fixture("server", &["--interval", "300ms"]);
+    let mut socket = connect(&monitor, "/api/system/ws?node_id=asked-as", &[])
+        .await
+        .expect("upgrade");
+    let mut matched = 0;
+    for _ in 0..20 {
+        let frame = next_text(&mut socket).await;
+        let rest = monitor
+            .get("/api/system/metrics?node_id=asked-as")
+            .await
+            .body;
+        let parsed: serde_json::Value = serde_json::from_str(&frame).unwrap();
+        assert_eq!(parsed[0]["node_id"], "asked-as");
+        let rest_parsed: serde_json::Value = serde_json::from_str(&rest).unwrap();
+        if parsed[0]["timestamp"] == rest_parsed[0]["timestamp"] {
+            assert_eq!(frame, rest, "same sample, same bytes");
+            matched += 1;
+            if matched == 2 {
+                return;
+            }
+        }
+    }
+    panic!("no frame matched /api/system/metrics of the same sample");
+}
+
+#[tokio::test]
+async fn bad_node_ids_are_refused_before_the_upgrade_and_pings_are_answered() {
+    let monitor = Monitor::on_fixture("server", &["--node-id", "named", "--interval", "300ms"]);
+    for (path, status) in [
+        ("/api/system/ws?node_id=other", 404),
+        ("/api/system/ws?node_id=bad%20id", 400),
+    ] {
+        match connect(&monitor, path, &[]).await {
+            Err(WsError::Http(response)) => {
+                assert_eq!(response.status().as_u16(), status, "{path}");
+                let body = response.body().clone().unwrap_or_default();
+                let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                assert!(body["error"].is_string(), "{path}: {body}");
+            }
+            other => panic!("{path}: {:?}", other.map(|_| ())),
+        }
+    }
+    let plain = monitor.get("/api/system/ws").await;
+    assert_eq!(plain.status / 100, 4, "{}", plain.body);
+    assert!(plain.json()["error"].is_string());
+
+    let mut socket = connect(&monitor, "/api/system/ws?node_id=named", &[])
+        .await
+        .expect("upgrade");
+    next_text(&mut socket).await;
+    socket
+        .send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .expect("ping sent");
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("an answer within 10 s")
+            .expect("open")
+            .expect("good");
+        if let Message::Pong(payload) = message {
+            assert_eq!(&payload[..], b"are you there");
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_read_token_is_asked_in_a_header_or_a_subprotocol() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "s3cret/with=odd+chars\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let file = token_file.display().to_string();
+    let monitor = Monitor::on_fixture(
+        "server",
+        &["--auth-token-file", &file, "--interval", "300ms"],
+    );
+    match connect(&monitor, "/api/system/ws", &[]).await {
+        Err(WsError::Http(response)) => assert_eq!(response.status().as_u16(), 401),
+        other => panic!("without a token: {:?}", other.map(|_| ())),
+    }
+    let wrong = "tracklab.metrics.v1, bearer.d3Jvbmc"; // "wrong"
+    match connect(
+        &monitor,
+        "/api/system/ws",
+        &[("sec-websocket-protocol", wrong)],
+    )
+    .await
+    {
+        Err(WsError::Http(response)) => assert_eq!(response.status().as_u16(), 401),
+        other => panic!("with a wrong token: {:?}", other.map(|_| ())),
+    }
+    let mut by_header = connect(
+        &monitor,
+        "/api/system/ws",
+        &[("authorization", "Bearer s3cret/with=odd+chars")],
+    )
+    .await
+    .expect("the header is taken");
+    next_text(&mut by_header).await;
+    // base64url("s3cret/with=odd+chars"), no padding.
+    let protocols = "tracklab.metrics.v1, bearer.czNjcmV0L3dpdGg9b2RkK2NoYXJz";
+    let mut by_protocol = connect(
+        &monitor,
+        "/api/system/ws",
+        &[("sec-websocket-protocol", protocols)],
+    )
+    .await
+    .expect("the subprotocol is taken");
+    next_text(&mut by_protocol).await;
+}
+
+/// The status of a refused upgrade, and its JSON body.
+fn refused(result: Result<Socket, WsError>, what: &str) -> (u16, serde_json::Value) {
+    match result {
+        Err(WsError::Http(response)) => {
+            let body = response.body().clone().unwrap_or_default();
+            let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+            (response.status().as_u16(), body)
+        }
+        other => panic!("{what}: {:?}", other.map(|_| ())),
+    }
+}
+
+/// Reads what the server had sent before it dropped the client: the text frames up to the end
+/// of the stream. Panics if the stream is still open after 15 s (the server did not drop it).
+async fn drain_until_dropped(socket: &mut Socket) -> Vec<String> {
+    let mut frames = Vec::new();
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, socket.next()).await {
+            Err(_) => panic!(
+                "still open after 15 s of reading ({} frames): the server did not drop it",
+                frames.len()
+            ),
+            Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return frames,
+            Ok(Some(Ok(Message::Text(text)))) => frames.push(text.to_string()),
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+fn timestamp_ms(frame: &str) -> i64 {
+    let parsed: serde_json::Value = serde_json::from_str(frame).expect("a JSON frame");
+    parsed[0]["timestamp"].as_i64().expect("a timestamp")
+}
+
+fn unix_ms_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// What is pending for a client that stopped reading is the latest sample, not every sample
+/// since: the kernel's buffers fill (up to 4 MiB on the server's side: the frames are made
+/// large, 32 copies of the element, so that this takes seconds, not minutes), the server's
+/// send blocks and the samples meanwhile are skipped (or the client is dropped as too slow).
+/// Every frame it then finds waiting was sent before it started reading again; were the
+/// server to queue them, there would be one per sample, 250 of them.
+#[tokio::test]
+async fn a_client_that_never_reads_is_skipped_ahead_not_queued_for() {
+    let monitor = Monitor::on_fixture("server", &["--interval", "100ms"]);
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket
+        .connect(([127, 0, 0, 1], monitor.rest_port).into())
+        .await
+        .expect("connect");
+    let ids: Vec<String> = (0..32).map(|i| format!("copy-{i}")).collect();
+    let path = format!("/api/system/ws?node_id={}", ids.join(","));
+    let request = ws_url(&monitor, &path).into_client_request().unwrap();
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    let (mut socket, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .expect("upgrade");
+    let first = next_text(&mut socket).await;
+    assert!(first.len() > 32 * 1024, "{} bytes a frame", first.len());
+    let from = timestamp_ms(&first);
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    let resumed = unix_ms_now();
+    let elapsed_samples = (resumed - from) / 100;
+    assert!(elapsed_samples >= 200, "{elapsed_samples}");
+
+    // The frames already waiting: until the stream ends or a sample newer than the resumption.
+    let mut waiting = 0;
+    let until = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < until {
+        match tokio::time::timeout(Duration::from_secs(5), socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                if timestamp_ms(&text) > resumed {
+                    break;
+                }
+                waiting += 1;
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(_) | Err(_) => break,
+        }
+    }
+    assert!(
+        waiting < elapsed_samples / 2,
+        "{waiting} frames were waiting for {elapsed_samples} samples: queued, not skipped"
+    );
+}
+
+/// With `--http.idle-timeout 1s` the server pings every 0.5 s and drops a client that has not
+/// answered by the next ping; a client that reads (and so answers) stays.
+#[tokio::test]
+async fn a_client_that_never_answers_pings_is_dropped() {
+    let monitor = Monitor::on_fixture(
+        "server",
+        &["--interval", "100ms", "--http.idle-timeout", "1s"],
+    );
+    let mut silent = connect(&monitor, "/api/system/ws", &[])
+        .await
+        .expect("upgrade");
+    let mut reading = connect(&monitor, "/api/system/ws", &[])
+        .await
+        .expect("upgrade");
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(4) {
+        next_text(&mut reading).await;
+    }
+    let frames = drain_until_dropped(&mut silent).await;
+    // 40 samples passed; the server gave up about 1 s in.
+    assert!(frames.len() < 30, "{} frames before the drop", frames.len());
+    next_text(&mut reading).await;
+}
+
+/// The coordinator's WebSocket: refusals before the upgrade as on `/api/system/metrics`, then
+/// after each poll round that filter's array (the same elements; only `dataAgeSeconds` moves
+/// with the moment it is asked).
+#[tokio::test]
+async fn coordinator_frames_are_its_metrics_for_the_same_filter() {
+    let a1 = agent("server", "ws-1", Ipv4Addr::LOCALHOST, &[]);
+    let a2 = agent("captured-vm", "ws-2", Ipv4Addr::LOCALHOST, &[]);
+    let agents = format!("{},{}", a1.base(), a2.base());
+    let coord = coordinator(&["--agents", &agents, "--poll-interval", "300ms"]);
+    eventually("both nodes served", DEADLINE, || async {
+        let reply = get(&coord.url("/api/system/metrics"), None).await;
+        let n = reply.json().as_array().map_or(0, Vec::len);
+        if n == 2 {
+            Ok(())
+        } else {
+            Err(reply.body)
+        }
+    })
+    .await;
+    let ws = |path: &str| coord.url(path).replacen("http://", "ws://", 1);
+
+    for (path, status) in [
+        ("/api/system/ws?node_id=nobody", 404),
+        ("/api/system/ws?node_id=bad%20id", 400),
+        ("/api/system/ws?node_id=ws-1,nobody", 404),
+    ] {
+        let (got, body) = refused(connect_url(&ws(path), &[]).await, path);
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(body["error"].is_string(), "{path}: {body}");
+    }
+    let plain = get(&coord.url("/api/system/ws"), None).await;
+    assert_eq!(plain.status / 100, 4, "{}", plain.body);
+    assert!(plain.json()["error"].is_string());
+
+    for filter in ["", "?node_id=ws-2", "?node_id=ws-2,ws-1"] {
+        let mut socket = connect_url(&ws(&format!("/api/system/ws{filter}")), &[])
+            .await
+            .expect("upgrade");
+        let mut matched = 0;
+        for _ in 0..30 {
+            let frame: serde_json::Value =
+                serde_json::from_str(&next_text(&mut socket).await).unwrap();
+            let rest = get(&coord.url(&format!("/api/system/metrics{filter}")), None)
+                .await
+                .json();
+            let without_age = |v: &serde_json::Value| {
+                let mut v = v.clone();
+                for element in v.as_array_mut().unwrap() {
+                    assert!(element["dataAgeSeconds"].is_number(), "{element}");
+                    element.as_object_mut().unwrap().remove("dataAgeSeconds");
+                }
+                v
+            };
+            let (frame, rest) = (without_age(&frame), without_age(&rest));
+            let ids = |v: &serde_json::Value| -> Vec<String> {
+                v.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["node_id"].as_str().unwrap().to_string())
+                    .collect()
+            };
+            assert_eq!(ids(&frame), ids(&rest), "{filter}");
+            if frame == rest {
+                matched += 1;
+                if matched == 2 {
+                    break;
+                }
+            }
+        }
+        assert_eq!(
+            matched, 2,
+            "{filter}: no two frames matched /api/system/metrics"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_coordinator_asks_the_read_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = token_file(dir.path(), "s3cret/with=odd+chars");
+    let coord = coordinator(&["--auth-token-file", &file, "--poll-interval", "300ms"]);
+    let url = coord.url("/api/system/ws").replacen("http://", "ws://", 1);
+    let (status, _) = refused(connect_url(&url, &[]).await, "without a token");
+    assert_eq!(status, 401);
+    let protocols = "tracklab.metrics.v1, bearer.czNjcmV0L3dpdGg9b2RkK2NoYXJz";
+    let mut socket = connect_url(&url, &[("sec-websocket-protocol", protocols)])
+        .await
+        .expect("the subprotocol is taken");
+    assert_eq!(
+        next_text(&mut socket).await,
+        "[]",
+        "no agents, an empty array"
+    );
+}
