@@ -1,6 +1,8 @@
 //! `/api/system/history` end to end on the real binary sampling this machine: a point at native
 //! resolution is exactly the sample `/api/system/metrics` served (same timestamp, every number
-//! the same), steps aggregate, and bad questions are 400 JSON errors.
+//! the same), steps aggregate, and bad questions are 400 JSON errors; gRPC v1 `GetHistory`
+//! answers the same question with the same answer, and refuses what REST refuses with the same
+//! message.
 
 mod common;
 
@@ -10,6 +12,8 @@ use std::net::Ipv4Addr;
 use serde_json::Value;
 
 use common::cluster::{eventually, get, Process, DEADLINE};
+use common::history::{grpc_history, same_answers};
+use system_monitor::pb::v1::{GetHistoryRequest, HistoryAgg};
 
 const LOCAL: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
@@ -186,4 +190,164 @@ async fn bad_questions_are_400_json_and_unknown_nodes_404() {
     assert_eq!(reply.json()["node_id"], "other");
     let reply = get(&agent.url("/api/system/history?node_id=bad/id"), None).await;
     assert_eq!(reply.status, 400, "{}", reply.body);
+}
+
+/// The timestamps of the node's samples so far (REST, the last 15 minutes).
+async fn sample_times(agent: &Process) -> Vec<i64> {
+    let reply = get(&agent.url("/api/system/history?fields=cpu.overall"), None).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.json()[0]["timestamps"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_i64).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn grpc_get_history_is_the_rest_answer() {
+    let agent = agent(&["--interval", "250ms"]);
+    let times = eventually("six samples kept", DEADLINE, || async {
+        let times = sample_times(&agent).await;
+        if times.len() >= 6 {
+            Ok(times)
+        } else {
+            Err(format!("{times:?}"))
+        }
+    })
+    .await;
+    // A window wholly in the past: both protocols see the same samples.
+    let (from, to) = (times[0], times[4]);
+    let cases: [(&str, GetHistoryRequest); 4] = [
+        (
+            "fields=*",
+            GetHistoryRequest {
+                fields: vec!["*".into()],
+                ..GetHistoryRequest::default()
+            },
+        ),
+        (
+            "fields=memory.used,cpu.*,never.seen&step=500ms&agg=max",
+            GetHistoryRequest {
+                fields: vec!["memory.used".into(), "cpu.*,never.seen".into()],
+                step: "500ms".into(),
+                agg: HistoryAgg::Max as i32,
+                ..GetHistoryRequest::default()
+            },
+        ),
+        (
+            "step=1s&agg=min&node_id=hist-node",
+            GetHistoryRequest {
+                node_id: "hist-node".into(),
+                step: "1s".into(),
+                agg: HistoryAgg::Min as i32,
+                ..GetHistoryRequest::default()
+            },
+        ),
+        (
+            "step=0.75",
+            GetHistoryRequest {
+                step: "0.75".into(),
+                ..GetHistoryRequest::default()
+            },
+        ),
+    ];
+    for (query, mut request) in cases {
+        let reply = get(
+            &agent.url(&format!("/api/system/history?from={from}&to={to}&{query}")),
+            None,
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{query}: {}", reply.body);
+        request.from_unix_ms = Some(from);
+        request.to_unix_ms = Some(to);
+        let nodes = grpc_history(&agent.grpc_url(), request).await.unwrap();
+        let rest = reply.json();
+        assert!(
+            rest[0]["series"].as_object().unwrap().len() >= 3,
+            "{query}: {rest}"
+        );
+        if let Err(why) = same_answers(&rest, &reply.body, &nodes) {
+            panic!("{query}: {why}");
+        }
+    }
+    // A gap is a point without a value: a field never seen is all gaps.
+    let nodes = grpc_history(
+        &agent.grpc_url(),
+        GetHistoryRequest {
+            from_unix_ms: Some(from),
+            to_unix_ms: Some(to),
+            fields: vec!["never.seen".into()],
+            ..GetHistoryRequest::default()
+        },
+    )
+    .await
+    .unwrap();
+    let series = &nodes[0].series[0];
+    assert_eq!(series.values.len(), 5);
+    assert_eq!(series.present, [0]);
+    assert!(series.values.iter().all(|v| v.is_nan()));
+}
+
+#[tokio::test]
+async fn grpc_refuses_what_rest_refuses_with_the_same_message() {
+    let agent = agent(&[]);
+    let request = |from: Option<i64>, to: Option<i64>, step: &str, fields: &[&str], agg: i32| {
+        GetHistoryRequest {
+            node_id: String::new(),
+            from_unix_ms: from,
+            to_unix_ms: to,
+            step: step.into(),
+            fields: fields.iter().map(|f| f.to_string()).collect(),
+            agg,
+        }
+    };
+    let cases = [
+        ("from=10&to=5", request(Some(10), Some(5), "", &[], 0)),
+        ("step=soon", request(None, None, "soon", &[], 0)),
+        ("step=0", request(None, None, "0", &[], 0)),
+        ("agg=9", request(None, None, "", &[], 9)),
+        (
+            "fields=cpu..overall",
+            request(None, None, "", &["cpu..overall"], 0),
+        ),
+        ("fields=", request(None, None, "", &[""], 0)),
+        ("from=-1", request(Some(-1), None, "", &[], 0)),
+        (
+            "from=0&to=86400000000&step=1s",
+            request(Some(0), Some(86_400_000_000), "1s", &[], 0),
+        ),
+    ];
+    for (query, request) in cases {
+        let reply = get(&agent.url(&format!("/api/system/history?{query}")), None).await;
+        assert_eq!(reply.status, 400, "{query}: {}", reply.body);
+        let body = reply.json();
+        let rest = format!(
+            "{}: {}",
+            body["error"].as_str().unwrap(),
+            body["detail"].as_str().unwrap()
+        );
+        let status = grpc_history(&agent.grpc_url(), request).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{query}");
+        assert_eq!(status.message(), rest, "{query}");
+    }
+    let unknown = GetHistoryRequest {
+        node_id: "other".into(),
+        ..GetHistoryRequest::default()
+    };
+    let status = grpc_history(&agent.grpc_url(), unknown).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+    assert!(status.message().contains("other"), "{status:?}");
+    for bad in ["bad/id", "a,,b"] {
+        let malformed = GetHistoryRequest {
+            node_id: bad.into(),
+            ..GetHistoryRequest::default()
+        };
+        let status = grpc_history(&agent.grpc_url(), malformed)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            status.code(),
+            tonic::Code::InvalidArgument,
+            "{bad}: {status:?}"
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! The coordinator's REST API: `/api/system/metrics[?node_id=a,b]` (the agents' elements plus
 //! `status` and `dataAgeSeconds`, concatenated from their raw bytes) and the same array pushed
 //! after each poll round on `/api/system/ws[?node_id=a,b]`, `/api/cluster/info`,
+//! `/api/system/history?node_id=` and `/api/cluster/history` ([`history`]),
 //! `/api/system/info?node_id=` (fetched from the agent and kept a minute), `/api/health`,
 //! `POST /api/cluster/register`, `/metrics`, and `/api/openapi.json` (their description,
 //! `openapi/coordinator.json`). Reads the [`Registry`]; errors are JSON.
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::watch;
 
+use super::history;
 use super::metrics::CoordinatorMetrics;
 use super::poller::AgentRequest;
 use super::registry::{Agent, AgentUrl, NodeView, Refusal, Registry, Role, Status};
@@ -59,6 +61,8 @@ pub struct LocalNode {
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
     /// Its registry entry (role `master`).
     pub agent: Arc<Agent>,
+    /// Its history, kept as an agent keeps its own (`--history.*`).
+    pub history: Arc<crate::history::History>,
 }
 
 /// What the handlers share.
@@ -91,6 +95,8 @@ pub struct ClusterState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// When `/api/system/ws` gives up on a subscriber (from `--http.idle-timeout`).
     pub websocket: ws::Keepalive,
+    /// The cluster's resources over time (`/api/cluster/history`).
+    pub cluster_history: Arc<super::history::ClusterHistory>,
 }
 
 /// The coordinator's REST routes, behind `guard`.
@@ -100,7 +106,9 @@ pub fn router(state: ClusterState, guard: &Guard) -> Router {
         .route("/api/system/metrics", get(metrics))
         .route("/api/system/ws", get(metrics_ws))
         .route("/api/system/info", get(info))
+        .route("/api/system/history", get(history::system_history))
         .route("/api/cluster/info", get(cluster_info))
+        .route("/api/cluster/history", get(history::cluster_history))
         .route(REGISTER_PATH, post(register))
         .route("/metrics", get(prometheus_metrics))
         .route(
@@ -302,30 +310,44 @@ struct ClusterNode {
 
 /// Cluster resources. `cpu`: logical CPUs (total) / cores busy (used); `memory`: bytes;
 /// `accelerators`: devices (total) / devices with utilisation above 0 (used).
-#[derive(Debug, Default, Serialize)]
-struct Resources {
-    cpu: f64,
-    memory: u64,
-    accelerators: u64,
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct Resources {
+    /// Logical CPUs, or busy cores.
+    pub cpu: f64,
+    /// Bytes.
+    pub memory: u64,
+    /// Devices, or devices in use.
+    pub accelerators: u64,
+}
+
+/// The cluster's total and used resources: the sums over the nodes of `views` that are not
+/// offline (an offline node's resources are not the cluster's now), busy cores rounded to
+/// thousandths. What `/api/cluster/info` reports and the cluster history keeps.
+pub fn cluster_resources(views: &[NodeView]) -> (Resources, Resources) {
+    let mut total = Resources::default();
+    let mut used = Resources::default();
+    for view in views.iter().filter(|v| v.status != Status::Offline) {
+        let Some(f) = view.data.as_ref().map(|d| &d.figures) else {
+            continue;
+        };
+        total.cpu += f.cpus as f64;
+        total.memory += f.memory_total_bytes;
+        total.accelerators += f.accelerators;
+        used.cpu += f.cpu_busy_cores;
+        used.memory += f.memory_used_bytes;
+        used.accelerators += f.accelerators_busy;
+    }
+    used.cpu = round3(used.cpu);
+    (total, used)
 }
 
 async fn cluster_info(State(state): State<ClusterState>) -> Response {
     let now = Instant::now();
     let views = state.registry.nodes(now, true);
-    let mut total = Resources::default();
-    let mut used = Resources::default();
+    let (total, used) = cluster_resources(&views);
     let mut nodes = Vec::with_capacity(views.len());
     for view in &views {
         let figures = view.data.as_ref().map(|d| &d.figures);
-        // Offline nodes' resources are not the cluster's now.
-        if let (Some(f), true) = (figures, view.status != Status::Offline) {
-            total.cpu += f.cpus as f64;
-            total.memory += f.memory_total_bytes;
-            total.accelerators += f.accelerators;
-            used.cpu += f.cpu_busy_cores;
-            used.memory += f.memory_used_bytes;
-            used.accelerators += f.accelerators_busy;
-        }
         let agent = &view.agent;
         let ip = match (agent.role, &state.local) {
             (Role::Master, Some(local)) => local.snapshots.borrow().info.ip_address.clone(),
@@ -354,7 +376,6 @@ async fn cluster_info(State(state): State<ClusterState>) -> Response {
             error: view.last_error.clone(),
         });
     }
-    used.cpu = round3(used.cpu);
     let body = ClusterInfo {
         nodes,
         total_resources: total,

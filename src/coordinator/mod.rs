@@ -8,12 +8,14 @@
 //! - [`discovery`] and [`dns`]: the static list and `--discover-dns`.
 //! - [`poller`]: the fan-out; [`metrics`]: its counters.
 //! - [`api`]: REST (and registration); [`grpc`]: v1 for the cluster; [`element`]: agents' JSON.
+//! - [`history`]: nodes' history asked of their agents, and the cluster's own.
 
 pub mod api;
 pub mod discovery;
 pub mod dns;
 pub mod element;
 pub mod grpc;
+pub mod history;
 pub mod metrics;
 pub mod poller;
 pub mod registry;
@@ -196,15 +198,20 @@ impl BoundCoordinator {
                 first.hardware_summary()
             );
             let agent = registry.add_master(config.node_id.as_str());
+            let local = LocalNode {
+                snapshots,
+                agent,
+                history: Arc::new(crate::history::History::open(
+                    &config.history,
+                    config.collect.interval,
+                )),
+            };
             tasks.spawn(publish_local(
                 Arc::clone(&registry),
-                LocalNode {
-                    snapshots: snapshots.clone(),
-                    agent: Arc::clone(&agent),
-                },
+                local.clone(),
                 shutdown.clone(),
             ));
-            Some(LocalNode { snapshots, agent })
+            Some(local)
         } else {
             None
         };
@@ -223,7 +230,13 @@ impl BoundCoordinator {
             local,
             shutdown: shutdown.clone(),
             websocket: serve::ws::Keepalive::for_idle_timeout(config.connections.idle_timeout),
+            cluster_history: Arc::new(history::ClusterHistory::new(coordinator.poll_interval)),
         };
+        tasks.spawn(history::feed_cluster_history(
+            Arc::clone(&registry),
+            Arc::clone(&state.cluster_history),
+            shutdown.clone(),
+        ));
 
         // The poller gets its own client: a client's pooled connections live on the runtime
         // that opened them, and the poller runs on a runtime of its own.
@@ -314,11 +327,14 @@ impl BoundCoordinator {
 }
 
 /// Stores each new snapshot of the coordinator's own host as its `master` node's element,
-/// encoded exactly as an agent encodes it.
+/// encoded exactly as an agent encodes it, and keeps it in the host's history.
 async fn publish_local(registry: Arc<Registry>, local: LocalNode, shutdown: CancellationToken) {
     let mut snapshots = local.snapshots;
     loop {
         let snapshot = Arc::clone(&snapshots.borrow_and_update());
+        local
+            .history
+            .append(&crate::model::wire::NodeMetrics::of(&snapshot));
         let stored = crate::model::wire::metrics_array_json([&*snapshot])
             .map_err(|e| e.to_string())
             .and_then(|json| element::split_agent_answer(&json).map_err(|e| e.to_string()))
@@ -329,10 +345,12 @@ async fn publish_local(registry: Arc<Registry>, local: LocalNode, shutdown: Canc
             tracing::error!("cannot store the coordinator's own sample: {e}");
         }
         tokio::select! {
-            () = shutdown.cancelled() => return,
-            changed = snapshots.changed() => if changed.is_err() { return },
+            () = shutdown.cancelled() => break,
+            changed = snapshots.changed() => if changed.is_err() { break },
         }
     }
+    // Written out what `--history.path` lacks, as the agent does.
+    local.history.close();
 }
 
 /// Drops lapsed registrations of dead agents, once per heartbeat interval, and checks that the
