@@ -21,16 +21,16 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::sync::watch;
 
+use super::cluster_history::{cluster_resources, Resources};
 use super::history;
-use super::metrics::CoordinatorMetrics;
 use super::poller::AgentRequest;
 use super::registry::{Agent, AgentUrl, NodeView, Refusal, Registry, Role, Status};
-use crate::auth::{self, Token, TokenKind};
+use super::state::{ClusterState, LocalNode};
+use crate::auth::{self, TokenKind};
 use crate::collect::own_process;
 use crate::model::wire::{Info, RegisterAnswer, RegisterRequest, REGISTER_PATH};
-use crate::model::{echo, InvalidNodeIdList, NodeId, Snapshot};
+use crate::model::{echo, InvalidNodeIdList, NodeId};
 use crate::serve::http::{
     self, error, invalid_node_id, invalid_query, json_bytes, no_store, round3, unknown_node_id,
 };
@@ -53,51 +53,6 @@ const INFO_LIMIT: usize = 1024 * 1024;
 const MAX_LABELS: usize = 64;
 const MAX_LABEL_VALUE: usize = 253;
 const MAX_VERSION: usize = 64;
-
-/// The coordinator's own sampled host (`--sample-self`).
-#[derive(Clone)]
-pub struct LocalNode {
-    /// Its latest snapshot.
-    pub snapshots: watch::Receiver<Arc<Snapshot>>,
-    /// Its registry entry (role `master`).
-    pub agent: Arc<Agent>,
-    /// Its history, kept as an agent keeps its own (`--history.*`).
-    pub history: Arc<crate::history::History>,
-}
-
-/// What the handlers share.
-#[derive(Clone)]
-pub struct ClusterState {
-    /// The agents.
-    pub registry: Arc<Registry>,
-    /// The poller's counters.
-    pub metrics: Arc<CoordinatorMetrics>,
-    /// For fetching agents' `/api/system/info`.
-    pub client: reqwest::Client,
-    /// The read token: sent to agents when fetching from them (as the poller does).
-    pub token: Option<Token>,
-    /// The registration secret: required of every registration; without one, registration
-    /// is refused.
-    pub cluster_token: Option<Token>,
-    /// The coordinator's node id (`/metrics` label, health).
-    pub node_id: Arc<str>,
-    /// Per-request deadline towards agents.
-    pub poll_timeout: Duration,
-    /// Time between poll rounds (health's stall check).
-    pub poll_interval: Duration,
-    /// Networks any peer may register addresses in.
-    pub allow_cidrs: Arc<[ipnet::IpNet]>,
-    /// When the coordinator started.
-    pub started_at: SystemTime,
-    /// Its own host, with `--sample-self`.
-    pub local: Option<LocalNode>,
-    /// Cancelled on shutdown: ends streams so that graceful shutdown is not held up.
-    pub shutdown: tokio_util::sync::CancellationToken,
-    /// When `/api/system/ws` gives up on a subscriber (from `--http.idle-timeout`).
-    pub websocket: ws::Keepalive,
-    /// The cluster's resources over time (`/api/cluster/history`).
-    pub cluster_history: Arc<super::history::ClusterHistory>,
-}
 
 /// The coordinator's REST routes, behind `guard`.
 pub fn router(state: ClusterState, guard: &Guard) -> Router {
@@ -306,39 +261,6 @@ struct ClusterNode {
     labels: BTreeMap<String, String>,
     version: Option<String>,
     error: Option<String>,
-}
-
-/// Cluster resources. `cpu`: logical CPUs (total) / cores busy (used); `memory`: bytes;
-/// `accelerators`: devices (total) / devices with utilisation above 0 (used).
-#[derive(Debug, Default, Clone, PartialEq, Serialize)]
-pub struct Resources {
-    /// Logical CPUs, or busy cores.
-    pub cpu: f64,
-    /// Bytes.
-    pub memory: u64,
-    /// Devices, or devices in use.
-    pub accelerators: u64,
-}
-
-/// The cluster's total and used resources: the sums over the nodes of `views` that are not
-/// offline (an offline node's resources are not the cluster's now), busy cores rounded to
-/// thousandths. What `/api/cluster/info` reports and the cluster history keeps.
-pub fn cluster_resources(views: &[NodeView]) -> (Resources, Resources) {
-    let mut total = Resources::default();
-    let mut used = Resources::default();
-    for view in views.iter().filter(|v| v.status != Status::Offline) {
-        let Some(f) = view.data.as_ref().map(|d| &d.figures) else {
-            continue;
-        };
-        total.cpu += f.cpus as f64;
-        total.memory += f.memory_total_bytes;
-        total.accelerators += f.accelerators;
-        used.cpu += f.cpu_busy_cores;
-        used.memory += f.memory_used_bytes;
-        used.accelerators += f.accelerators_busy;
-    }
-    used.cpu = round3(used.cpu);
-    (total, used)
 }
 
 async fn cluster_info(State(state): State<ClusterState>) -> Response {

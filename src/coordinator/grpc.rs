@@ -15,10 +15,11 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::api::{node_info, ClusterState, InfoError};
+use super::api::{node_info, InfoError};
 use super::element;
 use super::history;
 use super::registry::NodeView;
+use super::state::ClusterState;
 use crate::pb::v1::monitor_service_server::{MonitorService, MonitorServiceServer};
 use crate::pb::v1::{
     GetHistoryRequest, GetHistoryResponse, GetInfoRequest, GetMetricsRequest, GetMetricsResponse,

@@ -2,10 +2,9 @@
 //! of its agent, the question checked here first by the agent's own parser
 //! ([`HistoryParams`]) and its window fixed, several nodes at once; the coordinator keeps no
 //! node's history but its own host's (`--sample-self`). An offline node's is a 409 naming it.
-//! The cluster's own history — the `/api/cluster/info` resources after every poll round — is
-//! kept here ([`ClusterHistory`]) and served at `/api/cluster/history` in the same shape.
+//! The cluster's own history ([`super::cluster_history`]) is served at `/api/cluster/history`
+//! in the same shape.
 
-use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Bytes;
@@ -13,15 +12,11 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
-use super::api::{cluster_resources, ClusterState, Resources};
 use super::poller::{agent_url, AgentRequest};
-use super::registry::{Registry, Role, Status};
-use crate::history::query::answer as answer_from;
-use crate::history::store::{Keep, Store};
+use super::registry::{Role, Status};
+use super::state::ClusterState;
 use crate::history::{Answer, HistoryError};
 use crate::http_client::{self, BodyError};
 use crate::model::{echo, unix_ms, NodeId};
@@ -30,9 +25,6 @@ use crate::serve::history_query::{
     HistoryParams, QuestionError,
 };
 use crate::serve::http::{error, invalid_node_id, invalid_query, json_bytes, no_store};
-
-/// The node id of the cluster's own history.
-pub const CLUSTER_NODE_ID: &str = "cluster";
 
 /// The agents' history path.
 const HISTORY_PATH: &str = "api/system/history";
@@ -47,12 +39,6 @@ pub const MAX_NODES: usize = 32;
 /// The least time an agent has to answer a history question (`--poll-timeout` when longer):
 /// a long window of many fields costs an agent more than its latest sample does.
 pub const MIN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long the cluster history keeps every poll round's point.
-pub const CLUSTER_RAW: Duration = Duration::from_secs(3600);
-
-/// How long it keeps per-minute min, max and mean.
-pub const CLUSTER_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 /// One node's history, as found.
 pub enum NodeAnswer {
@@ -334,10 +320,12 @@ async fn fetch(
     let status = response.status();
     let body = match http_client::read_body(response, ANSWER_LIMIT).await {
         Ok(body) => body,
-        Err(BodyError::TooLarge { .. }) => return Err(failed(format!(
+        Err(BodyError::TooLarge { .. }) => {
+            return Err(failed(format!(
             "its answer is over {} MiB: ask for fewer fields, a larger step or a shorter window",
             ANSWER_LIMIT >> 20
-        ))),
+        )))
+        }
         Err(BodyError::Read(e)) => return Err(offline(http_client::describe(&e))),
     };
     if status.is_success() {
@@ -443,115 +431,8 @@ pub async fn system_history(
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// The cluster's own history
-
-/// One point of the cluster history: `/api/cluster/info`'s resources and `/api/health`'s
-/// agent counts, after a poll round.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ClusterPoint {
-    /// Logical CPUs, memory bytes and accelerators of the nodes not offline.
-    pub total_resources: Resources,
-    /// Busy cores, used memory and busy accelerators of those nodes.
-    pub used_resources: Resources,
-    /// Agents by status.
-    pub agents: AgentCounts,
-}
-
-/// Agents by status.
-#[derive(Debug, Serialize)]
-pub struct AgentCounts {
-    /// Status online.
-    pub online: u64,
-    /// Status degraded.
-    pub degraded: u64,
-    /// Status offline.
-    pub offline: u64,
-}
-
-/// The cluster's resources over time, in a history store as a node's are (the same tiers and
-/// the same query code): every poll round's point for [`CLUSTER_RAW`], per-minute min, max and
-/// mean for [`CLUSTER_RETENTION`]. In memory only.
-pub struct ClusterHistory {
-    /// The tiers: the feeder appends, queries read.
-    store: RwLock<Store>,
-    /// The poll interval, ms: the step of native answers.
-    interval_ms: i64,
-}
-
-impl ClusterHistory {
-    /// An empty history of points every `poll_interval`.
-    pub fn new(poll_interval: Duration) -> ClusterHistory {
-        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-        ClusterHistory {
-            store: RwLock::new(Store::new(Keep {
-                raw_ms: ms(CLUSTER_RAW),
-                minute_ms: ms(CLUSTER_RETENTION),
-            })),
-            interval_ms: ms(poll_interval),
-        }
-    }
-
-    /// Keeps `point` at `timestamp_ms` (a time not after the last is ignored).
-    pub fn append(&self, timestamp_ms: i64, point: &ClusterPoint) {
-        let mut store = self.store.write().unwrap_or_else(PoisonError::into_inner);
-        if let Err(e) = store.append(timestamp_ms, point) {
-            tracing::warn!("cluster history: point at {timestamp_ms} not kept: {e}");
-        }
-    }
-
-    /// Answers `params` (its `node_id` aside) at `now_ms`; without `fields`, every field.
-    pub fn query(&self, params: &HistoryParams, now_ms: i64) -> Result<Answer, Failure> {
-        let mut query = params.query(now_ms).map_err(Failure::Question)?;
-        query.fields.get_or_insert_with(|| vec!["*".to_string()]);
-        let store = self.store.read().unwrap_or_else(PoisonError::into_inner);
-        answer_from(&store, CLUSTER_NODE_ID, &query, self.interval_ms).map_err(Failure::History)
-    }
-
-    /// Bytes of memory it holds.
-    pub fn heap_bytes(&self) -> usize {
-        self.store
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .heap_bytes()
-    }
-}
-
-/// The cluster's point now.
-pub fn cluster_point(registry: &Registry, now: Instant) -> ClusterPoint {
-    let (total_resources, used_resources) = cluster_resources(&registry.nodes(now, false));
-    let [online, degraded, offline] = registry.counts(now).map(|n| n as u64);
-    ClusterPoint {
-        total_resources,
-        used_resources,
-        agents: AgentCounts {
-            online,
-            degraded,
-            offline,
-        },
-    }
-}
-
-/// Appends the cluster's point after every poll round, until `shutdown`.
-pub async fn feed_cluster_history(
-    registry: Arc<Registry>,
-    history: Arc<ClusterHistory>,
-    shutdown: CancellationToken,
-) {
-    let mut rounds = registry.rounds();
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            changed = rounds.changed() => if changed.is_err() { return },
-        }
-        let point = cluster_point(&registry, Instant::now());
-        history.append(unix_ms(SystemTime::now()), &point);
-    }
-}
-
 /// `GET /api/cluster/history`: the cluster's history as a one-element array, node id
-/// [`CLUSTER_NODE_ID`].
+/// [`CLUSTER_NODE_ID`](super::cluster_history::CLUSTER_NODE_ID).
 pub async fn cluster_history(
     State(state): State<ClusterState>,
     params: Result<Query<HistoryParams>, QueryRejection>,
@@ -571,125 +452,6 @@ pub async fn cluster_history(
         .query(&params, unix_ms(SystemTime::now()))
     {
         Ok(answer) => json_bytes(serde_json::to_vec(&[answer]).map(Bytes::from)),
-        Err(failure) => failure.response(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::history::flatten::Number;
-    use crate::history::store::MINUTE_MS;
-
-    fn point(used_cpu: f64) -> ClusterPoint {
-        ClusterPoint {
-            total_resources: Resources {
-                cpu: 64.0,
-                memory: 1 << 40,
-                accelerators: 8,
-            },
-            used_resources: Resources {
-                cpu: used_cpu,
-                memory: 1 << 39,
-                accelerators: 2,
-            },
-            agents: AgentCounts {
-                online: 3,
-                degraded: 0,
-                offline: 1,
-            },
-        }
-    }
-
-    /// A query string as REST reads it.
-    fn params(query: &str) -> HistoryParams {
-        let uri: axum::http::Uri = format!("/?{query}").parse().unwrap();
-        Query::<HistoryParams>::try_from_uri(&uri).unwrap().0
-    }
-
-    fn float(n: Number) -> f64 {
-        match n {
-            Number::Unsigned(v) => v as f64,
-            Number::Signed(v) => v as f64,
-            Number::Float(v) => v,
-        }
-    }
-
-    #[test]
-    fn a_day_is_kept_per_minute_and_the_last_hour_per_round() {
-        let history = ClusterHistory::new(Duration::from_secs(1));
-        let t0: i64 = 1_700_000_000_000 / MINUTE_MS * MINUTE_MS;
-        // Three minutes and a bit of rounds, one a second: busy cores = the second's number.
-        for i in 0..190 {
-            history.append(t0 + i * 1_000, &point(i as f64));
-        }
-        let latest = t0 + 189_000;
-
-        // The last hour (the window starts in the raw tier): every round.
-        let answer = history
-            .query(
-                &params(&format!("from={}&to={latest}", latest - 3_600_000)),
-                latest,
-            )
-            .unwrap();
-        assert_eq!(answer.node_id, CLUSTER_NODE_ID);
-        assert_eq!(answer.step_ms, 1_000);
-        assert_eq!(answer.timestamps.len(), 190);
-        let fields: Vec<&str> = answer.series.iter().map(|(f, _)| f.as_str()).collect();
-        assert_eq!(
-            fields,
-            [
-                "totalResources.cpu",
-                "totalResources.memory",
-                "totalResources.accelerators",
-                "usedResources.cpu",
-                "usedResources.memory",
-                "usedResources.accelerators",
-                "agents.online",
-                "agents.degraded",
-                "agents.offline",
-            ]
-        );
-
-        // A day, per minute (the window starts before the raw tier): 1,441 points, the closed
-        // minutes' means, minima and maxima; the current minute not yet.
-        let day = |agg: &str| {
-            history
-                .query(
-                    &params(&format!(
-                        "from={}&to={latest}&step=1m&agg={agg}&fields=usedResources.cpu",
-                        latest - 24 * 3_600_000
-                    )),
-                    latest,
-                )
-                .unwrap()
-        };
-        let mean = day("mean");
-        assert_eq!(mean.step_ms, 60_000);
-        assert_eq!(mean.timestamps.len(), 1_441);
-        let values = &mean.series[0].1;
-        let last = values.len() - 1;
-        let at = |i: usize| values[i].map(float);
-        // Minutes t0, t0+1, t0+2 are the last four buckets but the current one.
-        assert_eq!(at(last - 3), Some(29.5));
-        assert_eq!(at(last - 2), Some(89.5));
-        assert_eq!(at(last - 1), Some(149.5));
-        assert_eq!(at(last), None);
-        assert!(values[..last - 3].iter().all(Option::is_none));
-        let max = day("max");
-        assert_eq!(max.series[0].1[last - 1].map(float), Some(179.0));
-        let min = day("min");
-        assert_eq!(min.series[0].1[last - 2].map(float), Some(60.0));
-
-        // Without fields, every field; a bad question is refused as on a node.
-        assert!(matches!(
-            history.query(&params("step=soon"), latest),
-            Err(Failure::Question(_))
-        ));
-        assert!(matches!(
-            history.query(&params("from=0&to=86400000000&step=1s"), latest),
-            Err(Failure::History(HistoryError::Query(_)))
-        ));
-        assert!(history.heap_bytes() > 0);
+        Err(refusal) => refusal.response(),
     }
 }

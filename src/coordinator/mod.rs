@@ -8,9 +8,11 @@
 //! - [`discovery`] and [`dns`]: the static list and `--discover-dns`.
 //! - [`poller`]: the fan-out; [`metrics`]: its counters.
 //! - [`api`]: REST (and registration); [`grpc`]: v1 for the cluster; [`element`]: agents' JSON.
-//! - [`history`]: nodes' history asked of their agents, and the cluster's own.
+//! - [`state`]: what the handlers share; [`history`]: nodes' history asked of their agents;
+//!   [`cluster_history`]: the cluster's own.
 
 pub mod api;
+pub mod cluster_history;
 pub mod discovery;
 pub mod dns;
 pub mod element;
@@ -19,6 +21,7 @@ pub mod history;
 pub mod metrics;
 pub mod poller;
 pub mod registry;
+pub mod state;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,8 +36,8 @@ use crate::http_client::{self, ClientOptions};
 use crate::model::wire::REGISTER_PATH;
 use crate::serve::{self, ListenError, PortfileError};
 use crate::tls::{Identity, TrustRoots};
-use api::{ClusterState, LocalNode};
 use registry::{AgentUrl, Registry, RegistrySettings};
+use state::{ClusterState, LocalNode};
 
 /// Why the coordinator could not start.
 #[derive(Debug, thiserror::Error)]
@@ -230,9 +233,11 @@ impl BoundCoordinator {
             local,
             shutdown: shutdown.clone(),
             websocket: serve::ws::Keepalive::for_idle_timeout(config.connections.idle_timeout),
-            cluster_history: Arc::new(history::ClusterHistory::new(coordinator.poll_interval)),
+            cluster_history: Arc::new(cluster_history::ClusterHistory::new(
+                coordinator.poll_interval,
+            )),
         };
-        tasks.spawn(history::feed_cluster_history(
+        tasks.spawn(cluster_history::feed_cluster_history(
             Arc::clone(&registry),
             Arc::clone(&state.cluster_history),
             shutdown.clone(),

@@ -101,6 +101,7 @@ impl HistoryParams {
 }
 
 /// Why a history question is not answered, in either protocol.
+#[derive(Debug)]
 pub enum HistoryRefusal<'q> {
     /// The node id rule refused it (400 or 404; INVALID_ARGUMENT or NOT_FOUND).
     Node(Refused<'q>),

@@ -205,6 +205,7 @@ pub struct RestState {
 }
 
 /// Why a `node_id` query is refused; [`Refused::response`] is the JSON error it gets.
+#[derive(Debug)]
 pub enum Refused<'q> {
     /// Not a list of well-formed ids: 400.
     Malformed(&'q str, InvalidNodeIdList<'q>),
