@@ -193,7 +193,9 @@ fn element(trace: &Trace, t: usize, noisy: bool) -> NodeMetrics<'static> {
                 processes: vec![Process {
                     pid: 4242 + g as u32,
                     memory_used: Some(mem_used.saturating_sub(512 << 20)),
+                    pod: None,
                 }],
+                pods: Vec::new(),
                 error: None,
             }
         })
@@ -284,6 +286,7 @@ fn element(trace: &Trace, t: usize, noisy: bool) -> NodeMetrics<'static> {
         }),
         power: Vec::new(),
         collectors,
+        custom: Default::default(),
     }
 }
 
