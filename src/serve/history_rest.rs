@@ -72,13 +72,15 @@ pub async fn history(
     };
     let snapshot = state.app.latest();
     let requested = params.node_id.as_deref();
-    let names: Vec<&str> =
-        match super::state::check_node_query(requested, &snapshot.node_id, state.app.node_id_origin)
-        {
-            Err(refused) => return refused.response(),
-            Ok(Selected::Own) => vec![&snapshot.node_id],
-            Ok(Selected::As(ids)) => ids,
-        };
+    let names: Vec<&str> = match super::state::check_node_query(
+        requested,
+        &snapshot.node_id,
+        state.app.node_id_origin,
+    ) {
+        Err(refused) => return refused.response(),
+        Ok(Selected::Own) => vec![&snapshot.node_id],
+        Ok(Selected::As(ids)) => ids,
+    };
     let query = match params.query(unix_ms(std::time::SystemTime::now())) {
         Ok(query) => query,
         Err(e) => return history_error(&HistoryError::Query(e)),
