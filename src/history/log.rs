@@ -582,7 +582,10 @@ fn decode_block(payload: &[u8]) -> Result<SealedBlock, &'static str> {
     }
 }
 
-fn decode_rows(payload: &[u8]) -> Result<(i64, Vec<(u32, u64)>), &'static str> {
+/// A row as the tails hold it: its time and (column id, bits) of each value.
+type Row = (i64, Vec<(u32, u64)>);
+
+fn decode_rows(payload: &[u8]) -> Result<Row, &'static str> {
     let mut r = Reader(payload);
     let ts = r.i64()?;
     let n = r.u32()? as usize;
