@@ -12,11 +12,13 @@
 //! bench/RESULTS.md. Run: `cargo bench --bench history`.
 
 use std::borrow::Cow;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use system_monitor::config::HistoryConfig;
 use system_monitor::history::query::{answer, Query};
-use system_monitor::history::store::{Keep, Store};
+use system_monitor::history::store::{Keep, Store, RAW_BLOCK_ROWS};
+use system_monitor::history::History;
 use system_monitor::model::wire::{
     Accelerator, AcceleratorMemory, Collector, Core, Cpu, Disk, DiskDevice, Ecc, Filesystem,
     Interface, Memory, Network, NodeMetrics, Pcie, Pressure, PressureLine, PressureResource,
@@ -193,7 +195,9 @@ fn element(trace: &Trace, t: usize, noisy: bool) -> NodeMetrics<'static> {
                 processes: vec![Process {
                     pid: 4242 + g as u32,
                     memory_used: Some(mem_used.saturating_sub(512 << 20)),
+                    pod: None,
                 }],
+                pods: Vec::new(),
                 error: None,
             }
         })
@@ -284,6 +288,7 @@ fn element(trace: &Trace, t: usize, noisy: bool) -> NodeMetrics<'static> {
         }),
         power: Vec::new(),
         collectors,
+        custom: Default::default(),
     }
 }
 
@@ -309,13 +314,40 @@ fn keep() -> Keep {
     }
 }
 
-/// A store filled with `seconds` of samples.
-fn filled(seconds: usize, elements: &[NodeMetrics<'static>], jitter: &[i64]) -> Store {
+/// A store filled with `seconds` of samples, every full block sealed as it fills (inline: the
+/// agent's worker thread does it in the background). Returns the store and the time spent in
+/// `append` alone (flattening and pushing), in seconds.
+fn filled(seconds: usize, elements: &[NodeMetrics<'static>], jitter: &[i64]) -> (Store, f64) {
+    let mut store = Store::new(keep());
+    let mut appending = 0.0;
+    for t in 0..seconds {
+        let i = t % elements.len();
+        let ts = START_MS + t as i64 * 1000 + jitter[i];
+        let started = Instant::now();
+        let full = store.append(ts, &elements[i]).expect("append");
+        appending += started.elapsed().as_secs_f64();
+        if full {
+            store.seal_full().expect("seal");
+        }
+    }
+    (store, appending)
+}
+
+/// The default history after 7 days and 1 hour of samples: every sample is appended (the minute
+/// tier is the trace's own minutes), but raw blocks that would leave the 1-hour tier before the
+/// end are dropped instead of compressed (compressing 5,000 of them took most of 5–7 minutes).
+fn week(elements: &[NodeMetrics<'static>], jitter: &[i64]) -> Store {
+    let seconds = 7 * 86_400 + 3_600;
     let mut store = Store::new(keep());
     for t in 0..seconds {
         let i = t % elements.len();
         let ts = START_MS + t as i64 * 1000 + jitter[i];
-        store.append(ts, &elements[i]).expect("append");
+        if store.append(ts, &elements[i]).expect("append") {
+            if t + 3_600 + 240 < seconds {
+                store.raw.full.clear();
+            }
+            store.seal_full().expect("seal");
+        }
     }
     store
 }
@@ -331,10 +363,12 @@ fn values(store: &Store, minute: bool) -> usize {
             }
         }
     }
-    for col in &tier.open.columns {
-        n += (0..tier.open.timestamps.len())
-            .filter(|&r| col.get(r).is_some())
-            .count();
+    for block in tier.unsealed() {
+        for col in &block.columns {
+            n += (0..block.timestamps.len())
+                .filter(|&r| col.get(r).is_some())
+                .count();
+        }
     }
     n
 }
@@ -343,7 +377,7 @@ fn report(name: &str, noisy: bool) {
     let trace = Trace::load();
     let (elements, jitter) = elements(&trace, noisy);
     let started = Instant::now();
-    let hour = filled(3_600, &elements, &jitter);
+    let (hour, appending) = filled(3_600, &elements, &jitter);
     let hour_s = started.elapsed().as_secs_f64();
     let raw_bytes = hour.raw.heap_bytes();
     let raw_values = values(&hour, false);
@@ -362,18 +396,19 @@ fn report(name: &str, noisy: bool) {
             .sum::<usize>();
     println!(
         "history/{name}: {} series; raw tier after 1 h: {} values, {} bytes = {:.3} bytes/value \
-         (sealed blocks alone {:.3}); appending 3,600 samples took {:.2} s ({:.1} µs each, \
-         sealing included)",
+         (sealed blocks alone {:.3}); 3,600 samples: append (flatten + push) {:.1} µs each, \
+         sealing {:.0} ms per block of {} rows",
         hour.catalog.series.len(),
         raw_values,
         raw_bytes,
         raw_bytes as f64 / raw_values as f64,
         sealed_raw as f64 / sealed_values.max(1) as f64,
-        hour_s,
-        hour_s * 1e6 / 3_600.0,
+        appending * 1e6 / 3_600.0,
+        (hour_s - appending) * 1e3 / (3_600 / RAW_BLOCK_ROWS) as f64,
+        RAW_BLOCK_ROWS,
     );
     let started = Instant::now();
-    let week = filled(7 * 86_400 + 3_600, &elements, &jitter);
+    let week = week(&elements, &jitter);
     let minute_bytes = week.minute.heap_bytes();
     let minute_values = values(&week, true);
     println!(
@@ -395,17 +430,9 @@ fn benches(c: &mut Criterion) {
     report("noisy", true);
 
     let trace = Trace::load();
-    let (elements, jitter) = elements(&trace, false);
-    let mut store = filled(7 * 86_400 + 3_600, &elements, &jitter);
+    let (mut elements, jitter) = elements(&trace, false);
+    let store = week(&elements, &jitter);
     let mut t = 7 * 86_400 + 3_600;
-    c.bench_function("history/append", |b| {
-        b.iter(|| {
-            let i = t % elements.len();
-            let ts = START_MS + t as i64 * 1000 + jitter[i];
-            store.append(ts, &elements[i]).expect("append");
-            t += 1;
-        })
-    });
     let now = START_MS + t as i64 * 1000;
     let week =
         Query::new(Some(now - 7 * 86_400_000), Some(now), None, None, None, now).expect("query");
@@ -428,6 +455,20 @@ fn benches(c: &mut Criterion) {
     c.bench_function("history/query_15m_all_fields_native", |b| {
         b.iter(|| answer(&store, "gpu-node-01", &native, 1000).expect("answer"))
     });
+    drop(store);
+
+    // What the agent does per sample: History::append (write lock, flatten, push; a block that
+    // fills goes to the worker thread, which compresses it in the background).
+    let history = History::new(&HistoryConfig::default(), Duration::from_secs(1));
+    c.bench_function("history/append", |b| {
+        b.iter(|| {
+            let i = t % elements.len();
+            elements[i].timestamp = START_MS + t as i64 * 1000 + jitter[i];
+            history.append(&elements[i]);
+            t += 1;
+        })
+    });
+    history.close();
 }
 
 criterion_group! {

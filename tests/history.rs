@@ -2,17 +2,23 @@
 //! resolution is exactly the sample `/api/system/metrics` served (same timestamp, every number
 //! the same), steps aggregate, and bad questions are 400 JSON errors; gRPC v1 `GetHistory`
 //! answers the same question with the same answer, and refuses what REST refuses with the same
-//! message.
+//! message. With `--history.path` (on a fixture): a clean stop keeps every sample, a SIGKILL
+//! loses at most the last 10 s, and a directory that cannot be written fails the start with a
+//! clear error.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
 use common::cluster::{eventually, get, Process, DEADLINE};
 use common::history::{grpc_history, same_answers};
+use common::{fixture_args, BIN};
 use system_monitor::pb::v1::{GetHistoryRequest, HistoryAgg};
 
 const LOCAL: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -350,4 +356,156 @@ async fn grpc_refuses_what_rest_refuses_with_the_same_message() {
             "{bad}: {status:?}"
         );
     }
+}
+
+/// An agent on the `server` fixture sampling every 500 ms, keeping its history in `dir`.
+fn kept_agent(dir: &Path) -> Process {
+    let dir = dir.to_string_lossy();
+    common::cluster::agent(
+        "server",
+        "kept-node",
+        LOCAL,
+        &["--interval", "500ms", "--history.path", &dir],
+    )
+}
+
+/// Every field of every sample in `[from, to]`, at native resolution.
+async fn everything(agent: &Process, from: i64, to: i64) -> Value {
+    let reply = get(
+        &agent.url(&format!("/api/system/history?from={from}&to={to}&fields=*")),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let answer = reply.json()[0].clone();
+    assert_eq!(answer["step_ms"], 500, "{}", answer["timestamps"]);
+    answer
+}
+
+/// Waits until `agent`'s history spans `span` (from its first sample), and returns that
+/// first sample's time.
+async fn history_spanning(agent: &Process, span: Duration) -> i64 {
+    let span = span.as_millis() as i64;
+    eventually("history long enough", DEADLINE, || {
+        // Within the raw tier's reach: native points, one per sample.
+        let url = agent.url(&format!(
+            "/api/system/history?from={}&fields=cpu.overall",
+            now_ms() - 600_000
+        ));
+        async move {
+            let reply = get(&url, None).await;
+            let answer = reply.json()[0].clone();
+            let ts = answer["timestamps"].as_array().cloned().unwrap_or_default();
+            let first = ts.first().and_then(Value::as_i64).ok_or("no samples")?;
+            let last = ts.last().and_then(Value::as_i64).ok_or("no samples")?;
+            if last - first >= span {
+                Ok(first)
+            } else {
+                Err(format!("{} ms so far", last - first))
+            }
+        }
+    })
+    .await
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn timestamps(answer: &Value) -> Vec<i64> {
+    answer["timestamps"]
+        .as_array()
+        .expect("timestamps")
+        .iter()
+        .map(|t| t.as_i64().expect("a timestamp"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_clean_stop_keeps_every_sample() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut agent = kept_agent(dir.path());
+    let first = history_spanning(&agent, Duration::from_secs(3)).await;
+    let before = everything(&agent, first, now_ms()).await;
+    let kept = timestamps(&before);
+    assert!(kept.len() >= 6, "{kept:?}");
+    let status = agent.terminate();
+    assert!(status.success(), "{status:?}: {}", agent.stderr());
+
+    let again = kept_agent(dir.path());
+    let after = everything(&again, first, before["to"].as_i64().expect("to")).await;
+    assert_eq!(timestamps(&after), kept);
+    assert_eq!(after["series"], before["series"]);
+    assert!(!again.stderr().contains("damaged"), "{}", again.stderr());
+}
+
+#[tokio::test]
+async fn a_sigkill_loses_at_most_the_last_ten_seconds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut agent = kept_agent(dir.path());
+    // Long enough that rows older than the 10 s flush period exist.
+    let first = history_spanning(&agent, Duration::from_secs(17)).await;
+    let before = everything(&agent, first, now_ms()).await;
+    let killed_at = now_ms();
+    agent.kill();
+
+    let again = kept_agent(dir.path());
+    let after = everything(&again, first, before["to"].as_i64().expect("to")).await;
+    let kept = timestamps(&after);
+    // 10 s of flush period, and 2 s for a late worker on a loaded machine.
+    let must_keep: Vec<i64> = timestamps(&before)
+        .into_iter()
+        .filter(|&t| t <= killed_at - 12_000)
+        .collect();
+    assert!(must_keep.len() >= 6, "{}", before["timestamps"]);
+    for (row, t) in must_keep.iter().enumerate() {
+        assert_eq!(kept.get(row), Some(t), "sample {t} lost: kept {kept:?}");
+    }
+    // What was kept is exactly what was served.
+    let series = before["series"].as_object().expect("series");
+    for (field, values) in series {
+        let restored = &after["series"][field];
+        for row in 0..must_keep.len() {
+            assert_eq!(restored[row], values[row], "{field} at {}", must_keep[row]);
+        }
+    }
+}
+
+#[test]
+fn an_unwritable_history_directory_fails_the_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A path under a regular file cannot be a directory, whoever runs the test (root too).
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"not a directory").expect("write");
+    let bad = file.join("history");
+    let mut child = Command::new(BIN)
+        .args(fixture_args("server"))
+        .args(["--rest-api-port", "0", "--history.path"])
+        .arg(&bad)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start");
+    let until = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("still running with an unwritable --history.path");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut pipe, &mut stderr).expect("stderr");
+    }
+    assert!(!status.success());
+    assert!(
+        stderr.contains("history directory") && stderr.contains(&*bad.to_string_lossy()),
+        "{stderr}"
+    );
 }

@@ -45,6 +45,8 @@ pub enum AgentError {
     Plugin(#[from] PluginSetupError),
     #[error("the gRPC listener has no address: {0}")]
     GrpcAddress(#[source] std::io::Error),
+    #[error(transparent)]
+    History(#[from] crate::history::log::LogError),
 }
 
 /// The agent with its ports bound, ready to [`run`](BoundAgent::run).
@@ -58,10 +60,14 @@ pub struct BoundAgent {
     cluster_token: Option<Token>,
     /// `--tls-cert`/`--tls-key`, read: both servers speak TLS.
     tls: Option<Identity>,
+    /// The history, restored from `--history.path` before the ports are announced.
+    history: Arc<History>,
 }
 
-/// Reads the tokens and the TLS files, and binds the REST and gRPC ports of `config`. Fails with
-/// the file named when one cannot be used, with the port named when one is taken.
+/// Reads the tokens and the TLS files, binds the REST and gRPC ports of `config` and restores the
+/// history from `--history.path`. Fails with the file named when one cannot be used (a history
+/// directory that cannot be written too; a damaged history file is reported and skipped), with
+/// the port named when one is taken.
 pub async fn bind(config: Config) -> Result<BoundAgent, AgentError> {
     let token = Token::load(TokenKind::Auth, config.auth_token_file.as_deref())?;
     let cluster_token = Token::load(TokenKind::Cluster, config.cluster_token_file.as_deref())?;
@@ -72,6 +78,7 @@ pub async fn bind(config: Config) -> Result<BoundAgent, AgentError> {
         None
     };
     let grpc = serve::listen("gRPC", SocketAddr::new(config.bind, config.grpc_port)).await?;
+    let history = Arc::new(History::open(&config.history, config.collect.interval)?);
     Ok(BoundAgent {
         config,
         rest,
@@ -79,6 +86,7 @@ pub async fn bind(config: Config) -> Result<BoundAgent, AgentError> {
         token,
         cluster_token,
         tls,
+        history,
     })
 }
 
@@ -117,7 +125,7 @@ impl BoundAgent {
             plugins.start(reserved, &shutdown, &mut tasks);
         }
         let found = baseline.hardware_summary();
-        let history = Arc::new(History::open(&config.history, config.collect.interval));
+        let history = self.history;
         tasks.spawn(feed_history(
             snapshots.clone(),
             Arc::clone(&history),

@@ -3,16 +3,15 @@
 //! node's history is (the same tiers, the same query code): every round for an hour, per minute
 //! for a day. Served by [`super::history`] at `/api/cluster/history`.
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::registry::{NodeView, Registry, Status};
-use crate::history::query::answer as answer_from;
-use crate::history::store::{Keep, Store};
-use crate::history::Answer;
+use crate::config::HistoryConfig;
+use crate::history::{Answer, History};
 use crate::model::unix_ms;
 use crate::serve::history_query::{HistoryParams, HistoryRefusal};
 use crate::serve::http::round3;
@@ -83,35 +82,30 @@ pub struct AgentCounts {
     pub offline: u64,
 }
 
-/// The cluster's resources over time, in a history store as a node's are (the same tiers and
+/// The cluster's resources over time, in a [`History`] as a node's are (the same tiers and
 /// the same query code): every poll round's point for [`CLUSTER_RAW`], per-minute min, max and
 /// mean for [`CLUSTER_RETENTION`]. In memory only.
 pub struct ClusterHistory {
-    /// The tiers: the feeder appends, queries read.
-    store: RwLock<Store>,
-    /// The poll interval, ms: the step of native answers.
-    interval_ms: i64,
+    /// The tiers (no `--history.path`: in memory only): the feeder appends, queries read.
+    history: History,
 }
 
 impl ClusterHistory {
     /// An empty history of points every `poll_interval`.
     pub fn new(poll_interval: Duration) -> ClusterHistory {
-        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let keep = HistoryConfig {
+            raw: CLUSTER_RAW,
+            retention: CLUSTER_RETENTION,
+            path: None,
+        };
         ClusterHistory {
-            store: RwLock::new(Store::new(Keep {
-                raw_ms: ms(CLUSTER_RAW),
-                minute_ms: ms(CLUSTER_RETENTION),
-            })),
-            interval_ms: ms(poll_interval),
+            history: History::new(&keep, poll_interval),
         }
     }
 
     /// Keeps `point` at `timestamp_ms` (a time not after the last is ignored).
     pub fn append(&self, timestamp_ms: i64, point: &ClusterPoint) {
-        let mut store = self.store.write().unwrap_or_else(PoisonError::into_inner);
-        if let Err(e) = store.append(timestamp_ms, point) {
-            tracing::warn!("cluster history: point at {timestamp_ms} not kept: {e}");
-        }
+        self.history.append_at(timestamp_ms, point);
     }
 
     /// Answers `params` (its `node_id` aside) at `now_ms`; without `fields`, every field.
@@ -122,21 +116,12 @@ impl ClusterHistory {
     ) -> Result<Answer, HistoryRefusal<'static>> {
         let mut query = params.query(now_ms)?;
         query.fields.get_or_insert_with(|| vec!["*".to_string()]);
-        let store = self.store.read().unwrap_or_else(PoisonError::into_inner);
-        Ok(answer_from(
-            &store,
-            CLUSTER_NODE_ID,
-            &query,
-            self.interval_ms,
-        )?)
+        Ok(self.history.query(CLUSTER_NODE_ID, &query)?)
     }
 
     /// Bytes of memory it holds.
     pub fn heap_bytes(&self) -> usize {
-        self.store
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .heap_bytes()
+        self.history.heap_bytes()
     }
 }
 

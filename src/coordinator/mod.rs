@@ -62,6 +62,8 @@ pub enum CoordinatorError {
     Tls(#[from] crate::tls::TlsError),
     #[error("the coordinator serves REST: --disable-rest-api does not apply to it")]
     RestDisabled,
+    #[error(transparent)]
+    History(#[from] crate::history::log::LogError),
 }
 
 /// The coordinator with its ports bound and its static agents read, ready to
@@ -207,7 +209,7 @@ impl BoundCoordinator {
                 history: Arc::new(crate::history::History::open(
                     &config.history,
                     config.collect.interval,
-                )),
+                )?),
             };
             tasks.spawn(publish_local(
                 Arc::clone(&registry),

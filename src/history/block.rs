@@ -161,6 +161,29 @@ impl OpenBlock {
                 .sum::<usize>()
     }
 
+    /// The timestamp of the last row.
+    pub fn last_ms(&self) -> Option<i64> {
+        self.timestamps.last().copied()
+    }
+
+    /// Calls `each(timestamp, row)` for every row after `after_ms`, with the row's (column id,
+    /// bits) in column order.
+    pub fn rows_after(&self, after_ms: Option<i64>, mut each: impl FnMut(i64, &[(u32, u64)])) {
+        let mut row = Vec::with_capacity(self.columns.len());
+        for (r, &t) in self.timestamps.iter().enumerate() {
+            if after_ms.is_some_and(|a| t <= a) {
+                continue;
+            }
+            row.clear();
+            for (id, column) in self.columns.iter().enumerate() {
+                if let Some(bits) = column.get(r) {
+                    row.push((id as u32, bits));
+                }
+            }
+            each(t, &row);
+        }
+    }
+
     /// The column `id`, created (empty) when new.
     pub fn column(&mut self, id: usize) -> &mut OpenColumn {
         if self.columns.len() <= id {

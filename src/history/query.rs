@@ -354,14 +354,18 @@ fn count_rows(tier: &Tier, from: i64, to: i64) -> usize {
         }
     }
     n + tier
-        .open
-        .timestamps
-        .iter()
-        .filter(|&&t| t >= from && t <= to)
-        .count()
+        .unsealed()
+        .map(|open| {
+            open.timestamps
+                .iter()
+                .filter(|&&t| t >= from && t <= to)
+                .count()
+        })
+        .sum::<usize>()
 }
 
-/// Calls `each(timestamps, column)` for each block of `tier` (sealed, then open) that meets
+/// Calls `each(timestamps, column)` for each block of `tier` (sealed, then full and open:
+/// blocks waiting to be sealed are read as they are) that meets
 /// `[from, to]`, with the block's timestamps and the decoded column of each id in `ids`.
 fn scan(
     tier: &Tier,
@@ -384,10 +388,12 @@ fn scan(
             .collect::<Result<Vec<_>, _>>()?;
         each(&ts, &columns);
     }
-    let open = &tier.open;
-    if open.timestamps.first().is_some_and(|&t| t <= to)
-        && open.timestamps.last().is_some_and(|&t| t >= from)
-    {
+    for open in tier.unsealed() {
+        if !(open.timestamps.first().is_some_and(|&t| t <= to)
+            && open.timestamps.last().is_some_and(|&t| t >= from))
+        {
+            continue;
+        }
         let rows = open.timestamps.len();
         let columns: Vec<_> = ids
             .iter()

@@ -3,10 +3,16 @@
 //! each series, for `--history.retention`). Each tier is a queue of sealed blocks and one open
 //! block; blocks leave a tier whole, when their last row is older than the tier keeps.
 //!
+//! A block that fills is not compressed on the append path: it moves to the tier's `full` queue
+//! (still read as an open block by queries) and the history's worker thread seals it and puts
+//! the sealed block in its place ([`Store::next_full`], [`Store::install`]); [`Store::seal_full`]
+//! does the same inline (tests, benches).
+//!
 //! Column ids: in the raw tier, the series id; in the minute tier, `4 * id + k` with `k` one
 //! of [`MIN`], [`MAX`], [`MEAN`], [`COUNT`].
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use super::block::{BlockError, Kind, OpenBlock, SealedBlock};
 use super::flatten::{Leaves, Number};
@@ -112,12 +118,16 @@ pub struct Keep {
     pub minute_ms: i64,
 }
 
-/// One tier: sealed blocks, oldest first, and the open one.
+/// One tier: sealed blocks, oldest first, full blocks waiting to be sealed, and the open one.
 #[derive(Debug, Default)]
 pub struct Tier {
     /// Sealed blocks, oldest first.
     pub sealed: VecDeque<SealedBlock>,
-    /// The rows since the last seal.
+    /// Blocks that filled and are not sealed yet (newer than every sealed one), oldest first.
+    /// Shared with the thread compressing the first of them, so that the append that filled
+    /// the block does not pay for its compression (~40 ms for 727 columns of 120 rows).
+    pub full: VecDeque<Arc<OpenBlock>>,
+    /// The rows since the last block filled.
     pub open: OpenBlock,
 }
 
@@ -130,40 +140,41 @@ impl Tier {
                 .iter()
                 .map(SealedBlock::heap_bytes)
                 .sum::<usize>()
+            + self.full.iter().map(|b| b.heap_bytes()).sum::<usize>()
             + self.open.heap_bytes()
     }
 
-    /// Seals the open block when it holds `rows` rows; returns the sealed block (for the log).
-    fn seal_if_full(&mut self, rows: usize) -> Result<Option<&SealedBlock>, BlockError> {
+    /// Moves the open block to `full` when it holds `rows` rows; true when it did.
+    fn rotate_if_full(&mut self, rows: usize) -> bool {
         if self.open.timestamps.len() < rows {
-            return Ok(None);
+            return false;
         }
-        self.seal()
+        let block = std::mem::take(&mut self.open);
+        self.full.push_back(Arc::new(block));
+        true
     }
 
-    /// Seals the open block (if it has rows).
-    pub fn seal(&mut self) -> Result<Option<&SealedBlock>, BlockError> {
-        let sealed = self.open.seal()?;
-        self.open = OpenBlock::default();
-        Ok(match sealed {
-            Some(block) => {
-                self.sealed.push_back(block);
-                self.sealed.back()
-            }
-            None => None,
-        })
-    }
-
-    /// Drops sealed blocks whose last row is before `horizon_ms`.
+    /// Drops blocks whose last row is before `horizon_ms` (sealed ones, then full ones).
     fn expire(&mut self, horizon_ms: i64) {
         while self.sealed.front().is_some_and(|b| b.last_ms < horizon_ms) {
             self.sealed.pop_front();
+        }
+        if self.sealed.is_empty() {
+            while self
+                .full
+                .front()
+                .is_some_and(|b| b.last_ms().is_some_and(|l| l < horizon_ms))
+            {
+                self.full.pop_front();
+            }
         }
     }
 
     /// Number of rows held.
     pub fn rows(&self) -> usize {
-        self.sealed.iter().map(|b| b.rows as usize).sum::<usize>() + self.open.timestamps.len()
+        self.sealed.iter().map(|b| b.rows as usize).sum::<usize>()
+            + self.full.iter().map(|b| b.timestamps.len()).sum::<usize>()
+            + self.open.timestamps.len()
     }
 
     /// The first timestamp held.
@@ -171,7 +182,28 @@ impl Tier {
         self.sealed
             .front()
             .map(|b| b.first_ms)
+            .or_else(|| {
+                self.full
+                    .front()
+                    .and_then(|b| b.timestamps.first().copied())
+            })
             .or_else(|| self.open.timestamps.first().copied())
+    }
+
+    /// The last timestamp held.
+    pub fn last_ms(&self) -> Option<i64> {
+        self.open
+            .last_ms()
+            .or_else(|| self.full.back().and_then(|b| b.last_ms()))
+            .or_else(|| self.sealed.back().map(|b| b.last_ms))
+    }
+
+    /// The blocks not sealed yet, oldest first: the full ones, then the open one.
+    pub fn unsealed(&self) -> impl Iterator<Item = &OpenBlock> {
+        self.full
+            .iter()
+            .map(|b| &**b)
+            .chain(std::iter::once(&self.open))
     }
 }
 
@@ -250,15 +282,15 @@ impl Store {
     }
 
     /// Appends one sample: every number of `value` at `timestamp_ms`. A sample not newer than
-    /// the last is ignored (rows stay in time order). Returns the blocks sealed by this append
-    /// (for the on-disk log).
+    /// the last is ignored (rows stay in time order). Returns true when a block filled (to be
+    /// sealed: [`Store::next_full`] or [`Store::seal_full`]).
     pub fn append<T: serde::Serialize + ?Sized>(
         &mut self,
         timestamp_ms: i64,
         value: &T,
-    ) -> Result<Vec<(TierName, SealedBlock)>, super::HistoryError> {
+    ) -> Result<bool, super::HistoryError> {
         if self.latest_ms.is_some_and(|last| timestamp_ms <= last) {
-            return Ok(Vec::new());
+            return Ok(false);
         }
         self.row.clear();
         self.cursor = Some(0);
@@ -273,25 +305,22 @@ impl Store {
             self.catalog.order.truncate(n);
         }
         let row = std::mem::take(&mut self.row);
-        let sealed = self.push_row(timestamp_ms, &row);
+        let filled = self.push_row(timestamp_ms, &row, true);
         self.row = row;
-        sealed
+        Ok(filled)
     }
 
-    /// Appends a row of (id, bits) to the raw tier and the minute accumulators.
-    pub fn push_row(
-        &mut self,
-        timestamp_ms: i64,
-        row: &[(u32, u64)],
-    ) -> Result<Vec<(TierName, SealedBlock)>, super::HistoryError> {
-        let mut sealed = Vec::new();
+    /// Appends a row of (id, bits) to the raw tier and, with `minutes`, to the minute
+    /// accumulators; true when a block filled.
+    fn push_row(&mut self, timestamp_ms: i64, row: &[(u32, u64)], minutes: bool) -> bool {
+        let mut filled = false;
         let minute = timestamp_ms.div_euclid(MINUTE_MS) * MINUTE_MS;
-        if self.current_minute.is_some_and(|m| m != minute) {
-            if let Some(block) = self.close_minute()? {
-                sealed.push((TierName::Minute, block));
+        if minutes {
+            if self.current_minute.is_some_and(|m| m != minute) {
+                filled |= self.close_minute();
             }
+            self.current_minute = Some(minute);
         }
-        self.current_minute = Some(minute);
         self.latest_ms = Some(timestamp_ms);
 
         let r = self.raw.open.timestamps.len();
@@ -306,22 +335,23 @@ impl Store {
             };
             let kind = series.kind;
             self.raw.open.column(id as usize).set(r, kind, bits);
-            if let Some(acc) = self.accumulators.get_mut(id as usize) {
-                acc.add(kind, bits);
+            if minutes {
+                if let Some(acc) = self.accumulators.get_mut(id as usize) {
+                    acc.add(kind, bits);
+                }
             }
         }
-        if let Some(block) = self.raw.seal_if_full(RAW_BLOCK_ROWS)? {
-            sealed.push((TierName::Raw, block.clone()));
-        }
+        filled |= self.raw.rotate_if_full(RAW_BLOCK_ROWS);
         self.raw.expire(timestamp_ms - self.keep.raw_ms);
         self.minute.expire(timestamp_ms - self.keep.minute_ms);
-        Ok(sealed)
+        filled
     }
 
-    /// Writes the current minute's row into the minute tier and starts a new minute.
-    fn close_minute(&mut self) -> Result<Option<SealedBlock>, BlockError> {
+    /// Writes the current minute's row into the minute tier and starts a new minute; true when
+    /// the minute block filled.
+    fn close_minute(&mut self) -> bool {
         let Some(minute) = self.current_minute.take() else {
-            return Ok(None);
+            return false;
         };
         let r = self.minute.open.timestamps.len();
         self.minute.open.timestamps.push(minute);
@@ -344,43 +374,132 @@ impl Store {
                 .set(r, Kind::Unsigned, acc.count);
             *acc = Accumulator::default();
         }
-        Ok(self.minute.seal_if_full(MINUTE_BLOCK_ROWS)?.cloned())
+        self.minute.rotate_if_full(MINUTE_BLOCK_ROWS)
     }
 
-    /// Seals both open blocks and closes the current minute (a clean stop); returns what was
-    /// sealed.
-    pub fn seal_all(&mut self) -> Result<Vec<(TierName, SealedBlock)>, BlockError> {
-        let mut sealed = Vec::new();
-        if let Some(b) = self.raw.seal()? {
-            sealed.push((TierName::Raw, b.clone()));
+    /// The tier called `name`.
+    pub fn tier(&self, name: TierName) -> &Tier {
+        match name {
+            TierName::Raw => &self.raw,
+            TierName::Minute => &self.minute,
         }
-        self.close_minute()?;
-        if let Some(b) = self.minute.seal()? {
-            sealed.push((TierName::Minute, b.clone()));
-        }
-        Ok(sealed)
     }
 
-    /// Restores a sealed block (from the on-disk log), in time order.
-    pub fn restore(&mut self, tier: TierName, block: SealedBlock) {
-        let tier = match tier {
+    fn tier_mut(&mut self, name: TierName) -> &mut Tier {
+        match name {
             TierName::Raw => &mut self.raw,
             TierName::Minute => &mut self.minute,
-        };
-        if tier
-            .sealed
-            .back()
-            .is_some_and(|b| b.last_ms >= block.first_ms)
-        {
+        }
+    }
+
+    /// The oldest full block waiting to be sealed (raw first), shared: the caller compresses it
+    /// without holding the store, then [`Store::install`]s the result.
+    pub fn next_full(&self) -> Option<(TierName, Arc<OpenBlock>)> {
+        [TierName::Raw, TierName::Minute]
+            .into_iter()
+            .find_map(|name| Some((name, Arc::clone(self.tier(name).full.front()?))))
+    }
+
+    /// Replaces the full block `block` of tier `name` by its sealed form; false (and nothing
+    /// changes) when it is no longer the oldest full block (it expired meanwhile).
+    pub fn install(&mut self, name: TierName, block: &Arc<OpenBlock>, sealed: SealedBlock) -> bool {
+        let tier = self.tier_mut(name);
+        if !tier.full.front().is_some_and(|b| Arc::ptr_eq(b, block)) {
+            return false;
+        }
+        tier.full.pop_front();
+        tier.sealed.push_back(sealed);
+        true
+    }
+
+    /// Drops the full block `block` of tier `name` if it is the oldest (it had no rows to
+    /// seal, or could not be sealed).
+    pub fn drop_full(&mut self, name: TierName, block: &Arc<OpenBlock>) {
+        let tier = self.tier_mut(name);
+        if tier.full.front().is_some_and(|b| Arc::ptr_eq(b, block)) {
+            tier.full.pop_front();
+        }
+    }
+
+    /// Seals every full block now, on this thread; returns the blocks sealed.
+    pub fn seal_full(&mut self) -> Result<Vec<(TierName, SealedBlock)>, BlockError> {
+        let mut done = Vec::new();
+        while let Some((name, block)) = self.next_full() {
+            match block.seal()? {
+                Some(sealed) => {
+                    self.install(name, &block, sealed.clone());
+                    done.push((name, sealed));
+                }
+                None => {
+                    self.tier_mut(name).full.pop_front();
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// Restores a sealed block (from the on-disk log), in time order; false when it does not
+    /// follow the tier's last block (skipped).
+    pub fn restore(&mut self, name: TierName, block: SealedBlock) -> bool {
+        let tier = self.tier_mut(name);
+        if tier.last_ms().is_some_and(|l| l >= block.first_ms) {
+            return false;
+        }
+        let last = block.last_ms;
+        tier.sealed.push_back(block);
+        if name == TierName::Raw {
+            self.restored_up_to(last);
+        }
+        true
+    }
+
+    /// Restores a raw row not in a sealed block (from the on-disk log): appended as a sample
+    /// would be, its values counted in the minute tier only when the restored minute rows do
+    /// not already cover its minute. A row not newer than the last is skipped.
+    pub fn restore_raw_row(&mut self, timestamp_ms: i64, row: &[(u32, u64)]) {
+        if self.latest_ms.is_some_and(|last| timestamp_ms <= last) {
             return;
         }
-        tier.sealed.push_back(block);
+        let minute = timestamp_ms.div_euclid(MINUTE_MS) * MINUTE_MS;
+        let counted = self.minute.last_ms().is_some_and(|m| minute <= m);
+        self.push_row(timestamp_ms, row, !counted);
+    }
+
+    /// Restores a minute row (from the on-disk log); a row not newer than the tier's last is
+    /// skipped.
+    pub fn restore_minute_row(&mut self, minute_ms: i64, row: &[(u32, u64)]) {
+        if self.minute.last_ms().is_some_and(|last| minute_ms <= last) {
+            return;
+        }
+        let r = self.minute.open.timestamps.len();
+        self.minute.open.timestamps.push(minute_ms);
+        for &(column, bits) in row {
+            let c = column as usize;
+            let Some(series) = self.catalog.series.get(c / MINUTE_COLUMNS) else {
+                continue;
+            };
+            let kind = match c % MINUTE_COLUMNS {
+                MEAN => Kind::Float,
+                COUNT => Kind::Unsigned,
+                _ => series.kind,
+            };
+            self.minute.open.column(c).set(r, kind, bits);
+        }
+        self.minute.rotate_if_full(MINUTE_BLOCK_ROWS);
     }
 
     /// Continues after restored blocks: later rows go after `last_ms`.
     pub fn restored_up_to(&mut self, last_ms: i64) {
         if self.latest_ms.is_none_or(|l| l < last_ms) {
             self.latest_ms = Some(last_ms);
+        }
+    }
+
+    /// Drops what is past each tier's reach from the newest sample (after a restore).
+    pub fn expire(&mut self) {
+        if let Some(latest) = self.latest_ms {
+            self.raw.expire(latest - self.keep.raw_ms);
+            self.minute.expire(latest - self.keep.minute_ms);
         }
     }
 }
