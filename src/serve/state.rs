@@ -170,7 +170,7 @@ pub struct AppState {
     /// The node's history (`/api/system/history`, gRPC `GetHistory`), fed by the agent.
     pub history: Arc<crate::history::History>,
     /// When `/api/system/ws` gives up on a subscriber (from `--http.idle-timeout`).
-    pub websocket: super::ws::Keepalive,
+    pub websocket: Keepalive,
 }
 
 impl AppState {
@@ -357,5 +357,44 @@ mod tests {
         assert_eq!(Health::of(&degraded_only, None).reason(), None);
         let stalled = Health::of(&degraded_only, Some("stalled".into()));
         assert_eq!(stalled.reason().as_deref(), Some("stalled"));
+    }
+}
+
+/// `/api/system/ws`'s keepalive ([`super::ws`]): time between two server pings at most; also how long a client may stay silent after one.
+pub const PING_INTERVAL: Duration = Duration::from_secs(20);
+
+/// How long one frame may take at most to be handed to the client's socket before the client
+/// is dropped as too slow.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// When a subscriber is given up on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Time between two server pings; a client that has sent nothing since the last ping when
+    /// the next one is due is dropped.
+    pub ping_interval: Duration,
+    /// How long one frame may take to be handed to the client's socket.
+    pub send_timeout: Duration,
+}
+
+impl Keepalive {
+    /// Within `--http.idle-timeout`: the connection layer closes a connection that moves no
+    /// byte for that long, so a ping goes out at least twice in it, and a send blocked for
+    /// half of it gives up first (and says why in the log) rather than leaving it to the cut.
+    pub fn for_idle_timeout(idle_timeout: Duration) -> Keepalive {
+        let half = (idle_timeout / 2).max(Duration::from_millis(10));
+        Keepalive {
+            ping_interval: PING_INTERVAL.min(half),
+            send_timeout: SEND_TIMEOUT.min(half),
+        }
+    }
+}
+
+impl Default for Keepalive {
+    fn default() -> Keepalive {
+        Keepalive {
+            ping_interval: PING_INTERVAL,
+            send_timeout: SEND_TIMEOUT,
+        }
     }
 }

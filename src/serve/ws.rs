@@ -29,48 +29,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::http::{error, invalid_query};
+pub use super::state::{Keepalive, PING_INTERVAL, SEND_TIMEOUT};
 use super::state::{RestState, Selected};
 use crate::auth::WS_PROTOCOL;
 use crate::model::wire::metrics_array_json_as;
-
-/// Time between two server pings at most; also how long a client may stay silent after one.
-pub const PING_INTERVAL: Duration = Duration::from_secs(20);
-
-/// How long one frame may take at most to be handed to the client's socket before the client
-/// is dropped as too slow.
-pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// When a subscriber is given up on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Keepalive {
-    /// Time between two server pings; a client that has sent nothing since the last ping when
-    /// the next one is due is dropped.
-    pub ping_interval: Duration,
-    /// How long one frame may take to be handed to the client's socket.
-    pub send_timeout: Duration,
-}
-
-impl Keepalive {
-    /// Within `--http.idle-timeout`: the connection layer closes a connection that moves no
-    /// byte for that long, so a ping goes out at least twice in it, and a send blocked for
-    /// half of it gives up first (and says why in the log) rather than leaving it to the cut.
-    pub fn for_idle_timeout(idle_timeout: Duration) -> Keepalive {
-        let half = (idle_timeout / 2).max(Duration::from_millis(10));
-        Keepalive {
-            ping_interval: PING_INTERVAL.min(half),
-            send_timeout: SEND_TIMEOUT.min(half),
-        }
-    }
-}
-
-impl Default for Keepalive {
-    fn default() -> Keepalive {
-        Keepalive {
-            ping_interval: PING_INTERVAL,
-            send_timeout: SEND_TIMEOUT,
-        }
-    }
-}
 
 /// The largest message a client may send (they have nothing to say but pings and close).
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
