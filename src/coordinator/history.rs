@@ -219,7 +219,7 @@ pub async fn node_histories(
             .ok_or_else(|| Failure::Unknown(id.clone()))?;
         if let (Role::Master, Some(local)) = (view.agent.role, &state.local) {
             let answer = local.history.query(id, &query).map_err(Failure::History)?;
-            asks.push(Err(NodeAnswer::Kept(answer)));
+            asks.push(Ask::Kept(answer));
             continue;
         }
         if view.status == Status::Offline {
@@ -236,7 +236,7 @@ pub async fn node_histories(
                 detail,
             });
         }
-        asks.push(Ok(view.agent));
+        asks.push(Ask::Agent(view.agent));
     }
 
     let timeout = state.poll_timeout.max(MIN_TIMEOUT);
@@ -244,8 +244,8 @@ pub async fn node_histories(
     let mut answers: Vec<Option<Result<NodeAnswer, Failure>>> = Vec::with_capacity(asks.len());
     for (i, (ask, id)) in asks.into_iter().zip(&ids).enumerate() {
         match ask {
-            Err(kept) => answers.push(Some(Ok(kept))),
-            Ok(agent) => {
+            Ask::Kept(answer) => answers.push(Some(Ok(NodeAnswer::Kept(answer)))),
+            Ask::Agent(agent) => {
                 answers.push(None);
                 let (client, token) = (state.client.clone(), state.token.clone());
                 let (id, fixed) = (id.clone(), fixed.clone());
@@ -279,6 +279,14 @@ pub async fn node_histories(
             })
         })
         .collect()
+}
+
+/// Where a node's history comes from.
+enum Ask {
+    /// The own host's, already answered.
+    Kept(Answer),
+    /// Its agent's, to ask.
+    Agent(std::sync::Arc<super::registry::Agent>),
 }
 
 /// Asks `agent` for node `id`'s history: its JSON array, its refusal relayed, or why not.
