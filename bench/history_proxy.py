@@ -11,8 +11,8 @@ hold the window (an hour for the default 1 h question):
     bench/history_proxy.py --agent http://127.0.0.1:<agent rest> \\
         --coordinator http://127.0.0.1:<coordinator rest> --node-id bench-hist
 
-For each question (the last WINDOW seconds, a fixed `from`/`to` so that both paths answer the
-same thing): the answer's size, then ROUNDS requests alternating direct and through the
+For each question (the last WINDOW seconds, less 10 s so that it starts inside the raw tier; a
+fixed `from`/`to` so that both paths answer the same thing): the answer's size, then ROUNDS requests alternating direct and through the
 coordinator over one keep-alive connection each, and the median and 90th percentile of each,
 and the median difference. Checks that both answers are the same JSON. Prints a Markdown table
 (and --json).
@@ -52,8 +52,12 @@ def main():
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    to = int(time.time() * 1000) - 2000
-    start = to - args.window * 1000
+    # The window ends a second ago (every sample in it kept) and starts 10 s after now − WINDOW,
+    # so that a 1 h question starts inside the agent's 1 h raw tier (an older start is answered
+    # per minute).
+    now = int(time.time() * 1000)
+    to = now - 1000
+    start = now - args.window * 1000 + 10_000
     questions = [
         ("headline fields, default step", ""),
         ("cpu.overall, step 1m", "&fields=cpu.overall&step=1m"),
@@ -92,7 +96,7 @@ def main():
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print(f"Window {args.window} s, {args.rounds} rounds each, alternating.\n")
+    print(f"Window {(to - start) / 1000:.0f} s, {args.rounds} rounds each, alternating.\n")
     print("| question | points × series | answer | direct median / p90 | through the coordinator median / p90 | added (median) |")
     print("| --- | --- | --- | --- | --- | --- |")
     for r in rows:

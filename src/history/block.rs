@@ -261,7 +261,7 @@ pub struct SealedBlock {
     /// Where each column starts in `data`, one more than there are columns; an empty range is
     /// a column with no value in this block.
     pub offsets: Box<[u32]>,
-    /// The columns: kind byte (with [`HAS_GAPS`]), presence bitmap when gappy, pco bytes.
+    /// The columns: kind byte (with `HAS_GAPS`), presence bitmap when gappy, pco bytes.
     pub data: Box<[u8]>,
 }
 
