@@ -30,9 +30,11 @@
 //!   errors), [`serve::announce`] (the start's lines saying where each server listens),
 //!   [`serve::guard`] (the Host check, size limits and CORS in front of every route).
 //! - [`history`]: every number of the metrics element over time — a raw tier and a per-minute
-//!   tier, compressed with pco, optionally on disk; read by the servers, fed by the agent.
+//!   tier, compressed with pco, optionally on disk; read by the servers (REST and gRPC alike,
+//!   through [`serve::history_query`]), fed by the agent.
 //! - [`agent`]: local/agent mode — sampler, servers, portfile, shutdown, registration;
-//!   [`coordinator`]: cluster mode — discovery, poller, registry, the cluster REST/gRPC/`/metrics`.
+//!   [`coordinator`]: cluster mode — discovery, poller, registry, the cluster REST/gRPC/`/metrics`,
+//!   nodes' history asked of their agents and the cluster's own.
 //! - [`cli`]: flags → [`config::Config`]; `main.rs` parses and calls [`agent`] or [`coordinator`].
 
 #![deny(unsafe_code)]
