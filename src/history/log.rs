@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use super::block::{BlockError, Kind, SealedBlock};
 use super::store::{Store, TierName};
 
-/// Blocks per segment file: raw blocks are 2 minutes (a segment is 20 minutes), minute blocks
+/// Blocks per segment file: raw blocks are 4 minutes (a segment is 40 minutes), minute blocks
 /// 2 hours (a day). Smaller segments free disk sooner; larger ones mean fewer files.
 pub const SEGMENT_BLOCKS: [usize; 2] = [10, 12];
 
