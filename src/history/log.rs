@@ -820,7 +820,7 @@ mod tests {
             })
             .collect();
         let count = |prefix: &str| files.iter().filter(|(n, _)| n.starts_with(prefix)).count();
-        // 900 raw blocks and 15 minute blocks were written; what is left is the segment in
+        // 450 raw blocks and 15 minute blocks were written; what is left is the segment in
         // reach and the one being appended to.
         assert!(count("raw-") <= 2, "{files:?}");
         assert!(count("minute-") <= 2, "{files:?}");

@@ -126,7 +126,7 @@ pub struct Tier {
     pub sealed: VecDeque<SealedBlock>,
     /// Blocks that filled and are not sealed yet (newer than every sealed one), oldest first.
     /// Shared with the thread compressing the first of them, so that the append that filled
-    /// the block does not pay for its compression (~40 ms for 727 columns of 120 rows).
+    /// the block does not pay for its compression (tens of ms for 727 columns).
     pub full: VecDeque<Arc<OpenBlock>>,
     /// The rows since the last block filled.
     pub open: OpenBlock,
