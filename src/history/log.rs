@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use super::block::{BlockError, Kind, SealedBlock};
 use super::store::{Store, TierName};
 
-/// Blocks per segment file: raw blocks are 2 minutes (a segment is 20 minutes), minute blocks
+/// Blocks per segment file: raw blocks are 4 minutes (a segment is 40 minutes), minute blocks
 /// 2 hours (a day). Smaller segments free disk sooner; larger ones mean fewer files.
 pub const SEGMENT_BLOCKS: [usize; 2] = [10, 12];
 
@@ -603,6 +603,7 @@ fn decode_rows(payload: &[u8]) -> Result<Row, &'static str> {
 mod tests {
     use std::time::Duration;
 
+    use super::super::store::RAW_BLOCK_ROWS;
     use super::*;
     use crate::config::HistoryConfig;
     use crate::history::{History, Query};
@@ -672,7 +673,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = config(dir.path(), 3600, 86_400);
         let history = open(&config);
-        // 5 raw blocks and some rows, and 8 minutes.
+        // Raw blocks and rows, and minutes.
         fill(&history, 0..650);
         let before = everything(&history, 0, 650);
         assert_eq!(before.timestamps.len(), 650);
@@ -734,8 +735,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = config(dir.path(), 3600, 86_400);
         let history = open(&config);
-        fill(&history, 0..300);
-        let before = everything(&history, 0, 300);
+        let rows = 2 * RAW_BLOCK_ROWS as i64 + 60;
+        fill(&history, 0..rows);
+        let before = everything(&history, 0, rows);
+        assert_eq!(before.timestamps.len(), rows as usize);
         drop(history);
 
         // A torn last record of the raw tail: the rows before it are kept.
@@ -748,10 +751,11 @@ mod tests {
             .and_then(|f| f.set_len(len - 5))
             .expect("cut");
         let again = open(&config);
-        let got = everything(&again, 0, 300);
-        assert_eq!(got.timestamps[..], before.timestamps[..299]);
+        let got = everything(&again, 0, rows);
+        let n = rows as usize - 1;
+        assert_eq!(got.timestamps[..], before.timestamps[..n]);
         for ((_, want), (_, got)) in before.series.iter().zip(&got.series) {
-            assert_eq!(got[..], want[..299]);
+            assert_eq!(got[..], want[..n]);
         }
         drop(again);
 
@@ -781,10 +785,13 @@ mod tests {
         // Cut at the damage: a second start finds nothing wrong.
         assert!(damage(dir.path()).is_empty());
         let again = open(&config);
-        let got = everything(&again, 0, 300);
-        // The damaged block's rows are gone (it held rows 120–239); those before it are kept.
-        assert_eq!(got.timestamps[..120], before.timestamps[..120]);
-        assert!(got.timestamps.len() < before.timestamps.len());
+        let got = everything(&again, 0, rows);
+        // The damaged block's rows are gone (the second block); the first block and the rows
+        // after it (in the tail) are kept.
+        let r = RAW_BLOCK_ROWS;
+        let mut kept = before.timestamps[..r].to_vec();
+        kept.extend_from_slice(&before.timestamps[2 * r..rows as usize - 1]);
+        assert_eq!(got.timestamps, kept);
 
         // Garbage instead of a file: reported, never a panic.
         fs::write(
@@ -813,7 +820,7 @@ mod tests {
             })
             .collect();
         let count = |prefix: &str| files.iter().filter(|(n, _)| n.starts_with(prefix)).count();
-        // 900 raw blocks and 15 minute blocks were written; what is left is the segment in
+        // 450 raw blocks and 15 minute blocks were written; what is left is the segment in
         // reach and the one being appended to.
         assert!(count("raw-") <= 2, "{files:?}");
         assert!(count("minute-") <= 2, "{files:?}");

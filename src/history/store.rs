@@ -32,10 +32,11 @@ pub const MINUTE_COLUMNS: usize = 4;
 /// 64-core, 8-GPU host has about 1,000). Paths beyond it are not kept (warned once).
 pub const MAX_SERIES: usize = 16_384;
 
-/// Rows per raw block: 2 minutes at 1 s. Smaller blocks keep the uncompressed open block
-/// small (it is 1/30 of the hour); larger ones compress better. Measured on the recorded trace
-/// (bench/RESULTS.md).
-pub const RAW_BLOCK_ROWS: usize = 120;
+/// Rows per raw block: 4 minutes at 1 s. Larger blocks compress better (on the recorded trace
+/// 1.83 bytes per value at 240 rows, 2.02 at 120: pco's per-column header and bins are paid
+/// per block); smaller ones keep the uncompressed open block small (240 rows of 727 series is
+/// 1.4 MB at its fullest). Measured in bench/RESULTS.md.
+pub const RAW_BLOCK_ROWS: usize = 240;
 
 /// Rows per minute block: 2 hours.
 pub const MINUTE_BLOCK_ROWS: usize = 120;
@@ -125,7 +126,7 @@ pub struct Tier {
     pub sealed: VecDeque<SealedBlock>,
     /// Blocks that filled and are not sealed yet (newer than every sealed one), oldest first.
     /// Shared with the thread compressing the first of them, so that the append that filled
-    /// the block does not pay for its compression (~40 ms for 727 columns of 120 rows).
+    /// the block does not pay for its compression (tens of ms for 727 columns).
     pub full: VecDeque<Arc<OpenBlock>>,
     /// The rows since the last block filled.
     pub open: OpenBlock,
