@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use crate::config::{
     self, AccelConfig, Backend, BrowserConfig, CollectConfig, Config, ConnectionConfig,
-    CoordinatorConfig, HostPaths, NodeIdOrigin, RegisterConfig, TlsConfig, TlsIdentityFiles,
+    CoordinatorConfig, HistoryConfig, HostPaths, NodeIdOrigin, RegisterConfig, TlsConfig,
+    TlsIdentityFiles,
 };
 use crate::model::NodeId;
 
@@ -41,6 +42,9 @@ pub struct Cli {
 
     #[command(flatten)]
     pub cluster: ClusterArgs,
+
+    #[command(flatten)]
+    pub history: HistoryArgs,
 
     /// More logging: -v debug, -vv trace (RUST_LOG overrides).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -290,6 +294,33 @@ pub struct ServeArgs {
     /// 0.0.0.0 (or ::) every Host is, unless this is given.
     #[arg(long, value_name = "NAME", global = true, value_parser = parse_allowed_host)]
     pub allowed_host: Vec<String>,
+}
+
+/// The short-term history (`/api/system/history`).
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// How long every sample is kept at full resolution (e.g. 30m, 1h, 2h).
+    #[arg(long = "history.raw", value_name = "DURATION", default_value = "1h", value_parser = parse_history_duration)]
+    pub history_raw: Duration,
+
+    /// How long the per-minute min, max and mean are kept (e.g. 1d, 7d).
+    #[arg(long = "history.retention", value_name = "DURATION", default_value = "7d", value_parser = parse_history_duration)]
+    pub history_retention: Duration,
+
+    /// Keep the history in this directory across restarts (created if missing). Without it,
+    /// history is in memory only.
+    #[arg(long = "history.path", value_name = "DIR")]
+    pub history_path: Option<PathBuf>,
+}
+
+/// A history duration: humantime (`90m`, `1h`, `7d`), at least a minute, at most a year.
+fn parse_history_duration(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text.trim())
+        .map_err(|_| format!("{text:?} is not a duration (try 30m, 1h or 7d)"))?;
+    if d < Duration::from_secs(60) || d > Duration::from_secs(366 * 86_400) {
+        return Err(format!("{text:?} must be at least 1m and at most a year"));
+    }
+    Ok(d)
 }
 
 /// What and how the collectors sample. Global so that `snapshot` takes them too.
@@ -633,6 +664,11 @@ impl Cli {
             browser: BrowserConfig {
                 cors_allow_origins: self.serve.cors_allow_origin.clone(),
                 allowed_hosts: self.serve.allowed_host.clone(),
+            },
+            history: HistoryConfig {
+                raw: self.history.history_raw,
+                retention: self.history.history_retention.max(self.history.history_raw),
+                path: self.history.history_path.clone(),
             },
         }
     }

@@ -320,6 +320,29 @@ pub struct Config {
     pub connections: ConnectionConfig,
     /// `--cors-allow-origin`, `--allowed-host`: what web pages may reach of the REST server.
     pub browser: BrowserConfig,
+    /// `--history.raw`, `--history.retention`, `--history.path`: the short-term history.
+    pub history: HistoryConfig,
+}
+
+/// How long the history keeps each tier, and where (if anywhere) on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryConfig {
+    /// `--history.raw`: every sample is kept this long (default 1 h).
+    pub raw: Duration,
+    /// `--history.retention`: per-minute min, max and mean are kept this long (default 7 d).
+    pub retention: Duration,
+    /// `--history.path`: a directory keeping the history across restarts; `None`: memory only.
+    pub path: Option<PathBuf>,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            raw: Duration::from_secs(3600),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            path: None,
+        }
+    }
 }
 
 /// Bounds on the servers' client connections (REST and gRPC alike), so that idle, slow or
@@ -464,6 +487,7 @@ impl Default for Config {
             portfile: None,
             parent_pid: None,
             collect: CollectConfig::default(),
+            history: HistoryConfig::default(),
             auth_token_file: None,
             cluster_token_file: None,
             register: None,

@@ -30,8 +30,12 @@
 //!   errors), [`serve::announce`] (the start's lines saying where each server listens),
 //!   [`serve::guard`] (the Host check, size limits and CORS in front of every route),
 //!   [`serve::dashboard`] (`GET /`, the web dashboard embedded from `web/`).
+//! - [`history`]: every number of the metrics element over time — a raw tier and a per-minute
+//!   tier, compressed with pco, optionally on disk; read by the servers (REST and gRPC alike,
+//!   through [`serve::history_query`]), fed by the agent.
 //! - [`agent`]: local/agent mode — sampler, servers, portfile, shutdown, registration;
-//!   [`coordinator`]: cluster mode — discovery, poller, registry, the cluster REST/gRPC/`/metrics`.
+//!   [`coordinator`]: cluster mode — discovery, poller, registry, the cluster REST/gRPC/`/metrics`,
+//!   nodes' history asked of their agents and the cluster's own.
 //! - [`cli`]: flags → [`config::Config`]; `main.rs` parses and calls [`agent`] or [`coordinator`].
 
 #![deny(unsafe_code)]
@@ -42,6 +46,7 @@ pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod coordinator;
+pub mod history;
 pub mod http_client;
 pub mod model;
 pub mod serve;

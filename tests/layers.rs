@@ -29,6 +29,7 @@ const RANKS: &[(&str, u8)] = &[
     ("http_client", 1),
     ("collect", 2),
     ("serve", 2),
+    ("history", 2),
     ("agent", 3),
     ("coordinator", 3),
     ("cli", 4),

@@ -54,6 +54,10 @@ impl Served {
             collect: Arc::new(CollectConfig::default()),
             started_at: SystemTime::now(),
             node_id_origin: origin,
+            history: Arc::new(system_monitor::history::History::new(
+                &Default::default(),
+                Duration::from_secs(1),
+            )),
             websocket: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -284,6 +284,10 @@ fn state(node_id: &str, shutdown: CancellationToken) -> AppState {
         collect: Arc::new(Default::default()),
         started_at: SystemTime::now(),
         node_id_origin: Default::default(),
+        history: Arc::new(system_monitor::history::History::new(
+            &Default::default(),
+            Duration::from_secs(1),
+        )),
         websocket: Default::default(),
     }
 }

@@ -10,12 +10,16 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{ReadAuth, Token, TokenKind};
 use crate::collect::plugin::{PluginSetupError, Plugins};
 use crate::collect::{start_sampling, SamplerError};
 use crate::config::Config;
+use crate::history::History;
+use crate::model::wire::NodeMetrics;
+use crate::model::Snapshot;
 use crate::serve::{self, grpc_legacy, grpc_v1, AppState, ListenError, PortfileError};
 use crate::tls::Identity;
 
@@ -41,6 +45,8 @@ pub enum AgentError {
     Plugin(#[from] PluginSetupError),
     #[error("the gRPC listener has no address: {0}")]
     GrpcAddress(#[source] std::io::Error),
+    #[error(transparent)]
+    History(#[from] crate::history::log::LogError),
 }
 
 /// The agent with its ports bound, ready to [`run`](BoundAgent::run).
@@ -54,10 +60,14 @@ pub struct BoundAgent {
     cluster_token: Option<Token>,
     /// `--tls-cert`/`--tls-key`, read: both servers speak TLS.
     tls: Option<Identity>,
+    /// The history, restored from `--history.path` before the ports are announced.
+    history: Arc<History>,
 }
 
-/// Reads the tokens and the TLS files, and binds the REST and gRPC ports of `config`. Fails with
-/// the file named when one cannot be used, with the port named when one is taken.
+/// Reads the tokens and the TLS files, binds the REST and gRPC ports of `config` and restores the
+/// history from `--history.path`. Fails with the file named when one cannot be used (a history
+/// directory that cannot be written too; a damaged history file is reported and skipped), with
+/// the port named when one is taken.
 pub async fn bind(config: Config) -> Result<BoundAgent, AgentError> {
     let token = Token::load(TokenKind::Auth, config.auth_token_file.as_deref())?;
     let cluster_token = Token::load(TokenKind::Cluster, config.cluster_token_file.as_deref())?;
@@ -68,6 +78,7 @@ pub async fn bind(config: Config) -> Result<BoundAgent, AgentError> {
         None
     };
     let grpc = serve::listen("gRPC", SocketAddr::new(config.bind, config.grpc_port)).await?;
+    let history = Arc::new(History::open(&config.history, config.collect.interval)?);
     Ok(BoundAgent {
         config,
         rest,
@@ -75,6 +86,7 @@ pub async fn bind(config: Config) -> Result<BoundAgent, AgentError> {
         token,
         cluster_token,
         tls,
+        history,
     })
 }
 
@@ -113,6 +125,12 @@ impl BoundAgent {
             plugins.start(reserved, &shutdown, &mut tasks);
         }
         let found = baseline.hardware_summary();
+        let history = self.history;
+        tasks.spawn(feed_history(
+            snapshots.clone(),
+            Arc::clone(&history),
+            shutdown.clone(),
+        ));
 
         let state = AppState {
             snapshots,
@@ -123,6 +141,7 @@ impl BoundAgent {
             collect,
             started_at: SystemTime::now(),
             node_id_origin: config.node_id_origin,
+            history,
             websocket: serve::ws::Keepalive::for_idle_timeout(config.connections.idle_timeout),
         };
 
@@ -198,6 +217,25 @@ impl BoundAgent {
         tracing::info!("system_monitor stopped");
         Ok(())
     }
+}
+
+/// Appends every new snapshot's element to `history` — the element `/api/system/metrics`
+/// serves, so that a native-resolution point is exactly the sample served — until shutdown,
+/// then writes out what the on-disk log lacks.
+async fn feed_history(
+    mut snapshots: watch::Receiver<Arc<Snapshot>>,
+    history: Arc<History>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let snapshot = Arc::clone(&snapshots.borrow_and_update());
+        history.append(&NodeMetrics::of(&snapshot));
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            changed = snapshots.changed() => if changed.is_err() { break },
+        }
+    }
+    history.close();
 }
 
 /// Cancels `shutdown` once process `pid` is gone.

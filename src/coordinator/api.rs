@@ -1,6 +1,7 @@
 //! The coordinator's REST API: `/api/system/metrics[?node_id=a,b]` (the agents' elements plus
 //! `status` and `dataAgeSeconds`, concatenated from their raw bytes) and the same array pushed
 //! after each poll round on `/api/system/ws[?node_id=a,b]`, `/api/cluster/info`,
+//! `/api/system/history?node_id=` and `/api/cluster/history` ([`history`]),
 //! `/api/system/info?node_id=` (fetched from the agent and kept a minute), `/api/health`,
 //! `POST /api/cluster/register`, `/metrics`, `/api/openapi.json` (their description,
 //! `openapi/coordinator.json`), and `/` (the dashboard). Reads the [`Registry`]; errors are JSON.
@@ -20,15 +21,16 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::sync::watch;
 
-use super::metrics::CoordinatorMetrics;
+use super::cluster_history::{cluster_resources, Resources};
+use super::history;
 use super::poller::AgentRequest;
 use super::registry::{Agent, AgentUrl, NodeView, Refusal, Registry, Role, Status};
-use crate::auth::{self, Token, TokenKind};
+use super::state::{ClusterState, LocalNode};
+use crate::auth::{self, TokenKind};
 use crate::collect::own_process;
 use crate::model::wire::{Info, RegisterAnswer, RegisterRequest, REGISTER_PATH};
-use crate::model::{echo, InvalidNodeIdList, NodeId, Snapshot};
+use crate::model::{echo, InvalidNodeIdList, NodeId};
 use crate::serve::http::{
     self, error, invalid_node_id, invalid_query, json_bytes, no_store, round3, unknown_node_id,
 };
@@ -52,47 +54,6 @@ const MAX_LABELS: usize = 64;
 const MAX_LABEL_VALUE: usize = 253;
 const MAX_VERSION: usize = 64;
 
-/// The coordinator's own sampled host (`--sample-self`).
-#[derive(Clone)]
-pub struct LocalNode {
-    /// Its latest snapshot.
-    pub snapshots: watch::Receiver<Arc<Snapshot>>,
-    /// Its registry entry (role `master`).
-    pub agent: Arc<Agent>,
-}
-
-/// What the handlers share.
-#[derive(Clone)]
-pub struct ClusterState {
-    /// The agents.
-    pub registry: Arc<Registry>,
-    /// The poller's counters.
-    pub metrics: Arc<CoordinatorMetrics>,
-    /// For fetching agents' `/api/system/info`.
-    pub client: reqwest::Client,
-    /// The read token: sent to agents when fetching from them (as the poller does).
-    pub token: Option<Token>,
-    /// The registration secret: required of every registration; without one, registration
-    /// is refused.
-    pub cluster_token: Option<Token>,
-    /// The coordinator's node id (`/metrics` label, health).
-    pub node_id: Arc<str>,
-    /// Per-request deadline towards agents.
-    pub poll_timeout: Duration,
-    /// Time between poll rounds (health's stall check).
-    pub poll_interval: Duration,
-    /// Networks any peer may register addresses in.
-    pub allow_cidrs: Arc<[ipnet::IpNet]>,
-    /// When the coordinator started.
-    pub started_at: SystemTime,
-    /// Its own host, with `--sample-self`.
-    pub local: Option<LocalNode>,
-    /// Cancelled on shutdown: ends streams so that graceful shutdown is not held up.
-    pub shutdown: tokio_util::sync::CancellationToken,
-    /// When `/api/system/ws` gives up on a subscriber (from `--http.idle-timeout`).
-    pub websocket: ws::Keepalive,
-}
-
 /// The coordinator's REST routes, behind `guard`.
 pub fn router(state: ClusterState, guard: &Guard) -> Router {
     let router = Router::new()
@@ -100,7 +61,9 @@ pub fn router(state: ClusterState, guard: &Guard) -> Router {
         .route("/api/system/metrics", get(metrics))
         .route("/api/system/ws", get(metrics_ws))
         .route("/api/system/info", get(info))
+        .route("/api/system/history", get(history::system_history))
         .route("/api/cluster/info", get(cluster_info))
+        .route("/api/cluster/history", get(history::cluster_history))
         .route(REGISTER_PATH, post(register))
         .route("/metrics", get(prometheus_metrics))
         .route(
@@ -301,32 +264,13 @@ struct ClusterNode {
     error: Option<String>,
 }
 
-/// Cluster resources. `cpu`: logical CPUs (total) / cores busy (used); `memory`: bytes;
-/// `accelerators`: devices (total) / devices with utilisation above 0 (used).
-#[derive(Debug, Default, Serialize)]
-struct Resources {
-    cpu: f64,
-    memory: u64,
-    accelerators: u64,
-}
-
 async fn cluster_info(State(state): State<ClusterState>) -> Response {
     let now = Instant::now();
     let views = state.registry.nodes(now, true);
-    let mut total = Resources::default();
-    let mut used = Resources::default();
+    let (total, used) = cluster_resources(&views);
     let mut nodes = Vec::with_capacity(views.len());
     for view in &views {
         let figures = view.data.as_ref().map(|d| &d.figures);
-        // Offline nodes' resources are not the cluster's now.
-        if let (Some(f), true) = (figures, view.status != Status::Offline) {
-            total.cpu += f.cpus as f64;
-            total.memory += f.memory_total_bytes;
-            total.accelerators += f.accelerators;
-            used.cpu += f.cpu_busy_cores;
-            used.memory += f.memory_used_bytes;
-            used.accelerators += f.accelerators_busy;
-        }
         let agent = &view.agent;
         let ip = match (agent.role, &state.local) {
             (Role::Master, Some(local)) => local.snapshots.borrow().info.ip_address.clone(),
@@ -355,7 +299,6 @@ async fn cluster_info(State(state): State<ClusterState>) -> Response {
             error: view.last_error.clone(),
         });
     }
-    used.cpu = round3(used.cpu);
     let body = ClusterInfo {
         nodes,
         total_resources: total,

@@ -1,7 +1,10 @@
 //! `tracklab.monitor.v1.MonitorService` for the cluster: GetMetrics (all nodes, or `node_id`,
 //! also a comma list), GetInfo (a node's info, fetched like REST's) and WatchMetrics (each
-//! node's new data after every poll round). Agents' JSON elements are read into the v1 messages
-//! by [`element::node_metrics`], the same mapping the agent makes from its snapshot.
+//! node's new data after every poll round), GetHistory (REST's `/api/system/history?node_id=`:
+//! the same question, asked of the agents by [`history::node_histories`]). Agents' JSON
+//! elements are read into the v1 messages by [`element::node_metrics`], the same mapping the
+//! agent makes from its snapshot; their history answers by the agent's own
+//! [`node_history`](crate::serve::grpc_v1::node_history).
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -12,14 +15,17 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::api::{node_info, ClusterState, InfoError};
+use super::api::{node_info, InfoError};
 use super::element;
+use super::history;
 use super::registry::NodeView;
+use super::state::ClusterState;
 use crate::pb::v1::monitor_service_server::{MonitorService, MonitorServiceServer};
 use crate::pb::v1::{
-    GetInfoRequest, GetMetricsRequest, GetMetricsResponse, NodeMetrics, SystemInfo,
-    WatchMetricsRequest,
+    GetHistoryRequest, GetHistoryResponse, GetInfoRequest, GetMetricsRequest, GetMetricsResponse,
+    NodeMetrics, SystemInfo, WatchMetricsRequest,
 };
+use crate::serve::history_query::HistoryParams;
 
 /// Messages a WatchMetrics stream may hold for a slow client.
 const WATCH_BUFFER: usize = 64;
@@ -123,6 +129,20 @@ impl MonitorService for ClusterService {
         let ids = requested_ids(&request.get_ref().node_id)?;
         let nodes = views(&self.state, &ids)?.iter().filter_map(to_v1).collect();
         Ok(Response::new(GetMetricsResponse { nodes }))
+    }
+
+    /// As REST's `/api/system/history?node_id=`: an offline node is FAILED_PRECONDITION naming
+    /// it, the agent's refusal of the question INVALID_ARGUMENT.
+    async fn get_history(
+        &self,
+        request: Request<GetHistoryRequest>,
+    ) -> Result<Response<GetHistoryResponse>, Status> {
+        let params = HistoryParams::from_grpc(request.get_ref());
+        let answers = history::node_histories(&self.state, &params)
+            .await
+            .map_err(|f| f.status())?;
+        let nodes = history::answers_v1(&answers).map_err(|f| f.status())?;
+        Ok(Response::new(GetHistoryResponse { nodes }))
     }
 
     /// Every node's current data first, then each node's new data after every poll round.

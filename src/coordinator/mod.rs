@@ -8,15 +8,20 @@
 //! - [`discovery`] and [`dns`]: the static list and `--discover-dns`.
 //! - [`poller`]: the fan-out; [`metrics`]: its counters.
 //! - [`api`]: REST (and registration); [`grpc`]: v1 for the cluster; [`element`]: agents' JSON.
+//! - [`state`]: what the handlers share; [`history`]: nodes' history asked of their agents;
+//!   [`cluster_history`]: the cluster's own.
 
 pub mod api;
+pub mod cluster_history;
 pub mod discovery;
 pub mod dns;
 pub mod element;
 pub mod grpc;
+pub mod history;
 pub mod metrics;
 pub mod poller;
 pub mod registry;
+pub mod state;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,8 +36,8 @@ use crate::http_client::{self, ClientOptions};
 use crate::model::wire::REGISTER_PATH;
 use crate::serve::{self, ListenError, PortfileError};
 use crate::tls::{Identity, TrustRoots};
-use api::{ClusterState, LocalNode};
 use registry::{AgentUrl, Registry, RegistrySettings};
+use state::{ClusterState, LocalNode};
 
 /// Why the coordinator could not start.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +62,8 @@ pub enum CoordinatorError {
     Tls(#[from] crate::tls::TlsError),
     #[error("the coordinator serves REST: --disable-rest-api does not apply to it")]
     RestDisabled,
+    #[error(transparent)]
+    History(#[from] crate::history::log::LogError),
 }
 
 /// The coordinator with its ports bound and its static agents read, ready to
@@ -196,15 +203,20 @@ impl BoundCoordinator {
                 first.hardware_summary()
             );
             let agent = registry.add_master(config.node_id.as_str());
+            let local = LocalNode {
+                snapshots,
+                agent,
+                history: Arc::new(crate::history::History::open(
+                    &config.history,
+                    config.collect.interval,
+                )?),
+            };
             tasks.spawn(publish_local(
                 Arc::clone(&registry),
-                LocalNode {
-                    snapshots: snapshots.clone(),
-                    agent: Arc::clone(&agent),
-                },
+                local.clone(),
                 shutdown.clone(),
             ));
-            Some(LocalNode { snapshots, agent })
+            Some(local)
         } else {
             None
         };
@@ -223,7 +235,15 @@ impl BoundCoordinator {
             local,
             shutdown: shutdown.clone(),
             websocket: serve::ws::Keepalive::for_idle_timeout(config.connections.idle_timeout),
+            cluster_history: Arc::new(cluster_history::ClusterHistory::new(
+                coordinator.poll_interval,
+            )),
         };
+        tasks.spawn(cluster_history::feed_cluster_history(
+            Arc::clone(&registry),
+            Arc::clone(&state.cluster_history),
+            shutdown.clone(),
+        ));
 
         // The poller gets its own client: a client's pooled connections live on the runtime
         // that opened them, and the poller runs on a runtime of its own.
@@ -315,11 +335,14 @@ impl BoundCoordinator {
 }
 
 /// Stores each new snapshot of the coordinator's own host as its `master` node's element,
-/// encoded exactly as an agent encodes it.
+/// encoded exactly as an agent encodes it, and keeps it in the host's history.
 async fn publish_local(registry: Arc<Registry>, local: LocalNode, shutdown: CancellationToken) {
     let mut snapshots = local.snapshots;
     loop {
         let snapshot = Arc::clone(&snapshots.borrow_and_update());
+        local
+            .history
+            .append(&crate::model::wire::NodeMetrics::of(&snapshot));
         let stored = crate::model::wire::metrics_array_json([&*snapshot])
             .map_err(|e| e.to_string())
             .and_then(|json| element::split_agent_answer(&json).map_err(|e| e.to_string()))
@@ -330,10 +353,12 @@ async fn publish_local(registry: Arc<Registry>, local: LocalNode, shutdown: Canc
             tracing::error!("cannot store the coordinator's own sample: {e}");
         }
         tokio::select! {
-            () = shutdown.cancelled() => return,
-            changed = snapshots.changed() => if changed.is_err() { return },
+            () = shutdown.cancelled() => break,
+            changed = snapshots.changed() => if changed.is_err() { break },
         }
     }
+    // Written out what `--history.path` lacks, as the agent does.
+    local.history.close();
 }
 
 /// Drops lapsed registrations of dead agents, once per heartbeat interval, and checks that the

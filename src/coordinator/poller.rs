@@ -167,16 +167,7 @@ impl AgentRequest<'_> {
         path: &str,
         limit: usize,
     ) -> Result<Bytes, (ErrorKind, String)> {
-        let url = agent
-            .url
-            .base
-            .join(path)
-            .map_err(|e| (ErrorKind::Connect, e.to_string()))?;
-        let mut request = self.client.get(url).timeout(self.timeout);
-        if let Some(token) = self.token {
-            request = request.header(reqwest::header::AUTHORIZATION, token.header_value());
-        }
-        let response = request.send().await.map_err(|e| classify(&e))?;
+        let response = self.send(agent_url(agent, path)?).await?;
         let status = response.status();
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
             return Err((
@@ -190,13 +181,37 @@ impl AgentRequest<'_> {
                 format!("the agent answered {status}"),
             ));
         }
-        http_client::read_body(response, limit)
-            .await
-            .map_err(|e| match e {
-                http_client::BodyError::TooLarge { .. } => (ErrorKind::Decode, e.to_string()),
-                http_client::BodyError::Read(e) => classify(&e),
-            })
+        read(response, limit).await
     }
+
+    /// GETs `url` (with the token, under the deadline): the response whatever its status, or
+    /// why there is none.
+    pub async fn send(&self, url: reqwest::Url) -> Result<reqwest::Response, (ErrorKind, String)> {
+        let mut request = self.client.get(url).timeout(self.timeout);
+        if let Some(token) = self.token {
+            request = request.header(reqwest::header::AUTHORIZATION, token.header_value());
+        }
+        request.send().await.map_err(|e| classify(&e))
+    }
+}
+
+/// `path` on `agent`'s URL.
+pub fn agent_url(agent: &Agent, path: &str) -> Result<reqwest::Url, (ErrorKind, String)> {
+    agent
+        .url
+        .base
+        .join(path)
+        .map_err(|e| (ErrorKind::Connect, e.to_string()))
+}
+
+/// The body of `response`, read up to `limit` bytes.
+pub async fn read(response: reqwest::Response, limit: usize) -> Result<Bytes, (ErrorKind, String)> {
+    http_client::read_body(response, limit)
+        .await
+        .map_err(|e| match e {
+            http_client::BodyError::TooLarge { .. } => (ErrorKind::Decode, e.to_string()),
+            http_client::BodyError::Read(e) => classify(&e),
+        })
 }
 
 /// A request error as a poll error kind.

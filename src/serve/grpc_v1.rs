@@ -1,6 +1,7 @@
 //! The agent's typed `tracklab.monitor.v1.MonitorService`: GetInfo, GetMetrics and the
 //! WatchMetrics stream, from the latest snapshot through the wire model's one v1 mapping
-//! ([`wire::v1`]), the same the coordinator applies to the elements it polls.
+//! ([`wire::v1`]), the same the coordinator applies to the elements it polls; GetHistory,
+//! REST's `/api/system/history` question and answer ([`history_query`], [`node_history`]).
 
 use std::pin::Pin;
 
@@ -8,13 +9,16 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use super::history_query::{self, HistoryParams};
 use super::{select_nodes, AppState, Selected};
 use crate::config::NodeIdOrigin;
-use crate::model::{wire, NodeId, Snapshot};
+use crate::history::flatten::Number;
+use crate::history::Answer;
+use crate::model::{unix_ms, wire, NodeId, Snapshot};
 use crate::pb::v1::monitor_service_server::{MonitorService, MonitorServiceServer};
 use crate::pb::v1::{
-    GetInfoRequest, GetMetricsRequest, GetMetricsResponse, NodeMetrics, SystemInfo,
-    WatchMetricsRequest,
+    GetHistoryRequest, GetHistoryResponse, GetInfoRequest, GetMetricsRequest, GetMetricsResponse,
+    HistorySeries, NodeHistory, NodeMetrics, SystemInfo, WatchMetricsRequest,
 };
 
 /// Snapshots a WatchMetrics stream may hold for a slow client. Small on purpose: a client that
@@ -74,6 +78,56 @@ fn check_node<'q>(
     }
 }
 
+/// One node's history answer in the v1 shape: every value as a double (NaN where there is
+/// none) and the presence bitmap, empty when every point has a value. Pure; the coordinator
+/// maps the answers it reads from agents with it too.
+pub fn node_history(answer: &Answer) -> NodeHistory {
+    let series = answer
+        .series
+        .iter()
+        .map(|(field, points)| {
+            let mut values = Vec::with_capacity(points.len());
+            let mut present = vec![0u8; points.len().div_ceil(8)];
+            let mut gaps = false;
+            for (i, point) in points.iter().enumerate() {
+                let value = match point {
+                    Some(Number::Unsigned(v)) => Some(*v as f64),
+                    Some(Number::Signed(v)) => Some(*v as f64),
+                    // JSON writes a non-finite float as null: so does this.
+                    Some(Number::Float(v)) if v.is_finite() => Some(*v),
+                    Some(Number::Float(_)) | None => None,
+                };
+                match value {
+                    Some(v) => {
+                        values.push(v);
+                        present[i / 8] |= 1 << (i % 8);
+                    }
+                    None => {
+                        values.push(f64::NAN);
+                        gaps = true;
+                    }
+                }
+            }
+            if !gaps {
+                present.clear();
+            }
+            HistorySeries {
+                field: field.clone(),
+                values,
+                present,
+            }
+        })
+        .collect();
+    NodeHistory {
+        node_id: answer.node_id.clone(),
+        from_unix_ms: answer.from,
+        to_unix_ms: answer.to,
+        step_ms: answer.step_ms,
+        timestamps_unix_ms: answer.timestamps.clone(),
+        series,
+    }
+}
+
 /// [`node_metrics`] of `snapshot`, under `answered_as` when the rule says so.
 fn node_metrics_as(snapshot: &Snapshot, answered_as: Option<&str>) -> NodeMetrics {
     let mut metrics = node_metrics(snapshot);
@@ -110,6 +164,20 @@ impl MonitorService for V1Service {
         let answered_as = check_node(&request.get_ref().node_id, &snapshot, origin)?;
         Ok(Response::new(GetMetricsResponse {
             nodes: vec![node_metrics_as(&snapshot, answered_as)],
+        }))
+    }
+
+    /// REST's `/api/system/history` answer: the same question read by the same code.
+    async fn get_history(
+        &self,
+        request: Request<GetHistoryRequest>,
+    ) -> Result<Response<GetHistoryResponse>, Status> {
+        let params = HistoryParams::from_grpc(request.get_ref());
+        let now_ms = unix_ms(std::time::SystemTime::now());
+        let answers = history_query::answer(&self.state, &params, now_ms)
+            .map_err(|refusal| refusal.status())?;
+        Ok(Response::new(GetHistoryResponse {
+            nodes: answers.iter().map(node_history).collect(),
         }))
     }
 
@@ -602,5 +670,57 @@ pub(crate) mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn history_values_are_doubles_with_a_bitmap_for_gaps() {
+        let answer = Answer {
+            node_id: "n".into(),
+            from: 0,
+            to: 9_000,
+            step_ms: 1_000,
+            native: true,
+            timestamps: (0..10).map(|i| i * 1_000).collect(),
+            series: vec![
+                (
+                    "memory.used".into(),
+                    (0..10).map(|i| Some(Number::Unsigned(i))).collect(),
+                ),
+                (
+                    "cpu.overall".into(),
+                    (0..10)
+                        .map(|i| match i {
+                            2 => None,
+                            9 => Some(Number::Float(f64::INFINITY)),
+                            i => Some(Number::Float(f64::from(i as u8) / 2.0)),
+                        })
+                        .collect(),
+                ),
+                ("gone".into(), vec![None; 10]),
+                ("signed".into(), vec![Some(Number::Signed(-4)); 10]),
+            ],
+        };
+        let h = node_history(&answer);
+        assert_eq!(
+            (h.node_id.as_str(), h.from_unix_ms, h.to_unix_ms),
+            ("n", 0, 9_000)
+        );
+        assert_eq!(h.step_ms, 1_000);
+        assert_eq!(h.timestamps_unix_ms, answer.timestamps);
+        let fields: Vec<&str> = h.series.iter().map(|s| s.field.as_str()).collect();
+        assert_eq!(fields, ["memory.used", "cpu.overall", "gone", "signed"]);
+        // Every value there: no bitmap.
+        assert_eq!(
+            h.series[0].values,
+            (0..10).map(f64::from).collect::<Vec<_>>()
+        );
+        assert!(h.series[0].present.is_empty());
+        // Gaps at 2 and 9 (a non-finite float is null, as in JSON): bits 0-1, 3-7 and 8.
+        assert_eq!(h.series[1].present, [0b1111_1011, 0b0000_0001]);
+        assert!(h.series[1].values[2].is_nan() && h.series[1].values[9].is_nan());
+        assert_eq!(h.series[1].values[3], 1.5);
+        assert_eq!(h.series[2].present, [0, 0]);
+        assert!(h.series[2].values.iter().all(|v| v.is_nan()));
+        assert_eq!(h.series[3].values, [-4.0; 10]);
     }
 }

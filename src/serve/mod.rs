@@ -2,10 +2,12 @@
 //! latest [`Snapshot`](crate::model::Snapshot) from [`AppState`]; encoders are pure functions of
 //! a snapshot.
 //!
-//! - [`rest`]: the agent's REST routes; [`stream`]: its SSE stream; [`ws`]: its WebSocket
-//!   (and the push loop the coordinator's serves with too); [`cache`]: each encoding of
+//! - [`rest`]: the agent's REST routes ([`history_rest`]: `/api/system/history`); [`stream`]: its SSE
+//!   stream; [`ws`]: its WebSocket (and the push loop the coordinator's serves with too); [`cache`]: each encoding of
 //!   the latest snapshot, made once.
 //! - [`grpc_legacy`], [`grpc_v1`]: the agent's gRPC services.
+//! - [`history_query`]: the history question and its refusals, one reading for REST and gRPC,
+//!   agent and coordinator.
 //! - [`prometheus`]: `/metrics` (text and OpenMetrics).
 //! - Shared with the coordinator: [`listen`](mod@listen) (ports, portfile, serving with token and TLS),
 //!   [`connections`] (the cap and timeouts on client connections), [`limits`] (the open-file
@@ -22,6 +24,8 @@ pub mod dashboard;
 pub mod grpc_legacy;
 pub mod grpc_v1;
 pub mod guard;
+pub mod history_query;
+pub mod history_rest;
 pub mod http;
 pub mod limits;
 pub mod listen;
@@ -40,6 +44,6 @@ pub use listen::{
     PortfileError, Servers,
 };
 pub use state::{
-    select_nodes, AppState, FailedCollector, Health, NotAnswered, RestState, Selected,
+    select_nodes, AppState, FailedCollector, Health, NotAnswered, Refused, RestState, Selected,
     MAX_ANSWERED_IDS, STALE_AFTER_INTERVALS,
 };

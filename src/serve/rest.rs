@@ -1,8 +1,8 @@
 //! The agent's REST API on the REST port: `/api/health`, `/api/system/info`,
 //! `/api/system/metrics` (the TrackLab JSON shapes of DESIGN.md, defined in
-//! [`crate::model::wire`]), `/api/system/stream` (SSE), Prometheus `/metrics`, and
-//! `/api/openapi.json` (their description, `openapi/agent.json`), and `/` (the dashboard,
-//! [`dashboard`]).
+//! [`crate::model::wire`]), `/api/system/stream` (SSE), `/api/system/history`, Prometheus
+//! `/metrics`, `/api/openapi.json` (their description, `openapi/agent.json`), and `/` (the
+//! dashboard, [`dashboard`]).
 //!
 //! Handlers read the latest snapshot and never collect; each representation is encoded once per
 //! snapshot ([`EncodedCache`]). Every error is JSON `{"error": ..., ...}` with the right status.
@@ -26,7 +26,7 @@ use super::guard::Guard;
 use super::http::{invalid_node_id, invalid_query, json_bytes, no_store, round3};
 use super::prometheus::Format;
 use super::state::{check_node_query, AppState, Health, RestState, Selected};
-use super::{dashboard, http, openapi, stream, ws};
+use super::{dashboard, history_rest, http, openapi, stream, ws};
 use crate::model::unix_ms;
 use crate::model::wire::{metrics_array_json_as, Info};
 
@@ -41,6 +41,7 @@ pub fn router(state: AppState, guard: &Guard) -> Router {
         .route("/api/system/info", get(info))
         .route("/api/system/metrics", get(metrics))
         .route("/api/system/stream", get(stream::metrics_stream))
+        .route("/api/system/history", get(history_rest::history))
         .route("/api/system/ws", get(ws::metrics_ws))
         .route("/metrics", get(prometheus_metrics))
         .route(

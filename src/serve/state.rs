@@ -13,7 +13,7 @@ use crate::config::{CollectConfig, NodeIdOrigin};
 use axum::response::Response;
 
 use super::http::{invalid_node_id, unknown_node_id};
-use crate::model::{unix_ms, InvalidNodeIdList, NodeId, Snapshot};
+use crate::model::{echo, unix_ms, InvalidNodeIdList, NodeId, Snapshot};
 
 /// A sample older than this many intervals means the sampler has stalled.
 pub const STALE_AFTER_INTERVALS: u32 = 3;
@@ -167,6 +167,8 @@ pub struct AppState {
     /// Whether the node was named (`--node-id`): decides what a `node_id` that is not its own
     /// gets ([`select_nodes`]).
     pub node_id_origin: NodeIdOrigin,
+    /// The node's history (`/api/system/history`, gRPC `GetHistory`), fed by the agent.
+    pub history: Arc<crate::history::History>,
     /// When `/api/system/ws` gives up on a subscriber (from `--http.idle-timeout`).
     pub websocket: Keepalive,
 }
@@ -203,7 +205,8 @@ pub struct RestState {
 }
 
 /// Why a `node_id` query is refused; [`Refused::response`] is the JSON error it gets.
-pub(crate) enum Refused<'q> {
+#[derive(Debug)]
+pub enum Refused<'q> {
     /// Not a list of well-formed ids: 400.
     Malformed(&'q str, InvalidNodeIdList<'q>),
     /// Not answered under the node id rule: 404 for an unknown id, 400 for too many.
@@ -211,7 +214,7 @@ pub(crate) enum Refused<'q> {
 }
 
 impl Refused<'_> {
-    pub(crate) fn response(self) -> Response {
+    pub fn response(self) -> Response {
         match self {
             Self::Malformed(requested, reason) => invalid_node_id(requested, reason),
             Self::NotAnswered(_, NotAnswered::Unknown(id)) => unknown_node_id(id),
@@ -219,6 +222,22 @@ impl Refused<'_> {
                 requested,
                 format!("at most {MAX_ANSWERED_IDS} different node ids at once"),
             ),
+        }
+    }
+
+    /// The gRPC status of the same refusal: INVALID_ARGUMENT for a malformed list or too many
+    /// ids, NOT_FOUND for an unknown one.
+    pub fn status(&self) -> tonic::Status {
+        match self {
+            Self::Malformed(_, reason) => {
+                tonic::Status::invalid_argument(format!("invalid node_id: {reason}"))
+            }
+            Self::NotAnswered(_, NotAnswered::Unknown(id)) => {
+                tonic::Status::not_found(format!("unknown node_id {:?}", echo(id)))
+            }
+            Self::NotAnswered(_, NotAnswered::TooMany) => tonic::Status::invalid_argument(format!(
+                "invalid node_id: at most {MAX_ANSWERED_IDS} different node ids at once"
+            )),
         }
     }
 }

@@ -205,4 +205,5 @@ pub fn read_stderr(dir: &Path) -> String {
 }
 pub mod cluster;
 pub mod fakes;
+pub mod history;
 pub mod peers;

@@ -76,8 +76,9 @@ fn both_documents_are_whole_with_local_references() {
 }
 
 /// Checks `value` against `schema` (the subset of JSON Schema the documents use: `$ref`,
-/// `type`, `const`, `enum`, `properties`, `required`, `additionalProperties: false`, `items`,
-/// `anyOf`), writing each mismatch to `errors`. Golden files' `<masked>` values pass any type.
+/// `type`, `const`, `enum`, `properties`, `required`, `additionalProperties` (false, or the
+/// schema of a map's values), `items`, `anyOf`), writing each mismatch to `errors`. Golden
+/// files' `<masked>` values pass any type.
 fn check(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
     if let Some(reference) = schema["$ref"].as_str() {
         let target = resolve(doc, reference).expect("references resolve");
@@ -137,6 +138,13 @@ fn check(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<
                     None if schema["additionalProperties"] == Value::Bool(false) => {
                         errors.push(format!("{at}.{key}: not in the schema"));
                     }
+                    None if schema["additionalProperties"].is_object() => check(
+                        doc,
+                        &schema["additionalProperties"],
+                        item,
+                        &format!("{at}.{key}"),
+                        errors,
+                    ),
                     None => {}
                 }
             }
@@ -221,5 +229,48 @@ fn the_golden_outputs_fit_their_schemas() {
             assert_fits(&doc, "NodeMetrics", element);
         }
         assert_fits(&doc, "Info", &golden(&format!("{fixture}/info.json")));
+    }
+}
+
+#[test]
+fn history_answers_fit_their_schema() {
+    use crate::config::HistoryConfig;
+    use crate::history::{History, Query};
+    use std::time::Duration;
+
+    let history = History::new(&HistoryConfig::default(), Duration::from_secs(1));
+    let mut snapshot = full();
+    for i in 0..5 {
+        snapshot.timestamp_ms = 1_700_000_000_000 + i * 1_000;
+        history.append(&NodeMetrics::of(&snapshot));
+    }
+    let ask = |step: Option<&str>, fields: &str| {
+        let query = Query::new(
+            Some(1_700_000_000_000),
+            Some(1_700_000_004_000),
+            step,
+            Some(fields),
+            None,
+            0,
+        )
+        .unwrap();
+        serde_json::to_value([history.query("n1", &query).unwrap()]).unwrap()
+    };
+    for api in [Api::Agent, Api::Coordinator] {
+        let doc = doc(api);
+        let schema = &doc["paths"]["/api/system/history"]["get"]["responses"]["200"]["content"]
+            ["application/json"]["schema"];
+        for answer in [
+            ask(None, "*"),
+            ask(Some("2s"), "cpu.overall,memory.used,never.seen"),
+        ] {
+            assert!(
+                answer[0]["series"].as_object().unwrap().len() > 1,
+                "{answer}"
+            );
+            let mut errors = Vec::new();
+            check(&doc, schema, &answer, "$", &mut errors);
+            assert!(errors.is_empty(), "{api:?}: {errors:#?}");
+        }
     }
 }
