@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite on a fresh machine: installs what cargo cannot (Prometheus, promtool
-# and node_exporter from Debian's packages, systemd-analyze and openssl from Debian, a Python venv
+# Runs the whole test suite on a fresh machine: installs what cargo cannot (Prometheus, promtool,
+# node_exporter and tmux from Debian's packages, systemd-analyze and openssl from Debian, a Python venv
 # with aiohttp/grpcio for the client tests, schemathesis for the OpenAPI check, and Helm's SDK,
 # kubernetes-validate, kubectl and hadolint for the deployment tests), then runs the Rust tests
 # (unit, integration, golden, promtool, layers), the Python client tests against the real binary,
@@ -53,13 +53,14 @@ skip() {
 }
 
 # The real peers the compatibility tests run against: Prometheus and promtool (Debian package
-# `prometheus`), node_exporter 1.5 (`prometheus-node-exporter`).
+# `prometheus`), node_exporter 1.5 (`prometheus-node-exporter`); and tmux, the terminal that
+# tests/top.rs runs `system_monitor top` in.
 install_peers() {
     command -v promtool >/dev/null && command -v prometheus >/dev/null &&
-        command -v prometheus-node-exporter >/dev/null && return 0
+        command -v prometheus-node-exporter >/dev/null && command -v tmux >/dev/null && return 0
     as_root apt-get update -qq &&
         DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
-            prometheus prometheus-node-exporter >/dev/null
+            prometheus prometheus-node-exporter tmux >/dev/null
 }
 
 install_python() {
@@ -109,7 +110,7 @@ deploy_tests() {
 python_ready=1
 deploy_ready=1
 if [ -z "${SKIP_INSTALL:-}" ]; then
-    stage "install Prometheus, promtool, node_exporter (Debian)" install_peers || deploy_ready=0
+    stage "install Prometheus, promtool, node_exporter, tmux (Debian)" install_peers || deploy_ready=0
     stage "install the Python test requirements (.venv)" install_python || python_ready=0
     stage "install systemd-analyze and openssl (Debian)" install_deploy_debian || deploy_ready=0
     stage "install the deployment test tools (.venv)" install_deploy_python || deploy_ready=0

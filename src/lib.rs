@@ -31,6 +31,8 @@
 //!   [`serve::guard`] (the Host check, size limits and CORS in front of every route).
 //! - [`agent`]: local/agent mode — sampler, servers, portfile, shutdown, registration;
 //!   [`coordinator`]: cluster mode — discovery, poller, registry, the cluster REST/gRPC/`/metrics`.
+//! - [`top`]: `system_monitor top`, the terminal view of an agent or a coordinator (a client of
+//!   their REST API, drawn with ratatui).
 //! - [`cli`]: flags → [`config::Config`]; `main.rs` parses and calls [`agent`] or [`coordinator`].
 
 #![deny(unsafe_code)]
@@ -45,6 +47,7 @@ pub mod http_client;
 pub mod model;
 pub mod serve;
 pub mod tls;
+pub mod top;
 
 /// Code generated from `proto/` by build.rs.
 pub mod pb {
