@@ -201,6 +201,8 @@ impl App {
                     retry_at: now + retry_in,
                 };
             }
+            // The loop quits on it.
+            Update::Stop => {}
         }
     }
 
@@ -212,15 +214,39 @@ impl App {
         self.mode = Some(round.mode);
         self.connection = Connection::Up;
         self.updated = Some(now);
+        if round.mode == Mode::Coordinator && round.focus != self.focus {
+            // Fetched for the view the keys just left.
+            return;
+        }
         self.metrics = round.metrics;
-        if let Some(cluster) = &round.cluster {
-            self.rows = rows(cluster, &self.metrics);
-            self.sort_rows();
+        match (&round.cluster, &self.focus) {
+            (Some(cluster), None) => {
+                self.rows = rows(cluster, &self.metrics);
+                self.sort_rows();
+            }
+            // Drilled in: the metrics are the node's only; the list keeps its figures, the
+            // statuses and ages move on.
+            (Some(cluster), Some(_)) => self.refresh_statuses(cluster),
+            (None, _) => {}
         }
         if round.mode == Mode::Coordinator && self.focus.is_none() {
             return;
         }
         record(&mut self.rings, &self.metrics, self.focus.as_deref());
+    }
+
+    /// Status, age and error of the listed nodes from `/api/cluster/info`.
+    fn refresh_statuses(&mut self, cluster: &[u8]) {
+        let Ok(info) = serde_json::from_slice::<ClusterInfo<'_>>(cluster) else {
+            return;
+        };
+        for row in &mut self.rows {
+            if let Some(node) = info.nodes.iter().find(|n| n.name == row.name.as_str()) {
+                row.status = node.status.to_string();
+                row.data_age_seconds = node.data_age_seconds;
+                row.error = node.error.clone();
+            }
+        }
     }
 
     /// Puts history before the live samples of each series.

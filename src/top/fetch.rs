@@ -52,14 +52,19 @@ pub enum Update {
     },
     /// The server did not answer (or answered an error); the next try is in `retry_in`.
     Down { error: String, retry_in: Duration },
+    /// SIGTERM, SIGHUP or SIGINT: quit as `q` does, giving the terminal back.
+    Stop,
 }
 
 /// One round's answers.
 #[derive(Debug, Clone)]
 pub struct Round {
     pub mode: Mode,
-    /// The `/api/system/metrics` array.
+    /// The `/api/system/metrics` array: on a coordinator, every node's, or only the drilled-into
+    /// node's (`?node_id=`; empty when the coordinator has no data for it).
     pub metrics: Bytes,
+    /// The node drilled into when the round was fetched (coordinator).
+    pub focus: Option<String>,
     /// `/api/cluster/info`, on a coordinator.
     pub cluster: Option<Bytes>,
 }
@@ -129,7 +134,7 @@ impl Poller {
         let mut backoff = self.refresh;
         loop {
             let wanted = focus.borrow_and_update().clone();
-            let wait = match self.round(&mut mode).await {
+            let wait = match self.round(&mut mode, wanted.as_deref()).await {
                 Ok(round) => {
                     backoff = self.refresh;
                     let history_of = match round.mode {
@@ -182,7 +187,11 @@ impl Poller {
     }
 
     /// One round: the mode (found out first), the metrics, and on a coordinator its nodes.
-    async fn round(&self, mode: &mut Option<Mode>) -> Result<Round, FetchError> {
+    async fn round(
+        &self,
+        mode: &mut Option<Mode>,
+        focus: Option<&str>,
+    ) -> Result<Round, FetchError> {
         let cluster = match mode {
             Some(Mode::Agent) => None,
             _ => self.get("/api/cluster/info").await?,
@@ -193,18 +202,27 @@ impl Poller {
             Mode::Agent
         };
         *mode = Some(found);
-        let metrics = self
-            .get("/api/system/metrics")
-            .await?
-            .ok_or_else(|| FetchError::Status {
-                path: "/api/system/metrics".into(),
-                status: StatusCode::NOT_FOUND,
-                body: "not a system_monitor".into(),
-            })?;
+        let focus = focus.filter(|_| found == Mode::Coordinator);
+        let metrics = match focus {
+            // A node the coordinator no longer has (or has no data from yet): none.
+            Some(node) => self
+                .get(&format!("/api/system/metrics?node_id={node}"))
+                .await?
+                .unwrap_or_else(|| Bytes::from_static(b"[]")),
+            None => self
+                .get("/api/system/metrics")
+                .await?
+                .ok_or_else(|| FetchError::Status {
+                    path: "/api/system/metrics".into(),
+                    status: StatusCode::NOT_FOUND,
+                    body: "not a system_monitor".into(),
+                })?,
+        };
         Ok(Round {
             mode: found,
             metrics,
             cluster,
+            focus: focus.map(str::to_string),
         })
     }
 

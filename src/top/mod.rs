@@ -86,7 +86,15 @@ pub fn run(options: Options) -> Result<(), TopError> {
         .build()?;
     std::thread::Builder::new()
         .name("top-poller".into())
-        .spawn(move || runtime.block_on(poller.run(updates, focused)))?;
+        .spawn(move || {
+            runtime.block_on(async move {
+                let stop = updates.clone();
+                tokio::select! {
+                    _ = poller.run(updates, focused) => {}
+                    _ = signal::stop() => { let _ = stop.send(fetch::Update::Stop); }
+                }
+            })
+        })?;
 
     let mut screen = Screen::enter()?;
     let mut app = App::new(base);
@@ -94,6 +102,9 @@ pub fn run(options: Options) -> Result<(), TopError> {
     loop {
         let mut news = false;
         while let Ok(update) = received.try_recv() {
+            if matches!(update, fetch::Update::Stop) {
+                return Ok(());
+            }
             app.apply(update, Instant::now());
             news = true;
         }
@@ -121,6 +132,36 @@ pub fn run(options: Options) -> Result<(), TopError> {
     }
     drop(screen);
     Ok(())
+}
+
+/// SIGTERM, SIGHUP (the terminal closed) or SIGINT: quit, giving the terminal back.
+#[cfg(unix)]
+mod signal {
+    use tokio::signal::unix::{signal, SignalKind};
+
+    pub async fn stop() {
+        let (Ok(mut term), Ok(mut hup), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            std::future::pending::<()>().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = hup.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+}
+
+/// Ctrl-C is a key in raw mode; nothing else to wait for.
+#[cfg(not(unix))]
+mod signal {
+    pub async fn stop() {
+        std::future::pending::<()>().await
+    }
 }
 
 /// The terminal in raw mode on the alternate screen, given back when dropped (ratatui's panic

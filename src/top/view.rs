@@ -242,7 +242,7 @@ pub fn node_view(frame: &mut Frame, area: Rect, app: &App, e: &NodeMetrics<'_>, 
             percent(Some(d.usage)),
             d.iops
         )));
-        let w = half.saturating_sub(44).clamp(4, 24);
+        let w = (half.saturating_sub(40) / 2).clamp(4, 20);
         lines.push(Line::from(format!(
             "read {:>11} {}  write {:>11} {}",
             rate(d.io_read),

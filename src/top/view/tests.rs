@@ -114,6 +114,7 @@ fn agent_app(e: &NodeMetrics<'_>) -> App {
             mode: Mode::Agent,
             metrics: json(&[e]),
             cluster: None,
+            focus: None,
         }),
         Instant::now(),
     );
@@ -146,10 +147,22 @@ fn the_agent_view_shows_the_elements_numbers() {
     );
     assert_eq!(memory, "used 6.2 GiB / 15.0 GiB (41.3%)");
     assert!(text.contains(&memory), "{text}");
-    assert!(
-        text.contains("used 260.8 GiB / 456.4 GiB (57.1%)"),
-        "{text}"
+    let d = e.disk.as_ref().expect("disk");
+    let disk = format!(
+        "used {} / {} ({})",
+        bytes(d.used),
+        bytes(d.total),
+        percent(Some(d.usage))
     );
+    assert_eq!(disk, "used 260.8 GiB / 456.3 GiB (57.1%)");
+    assert!(text.contains(&disk), "{text}");
+    // The write rate's sparkline fits in the disk box.
+    let write = text
+        .lines()
+        .find_map(|l| l.split_once("write 512.0 KiB/s"))
+        .map(|(_, after)| after.to_string())
+        .unwrap_or_default();
+    assert!(write.contains('█'), "{text}");
     assert!(text.contains(&rate(1_048_576.0)), "{text}");
     assert!(text.contains("connections 17"), "{text}");
     assert!(text.contains("NVIDIA H100"), "{text}");
@@ -171,6 +184,7 @@ fn sparklines_grow_with_samples_and_history() {
                 mode: Mode::Agent,
                 metrics: json(&[&e]),
                 cluster: None,
+                focus: None,
             }),
             Instant::now(),
         );
@@ -221,6 +235,7 @@ fn coordinator_app() -> App {
                 ("charlie", "online"),
                 ("delta", "offline"),
             ])),
+            focus: None,
         }),
         Instant::now(),
     );
@@ -292,8 +307,43 @@ fn enter_drills_into_the_selected_node_and_esc_goes_back() {
     assert!(text.contains("node bravo"), "{text}");
     assert!(text.contains("overall  90.0%"), "{text}");
     assert!(text.contains("NVIDIA H100"), "{text}");
+    // Drilled in, the rounds bring the node's element only; a round of the list fetched
+    // before the key is not shown.
+    let mut bravo = element("bravo", 33.0, 2_000_000_000, Some(75.0));
+    bravo.timestamp += 1000;
+    let statuses = cluster(&[("alpha", "offline"), ("bravo", "online")]);
+    app.apply(
+        Update::Round(Round {
+            mode: Mode::Coordinator,
+            metrics: json(&[element("alpha", 1.0, 1, None)]),
+            cluster: Some(statuses.clone()),
+            focus: None,
+        }),
+        Instant::now(),
+    );
+    assert!(screen(&app).contains("overall  90.0%"));
+    app.apply(
+        Update::Round(Round {
+            mode: Mode::Coordinator,
+            metrics: json(&[&bravo]),
+            cluster: Some(statuses),
+            focus: Some("bravo".into()),
+        }),
+        Instant::now(),
+    );
+    assert!(screen(&app).contains("overall  33.0%"), "{}", screen(&app));
     assert_eq!(app.key(key(KeyCode::Esc)), Action::Focus(None));
-    assert!(screen(&app).contains("Nodes (sorted by name)"));
+    let text = screen(&app);
+    assert!(text.contains("Nodes (sorted by name)"), "{text}");
+    // The list kept its figures; the statuses moved on.
+    let alpha = text
+        .lines()
+        .find(|l| l.contains("│alpha "))
+        .expect("alpha row");
+    assert!(
+        alpha.contains("offline") && alpha.contains("10.0%"),
+        "{alpha}"
+    );
     // A node without data (offline, never heard from) is not drilled into.
     app.key(key(KeyCode::End));
     assert_eq!(app.selected.as_deref(), Some("delta"));
@@ -339,6 +389,7 @@ fn a_server_gone_away_shows_with_the_last_data() {
             mode: Mode::Agent,
             metrics: json(&[&e]),
             cluster: None,
+            focus: None,
         }),
         Instant::now(),
     );
