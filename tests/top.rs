@@ -3,7 +3,8 @@
 //! `send-keys`, waiting for each screen with a deadline. It checks that the numbers shown are
 //! the API's, that `?` shows the keys, that a sort key changes the order, that Enter drills into
 //! a node and Esc comes back, that a server killed shows as disconnected and a restarted one is
-//! read again, and that `q` exits with status 0 and leaves the terminal as it found it.
+//! read again, and that `q` (or SIGTERM) exits with status 0 and leaves the terminal as it found
+//! it.
 //!
 //! tmux is installed by `scripts/test.sh` (Debian's package); without it these tests fail and
 //! say so.
@@ -26,6 +27,8 @@ const LOCAL: Ipv4Addr = Ipv4Addr::LOCALHOST;
 /// A tmux server of its own (its own socket), with one session running `top`. Killed on drop.
 struct Tmux {
     socket: String,
+    /// Holds `pid`, the file `top`'s process id is written to.
+    dir: tempfile::TempDir,
 }
 
 impl Tmux {
@@ -35,12 +38,15 @@ impl Tmux {
         for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
             if Path::new(dir).join("tmux").is_file() {
                 let socket = format!("system-monitor-top-{}-{name}", std::process::id());
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let pidfile = dir.path().join("pid").display().to_string();
+                // The inner shell writes its pid and becomes `top`.
                 let script = format!(
-                    "env -u SYSTEM_MONITOR_AUTH_TOKEN {BIN} top --url {url}; \
+                    "sh -c 'echo $$ > {pidfile}; exec env -u SYSTEM_MONITOR_AUTH_TOKEN {BIN} top --url {url}'; \
                      echo EXIT=$?; stty -a | tr ' ;' '\\n\\n' | grep -xE -- '-?(icanon|echo)' | tr '\\n' ' '; \
                      echo; echo DONE; sleep 600"
                 );
-                let tmux = Tmux { socket };
+                let tmux = Tmux { socket, dir };
                 tmux.run(&[
                     "new-session",
                     "-d",
@@ -119,6 +125,11 @@ impl Tmux {
     /// Quits with `q` and checks the exit status and the terminal left behind.
     async fn quit(&self) {
         self.keys(&["q"]);
+        self.ended().await;
+    }
+
+    /// Waits for `top` to exit, and checks the exit status and the terminal left behind.
+    async fn ended(&self) {
         let screen = self.wait_for("top exits", &["DONE"]).await;
         assert!(screen.contains("EXIT=0"), "exit status:\n{screen}");
         // Canonical mode and echo are back (raw mode turns both off).
@@ -350,4 +361,20 @@ async fn top_lists_a_coordinators_nodes_sorts_and_drills_down() {
     })
     .await;
     tmux.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_waits_for_a_server_that_is_not_there_and_quits_on_sigterm() {
+    // A port nothing listens on.
+    let port = free_port(&[LOCAL]);
+    let tmux = Tmux::start("absent", &format!("http://127.0.0.1:{port}"));
+    tmux.wait_for("no server", &["disconnected — retrying", "no answer yet"])
+        .await;
+    let pid = std::fs::read_to_string(tmux.dir.path().join("pid")).expect("top's pid");
+    let sent = Command::new("kill")
+        .args(["-TERM", pid.trim()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success());
+    tmux.ended().await;
 }

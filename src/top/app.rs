@@ -44,7 +44,7 @@ pub enum SortKey {
 
 impl SortKey {
     /// The key that picks it, and its name in the header.
-    pub const ALL: [(char, SortKey, &'static str); 7] = [
+    pub const ALL: [(char, SortKey, &str); 7] = [
         ('n', SortKey::Name, "name"),
         ('s', SortKey::Status, "status"),
         ('c', SortKey::Cpu, "CPU"),
