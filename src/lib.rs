@@ -36,6 +36,8 @@
 //! - [`agent`]: local/agent mode — sampler, servers, portfile, shutdown, registration;
 //!   [`coordinator`]: cluster mode — discovery, poller, registry, the cluster REST/gRPC/`/metrics`,
 //!   nodes' history asked of their agents and the cluster's own.
+//! - [`top`]: `system_monitor top`, the terminal view of an agent or a coordinator (a client of
+//!   their REST API, drawn with ratatui).
 //! - [`cli`]: flags → [`config::Config`]; `main.rs` parses and calls [`agent`] or [`coordinator`].
 
 #![deny(unsafe_code)]
@@ -51,6 +53,7 @@ pub mod http_client;
 pub mod model;
 pub mod serve;
 pub mod tls;
+pub mod top;
 
 /// Code generated from `proto/` by build.rs.
 pub mod pb {

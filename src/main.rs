@@ -34,13 +34,24 @@ fn main() -> ExitCode {
             }
         };
     }
+    // The terminal view draws on the screen that log lines would go to: it logs nothing.
+    if let Some(Command::Top(args)) = &cli.command {
+        let options = args.options(cli.serve.rest_api_port, &cli.cluster);
+        return match system_monitor::top::run(options) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("system_monitor top: error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     init_tracing(cli.verbose, cli.operator.log_format);
     let hostname = collect::hostname(&cli.config("").collect);
     let config = cli.config(&hostname);
     let result = match &cli.command {
         Some(Command::Snapshot(args)) => snapshot(&config, args.format),
         Some(Command::Coordinator(args)) => coordinate(config, args.config()),
-        Some(Command::Completions(_) | Command::Man(_)) | None => serve(config),
+        Some(Command::Completions(_) | Command::Man(_) | Command::Top(_)) | None => serve(config),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,7 +4,7 @@
 //!    declarations, `use` groups and inline paths; each path resolved to the longest prefix that is
 //!    a file module), or
 //! 2. a file refers to a higher layer: `model`, `pb` (0) < `config`, `tls`, `auth`, `http_client`
-//!    (1) < `collect`, `serve` (2) < `agent`, `coordinator` (3) < `cli` (4); within a layer `agent`
+//!    (1) < `collect`, `serve` (2) < `agent`, `coordinator`, `top` (3) < `cli` (4); within a layer `agent`
 //!    and `coordinator` keep apart, `collect` does not refer to `serve`, and `serve` refers to
 //!    `collect::process` only (GetStats reads pid trees on demand).
 //!
@@ -32,6 +32,7 @@ const RANKS: &[(&str, u8)] = &[
     ("history", 2),
     ("agent", 3),
     ("coordinator", 3),
+    ("top", 3),
     ("cli", 4),
 ];
 

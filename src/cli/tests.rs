@@ -409,3 +409,36 @@ fn urls_with_port_0_or_unusable_advertised_urls_are_rejected() {
         Some("https://10.0.0.2:8443/")
     );
 }
+
+#[test]
+fn top_reads_the_local_agent_unless_given_a_url() {
+    let options = |args: &[&str]| {
+        let cli = Cli::try_parse_from(args).unwrap();
+        let Some(Command::Top(top)) = &cli.command else {
+            panic!("not top: {:?}", cli.command);
+        };
+        top.options(cli.serve.rest_api_port, &cli.cluster)
+    };
+    let local = options(&["system_monitor", "top"]);
+    assert_eq!(local.url, "http://127.0.0.1:8080");
+    assert_eq!(local.refresh, Duration::from_secs(1));
+    let port = options(&["system_monitor", "top", "--rest-api-port", "9100"]);
+    assert_eq!(port.url, "http://127.0.0.1:9100");
+    let given = options(&[
+        "system_monitor",
+        "top",
+        "--url",
+        "https://coordinator:9000",
+        "--refresh",
+        "500ms",
+        "--auth-token-file",
+        "/etc/token",
+        "--tls-ca",
+        "/etc/ca.pem",
+    ]);
+    assert_eq!(given.url, "https://coordinator:9000");
+    assert_eq!(given.refresh, Duration::from_millis(500));
+    assert_eq!(given.auth_token_file, Some(PathBuf::from("/etc/token")));
+    assert_eq!(given.tls_ca, Some(PathBuf::from("/etc/ca.pem")));
+    assert!(Cli::try_parse_from(["system_monitor", "top", "--url", "ftp://x"]).is_err());
+}

@@ -6,7 +6,7 @@
 //! `POST /api/cluster/register`, `/metrics`, `/api/openapi.json` (their description,
 //! `openapi/coordinator.json`), and `/` (the dashboard). Reads the [`Registry`]; errors are JSON.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -19,17 +19,19 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 
-use super::cluster_history::{cluster_resources, Resources};
+use super::cluster_history::cluster_resources;
 use super::history;
 use super::poller::AgentRequest;
 use super::registry::{Agent, AgentUrl, NodeView, Refusal, Registry, Role, Status};
 use super::state::{ClusterState, LocalNode};
 use crate::auth::{self, TokenKind};
 use crate::collect::own_process;
-use crate::model::wire::{Info, RegisterAnswer, RegisterRequest, REGISTER_PATH};
+use crate::model::wire::{
+    ClusterInfo, ClusterNode, Info, RegisterAnswer, RegisterRequest, REGISTER_PATH,
+};
 use crate::model::{echo, InvalidNodeIdList, NodeId};
 use crate::serve::http::{
     self, error, invalid_node_id, invalid_query, json_bytes, no_store, round3, unknown_node_id,
@@ -232,38 +234,6 @@ pub fn elements_json(views: &[NodeView], now: Instant) -> Bytes {
 // ---------------------------------------------------------------------------------------------
 // /api/cluster/info
 
-/// `/api/cluster/info`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ClusterInfo {
-    nodes: Vec<ClusterNode>,
-    total_resources: Resources,
-    used_resources: Resources,
-}
-
-/// One node of `/api/cluster/info`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ClusterNode {
-    /// Node id; null for an agent not heard from yet.
-    id: Option<Arc<str>>,
-    /// Display name: the node id, or the URL before the first answer.
-    name: String,
-    hostname: Option<Arc<str>>,
-    /// The address the coordinator polls.
-    ip: String,
-    role: &'static str,
-    status: &'static str,
-    /// Unix ms of the last fresh data or registration.
-    last_heartbeat: Option<i64>,
-    // Added beside the contract.
-    url: Arc<str>,
-    data_age_seconds: Option<f64>,
-    labels: BTreeMap<String, String>,
-    version: Option<String>,
-    error: Option<String>,
-}
-
 async fn cluster_info(State(state): State<ClusterState>) -> Response {
     let now = Instant::now();
     let views = state.registry.nodes(now, true);
@@ -281,18 +251,14 @@ async fn cluster_info(State(state): State<ClusterState>) -> Response {
         };
         let registration = view.registration.as_ref();
         nodes.push(ClusterNode {
-            id: view.node_id.clone(),
-            name: view
-                .node_id
-                .as_deref()
-                .unwrap_or(&agent.url.key)
-                .to_string(),
-            hostname: figures.map(|f| Arc::clone(&f.hostname)),
-            ip,
-            role: agent.role.as_str(),
-            status: view.status.as_str(),
+            id: view.node_id.as_deref().map(Cow::Borrowed),
+            name: Cow::Borrowed(view.node_id.as_deref().unwrap_or(&agent.url.key)),
+            hostname: figures.map(|f| Cow::Borrowed(&*f.hostname)),
+            ip: Cow::Owned(ip),
+            role: Cow::Borrowed(agent.role.as_str()),
+            status: Cow::Borrowed(view.status.as_str()),
             last_heartbeat: view.last_heartbeat_ms(),
-            url: Arc::clone(&agent.url.key),
+            url: Cow::Borrowed(&agent.url.key),
             data_age_seconds: view.data_age(now).map(|a| round3(a.as_secs_f64())),
             labels: registration.map(|r| r.labels.clone()).unwrap_or_default(),
             version: registration.map(|r| r.version.clone()),

@@ -13,6 +13,7 @@ use super::registry::{NodeView, Registry, Status};
 use crate::config::HistoryConfig;
 use crate::history::{Answer, History};
 use crate::model::unix_ms;
+use crate::model::wire::Resources;
 use crate::serve::history_query::{HistoryParams, HistoryRefusal};
 use crate::serve::http::round3;
 
@@ -24,18 +25,6 @@ pub const CLUSTER_RAW: Duration = Duration::from_secs(3600);
 
 /// How long it keeps per-minute min, max and mean.
 pub const CLUSTER_RETENTION: Duration = Duration::from_secs(24 * 3600);
-
-/// Cluster resources. `cpu`: logical CPUs (total) / cores busy (used); `memory`: bytes;
-/// `accelerators`: devices (total) / devices with utilisation above 0 (used).
-#[derive(Debug, Default, Clone, PartialEq, Serialize)]
-pub struct Resources {
-    /// Logical CPUs, or busy cores.
-    pub cpu: f64,
-    /// Bytes.
-    pub memory: u64,
-    /// Devices, or devices in use.
-    pub accelerators: u64,
-}
 
 /// The cluster's total and used resources: the sums over the nodes of `views` that are not
 /// offline (an offline node's resources are not the cluster's now), busy cores rounded to

@@ -1,0 +1,380 @@
+//! `system_monitor top` in a real terminal: tmux runs it (160×50) against agents on fixture
+//! trees and a coordinator; the test reads the screen with `capture-pane` and types with
+//! `send-keys`, waiting for each screen with a deadline. It checks that the numbers shown are
+//! the API's, that `?` shows the keys, that a sort key changes the order, that Enter drills into
+//! a node and Esc comes back, that a server killed shows as disconnected and a restarted one is
+//! read again, and that `q` (or SIGTERM) exits with status 0 and leaves the terminal as it found
+//! it.
+//!
+//! tmux is installed by `scripts/test.sh` (Debian's package); without it these tests fail and
+//! say so.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use common::cluster::{agent, coordinator, free_port, get, Process, DEADLINE};
+use common::BIN;
+use system_monitor::top::format::{bytes, percent};
+
+const LOCAL: Ipv4Addr = Ipv4Addr::LOCALHOST;
+
+/// A tmux server of its own (its own socket), with one session running `top`. Killed on drop.
+struct Tmux {
+    socket: String,
+    /// Holds `pid`, the file `top`'s process id is written to.
+    dir: tempfile::TempDir,
+}
+
+impl Tmux {
+    /// Starts `system_monitor top --url URL` in a 160×50 session; when it exits, the shell
+    /// prints its status and whether the terminal is back in canonical mode with echo.
+    fn start(name: &str, url: &str) -> Tmux {
+        for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
+            if Path::new(dir).join("tmux").is_file() {
+                let socket = format!("system-monitor-top-{}-{name}", std::process::id());
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let pidfile = dir.path().join("pid").display().to_string();
+                // The inner shell writes its pid and becomes `top`.
+                let script = format!(
+                    "sh -c 'echo $$ > {pidfile}; exec env -u SYSTEM_MONITOR_AUTH_TOKEN {BIN} top --url {url}'; \
+                     echo EXIT=$?; stty -a | tr ' ;' '\\n\\n' | grep -xE -- '-?(icanon|echo)' | tr '\\n' ' '; \
+                     echo; echo DONE; sleep 600"
+                );
+                let tmux = Tmux { socket, dir };
+                tmux.run(&[
+                    "new-session",
+                    "-d",
+                    "-s",
+                    "top",
+                    "-x",
+                    "160",
+                    "-y",
+                    "50",
+                    "sh",
+                    "-c",
+                    &script,
+                ]);
+                return tmux;
+            }
+        }
+        panic!(
+            "tmux is not installed. Run the test command from the README (./scripts/test.sh), \
+             which installs the Debian package `tmux`."
+        );
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let output = Command::new("tmux")
+            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .args(args)
+            .env_remove("TMUX")
+            .output()
+            .expect("run tmux");
+        assert!(
+            output.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// The visible screen.
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "top"])
+    }
+
+    /// Types `keys` (tmux key names: `q`, `Enter`, `Escape`, `Down`, `?`).
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "top"];
+        args.extend(keys);
+        self.run(&args);
+    }
+
+    /// Waits until the screen satisfies `check` (which says what is missing otherwise).
+    async fn wait(&self, what: &str, check: impl Fn(&str) -> Result<(), String>) -> String {
+        let until = Instant::now() + DEADLINE;
+        loop {
+            let screen = self.screen();
+            match check(&screen) {
+                Ok(()) => return screen,
+                Err(missing) if Instant::now() > until => {
+                    panic!("{what}: not within {DEADLINE:?}: {missing}\nscreen:\n{screen}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// Waits until the screen contains every one of `texts`.
+    async fn wait_for(&self, what: &str, texts: &[&str]) -> String {
+        self.wait(what, |screen| {
+            match texts.iter().find(|t| !screen.contains(**t)) {
+                Some(missing) => Err(format!("no {missing:?}")),
+                None => Ok(()),
+            }
+        })
+        .await
+    }
+
+    /// Quits with `q` and checks the exit status and the terminal left behind.
+    async fn quit(&self) {
+        self.keys(&["q"]);
+        self.ended().await;
+    }
+
+    /// Waits for `top` to exit, and checks the exit status and the terminal left behind.
+    async fn ended(&self) {
+        let screen = self.wait_for("top exits", &["DONE"]).await;
+        assert!(screen.contains("EXIT=0"), "exit status:\n{screen}");
+        // Canonical mode and echo are back (raw mode turns both off).
+        let modes = screen
+            .lines()
+            .find(|l| l.contains("icanon"))
+            .unwrap_or_default();
+        let words: Vec<&str> = modes.split_whitespace().collect();
+        assert!(
+            words.contains(&"icanon") && words.contains(&"echo"),
+            "terminal modes after exit: {modes:?}\n{screen}"
+        );
+        // The alternate screen was left: the view is no longer on screen.
+        assert!(!screen.contains("system_monitor top"), "{screen}");
+        let alternate = self.run(&["display-message", "-p", "-t", "top", "#{alternate_on}"]);
+        assert_eq!(alternate.trim(), "0", "still on the alternate screen");
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+/// The API's `/api/system/metrics` array.
+async fn metrics(server: &Process, query: &str) -> Vec<Value> {
+    let reply = get(&server.url(&format!("/api/system/metrics{query}")), None).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.json().as_array().cloned().unwrap_or_default()
+}
+
+/// The memory line the node view shows for `element`.
+fn memory_line(element: &Value) -> String {
+    let m = &element["memory"];
+    format!(
+        "used {} / {} ({})",
+        bytes(m["used"].as_u64().unwrap_or(u64::MAX)),
+        bytes(m["total"].as_u64().unwrap_or(u64::MAX)),
+        percent(m["usage"].as_f64())
+    )
+}
+
+/// The core cells the node view shows for `element` (`  3   0.0%`).
+fn core_cells(element: &Value) -> Vec<String> {
+    element["cpu"]["cores"]
+        .as_array()
+        .map(|cores| {
+            cores
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{:>4} {:>6}",
+                        c["id"].as_u64().unwrap_or(u64::MAX),
+                        percent(c["usage"].as_f64())
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The node names in the order the list shows them.
+fn order(screen: &str, names: &[&str]) -> Vec<String> {
+    let mut found: Vec<(usize, String)> = names
+        .iter()
+        .filter_map(|n| screen.find(&format!("│{n} ")).map(|at| (at, n.to_string())))
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, n)| n).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_shows_an_agent_and_survives_its_restart() {
+    let port = free_port(&[LOCAL]).to_string();
+    let extra = ["--rest-api-port", port.as_str()];
+    let mut monitor = agent("server", "top-agent", LOCAL, &extra);
+    let element = metrics(&monitor, "").await.remove(0);
+    let tmux = Tmux::start("agent", &monitor.base());
+
+    let memory = memory_line(&element);
+    let cores = core_cells(&element);
+    assert!(!cores.is_empty(), "the fixture has cores: {element}");
+    let overall = format!("overall {:>6}", percent(element["cpu"]["overall"].as_f64()));
+    let screen = tmux
+        .wait("the agent view with the API's numbers", |screen| {
+            let mut wanted = vec!["connected", "agent", "top-agent", &memory, &overall];
+            wanted.extend(cores.iter().map(String::as_str));
+            match wanted.iter().find(|t| !screen.contains(**t)) {
+                Some(missing) => Err(format!("no {missing:?}")),
+                None => Ok(()),
+            }
+        })
+        .await;
+    for section in ["Memory", "Disk", "Network", "Accelerators"] {
+        assert!(screen.contains(section), "{section}:\n{screen}");
+    }
+
+    tmux.keys(&["?"]);
+    tmux.wait_for("help", &["Keys (? or Esc closes)", "drill down"])
+        .await;
+    tmux.keys(&["Escape"]);
+    tmux.wait("help closed", |s| {
+        if s.contains("Keys (? or Esc closes)") {
+            Err("help still open".into())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+
+    monitor.kill();
+    tmux.wait_for("the agent gone", &["disconnected — retrying", &memory])
+        .await;
+    let _restarted = agent("server", "top-agent", LOCAL, &extra);
+    tmux.wait("reconnected", |s| {
+        if s.contains("connected, updated") && !s.contains("disconnected") {
+            Ok(())
+        } else {
+            Err("not reconnected".into())
+        }
+    })
+    .await;
+    tmux.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_lists_a_coordinators_nodes_sorts_and_drills_down() {
+    // top-node-a's memory is the less used (2.8 % against 16.2 %): the memory order is not
+    // the name order.
+    let a = agent("captured-vm", "top-node-a", LOCAL, &[]);
+    let b = agent("server", "top-node-b", LOCAL, &[]);
+    let port = free_port(&[LOCAL]).to_string();
+    let agents = format!("{},{}", a.base(), b.base());
+    let extra = [
+        "--rest-api-port",
+        port.as_str(),
+        "--agents",
+        agents.as_str(),
+    ];
+    let mut hub = coordinator(&extra);
+    let names = ["top-node-a", "top-node-b"];
+    // Both nodes polled before the view starts, so the API's figures are the view's.
+    let until = Instant::now() + DEADLINE;
+    let elements = loop {
+        let elements = metrics(&hub, "").await;
+        if elements.len() == 2 {
+            break elements;
+        }
+        assert!(Instant::now() < until, "coordinator polls both agents");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let memory_of = |name: &str| {
+        elements
+            .iter()
+            .find(|e| e["node_id"] == name)
+            .and_then(|e| e["memory"]["usage"].as_f64())
+            .unwrap_or_else(|| panic!("{name} in {elements:?}"))
+    };
+    let tmux = Tmux::start("coordinator", &hub.base());
+    let screen = tmux
+        .wait_for(
+            "the node list",
+            &["coordinator: 2 nodes, 2 online", "Nodes (sorted by name)"],
+        )
+        .await;
+    for name in names {
+        let row = screen
+            .lines()
+            .find(|l| l.contains(&format!("│{name} ")))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{screen}"));
+        let memory = percent(Some(memory_of(name)));
+        assert!(row.contains("online"), "{row}");
+        assert!(row.contains(&memory), "memory {memory} in {row}");
+    }
+    assert_eq!(order(&screen, &names), names);
+
+    // Memory: the fuller node first. The fixtures differ, so the order is checked both ways.
+    let mut by_memory = names.to_vec();
+    by_memory.sort_by(|x, y| memory_of(y).total_cmp(&memory_of(x)));
+    assert_ne!(
+        by_memory, names,
+        "the fixtures' memory order is the name order"
+    );
+    tmux.keys(&["m"]);
+    tmux.wait("sorted by memory", |s| {
+        if s.contains("sorted by memory") && order(s, &names) == by_memory {
+            Ok(())
+        } else {
+            Err(format!("order {:?}", order(s, &names)))
+        }
+    })
+    .await;
+    tmux.keys(&["n"]);
+    tmux.wait("sorted by name", |s| {
+        if s.contains("sorted by name") && order(s, &names) == names {
+            Ok(())
+        } else {
+            Err(format!("order {:?}", order(s, &names)))
+        }
+    })
+    .await;
+
+    // Drill down into the second node: its element, as the coordinator serves it.
+    let element = metrics(&hub, "?node_id=top-node-b").await.remove(0);
+    tmux.keys(&["Down", "Enter"]);
+    let memory = memory_line(&element);
+    tmux.wait_for(
+        "the node view of top-node-b",
+        &["node top-node-b", &memory, "Esc back"],
+    )
+    .await;
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("back to the list", &["Nodes (sorted by name)"])
+        .await;
+
+    hub.kill();
+    tmux.wait_for("the coordinator gone", &["disconnected — retrying"])
+        .await;
+    let _restarted = coordinator(&extra);
+    tmux.wait("reconnected", |s| {
+        if s.contains("coordinator: 2 nodes") && !s.contains("disconnected") {
+            Ok(())
+        } else {
+            Err("not reconnected".into())
+        }
+    })
+    .await;
+    tmux.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_waits_for_a_server_that_is_not_there_and_quits_on_sigterm() {
+    // A port nothing listens on.
+    let port = free_port(&[LOCAL]);
+    let tmux = Tmux::start("absent", &format!("http://127.0.0.1:{port}"));
+    tmux.wait_for("no server", &["disconnected — retrying", "no answer yet"])
+        .await;
+    let pid = std::fs::read_to_string(tmux.dir.path().join("pid")).expect("top's pid");
+    let sent = Command::new("kill")
+        .args(["-TERM", pid.trim()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success());
+    tmux.ended().await;
+}
