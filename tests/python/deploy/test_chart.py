@@ -463,12 +463,19 @@ def test_service_monitors_scrape_agents_and_coordinator_with_the_token():
         assert endpoint["authorization"] == {"type": "Bearer", "credentials": {
             "name": f"{RELEASE}-system-monitor-tokens", "key": "auth-token"}}
         assert sm["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+        # The GPUs' pod/namespace/container labels (dcgm-exporter's) are kept as they are, not
+        # renamed exported_* under the target's own.
+        assert endpoint["honorLabels"] is True
         (relabel,) = endpoint["relabelings"]
         jobs.add(relabel["replacement"])
     # The alerts' selectors.
     rules = RULES.read_text()
     for job in jobs:
         assert f'job="{job}"' in rules
+    plain = render({**VALUE_SETS["monitoring"], "serviceMonitor": {
+        **VALUE_SETS["monitoring"]["serviceMonitor"], "honorLabels": False}})
+    for sm in (o for o in plain if o["kind"] == "ServiceMonitor"):
+        assert sm["spec"]["endpoints"][0]["honorLabels"] is False
     tls = render({**VALUE_SETS["monitoring"], **VALUE_SETS["tls-secret"]})
     for sm in (o for o in tls if o["kind"] == "ServiceMonitor"):
         (endpoint,) = sm["spec"]["endpoints"]
