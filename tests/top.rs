@@ -378,3 +378,35 @@ async fn top_waits_for_a_server_that_is_not_there_and_quits_on_sigterm() {
     assert!(sent.success());
     tmux.ended().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_ends_when_its_terminal_hangs_up() {
+    let port = free_port(&[LOCAL]);
+    let tmux = Tmux::start("hangup", &format!("http://127.0.0.1:{port}"));
+    tmux.wait_for("no server", &["disconnected — retrying"])
+        .await;
+    let pid = std::fs::read_to_string(tmux.dir.path().join("pid")).expect("top's pid");
+    let proc_dir = Path::new("/proc").join(pid.trim());
+    // Closing the server closes the pane's terminal: `top` gets SIGHUP, and reads of the
+    // terminal return end of file from then on (crossterm would read them for ever).
+    tmux.run(&["kill-server"]);
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let state = std::fs::read_to_string(proc_dir.join("stat")).unwrap_or_default();
+        // Gone, or a zombie waiting for its parent.
+        let state = state
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .next();
+        if matches!(state, None | Some("Z")) {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "top still runs {DEADLINE:?} after its terminal hung up (state {state:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

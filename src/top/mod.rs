@@ -57,6 +57,9 @@ pub enum TopError {
     Terminal(#[from] std::io::Error),
 }
 
+/// How long the drawing thread has to quit after a signal before the process exits without it.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
 /// How often the screen is redrawn without news (ages and "retrying in" count on).
 const TICK: Duration = Duration::from_millis(250);
 
@@ -87,13 +90,21 @@ pub fn run(options: Options) -> Result<(), TopError> {
     std::thread::Builder::new()
         .name("top-poller".into())
         .spawn(move || {
-            runtime.block_on(async move {
+            let signalled = runtime.block_on(async move {
                 let stop = updates.clone();
                 tokio::select! {
-                    _ = poller.run(updates, focused) => {}
-                    _ = signal::stop() => { let _ = stop.send(fetch::Update::Stop); }
+                    _ = poller.run(updates, focused) => false,
+                    _ = signal::stop() => { let _ = stop.send(fetch::Update::Stop); true }
                 }
-            })
+            });
+            if signalled {
+                // The drawing thread quits on `Stop` within a frame and gives the terminal back.
+                // After a hang-up it may never see it: a hung-up terminal reads as end of file at
+                // once, and crossterm reads it again and again inside `event::poll`. There is no
+                // terminal to give back then, so the process ends here.
+                std::thread::sleep(STOP_GRACE);
+                std::process::exit(0);
+            }
         })?;
 
     let mut screen = Screen::enter()?;
