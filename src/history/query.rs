@@ -448,6 +448,23 @@ struct Bucket {
     count: f64,
 }
 
+impl Bucket {
+    /// Adds the value `bits` of `kind`, standing for `weight` samples (a minute row's count).
+    fn add(&mut self, kind: Kind, bits: u64, weight: f64) {
+        let v = kind.float(bits);
+        if v < self.min {
+            self.min = v;
+            self.min_n = Some(kind.number(bits));
+        }
+        if v > self.max {
+            self.max = v;
+            self.max_n = Some(kind.number(bits));
+        }
+        self.sum += v * weight;
+        self.count += weight;
+    }
+}
+
 impl Default for Bucket {
     fn default() -> Self {
         Bucket {
@@ -500,18 +517,7 @@ fn aggregate_raw(
                 let Some(bits) = col.get(row).copied().flatten() else {
                     continue;
                 };
-                let v = kind.float(bits);
-                let bucket = &mut out[b];
-                if v < bucket.min {
-                    bucket.min = v;
-                    bucket.min_n = Some(kind.number(bits));
-                }
-                if v > bucket.max {
-                    bucket.max = v;
-                    bucket.max_n = Some(kind.number(bits));
-                }
-                bucket.sum += v;
-                bucket.count += 1.0;
+                out[b].add(*kind, bits, 1.0);
             }
         }
     })?;
@@ -569,20 +575,9 @@ fn aggregate_minutes(
                     .as_ref()
                     .and_then(|(_, c)| c.get(row).copied().flatten())
                     .map_or(1.0, |c| c as f64);
-                let v = kind.float(bits);
-                let Some(bucket) = out.get_mut(b) else {
-                    continue;
-                };
-                if v < bucket.min {
-                    bucket.min = v;
-                    bucket.min_n = Some(kind.number(bits));
+                if let Some(bucket) = out.get_mut(b) {
+                    bucket.add(*kind, bits, weight);
                 }
-                if v > bucket.max {
-                    bucket.max = v;
-                    bucket.max_n = Some(kind.number(bits));
-                }
-                bucket.sum += v * weight;
-                bucket.count += weight;
             }
         }
     })?;
