@@ -4,6 +4,8 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::filter::Targets;
 
 use system_monitor::cli::{self, generate, Command, LogFormat, SnapshotFormat};
 use system_monitor::collect::{self, Sampler};
@@ -83,30 +85,54 @@ fn one_line(error: &anyhow::Error) -> String {
 /// line, the event's fields at the top level beside `timestamp`, `level`, `target` and
 /// `message` (what Loki, Elasticsearch and Cloud Logging parse without a pattern), never coloured.
 fn init_tracing(verbose: u8, format: LogFormat) {
-    let default = match verbose {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("system_monitor={default},warn"))
-    });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let (filter, refused) = log_filter(verbose, std::env::var("RUST_LOG").ok());
+    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder
             .with_ansi(colour(
                 std::io::stderr().is_terminal(),
                 std::env::var_os("NO_COLOR"),
             ))
+            .finish()
+            .with(filter)
             .init(),
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
+            .finish()
+            .with(filter)
             .init(),
+    }
+    if let Some(error) = refused {
+        tracing::warn!("RUST_LOG ignored ({error}): logging at the level of -v");
+    }
+}
+
+/// What is logged: `RUST_LOG`'s `target=level` directives (as `env_logger` reads them: `debug`,
+/// `system_monitor=trace,hyper=debug`) when set and valid, else our crate at the level of `-v`
+/// and everything else at warn. Also the reason a set `RUST_LOG` was not used. A directive list
+/// rather than `EnvFilter`'s span filters: those need a regex engine, about 200 KB of machine
+/// code in every process for a filter nobody sets (bench/RESULTS.md, issue 10).
+fn log_filter(verbose: u8, rust_log: Option<String>) -> (Targets, Option<String>) {
+    let default = match verbose {
+        0 => LevelFilter::INFO,
+        1 => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
+    };
+    let fallback = Targets::new()
+        .with_target("system_monitor", default)
+        .with_default(LevelFilter::WARN);
+    match rust_log.filter(|s| !s.trim().is_empty()) {
+        None => (fallback, None),
+        Some(directives) => match directives.parse::<Targets>() {
+            Ok(targets) => (targets, None),
+            Err(e) => (fallback, Some(format!("{directives:?}: {e}"))),
+        },
     }
 }
 
@@ -226,7 +252,49 @@ mod signal {
 
 #[cfg(test)]
 mod tests {
-    use super::colour;
+    use super::{colour, log_filter};
+    use tracing::level_filters::LevelFilter;
+    use tracing::Level;
+
+    /// Whether `filter` lets an event of `level` from `target` through.
+    fn logs(filter: &tracing_subscriber::filter::Targets, target: &str, level: Level) -> bool {
+        filter.would_enable(target, &level)
+    }
+
+    #[test]
+    fn the_log_level_follows_v_unless_rust_log_says_otherwise() {
+        let (quiet, refused) = log_filter(0, None);
+        assert!(refused.is_none());
+        assert!(logs(&quiet, "system_monitor::agent", Level::INFO));
+        assert!(!logs(&quiet, "system_monitor::agent", Level::DEBUG));
+        assert!(logs(&quiet, "hyper::proto", Level::WARN));
+        assert!(!logs(&quiet, "hyper::proto", Level::INFO));
+
+        let (v, _) = log_filter(1, None);
+        assert!(logs(&v, "system_monitor::serve", Level::DEBUG));
+        assert!(!logs(&v, "system_monitor::serve", Level::TRACE));
+        let (vv, _) = log_filter(2, Some(" ".into()));
+        assert!(logs(&vv, "system_monitor::serve", Level::TRACE));
+        assert!(!logs(&vv, "h2", Level::INFO));
+
+        let (rust_log, refused) = log_filter(0, Some("hyper=debug,system_monitor::history=trace".into()));
+        assert!(refused.is_none());
+        assert!(logs(&rust_log, "hyper::proto::h1", Level::DEBUG));
+        assert!(logs(&rust_log, "system_monitor::history::log", Level::TRACE));
+        assert!(!logs(&rust_log, "system_monitor::agent", Level::ERROR));
+        let (bare, _) = log_filter(0, Some("debug".into()));
+        assert!(logs(&bare, "anything", Level::DEBUG));
+        assert_eq!(bare.default_level(), Some(LevelFilter::DEBUG));
+    }
+
+    #[test]
+    fn a_bad_rust_log_is_reported_and_v_is_used() {
+        let (filter, refused) = log_filter(1, Some("system_monitor=loud".into()));
+        let refused = refused.expect("a bad directive is reported");
+        assert!(refused.contains("system_monitor=loud"), "{refused}");
+        assert!(logs(&filter, "system_monitor::agent", Level::DEBUG));
+        assert!(!logs(&filter, "hyper", Level::INFO));
+    }
 
     #[test]
     fn colour_only_on_a_terminal_without_no_color() {
