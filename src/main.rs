@@ -250,6 +250,35 @@ mod signal {
     }
 }
 
+/// The four functions of glibc's `libm.so.6` that the binary calls (pco's compression choices,
+/// tokio's scheduler statistics and hickory's server timing call `pow`, `exp`, `log2` and
+/// `log10`), defined here from the `libm` crate (Rust's port of musl's) so that the linker does
+/// not link `libm.so.6` at all: its 0.9 MB of code was otherwise mapped into the process, and
+/// about 0.6 MiB of it counted in the agent's resident memory (bench/RESULTS.md, issue 10). A
+/// call to any other libm function brings the library back; `.ci/run` fails when it does.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod math {
+    #[no_mangle]
+    extern "C" fn pow(x: f64, y: f64) -> f64 {
+        libm::pow(x, y)
+    }
+
+    #[no_mangle]
+    extern "C" fn exp(x: f64) -> f64 {
+        libm::exp(x)
+    }
+
+    #[no_mangle]
+    extern "C" fn log2(x: f64) -> f64 {
+        libm::log2(x)
+    }
+
+    #[no_mangle]
+    extern "C" fn log10(x: f64) -> f64 {
+        libm::log10(x)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{colour, log_filter};

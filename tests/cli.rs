@@ -627,3 +627,23 @@ fn registration_without_the_cluster_token_or_with_the_read_token_is_refused_at_s
         assert!(lines[0].contains("the same secret"), "{stderr}");
     }
 }
+
+/// The binary links no libm.so (src/main.rs, `math`): the four libm functions it calls are its
+/// own, and a call to another one would map glibc's whole libm into every agent again.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn the_binary_does_not_link_libm() {
+    let out = Command::new("readelf")
+        .args(["--dynamic", "--wide", BIN])
+        .output()
+        .expect("readelf (binutils, which the linker comes with) runs");
+    assert!(out.status.success(), "readelf failed: {out:?}");
+    let dynamic = String::from_utf8_lossy(&out.stdout);
+    let needed: Vec<&str> = dynamic.lines().filter(|l| l.contains("(NEEDED)")).collect();
+    assert!(needed.iter().any(|l| l.contains("libc.so")), "{dynamic}");
+    assert!(
+        !needed.iter().any(|l| l.contains("libm.so")),
+        "libm.so is linked: a libm function other than pow, exp, log2 and log10 is called; \
+         define it in src/main.rs `math` too: {needed:?}"
+    );
+}
