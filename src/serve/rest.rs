@@ -26,9 +26,11 @@ use super::guard::Guard;
 use super::http::{invalid_node_id, invalid_query, json_bytes, no_store, round3};
 use super::prometheus::Format;
 use super::state::{check_node_query, AppState, Health, RestState, Selected};
+use super::view::{MetricsQuery, View};
 use super::{dashboard, history_rest, http, openapi, stream, ws};
 use crate::model::unix_ms;
-use crate::model::wire::{metrics_array_json_as, Info};
+use crate::model::wire::{headline_array_json, metrics_array_json_as, Info};
+use crate::model::Snapshot;
 
 /// The REST routes, behind `guard`.
 pub fn router(state: AppState, guard: &Guard) -> Router {
@@ -88,7 +90,7 @@ async fn health(State(state): State<RestState>) -> Response {
     (status, no_store(), axum::Json(body)).into_response()
 }
 
-/// `?node_id=ID` or `?node_id=ID1,ID2` on `/api/system/info` and `/api/system/metrics`.
+/// `?node_id=ID` or `?node_id=ID1,ID2` on `/api/system/info`.
 #[derive(Debug, Deserialize)]
 struct NodeQuery {
     node_id: Option<String>,
@@ -126,21 +128,40 @@ async fn info(
 
 async fn metrics(
     State(state): State<RestState>,
-    query: Result<Query<NodeQuery>, QueryRejection>,
+    query: Result<Query<MetricsQuery>, QueryRejection>,
 ) -> Response {
     let query = match query {
         Ok(Query(query)) => query,
         Err(rejection) => return invalid_query(&rejection),
     };
+    let view = match View::parse(query.view.as_deref()) {
+        Ok(view) => view,
+        Err(refused) => return refused,
+    };
     let snapshot = state.app.latest();
     let requested = query.node_id.as_deref();
     match check_node_query(requested, &snapshot.node_id, state.app.node_id_origin) {
         Err(refused) => refused.response(),
-        Ok(Selected::Own) => json_bytes(state.cache.metrics(&snapshot)),
+        Ok(selected) => json_bytes(metrics_json(&state, &snapshot, &selected, view)),
+    }
+}
+
+/// The agent's metrics array of `snapshot` for the ids `selected` in `view`: what
+/// `/api/system/metrics` answers and `/api/system/ws` sends.
+pub fn metrics_json(
+    state: &RestState,
+    snapshot: &Snapshot,
+    selected: &Selected<'_>,
+    view: View,
+) -> Result<Bytes, serde_json::Error> {
+    match (selected, view) {
+        (Selected::Own, View::Full) => state.cache.metrics(snapshot),
+        (Selected::Own, View::Headline) => state.cache.headline(snapshot),
         // Encoded for the request, not cached: only a monitor not named with --node-id answers
         // so, and its clients are few (TrackLab's SDK and UI on the same machine).
-        Ok(Selected::As(ids)) => {
-            json_bytes(metrics_array_json_as(&snapshot, &ids).map(Bytes::from))
+        (Selected::As(ids), View::Full) => metrics_array_json_as(snapshot, ids).map(Bytes::from),
+        (Selected::As(ids), View::Headline) => {
+            headline_array_json(&metrics_array_json_as(snapshot, ids)?).map(Bytes::from)
         }
     }
 }

@@ -1,0 +1,69 @@
+//! `?view=` of `/api/system/metrics` and `/api/system/ws`, on the agent and the coordinator
+//! alike: `full` (the default, the element as the contract defines it) or `headline` (what a
+//! list of many nodes shows of each, [`crate::model::wire::Headline`]).
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::http::error;
+use crate::model::echo;
+
+/// The query string of `/api/system/metrics` and `/api/system/ws`.
+#[derive(Debug, Default, Deserialize)]
+pub struct MetricsQuery {
+    /// The node ids asked for (`ID[,ID…]`); every node without it.
+    pub node_id: Option<String>,
+    /// `full` or `headline`; `full` without it.
+    pub view: Option<String>,
+}
+
+/// Which form of each node the array holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum View {
+    /// The metrics element (the contract).
+    #[default]
+    Full,
+    /// The element's headline figures ([`crate::model::wire::Headline`]).
+    Headline,
+}
+
+impl View {
+    /// The view `?view=` names (`full` without it), or its 400 answer.
+    pub fn parse(text: Option<&str>) -> Result<View, Response> {
+        match text {
+            None | Some("full") => Ok(View::Full),
+            Some("headline") => Ok(View::Headline),
+            Some(other) => Err(invalid_view(other)),
+        }
+    }
+}
+
+/// 400 for a `view` that is neither `full` nor `headline`.
+fn invalid_view(requested: &str) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        json!({
+            "error": "invalid view",
+            "detail": "view is full (the default) or headline",
+            "view": echo(requested),
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn views_are_full_or_headline() {
+        assert_eq!(View::parse(None).ok(), Some(View::Full));
+        assert_eq!(View::parse(Some("full")).ok(), Some(View::Full));
+        assert_eq!(View::parse(Some("headline")).ok(), Some(View::Headline));
+        for bad in ["", "Headline", "summary", "headline,full"] {
+            let refused = View::parse(Some(bad)).err().map(|r| r.status());
+            assert_eq!(refused, Some(StatusCode::BAD_REQUEST), "{bad:?}");
+        }
+    }
+}
