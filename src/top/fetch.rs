@@ -1,6 +1,7 @@
 //! The poller of `system_monitor top`: finds out whether the server is an agent or a
 //! coordinator (`/api/cluster/info` answers only on a coordinator), then fetches
-//! `/api/system/metrics` (and, on a coordinator, `/api/cluster/info`) every refresh, back-fills
+//! `/api/system/metrics` (and, on a coordinator, `/api/cluster/info`) every refresh — for a
+//! coordinator's list, only its nodes' headlines (`?view=headline`) — back-fills
 //! the sparklines from `/api/system/history` once per connection and node where the server
 //! keeps history, and reports a server that went away with a growing backoff.
 
@@ -60,8 +61,9 @@ pub enum Update {
 #[derive(Debug, Clone)]
 pub struct Round {
     pub mode: Mode,
-    /// The `/api/system/metrics` array: on a coordinator, every node's, or only the drilled-into
-    /// node's (`?node_id=`; empty when the coordinator has no data for it).
+    /// The `/api/system/metrics` array: on a coordinator, every node's headline
+    /// (`?view=headline`), or only the drilled-into node's element (`?node_id=`; empty when the
+    /// coordinator has no data for it).
     pub metrics: Bytes,
     /// The node drilled into when the round was fetched (coordinator).
     pub focus: Option<String>,
@@ -209,14 +211,18 @@ impl Poller {
                 .get(&format!("/api/system/metrics?node_id={node}"))
                 .await?
                 .unwrap_or_else(|| Bytes::from_static(b"[]")),
-            None => self
-                .get("/api/system/metrics")
-                .await?
-                .ok_or_else(|| FetchError::Status {
+            None => {
+                let path = match found {
+                    Mode::Agent => "/api/system/metrics",
+                    // The list shows a few figures of each node: not every node's element.
+                    Mode::Coordinator => "/api/system/metrics?view=headline",
+                };
+                self.get(path).await?.ok_or_else(|| FetchError::Status {
                     path: "/api/system/metrics".into(),
                     status: StatusCode::NOT_FOUND,
                     body: "not a system_monitor".into(),
-                })?,
+                })?
+            }
         };
         Ok(Round {
             mode: found,
