@@ -11,11 +11,13 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use reqwest::StatusCode;
-use serde::Deserialize;
 use tokio::sync::watch;
 
 use crate::auth::Token;
+use crate::history::flatten::Number;
+use crate::history::Answer;
 use crate::http_client;
+use crate::serve::history_query::answers_from_json;
 
 use super::series::{self, element_in};
 
@@ -88,15 +90,6 @@ pub enum FetchError {
     },
     #[error(transparent)]
     Body(#[from] http_client::BodyError),
-}
-
-/// `/api/system/history`'s answer, the part the sparklines use.
-#[derive(Debug, Deserialize)]
-struct HistoryNode {
-    #[serde(default)]
-    timestamps: Vec<i64>,
-    #[serde(default)]
-    series: BTreeMap<String, Vec<Option<f64>>>,
 }
 
 /// Asks one server.
@@ -274,23 +267,31 @@ impl Poller {
             path.push_str(node);
         }
         let body = self.get(&path).await.ok()??;
-        let nodes: Vec<HistoryNode> = serde_json::from_slice(&body).ok()?;
-        let node = nodes.into_iter().next()?;
-        Some(
-            node.series
-                .into_iter()
-                .map(|(field, values)| {
-                    let points = node
-                        .timestamps
-                        .iter()
-                        .zip(values)
-                        .filter_map(|(&t, v)| v.filter(|v| v.is_finite()).map(|v| (t, v)))
-                        .collect();
-                    (field, points)
-                })
-                .collect(),
-        )
+        let answer = answers_from_json(&body).ok()?.into_iter().next()?;
+        Some(sparkline_points(answer))
     }
+}
+
+/// Each series of a history answer as (time, value) points, nulls and non-finite values left
+/// out.
+fn sparkline_points(answer: Answer) -> BTreeMap<String, Vec<(i64, f64)>> {
+    let timestamps = answer.timestamps;
+    answer
+        .series
+        .into_iter()
+        .map(|(field, values)| {
+            let points = timestamps
+                .iter()
+                .zip(values)
+                .filter_map(|(&t, v)| {
+                    v.map(Number::as_f64)
+                        .filter(|v| v.is_finite())
+                        .map(|v| (t, v))
+                })
+                .collect();
+            (field, points)
+        })
+        .collect()
 }
 
 /// The `fields=` of the history request for `node` of `metrics` (the sparklines' series), or
@@ -308,4 +309,24 @@ fn history_fields(metrics: &[u8], node: Option<&str>) -> Option<String> {
         fields.push_str(&path);
     }
     Some(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_answers_become_sparkline_points() {
+        let body = br#"[{"node_id":"n","from":0,"to":3000,"step_ms":1000,
+            "timestamps":[1000,2000,3000],
+            "series":{"cpu.overall":[1.5,null,2.5],"memory.used":[10,20,30]}}]"#;
+        let answer = answers_from_json(body).unwrap().remove(0);
+        let points = sparkline_points(answer);
+        assert_eq!(points["cpu.overall"], [(1000, 1.5), (3000, 2.5)]);
+        assert_eq!(
+            points["memory.used"],
+            [(1000, 10.0), (2000, 20.0), (3000, 30.0)]
+        );
+        assert!(answers_from_json(b"[{\"series\":{}}]").is_err());
+    }
 }
