@@ -792,7 +792,7 @@
     refill();
     refresh();
     // One connection for the whole cluster: every node's headline after each poll round (about
-    // 0.3 KB a node; the full elements are 9–18 KB each, and only a node's own view needs them).
+    // 0.5 KB a node; the full elements are 9–18 KB each, and only a node's own view needs them).
     liveSocket('/api/system/ws?view=headline', '/api/cluster/info', (frame) => {
       for (const e of frame) if (e && e.node_id) rows.set(e.node_id, nodeRow(e));
       refresh();

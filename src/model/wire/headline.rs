@@ -1,6 +1,6 @@
 //! The headline view of a node (`?view=headline` on `/api/system/metrics` and
 //! `/api/system/ws`): what a list of many nodes shows of each — CPU, memory, disk and network
-//! under the element's own paths, and the accelerators summarised in one object — about 0.3 KB
+//! under the element's own paths, and the accelerators summarised in one object — about 0.5 KB
 //! where the full element is 9–18 KB. Built from the coordinator's [`Summary`] of each element,
 //! so that both modes derive it the one way ([`Headline::of`], [`headline_array_json`]).
 
