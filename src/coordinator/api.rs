@@ -98,7 +98,7 @@ async fn metrics(
     };
     let view = match View::parse(query.view.as_deref()) {
         Ok(view) => view,
-        Err(refused) => return refused,
+        Err(refused) => return refused.response(),
     };
     let now = Instant::now();
     let body = match selected_views(&state.registry, query.node_id.as_deref(), now) {
@@ -181,7 +181,7 @@ async fn metrics_ws(
     };
     let view = match View::parse(query.view.as_deref()) {
         Ok(view) => view,
-        Err(refused) => return refused,
+        Err(refused) => return refused.response(),
     };
     let requested = query.node_id;
     if let Err(refused) = selected_views(&state.registry, requested.as_deref(), Instant::now()) {

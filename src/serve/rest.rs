@@ -136,7 +136,7 @@ async fn metrics(
     };
     let view = match View::parse(query.view.as_deref()) {
         Ok(view) => view,
-        Err(refused) => return refused,
+        Err(refused) => return refused.response(),
     };
     let snapshot = state.app.latest();
     let requested = query.node_id.as_deref();

@@ -30,26 +30,33 @@ pub enum View {
 }
 
 impl View {
-    /// The view `?view=` names (`full` without it), or its 400 answer.
-    pub fn parse(text: Option<&str>) -> Result<View, Response> {
+    /// The view `?view=` names (`full` without it).
+    pub fn parse(text: Option<&str>) -> Result<View, InvalidView> {
         match text {
             None | Some("full") => Ok(View::Full),
             Some("headline") => Ok(View::Headline),
-            Some(other) => Err(invalid_view(other)),
+            Some(other) => Err(InvalidView(other.to_string())),
         }
     }
 }
 
-/// 400 for a `view` that is neither `full` nor `headline`.
-fn invalid_view(requested: &str) -> Response {
-    error(
-        StatusCode::BAD_REQUEST,
-        json!({
-            "error": "invalid view",
-            "detail": "view is full (the default) or headline",
-            "view": echo(requested),
-        }),
-    )
+/// A `view` that is neither `full` nor `headline` (what was asked).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("view is full (the default) or headline")]
+pub struct InvalidView(String);
+
+impl InvalidView {
+    /// Its answer: 400 `{"error":"invalid view","detail":…,"view":…}`.
+    pub fn response(&self) -> Response {
+        error(
+            StatusCode::BAD_REQUEST,
+            json!({
+                "error": "invalid view",
+                "detail": self.to_string(),
+                "view": echo(&self.0),
+            }),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -62,7 +69,7 @@ mod tests {
         assert_eq!(View::parse(Some("full")).ok(), Some(View::Full));
         assert_eq!(View::parse(Some("headline")).ok(), Some(View::Headline));
         for bad in ["", "Headline", "summary", "headline,full"] {
-            let refused = View::parse(Some(bad)).err().map(|r| r.status());
+            let refused = View::parse(Some(bad)).err().map(|r| r.response().status());
             assert_eq!(refused, Some(StatusCode::BAD_REQUEST), "{bad:?}");
         }
     }

@@ -71,7 +71,7 @@ pub async fn metrics_ws(
     };
     let view = match View::parse(query.view.as_deref()) {
         Ok(view) => view,
-        Err(refused) => return refused,
+        Err(refused) => return refused.response(),
     };
     let snapshot = state.app.latest();
     let requested = query.node_id.clone();
