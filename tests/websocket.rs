@@ -603,11 +603,15 @@ async fn coordinator_headline_frames_summarise_its_metrics() {
                 without_age(&rest.json()),
                 without_age(&full.json()),
             );
-            let stamps = |v: &serde_json::Value| -> Vec<(String, i64)> {
+            // The same samples, and the same statuses (a node may go offline in between).
+            let stamps = |v: &serde_json::Value| -> Vec<(String, i64, String)> {
                 v.as_array()
                     .unwrap()
                     .iter()
-                    .map(|e| (e["node_id"].to_string(), e["timestamp"].as_i64().unwrap()))
+                    .map(|e| {
+                        let timestamp = e["timestamp"].as_i64().unwrap();
+                        (e["node_id"].to_string(), timestamp, e["status"].to_string())
+                    })
                     .collect()
             };
             if stamps(&frame) == stamps(&rest) && stamps(&rest) == stamps(&full) {

@@ -26,11 +26,10 @@ use super::guard::Guard;
 use super::http::{invalid_node_id, invalid_query, json_bytes, no_store, round3};
 use super::prometheus::Format;
 use super::state::{check_node_query, AppState, Health, RestState, Selected};
-use super::view::{MetricsQuery, View};
+use super::view::{metrics_json, MetricsQuery, View};
 use super::{dashboard, history_rest, http, openapi, stream, ws};
 use crate::model::unix_ms;
-use crate::model::wire::{headline_array_json, metrics_array_json_as, Info};
-use crate::model::Snapshot;
+use crate::model::wire::Info;
 
 /// The REST routes, behind `guard`.
 pub fn router(state: AppState, guard: &Guard) -> Router {
@@ -142,27 +141,7 @@ async fn metrics(
     let requested = query.node_id.as_deref();
     match check_node_query(requested, &snapshot.node_id, state.app.node_id_origin) {
         Err(refused) => refused.response(),
-        Ok(selected) => json_bytes(metrics_json(&state, &snapshot, &selected, view)),
-    }
-}
-
-/// The agent's metrics array of `snapshot` for the ids `selected` in `view`: what
-/// `/api/system/metrics` answers and `/api/system/ws` sends.
-pub fn metrics_json(
-    state: &RestState,
-    snapshot: &Snapshot,
-    selected: &Selected<'_>,
-    view: View,
-) -> Result<Bytes, serde_json::Error> {
-    match (selected, view) {
-        (Selected::Own, View::Full) => state.cache.metrics(snapshot),
-        (Selected::Own, View::Headline) => state.cache.headline(snapshot),
-        // Encoded for the request, not cached: only a monitor not named with --node-id answers
-        // so, and its clients are few (TrackLab's SDK and UI on the same machine).
-        (Selected::As(ids), View::Full) => metrics_array_json_as(snapshot, ids).map(Bytes::from),
-        (Selected::As(ids), View::Headline) => {
-            headline_array_json(&metrics_array_json_as(snapshot, ids)?).map(Bytes::from)
-        }
+        Ok(selected) => json_bytes(metrics_json(&state.cache, &snapshot, &selected, view)),
     }
 }
 

@@ -1,14 +1,19 @@
 //! `?view=` of `/api/system/metrics` and `/api/system/ws`, on the agent and the coordinator
 //! alike: `full` (the default, the element as the contract defines it) or `headline` (what a
-//! list of many nodes shows of each, [`crate::model::wire::Headline`]).
+//! list of many nodes shows of each, [`crate::model::wire::Headline`]); and the agent's array
+//! in either ([`metrics_json`]).
 
+use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::cache::EncodedCache;
 use super::http::error;
-use crate::model::echo;
+use super::state::Selected;
+use crate::model::wire::{headline_array_json, metrics_array_json_as};
+use crate::model::{echo, Snapshot};
 
 /// The query string of `/api/system/metrics` and `/api/system/ws`.
 #[derive(Debug, Default, Deserialize)]
@@ -56,6 +61,26 @@ impl InvalidView {
                 "view": echo(&self.0),
             }),
         )
+    }
+}
+
+/// The agent's metrics array of `snapshot` for the ids `selected` in `view`: what its
+/// `/api/system/metrics` answers and its `/api/system/ws` sends.
+pub fn metrics_json(
+    cache: &EncodedCache,
+    snapshot: &Snapshot,
+    selected: &Selected<'_>,
+    view: View,
+) -> Result<Bytes, serde_json::Error> {
+    match (selected, view) {
+        (Selected::Own, View::Full) => cache.metrics(snapshot),
+        (Selected::Own, View::Headline) => cache.headline(snapshot),
+        // Encoded for the request, not cached: only a monitor not named with --node-id answers
+        // so, and its clients are few (TrackLab's SDK and UI on the same machine).
+        (Selected::As(ids), View::Full) => metrics_array_json_as(snapshot, ids).map(Bytes::from),
+        (Selected::As(ids), View::Headline) => {
+            headline_array_json(&metrics_array_json_as(snapshot, ids)?).map(Bytes::from)
+        }
     }
 }
 

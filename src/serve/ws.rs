@@ -28,10 +28,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::http::{error, invalid_query};
-use super::rest::metrics_json;
 use super::state::RestState;
 pub use super::state::{Keepalive, PING_INTERVAL, SEND_TIMEOUT};
-use super::view::{MetricsQuery, View};
+use super::view::{metrics_json, MetricsQuery, View};
 use crate::auth::WS_PROTOCOL;
 
 /// The largest message a client may send (they have nothing to say but pings and close).
@@ -100,7 +99,7 @@ pub async fn metrics_ws(
         match selected {
             // Its own id: the encoding every client of this sample shares.
             Ok(selected) => {
-                metrics_json(&state, &snapshot, &selected, view).map_err(|e| e.to_string())
+                metrics_json(&state.cache, &snapshot, &selected, view).map_err(|e| e.to_string())
             }
             Err(_) => Err("the node id asked for is no longer answered".into()),
         }
