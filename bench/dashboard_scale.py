@@ -2,7 +2,8 @@
 """The coordinator's dashboard at scale: N fake agents (examples/coordinator_sim), a coordinator
 polling them, and headless Chromium (Debian's ``chromium``, driven by Playwright) on its ``/``.
 Prints, as JSON: how long the page takes until its list holds every node, what one WebSocket
-frame (every node's element, after each poll round) costs the page to parse and apply, the
+frame (every node's headline, ``/api/system/ws?view=headline``, after each poll round; the size
+of the full array is printed beside it) costs the page to parse and apply, the
 page's CPU share (Chrome's own task time over wall time), its JS heap, how many DOM elements
 and WebSocket connections it holds, and how long a jump to the end of the list takes to draw.
 
@@ -87,7 +88,9 @@ def main():
             base = f"http://127.0.0.1:{rest}"
             wait_for("every agent online", lambda: sum(
                 n["status"] == "online" for n in get_json(f"{base}/api/cluster/info")["nodes"]) == args.nodes, 120)
-            frame_bytes = len(urllib.request.urlopen(f"{base}/api/system/metrics", timeout=30).read())
+            full_bytes = len(urllib.request.urlopen(f"{base}/api/system/metrics", timeout=30).read())
+            headline_bytes = len(urllib.request.urlopen(
+                f"{base}/api/system/metrics?view=headline", timeout=30).read())
 
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
@@ -128,7 +131,9 @@ def main():
                     "nodes": args.nodes,
                     "sim_args": args.sim_args,
                     "poll_interval": args.poll_interval,
-                    "frame_bytes": frame_bytes,
+                    "frame_bytes": stats["lastFrameBytes"],
+                    "headline_array_bytes": headline_bytes,
+                    "full_array_bytes": full_bytes,
                     "page_load_to_full_list_s": round(load_s, 2),
                     "frames_applied": frames,
                     "frames_skipped": stats["skipped"] - skipped_before,

@@ -2,7 +2,8 @@
 //! rule answers before any upgrade, the read token is asked (header or subprotocol), pings are
 //! answered, a client that never reads is skipped ahead (never queued for) and one that never
 //! answers pings is dropped. On the coordinator: frames are its `/api/system/metrics` for the
-//! same filter, refusals come before the upgrade, the read token is asked.
+//! same filter, refusals come before the upgrade, the read token is asked. `?view=headline` on
+//! both: each node's headline, the summary of its element of the same sample; bad views are 400.
 
 mod common;
 
@@ -388,4 +389,248 @@ async fn the_coordinator_asks_the_read_token() {
         "[]",
         "no agents, an empty array"
     );
+}
+
+/// Checks a headline (`?view=headline`) against the `/api/system/metrics` element of the same
+/// sample: the paths they share hold the same values, and the accelerators are summarised.
+fn assert_headline_of(headline: &serde_json::Value, element: &serde_json::Value) {
+    let mut keys: Vec<&str> = headline
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !["status", "dataAgeSeconds"].contains(k))
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "acceleratorSummary",
+            "cpu",
+            "disk",
+            "hostname",
+            "memory",
+            "network",
+            "node_id",
+            "timestamp"
+        ],
+        "{headline}"
+    );
+    for path in [
+        "/node_id",
+        "/timestamp",
+        "/hostname",
+        "/status",
+        "/cpu/overall",
+        "/memory/usage",
+        "/memory/used",
+        "/memory/total",
+        "/disk/usage",
+        "/disk/ioRead",
+        "/disk/ioWrite",
+        "/network/bytesIn",
+        "/network/bytesOut",
+    ] {
+        assert_eq!(headline.pointer(path), element.pointer(path), "{path}");
+    }
+    let cores = element["cpu"]["cores"].as_array().expect("cores").len();
+    assert_eq!(headline["cpu"]["coreCount"], cores);
+    let devices = element["accelerators"].as_array().expect("accelerators");
+    let summary = &headline["acceleratorSummary"];
+    assert_eq!(summary["count"], devices.len(), "{summary}");
+    let floats = |path: &str| -> Vec<f64> {
+        devices
+            .iter()
+            .filter_map(|d| d.pointer(path).and_then(serde_json::Value::as_f64))
+            .collect()
+    };
+    let close = |field: &str, expected: Option<f64>| {
+        let got = summary[field].as_f64();
+        match (got, expected) {
+            (Some(got), Some(expected)) => {
+                assert!(
+                    (got - expected).abs() < 0.006,
+                    "{field}: {got} ≠ {expected}"
+                )
+            }
+            _ => assert_eq!(got, expected, "{field}: {summary}"),
+        }
+    };
+    let utilization = floats("/utilization");
+    let mean = (!utilization.is_empty())
+        .then(|| utilization.iter().sum::<f64>() / utilization.len() as f64);
+    close("utilization", mean);
+    close(
+        "utilizationMax",
+        utilization.iter().copied().reduce(f64::max),
+    );
+    close("power", floats("/power").into_iter().reduce(|a, b| a + b));
+    close(
+        "temperatureMax",
+        floats("/temperature").into_iter().reduce(f64::max),
+    );
+    for (field, path) in [
+        ("memoryUsed", "/memory/used"),
+        ("memoryTotal", "/memory/total"),
+    ] {
+        let values: Vec<u64> = devices
+            .iter()
+            .filter_map(|d| d.pointer(path).and_then(serde_json::Value::as_u64))
+            .collect();
+        let sum = (!values.is_empty()).then(|| values.iter().sum::<u64>());
+        assert_eq!(summary[field].as_u64(), sum, "{field}: {summary}");
+    }
+    let mut names: Vec<&str> = devices
+        .iter()
+        .filter_map(|d| d["name"].as_str())
+        .filter(|n| !n.is_empty())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(summary["names"], serde_json::json!(names));
+}
+
+/// `?view=` answers a bad value with a JSON 400, on the socket and on REST alike.
+async fn assert_bad_views_refused(ws: impl Fn(&str) -> String, http: impl Fn(&str) -> String) {
+    for query in [
+        "?view=nope",
+        "?view=",
+        "?view=Headline",
+        "?view=headline&node_id=bad%20id",
+    ] {
+        let path = format!("/api/system/ws{query}");
+        let (status, body) = refused(connect_url(&ws(&path), &[]).await, &path);
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body["error"].is_string(), "{path}: {body}");
+        let path = format!("/api/system/metrics{query}");
+        let reply = get(&http(&path), None).await;
+        assert_eq!(reply.status, 400, "{path}: {}", reply.body);
+        assert_eq!(reply.json()["error"], body["error"], "{path}");
+    }
+    let (_, body) = refused(
+        connect_url(&ws("/api/system/ws?view=nope"), &[]).await,
+        "view=nope",
+    );
+    assert_eq!(body["error"], "invalid view");
+    assert_eq!(body["view"], "nope");
+}
+
+#[tokio::test]
+async fn headline_frames_summarise_the_metrics_of_each_sample() {
+    // Two AMD GPUs and an NPU: accelerators to summarise.
+    let monitor = Monitor::on_fixture("accel/workstation", &["--interval", "300ms"]);
+    assert_bad_views_refused(|p| ws_url(&monitor, p), |p| monitor.url(p)).await;
+    let full = monitor.get("/api/system/metrics?view=full").await;
+    assert_eq!(full.status, 200, "view=full is the default: {}", full.body);
+
+    let mut socket = connect(&monitor, "/api/system/ws?view=headline", &[])
+        .await
+        .expect("upgrade");
+    let mut matched = 0;
+    for _ in 0..30 {
+        let frame = next_text(&mut socket).await;
+        let rest = monitor.get("/api/system/metrics?view=headline").await.body;
+        let element = monitor.get("/api/system/metrics").await.body;
+        let (headline, element): (serde_json::Value, serde_json::Value) = (
+            serde_json::from_str(&frame).unwrap(),
+            serde_json::from_str(&element).unwrap(),
+        );
+        let same = |v: &serde_json::Value| v[0]["timestamp"] == headline[0]["timestamp"];
+        if same(&serde_json::from_str(&rest).unwrap()) && same(&element) {
+            assert_eq!(frame, rest, "same sample, same bytes");
+            assert_headline_of(&headline[0], &element[0]);
+            assert!(
+                frame.len() * 5 < serde_json::to_string(&element).unwrap().len(),
+                "a fifth of the element at most: {} bytes",
+                frame.len()
+            );
+            matched += 1;
+            if matched == 2 {
+                return;
+            }
+        }
+    }
+    panic!("no headline frame matched /api/system/metrics of the same sample");
+}
+
+/// The coordinator's headline stream: every node's headline (or those asked for) after each
+/// round, as its `/api/system/metrics?view=headline`, each one the summary of the node's element.
+#[tokio::test]
+async fn coordinator_headline_frames_summarise_its_metrics() {
+    let a1 = agent("server", "hl-1", Ipv4Addr::LOCALHOST, &[]);
+    let a2 = agent("accel/workstation", "hl-2", Ipv4Addr::LOCALHOST, &[]);
+    let agents = format!("{},{}", a1.base(), a2.base());
+    let coord = coordinator(&["--agents", &agents, "--poll-interval", "300ms"]);
+    eventually("both nodes served", DEADLINE, || async {
+        let reply = get(&coord.url("/api/system/metrics"), None).await;
+        let n = reply.json().as_array().map_or(0, Vec::len);
+        if n == 2 {
+            Ok(())
+        } else {
+            Err(reply.body)
+        }
+    })
+    .await;
+    let ws = |path: &str| coord.url(path).replacen("http://", "ws://", 1);
+    assert_bad_views_refused(ws, |p| coord.url(p)).await;
+    let (status, _) = refused(
+        connect_url(&ws("/api/system/ws?view=headline&node_id=nobody"), &[]).await,
+        "an unknown node",
+    );
+    assert_eq!(status, 404);
+
+    let without_age = |v: &serde_json::Value| {
+        let mut v = v.clone();
+        for element in v.as_array_mut().unwrap() {
+            assert!(element["dataAgeSeconds"].is_number(), "{element}");
+            element.as_object_mut().unwrap().remove("dataAgeSeconds");
+        }
+        v
+    };
+    for filter in ["", "&node_id=hl-2", "&node_id=hl-2,hl-1"] {
+        let query = format!("?view=headline{filter}");
+        let mut socket = connect_url(&ws(&format!("/api/system/ws{query}")), &[])
+            .await
+            .expect("upgrade");
+        let mut matched = 0;
+        for _ in 0..30 {
+            let frame: serde_json::Value =
+                serde_json::from_str(&next_text(&mut socket).await).unwrap();
+            let rest = get(&coord.url(&format!("/api/system/metrics{query}")), None).await;
+            let full = get(&coord.url(&format!("/api/system/metrics?{filter}")), None).await;
+            let (frame, rest, full) = (
+                without_age(&frame),
+                without_age(&rest.json()),
+                without_age(&full.json()),
+            );
+            // The same samples, and the same statuses (a node may go offline in between).
+            let stamps = |v: &serde_json::Value| -> Vec<(String, i64, String)> {
+                v.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| {
+                        let timestamp = e["timestamp"].as_i64().unwrap();
+                        (e["node_id"].to_string(), timestamp, e["status"].to_string())
+                    })
+                    .collect()
+            };
+            if stamps(&frame) == stamps(&rest) && stamps(&rest) == stamps(&full) {
+                assert_eq!(frame, rest, "{query}");
+                let (frame, full) = (frame.as_array().unwrap(), full.as_array().unwrap());
+                for (headline, element) in frame.iter().zip(full) {
+                    assert_headline_of(headline, element);
+                }
+                let gpus = frame.iter().find(|h| h["node_id"] == "hl-2").unwrap();
+                assert!(gpus["acceleratorSummary"]["count"].as_u64() > Some(0));
+                matched += 1;
+                if matched == 2 {
+                    break;
+                }
+            }
+        }
+        assert_eq!(
+            matched, 2,
+            "{query}: no two frames matched the REST answers"
+        );
+    }
 }

@@ -177,9 +177,9 @@
       };
       socket.onmessage = (event) => {
         const started = performance.now();
-        // Each frame holds every node's element: at a thousand large nodes, several MiB a
-        // second. Frames that come before the page has rested (FRAME_BUDGET) are skipped, so
-        // the page stays responsive and shows each update it can afford, the newest.
+        // A frame can be large (a node's full element, or the headlines of a thousand nodes).
+        // Frames that come before the page has rested (FRAME_BUDGET) are skipped, so the page
+        // stays responsive and shows each update it can afford, the newest.
         if (started < restUntil) {
           stats.skipped += 1;
           return;
@@ -564,9 +564,12 @@
   const STATUS_RANK = { offline: 0, degraded: 1, online: 2 };
 
   /** A row of the node list from a metrics element (with status and dataAgeSeconds). */
+  /** A row of the node list from a headline element (`/api/system/ws?view=headline`). */
   function nodeRow(e) {
-    const accels = e.accelerators || [];
-    const utils = accels.map((a) => num(a.utilization)).filter((v) => v !== null);
+    const g = e.acceleratorSummary || {};
+    const count = num(g.count) || 0;
+    const util = num(g.utilization);
+    const temp = num(g.temperatureMax);
     return {
       id: e.node_id,
       host: e.hostname || '',
@@ -581,13 +584,10 @@
       netIn: num(e.network?.bytesIn),
       netOut: num(e.network?.bytesOut),
       net: (num(e.network?.bytesIn) || 0) + (num(e.network?.bytesOut) || 0),
-      accels: accels.length,
-      accelUtil: utils.length ? utils.reduce((a, b) => a + b, 0) / utils.length : null,
-      accelText: accels.length
-        ? `${accels.length}× ${fmtPct(utils.length ? utils.reduce((a, b) => a + b, 0) / utils.length : null)}`
-          + (accels.some((a) => num(a.temperature) !== null) ? ` · ${fmtNum(Math.max(...accels.map((a) => num(a.temperature) ?? -Infinity)), 0, ' °C')}` : '')
-        : '–',
-      search: `${e.node_id} ${e.hostname || ''} ${e.status || ''} ${accels.map((a) => a.name || '').join(' ')}`.toLowerCase(),
+      accels: count,
+      accelUtil: util,
+      accelText: count ? `${count}× ${fmtPct(util)}` + (temp !== null ? ` · ${fmtNum(temp, 0, ' °C')}` : '') : '–',
+      search: `${e.node_id} ${e.hostname || ''} ${e.status || ''} ${(g.names || []).join(' ')}`.toLowerCase(),
     };
   }
 
@@ -791,8 +791,9 @@
     await pollInfo();
     refill();
     refresh();
-    // One connection for the whole cluster: every node's element after each poll round.
-    liveSocket('/api/system/ws', '/api/cluster/info', (frame) => {
+    // One connection for the whole cluster: every node's headline after each poll round (about
+    // 0.5 KB a node; the full elements are 9–18 KB each, and only a node's own view needs them).
+    liveSocket('/api/system/ws?view=headline', '/api/cluster/info', (frame) => {
       for (const e of frame) if (e && e.node_id) rows.set(e.node_id, nodeRow(e));
       refresh();
       if (Date.now() - infoAt >= CLUSTER_INFO_EVERY_MS) pollInfo();

@@ -1,6 +1,6 @@
-//! The coordinator's REST API: `/api/system/metrics[?node_id=a,b]` (the agents' elements plus
-//! `status` and `dataAgeSeconds`, concatenated from their raw bytes) and the same array pushed
-//! after each poll round on `/api/system/ws[?node_id=a,b]`, `/api/cluster/info`,
+//! The coordinator's REST API: `/api/system/metrics[?node_id=a,b][&view=headline]` (the agents'
+//! elements, or their headlines, plus `status` and `dataAgeSeconds`, concatenated from the bytes
+//! kept) and the same array pushed after each poll round on `/api/system/ws` (same query), `/api/cluster/info`,
 //! `/api/system/history?node_id=` and `/api/cluster/history` ([`history`]),
 //! `/api/system/info?node_id=` (fetched from the agent and kept a minute), `/api/health`,
 //! `POST /api/cluster/register`, `/metrics`, `/api/openapi.json` (their description,
@@ -25,7 +25,7 @@ use serde_json::json;
 use super::cluster_history::cluster_resources;
 use super::history;
 use super::poller::AgentRequest;
-use super::registry::{Agent, AgentUrl, NodeView, Refusal, Registry, Role, Status};
+use super::registry::{Agent, AgentUrl, Data, NodeView, Refusal, Registry, Role, Status};
 use super::state::{ClusterState, LocalNode};
 use crate::auth::{self, TokenKind};
 use crate::collect::own_process;
@@ -37,6 +37,7 @@ use crate::serve::http::{
     self, error, invalid_node_id, invalid_query, json_bytes, no_store, round3, unknown_node_id,
 };
 use crate::serve::prometheus::{self, Format};
+use crate::serve::view::{MetricsQuery, View};
 use crate::serve::ws;
 use crate::serve::Guard;
 use crate::serve::Health;
@@ -81,7 +82,7 @@ pub fn router(state: ClusterState, guard: &Guard) -> Router {
 // ---------------------------------------------------------------------------------------------
 // /api/system/metrics
 
-/// `?node_id=ID[,ID…]`.
+/// `?node_id=ID[,ID…]` (`/api/system/info`).
 #[derive(Debug, Deserialize)]
 struct NodeQuery {
     node_id: Option<String>,
@@ -89,15 +90,19 @@ struct NodeQuery {
 
 async fn metrics(
     State(state): State<ClusterState>,
-    query: Result<Query<NodeQuery>, QueryRejection>,
+    query: Result<Query<MetricsQuery>, QueryRejection>,
 ) -> Response {
     let query = match query {
         Ok(Query(query)) => query,
         Err(rejection) => return invalid_query(&rejection),
     };
+    let view = match View::parse(query.view.as_deref()) {
+        Ok(view) => view,
+        Err(refused) => return refused.response(),
+    };
     let now = Instant::now();
     let body = match selected_views(&state.registry, query.node_id.as_deref(), now) {
-        Ok(views) => elements_json(&views, now),
+        Ok(views) => elements_json(&views, now, view),
         Err(refused) => return refused.response(),
     };
     (
@@ -161,16 +166,22 @@ fn selected_views<'a>(
     Ok(views)
 }
 
-/// `/api/system/ws[?node_id=…]`: the filter's rule of `/api/system/metrics` (400 or 404 before
-/// any upgrade), then its array after each poll round.
+/// `/api/system/ws[?node_id=…][&view=…]`: the query's rules of `/api/system/metrics` (400 or 404
+/// before any upgrade), then its array after each poll round. The array of every node (no
+/// `node_id`) is encoded once per round for all subscribers
+/// ([`RoundFrames`](super::frames::RoundFrames)).
 async fn metrics_ws(
     State(state): State<ClusterState>,
-    query: Result<Query<NodeQuery>, QueryRejection>,
+    query: Result<Query<MetricsQuery>, QueryRejection>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let query = match query {
         Ok(Query(query)) => query,
         Err(rejection) => return invalid_query(&rejection),
+    };
+    let view = match View::parse(query.view.as_deref()) {
+        Ok(view) => view,
+        Err(refused) => return refused.response(),
     };
     let requested = query.node_id;
     if let Err(refused) = selected_views(&state.registry, requested.as_deref(), Instant::now()) {
@@ -181,12 +192,22 @@ async fn metrics_ws(
         Err(rejection) => return ws::not_an_upgrade(&rejection),
     };
     let registry = Arc::clone(&state.registry);
+    let frames = Arc::clone(&state.frames);
     let frame = move || {
-        let now = Instant::now();
-        selected_views(&registry, requested.as_deref(), now)
-            .map(|views| elements_json(&views, now))
-            // A node asked for that was removed since (its registration expired).
-            .map_err(|refused| format!("no longer served: {refused}"))
+        let encode = |views: Vec<NodeView>, now| elements_json(&views, now, view);
+        match requested.as_deref() {
+            None => Ok(frames.get(view, registry.round(), || {
+                let now = Instant::now();
+                encode(registry.nodes(now, false), now)
+            })),
+            Some(_) => {
+                let now = Instant::now();
+                selected_views(&registry, requested.as_deref(), now)
+                    .map(|views| encode(views, now))
+                    // A node asked for that was removed since (its registration expired).
+                    .map_err(|refused| format!("no longer served: {refused}"))
+            }
+        }
     };
     ws::subscribe(
         upgrade,
@@ -197,23 +218,30 @@ async fn metrics_ws(
     )
 }
 
-/// The metrics array of `views` (those with data): each element's bytes as the agent sent
-/// them, with `"status"` and `"dataAgeSeconds"` appended before its closing brace.
-pub fn elements_json(views: &[NodeView], now: Instant) -> Bytes {
+/// The metrics array of `views` (those with data) in `view`: each element's bytes as the agent
+/// sent them (or the headline made of them), with `"status"` and `"dataAgeSeconds"` appended
+/// before its closing brace.
+pub fn elements_json(views: &[NodeView], now: Instant, view: View) -> Bytes {
+    let object = |data: &Data| match view {
+        View::Full => data.element.clone(),
+        View::Headline => data.figures.headline.clone(),
+    };
     let size: usize = views
         .iter()
         .filter_map(|v| v.data.as_ref())
-        .map(|d| d.element.len() + 64)
+        .map(|d| object(d).len() + 64)
         .sum();
     let mut out = Vec::with_capacity(size + 2);
     out.push(b'[');
     let mut first = true;
-    for view in views {
-        let (Some(data), Some(age)) = (&view.data, view.data_age(now)) else {
+    for node in views {
+        let (Some(data), Some(age)) = (&node.data, node.data_age(now)) else {
             continue;
         };
-        // An element is a JSON object with at least node_id (checked when it was stored).
-        let Some(open) = data.element.strip_suffix(b"}") else {
+        let object = object(data);
+        // An element is a JSON object with at least node_id (checked when it was stored), and
+        // so is its headline.
+        let Some(open) = object.strip_suffix(b"}") else {
             continue;
         };
         if !first {
@@ -222,7 +250,7 @@ pub fn elements_json(views: &[NodeView], now: Instant) -> Bytes {
         first = false;
         out.extend_from_slice(open);
         out.extend_from_slice(b",\"status\":\"");
-        out.extend_from_slice(view.status.as_str().as_bytes());
+        out.extend_from_slice(node.status.as_str().as_bytes());
         out.extend_from_slice(
             format!("\",\"dataAgeSeconds\":{}}}", round3(age.as_secs_f64())).as_bytes(),
         );
@@ -608,17 +636,24 @@ mod tests {
             memory_used_bytes: 0,
             accelerators: 0,
             accelerators_busy: 0,
+            headline: Bytes::from_static(br#"{"node_id":"a"}"#),
         };
         registry
             .record_data(&agent, Bytes::from_static(element), figures, now)
             .unwrap();
         let later = now + Duration::from_millis(1500);
-        let body = elements_json(&registry.nodes(later, true), later);
+        let nodes = registry.nodes(later, true);
+        let body = elements_json(&nodes, later, View::Full);
         assert_eq!(
             std::str::from_utf8(&body).unwrap(),
             r#"[{"node_id":"a","timestamp":5,"status":"online","dataAgeSeconds":1.5}]"#
         );
-        assert_eq!(&elements_json(&[], now)[..], b"[]");
+        let body = elements_json(&nodes, later, View::Headline);
+        assert_eq!(
+            std::str::from_utf8(&body).unwrap(),
+            r#"[{"node_id":"a","status":"online","dataAgeSeconds":1.5}]"#
+        );
+        assert_eq!(&elements_json(&[], now, View::Full)[..], b"[]");
     }
 
     #[test]

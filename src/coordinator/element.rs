@@ -1,10 +1,11 @@
 //! Agents' answers as the coordinator keeps them: the one `/api/system/metrics` element split off
 //! the agent's array as raw bytes (served again without re-serialising) and the few [`Figures`]
-//! the cluster view needs, read through the wire model ([`wire::NodeMetrics`]). Pure functions
-//! over bytes.
+//! the cluster view needs, read through the wire model ([`wire::NodeMetrics`]), with its headline
+//! view ([`wire::Headline`]) encoded once per answer. Pure functions over bytes.
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use serde_json::value::RawValue;
 
 use crate::model::{wire, InvalidNodeId, NodeId};
@@ -22,6 +23,8 @@ pub enum ElementError {
     Decode(#[source] serde_json::Error),
     #[error("node_id: {0}")]
     NodeId(#[source] InvalidNodeId),
+    #[error("encoding its headline: {0}")]
+    Headline(#[source] serde_json::Error),
 }
 
 /// What the coordinator keeps parsed from an element, beside its bytes.
@@ -45,6 +48,9 @@ pub struct Figures {
     pub accelerators: u64,
     /// Accelerators whose utilisation is above 0 %.
     pub accelerators_busy: u64,
+    /// The element's headline view ([`wire::Headline`]) as a JSON object, for
+    /// `?view=headline`.
+    pub headline: Bytes,
 }
 
 /// Splits an agent's `/api/system/metrics` answer (an array with one element) into the
@@ -66,6 +72,8 @@ pub fn split_agent_answer(body: &[u8]) -> Result<(Vec<u8>, Figures), ElementErro
 pub fn figures(element: &str) -> Result<Figures, ElementError> {
     let element: wire::Summary<'_> = serde_json::from_str(element).map_err(ElementError::Decode)?;
     let node_id = NodeId::parse(&element.node_id).map_err(ElementError::NodeId)?;
+    let headline =
+        serde_json::to_vec(&wire::Headline::of(&element)).map_err(ElementError::Headline)?;
     let (cpu, memory) = (element.cpu, element.memory);
     let overall = if cpu.overall.is_finite() {
         cpu.overall.clamp(0.0, 100.0)
@@ -87,6 +95,7 @@ pub fn figures(element: &str) -> Result<Figures, ElementError> {
             .iter()
             .filter(|a| a.utilization.is_some_and(|u| u > 0.0))
             .count() as u64,
+        headline: Bytes::from(headline),
     })
 }
 

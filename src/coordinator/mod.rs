@@ -16,6 +16,7 @@ pub mod cluster_history;
 pub mod discovery;
 pub mod dns;
 pub mod element;
+pub mod frames;
 pub mod grpc;
 pub mod history;
 pub mod metrics;
@@ -238,6 +239,7 @@ impl BoundCoordinator {
             cluster_history: Arc::new(cluster_history::ClusterHistory::new(
                 coordinator.poll_interval,
             )),
+            frames: Arc::default(),
         };
         tasks.spawn(cluster_history::feed_cluster_history(
             Arc::clone(&registry),

@@ -783,6 +783,11 @@ impl Registry {
     pub fn rounds(&self) -> watch::Receiver<u64> {
         self.rounds.subscribe()
     }
+
+    /// The number of rounds finished (wrapping), which names the data of the current one.
+    pub fn round(&self) -> u64 {
+        *self.rounds.borrow()
+    }
 }
 
 #[cfg(test)]
@@ -808,6 +813,7 @@ mod tests {
             memory_used_bytes: 5,
             accelerators: 0,
             accelerators_busy: 0,
+            headline: Bytes::from_static(b"{}"),
         }
     }
 

@@ -1,5 +1,6 @@
 //! What the coordinator's handlers share (REST and gRPC): the registry, the client and token
-//! agents are asked with, its own host (`--sample-self`) and the cluster's history.
+//! agents are asked with, its own host (`--sample-self`), the cluster's history and the
+//! encoded frames of `/api/system/ws`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -7,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
 use super::cluster_history::ClusterHistory;
+use super::frames::RoundFrames;
 use super::metrics::CoordinatorMetrics;
 use super::registry::{Agent, Registry};
 use crate::auth::Token;
@@ -56,4 +58,6 @@ pub struct ClusterState {
     pub websocket: ws::Keepalive,
     /// The cluster's resources over time (`/api/cluster/history`).
     pub cluster_history: Arc<ClusterHistory>,
+    /// Every node's metrics array in each view, encoded once per round for `/api/system/ws`.
+    pub frames: Arc<RoundFrames>,
 }

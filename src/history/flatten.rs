@@ -23,6 +23,17 @@ pub enum Number {
     Float(f64),
 }
 
+impl Number {
+    /// The value as a float (integers over 2^53 rounded).
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Number::Unsigned(v) => v as f64,
+            Number::Signed(v) => v as f64,
+            Number::Float(v) => v,
+        }
+    }
+}
+
 /// Receives the leaves of one flattened value, in the order the value serialises them (the
 /// same order every time for the same shape, which [`super::store`] uses to find each
 /// series without hashing its path).

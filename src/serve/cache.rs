@@ -7,7 +7,7 @@ use std::sync::{Mutex, PoisonError};
 use axum::body::Bytes;
 
 use super::prometheus::{self, Format, Shadowed};
-use crate::model::wire::{metrics_array_json, Info};
+use crate::model::wire::{headline_array_json, metrics_array_json, Info};
 use crate::model::Snapshot;
 
 /// Encoded responses keyed by snapshot sequence, one slot per representation.
@@ -15,6 +15,8 @@ use crate::model::Snapshot;
 pub struct EncodedCache {
     /// `/api/system/metrics` (and each SSE event).
     metrics: Slot,
+    /// `/api/system/metrics?view=headline`.
+    headline: Slot,
     /// `/api/system/info`.
     info: Slot,
     /// `/metrics` as Prometheus text.
@@ -31,6 +33,13 @@ impl EncodedCache {
     pub fn metrics(&self, snapshot: &Snapshot) -> Result<Bytes, serde_json::Error> {
         self.metrics
             .get_or_encode(snapshot.sequence, || metrics_array_json([snapshot]))
+    }
+
+    /// `[headline]` of `snapshot` as JSON: the headline view of [`EncodedCache::metrics`].
+    pub fn headline(&self, snapshot: &Snapshot) -> Result<Bytes, serde_json::Error> {
+        self.headline.get_or_encode(snapshot.sequence, || {
+            headline_array_json(&self.metrics(snapshot)?)
+        })
     }
 
     /// The info object of `snapshot` as JSON.

@@ -35,6 +35,7 @@ pub mod rest;
 mod state;
 pub mod stream;
 pub mod tls_listener;
+pub mod view;
 pub mod ws;
 
 pub use connections::Connections;

@@ -26,9 +26,10 @@ use super::guard::Guard;
 use super::http::{invalid_node_id, invalid_query, json_bytes, no_store, round3};
 use super::prometheus::Format;
 use super::state::{check_node_query, AppState, Health, RestState, Selected};
+use super::view::{metrics_json, MetricsQuery, View};
 use super::{dashboard, history_rest, http, openapi, stream, ws};
 use crate::model::unix_ms;
-use crate::model::wire::{metrics_array_json_as, Info};
+use crate::model::wire::Info;
 
 /// The REST routes, behind `guard`.
 pub fn router(state: AppState, guard: &Guard) -> Router {
@@ -88,7 +89,7 @@ async fn health(State(state): State<RestState>) -> Response {
     (status, no_store(), axum::Json(body)).into_response()
 }
 
-/// `?node_id=ID` or `?node_id=ID1,ID2` on `/api/system/info` and `/api/system/metrics`.
+/// `?node_id=ID` or `?node_id=ID1,ID2` on `/api/system/info`.
 #[derive(Debug, Deserialize)]
 struct NodeQuery {
     node_id: Option<String>,
@@ -126,22 +127,21 @@ async fn info(
 
 async fn metrics(
     State(state): State<RestState>,
-    query: Result<Query<NodeQuery>, QueryRejection>,
+    query: Result<Query<MetricsQuery>, QueryRejection>,
 ) -> Response {
     let query = match query {
         Ok(Query(query)) => query,
         Err(rejection) => return invalid_query(&rejection),
     };
+    let view = match View::parse(query.view.as_deref()) {
+        Ok(view) => view,
+        Err(refused) => return refused.response(),
+    };
     let snapshot = state.app.latest();
     let requested = query.node_id.as_deref();
     match check_node_query(requested, &snapshot.node_id, state.app.node_id_origin) {
         Err(refused) => refused.response(),
-        Ok(Selected::Own) => json_bytes(state.cache.metrics(&snapshot)),
-        // Encoded for the request, not cached: only a monitor not named with --node-id answers
-        // so, and its clients are few (TrackLab's SDK and UI on the same machine).
-        Ok(Selected::As(ids)) => {
-            json_bytes(metrics_array_json_as(&snapshot, &ids).map(Bytes::from))
-        }
+        Ok(selected) => json_bytes(metrics_json(&state.cache, &snapshot, &selected, view)),
     }
 }
 

@@ -1,6 +1,6 @@
-//! `GET /api/system/ws[?node_id=…]`: a WebSocket that sends, as one text frame, the same JSON
-//! array as `/api/system/metrics` at once and then on every change (a new sample on the agent,
-//! a poll round on the coordinator). [`subscribe`] and [`push`] are the one loop both modes
+//! `GET /api/system/ws[?node_id=…][&view=headline]`: a WebSocket that sends, as one text frame,
+//! the same JSON array as `/api/system/metrics` (with the same `node_id` and `view`) at once and
+//! then on every change (a new sample on the agent, a poll round on the coordinator). [`subscribe`] and [`push`] are the one loop both modes
 //! serve a socket with; [`metrics_ws`] is the agent's handler.
 //!
 //! Bounded per client: what is pending is one watch value (the latest change), never a queue,
@@ -22,17 +22,16 @@ use axum::extract::ws::{
 };
 use axum::extract::{Query, State};
 use axum::response::Response;
-use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::http::{error, invalid_query};
+use super::state::RestState;
 pub use super::state::{Keepalive, PING_INTERVAL, SEND_TIMEOUT};
-use super::state::{RestState, Selected};
+use super::view::{metrics_json, MetricsQuery, View};
 use crate::auth::WS_PROTOCOL;
-use crate::model::wire::metrics_array_json_as;
 
 /// The largest message a client may send (they have nothing to say but pings and close).
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
@@ -47,13 +46,6 @@ const INTERNAL_ERROR: u16 = 1011;
 /// Close code 1001: the server is going away (shutdown).
 const GOING_AWAY: u16 = 1001;
 
-/// `?node_id=ID[,ID…]`, as on `/api/system/metrics`.
-#[derive(Debug, Deserialize)]
-pub struct NodeQuery {
-    /// The node ids asked for.
-    node_id: Option<String>,
-}
-
 /// The JSON answer to a request that is not a WebSocket upgrade (its status from axum: 400,
 /// 405 or 426).
 pub fn not_an_upgrade(rejection: &WebSocketUpgradeRejection) -> Response {
@@ -65,16 +57,20 @@ pub fn not_an_upgrade(rejection: &WebSocketUpgradeRejection) -> Response {
     )
 }
 
-/// The agent's `/api/system/ws`: the node id rule of `/api/system/metrics` (400 or 404 before
-/// any upgrade), then [`push`] of each new sample.
+/// The agent's `/api/system/ws`: the node id rule and the `view` of `/api/system/metrics` (400
+/// or 404 before any upgrade), then [`push`] of each new sample.
 pub async fn metrics_ws(
     State(state): State<RestState>,
-    query: Result<Query<NodeQuery>, QueryRejection>,
+    query: Result<Query<MetricsQuery>, QueryRejection>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let query = match query {
         Ok(Query(query)) => query,
         Err(rejection) => return invalid_query(&rejection),
+    };
+    let view = match View::parse(query.view.as_deref()) {
+        Ok(view) => view,
+        Err(refused) => return refused.response(),
     };
     let snapshot = state.app.latest();
     let requested = query.node_id.clone();
@@ -101,11 +97,10 @@ pub async fn metrics_ws(
             state.app.node_id_origin,
         );
         match selected {
-            // The encoding every client of this sample shares.
-            Ok(Selected::Own) => state.cache.metrics(&snapshot).map_err(|e| e.to_string()),
-            Ok(Selected::As(ids)) => metrics_array_json_as(&snapshot, &ids)
-                .map(Bytes::from)
-                .map_err(|e| e.to_string()),
+            // Its own id: the encoding every client of this sample shares.
+            Ok(selected) => {
+                metrics_json(&state.cache, &snapshot, &selected, view).map_err(|e| e.to_string())
+            }
             Err(_) => Err("the node id asked for is no longer answered".into()),
         }
     };

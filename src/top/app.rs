@@ -10,7 +10,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::fetch::{Mode, Round, Update};
 use super::series::{self, element_in};
-use crate::model::wire::{ClusterInfo, NodeMetrics};
+use crate::model::wire::{ClusterInfo, Headline, NodeMetrics};
 
 /// Samples kept per series: wider than any sparkline drawn.
 const RING: usize = 600;
@@ -152,7 +152,8 @@ pub struct App {
     /// What it is, once it answered.
     pub mode: Option<Mode>,
     pub connection: Connection,
-    /// The last `/api/system/metrics` array (kept when the server goes away).
+    /// The last `/api/system/metrics` array of the node shown: the agent's, or the drilled-into
+    /// node's (kept when the server goes away; empty until the first round of a drill-down).
     pub metrics: Bytes,
     /// The coordinator's nodes, in [`App::sort`] order.
     pub rows: Vec<NodeRow>,
@@ -218,20 +219,19 @@ impl App {
             // Fetched for the view the keys just left.
             return;
         }
-        self.metrics = round.metrics;
         match (&round.cluster, &self.focus) {
+            // The list: its rows are the nodes' headlines.
             (Some(cluster), None) => {
-                self.rows = rows(cluster, &self.metrics);
+                self.rows = rows(cluster, &round.metrics);
                 self.sort_rows();
+                return;
             }
             // Drilled in: the metrics are the node's only; the list keeps its figures, the
             // statuses and ages move on.
             (Some(cluster), Some(_)) => self.refresh_statuses(cluster),
             (None, _) => {}
         }
-        if round.mode == Mode::Coordinator && self.focus.is_none() {
-            return;
-        }
+        self.metrics = round.metrics;
         record(&mut self.rings, &self.metrics, self.focus.as_deref());
     }
 
@@ -371,8 +371,9 @@ impl App {
                     Some(row) if row.has_data => {
                         self.focus = Some(row.name.clone());
                         self.rings.clear();
-                        // Start the sparklines with what the last round has.
-                        record(&mut self.rings, &self.metrics, self.focus.as_deref());
+                        // The list had only headlines: the node's element comes with the next
+                        // round, which the focus change asks for at once.
+                        self.metrics = Bytes::new();
                         Action::Focus(self.focus.clone())
                     }
                     _ => Action::None,
@@ -417,50 +418,47 @@ fn status_rank(status: &str) -> u8 {
     }
 }
 
-/// The coordinator list from `/api/cluster/info` and the metrics array; unreadable answers make
-/// no rows.
-pub fn rows(cluster: &[u8], metrics: &[u8]) -> Vec<NodeRow> {
+/// The coordinator list from `/api/cluster/info` and the headline array
+/// (`/api/system/metrics?view=headline`); unreadable answers make no rows.
+pub fn rows(cluster: &[u8], headlines: &[u8]) -> Vec<NodeRow> {
     let Ok(info) = serde_json::from_slice::<ClusterInfo<'_>>(cluster) else {
         return Vec::new();
     };
-    let elements: Vec<NodeMetrics<'_>> = serde_json::from_slice(metrics).unwrap_or_default();
+    let headlines: Vec<Headline<'_>> = serde_json::from_slice(headlines).unwrap_or_default();
     info.nodes
         .iter()
         .map(|node| {
-            let element = node
+            let headline = node
                 .id
                 .as_deref()
-                .and_then(|id| elements.iter().find(|e| e.node_id == id));
-            let mut row = NodeRow {
+                .and_then(|id| headlines.iter().find(|h| h.node_id == id));
+            let row = NodeRow {
                 name: node.name.to_string(),
-                has_data: element.is_some(),
+                has_data: headline.is_some(),
                 status: node.status.to_string(),
                 data_age_seconds: node.data_age_seconds,
                 error: node.error.clone(),
                 ..NodeRow::default()
             };
-            if let Some(e) = element {
-                row.cpu = e.cpu.as_ref().map(|c| c.overall);
-                row.memory = e.memory.as_ref().map(|m| m.usage);
-                row.gpus = e.accelerators.len();
-                let utilization: Vec<f64> = e
-                    .accelerators
-                    .iter()
-                    .filter_map(|a| a.utilization)
-                    .collect();
-                if !utilization.is_empty() {
-                    row.gpu = Some(utilization.iter().sum::<f64>() / utilization.len() as f64);
-                }
-                let sum_u64 = |f: &dyn Fn(&crate::model::wire::Accelerator<'_>) -> Option<u64>| {
-                    let values: Vec<u64> = e.accelerators.iter().filter_map(f).collect();
-                    (!values.is_empty()).then(|| values.iter().sum())
-                };
-                row.gpu_memory_used = sum_u64(&|a| a.memory.used);
-                row.gpu_memory_total = sum_u64(&|a| a.memory.total);
-                let power: Vec<f64> = e.accelerators.iter().filter_map(|a| a.power).collect();
-                row.power = (!power.is_empty()).then(|| power.iter().sum());
+            match headline {
+                Some(h) => with_figures(row, h),
+                None => row,
             }
-            row
         })
         .collect()
+}
+
+/// `row` with the figures of its node's headline.
+fn with_figures(row: NodeRow, headline: &Headline<'_>) -> NodeRow {
+    let gpus = &headline.accelerator_summary;
+    NodeRow {
+        cpu: Some(headline.cpu.overall),
+        memory: Some(headline.memory.usage),
+        gpus: usize::try_from(gpus.count).unwrap_or(usize::MAX),
+        gpu: gpus.utilization,
+        gpu_memory_used: gpus.memory_used,
+        gpu_memory_total: gpus.memory_total,
+        power: gpus.power,
+        ..row
+    }
 }

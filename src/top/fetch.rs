@@ -1,6 +1,7 @@
 //! The poller of `system_monitor top`: finds out whether the server is an agent or a
 //! coordinator (`/api/cluster/info` answers only on a coordinator), then fetches
-//! `/api/system/metrics` (and, on a coordinator, `/api/cluster/info`) every refresh, back-fills
+//! `/api/system/metrics` (and, on a coordinator, `/api/cluster/info`) every refresh — for a
+//! coordinator's list, only its nodes' headlines (`?view=headline`) — back-fills
 //! the sparklines from `/api/system/history` once per connection and node where the server
 //! keeps history, and reports a server that went away with a growing backoff.
 
@@ -10,11 +11,13 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use reqwest::StatusCode;
-use serde::Deserialize;
 use tokio::sync::watch;
 
 use crate::auth::Token;
+use crate::history::flatten::Number;
+use crate::history::Answer;
 use crate::http_client;
+use crate::serve::history_query::answers_from_json;
 
 use super::series::{self, element_in};
 
@@ -60,8 +63,9 @@ pub enum Update {
 #[derive(Debug, Clone)]
 pub struct Round {
     pub mode: Mode,
-    /// The `/api/system/metrics` array: on a coordinator, every node's, or only the drilled-into
-    /// node's (`?node_id=`; empty when the coordinator has no data for it).
+    /// The `/api/system/metrics` array: on a coordinator, every node's headline
+    /// (`?view=headline`), or only the drilled-into node's element (`?node_id=`; empty when the
+    /// coordinator has no data for it).
     pub metrics: Bytes,
     /// The node drilled into when the round was fetched (coordinator).
     pub focus: Option<String>,
@@ -86,15 +90,6 @@ pub enum FetchError {
     },
     #[error(transparent)]
     Body(#[from] http_client::BodyError),
-}
-
-/// `/api/system/history`'s answer, the part the sparklines use.
-#[derive(Debug, Deserialize)]
-struct HistoryNode {
-    #[serde(default)]
-    timestamps: Vec<i64>,
-    #[serde(default)]
-    series: BTreeMap<String, Vec<Option<f64>>>,
 }
 
 /// Asks one server.
@@ -209,14 +204,18 @@ impl Poller {
                 .get(&format!("/api/system/metrics?node_id={node}"))
                 .await?
                 .unwrap_or_else(|| Bytes::from_static(b"[]")),
-            None => self
-                .get("/api/system/metrics")
-                .await?
-                .ok_or_else(|| FetchError::Status {
+            None => {
+                let path = match found {
+                    Mode::Agent => "/api/system/metrics",
+                    // The list shows a few figures of each node: not every node's element.
+                    Mode::Coordinator => "/api/system/metrics?view=headline",
+                };
+                self.get(path).await?.ok_or_else(|| FetchError::Status {
                     path: "/api/system/metrics".into(),
                     status: StatusCode::NOT_FOUND,
                     body: "not a system_monitor".into(),
-                })?,
+                })?
+            }
         };
         Ok(Round {
             mode: found,
@@ -268,23 +267,31 @@ impl Poller {
             path.push_str(node);
         }
         let body = self.get(&path).await.ok()??;
-        let nodes: Vec<HistoryNode> = serde_json::from_slice(&body).ok()?;
-        let node = nodes.into_iter().next()?;
-        Some(
-            node.series
-                .into_iter()
-                .map(|(field, values)| {
-                    let points = node
-                        .timestamps
-                        .iter()
-                        .zip(values)
-                        .filter_map(|(&t, v)| v.filter(|v| v.is_finite()).map(|v| (t, v)))
-                        .collect();
-                    (field, points)
-                })
-                .collect(),
-        )
+        let answer = answers_from_json(&body).ok()?.into_iter().next()?;
+        Some(sparkline_points(answer))
     }
+}
+
+/// Each series of a history answer as (time, value) points, nulls and non-finite values left
+/// out.
+fn sparkline_points(answer: Answer) -> BTreeMap<String, Vec<(i64, f64)>> {
+    let timestamps = answer.timestamps;
+    answer
+        .series
+        .into_iter()
+        .map(|(field, values)| {
+            let points = timestamps
+                .iter()
+                .zip(values)
+                .filter_map(|(&t, v)| {
+                    v.map(Number::as_f64)
+                        .filter(|v| v.is_finite())
+                        .map(|v| (t, v))
+                })
+                .collect();
+            (field, points)
+        })
+        .collect()
 }
 
 /// The `fields=` of the history request for `node` of `metrics` (the sparklines' series), or
@@ -302,4 +309,24 @@ fn history_fields(metrics: &[u8], node: Option<&str>) -> Option<String> {
         fields.push_str(&path);
     }
     Some(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_answers_become_sparkline_points() {
+        let body = br#"[{"node_id":"n","from":0,"to":3000,"step_ms":1000,
+            "timestamps":[1000,2000,3000],
+            "series":{"cpu.overall":[1.5,null,2.5],"memory.used":[10,20,30]}}]"#;
+        let answer = answers_from_json(body).unwrap().remove(0);
+        let points = sparkline_points(answer);
+        assert_eq!(points["cpu.overall"], [(1000, 1.5), (3000, 2.5)]);
+        assert_eq!(
+            points["memory.used"],
+            [(1000, 10.0), (2000, 20.0), (3000, 30.0)]
+        );
+        assert!(answers_from_json(b"[{\"series\":{}}]").is_err());
+    }
 }

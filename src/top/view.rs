@@ -58,6 +58,14 @@ pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
         Some(Mode::Coordinator) if app.focus.is_none() => node_list(frame, body, app, dim),
         Some(_) => match app.element_of(app.shown_node()) {
             Some(element) => node_view(frame, body, app, &element, dim),
+            // Drilled in, before the node's first round.
+            None if app.metrics.is_empty() => frame.render_widget(
+                Paragraph::new(format!(
+                    "loading node {}… (Esc: back)",
+                    app.shown_node().unwrap_or("this node")
+                )),
+                body,
+            ),
             None => frame.render_widget(
                 Paragraph::new(format!(
                     "no data for {} (Esc: back)",

@@ -281,6 +281,11 @@ def test_the_coordinator_view_lists_every_node_and_shows_offline_ones(cluster, b
     page.wait_for_function("() => document.querySelector('#node-count').textContent === '1 of 2 nodes'",
                            timeout=WAIT_MS)
     assert not page.is_visible("#node-ws-1")
+    # By accelerator name too (the headline lists each node's distinct names).
+    page.fill("#filter", elements["ws-1"]["accelerators"][0]["name"])
+    page.wait_for_function("() => document.querySelector('#node-count').textContent === '1 of 2 nodes'",
+                           timeout=WAIT_MS)
+    assert page.is_visible("#node-ws-1") and not page.is_visible("#node-srv-2")
     page.fill("#filter", "")
     page.wait_for_selector("#node-ws-1", timeout=WAIT_MS)
     page.click("#nodes-head span[data-key='node']")
@@ -288,8 +293,13 @@ def test_the_coordinator_view_lists_every_node_and_shows_offline_ones(cluster, b
     page.click("#nodes-head span[data-key='node']")
     assert first_row(page) == "ws-1"
     screenshot(page, "coordinator")
-    # One connection for the whole cluster, not one per node.
+    # One connection for the whole cluster, not one per node, and its frames are the nodes'
+    # headlines (`?view=headline`, a few hundred bytes a node), not their full elements.
     assert page.evaluate("window.dashboardStats.sockets") == 1
+    headlines = coordinator.get("/api/system/metrics?view=headline")
+    assert {h["node_id"] for h in headlines} == set(elements)
+    frame_bytes = page.evaluate("window.dashboardStats.lastFrameBytes")
+    assert 0 < frame_bytes < 1024 * len(headlines), frame_bytes
 
     # Click through to one node's view, served through the coordinator.
     page.click("#node-ws-1")

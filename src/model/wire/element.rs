@@ -755,11 +755,11 @@ pub fn metrics_array_json_as(
 }
 
 /// What the coordinator reads of an element on every poll — which node, which sample, its size
-/// and load — decoded from the element's bytes without the rest. Decoding the whole
-/// [`NodeMetrics`] (every number of a 16 KiB element: 64 cores, 8 GPUs) cost the coordinator
-/// 60 µs more per poll, 0.06 of a core at 1,000 agents polled each second (`bench/RESULTS.md`);
-/// the full element is decoded only for gRPC. The names are [`NodeMetrics`]' own, and a test
-/// decodes encoded elements both ways.
+/// and load, and the figures of the headline view ([`super::Headline`]) — decoded from the
+/// element's bytes without the rest. Decoding the whole [`NodeMetrics`] (every number of a
+/// 16 KiB element: 64 cores, 8 GPUs) cost the coordinator 60 µs more per poll, 0.06 of a core
+/// at 1,000 agents polled each second (`bench/RESULTS.md`); the full element is decoded only
+/// for gRPC. The names are [`NodeMetrics`]' own, and a test decodes encoded elements both ways.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct Summary<'a> {
     #[serde(rename = "node_id", borrow)]
@@ -771,7 +771,11 @@ pub struct Summary<'a> {
     pub cpu: CpuSummary,
     pub memory: Memory,
     #[serde(default)]
-    pub accelerators: Vec<AcceleratorSummary>,
+    pub disk: Disk,
+    #[serde(default)]
+    pub network: Network,
+    #[serde(default, borrow)]
+    pub accelerators: Vec<AcceleratorSummary<'a>>,
 }
 
 /// `cpu.overall` and the number of `cpu.cores`.
@@ -793,9 +797,14 @@ impl<'de> Deserialize<'de> for Counted {
     }
 }
 
-/// An accelerator's `utilization`.
+/// An accelerator's figures that the headline view summarises.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct AcceleratorSummary {
-    #[serde(default)]
+#[serde(default)]
+pub struct AcceleratorSummary<'a> {
+    #[serde(borrow)]
+    pub name: Text<'a>,
     pub utilization: Option<f64>,
+    pub memory: AcceleratorMemory,
+    pub temperature: Option<f64>,
+    pub power: Option<f64>,
 }

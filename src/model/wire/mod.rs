@@ -1,6 +1,7 @@
 //! The wire model: the JSON that agents serve and the coordinator reads back — the
 //! `/api/system/metrics` element ([`NodeMetrics`]), the `/api/system/info` object ([`Info`]), the
-//! coordinator's `/api/cluster/info` ([`ClusterInfo`]) and the registration messages — defined once, with the one mapping to the typed v1 messages
+//! coordinator's `/api/cluster/info` ([`ClusterInfo`]), the headline view of an element
+//! ([`Headline`]) and the registration messages — defined once, with the one mapping to the typed v1 messages
 //! ([`v1`]). The agent encodes these from its [`Snapshot`](crate::model::Snapshot); the
 //! coordinator decodes the same types from agents' bytes.
 //!
@@ -9,6 +10,7 @@
 
 mod cluster;
 mod element;
+mod headline;
 mod info;
 mod register;
 pub mod v1;
@@ -19,6 +21,10 @@ pub use element::{
     Cpu, Disk, DiskDevice, Ecc, Filesystem, Interface, Memory, MigDevice, MigMemory, Network,
     NodeMetrics, Pcie, Power, Pressure, PressureLine, PressureResource, Process, Profiling, Sensor,
     Summary, Swap, Text,
+};
+pub use headline::{
+    headline_array_json, AcceleratorHeadline, Headline, HeadlineCpu, HeadlineDisk, HeadlineMemory,
+    HeadlineNetwork,
 };
 pub use info::{DeviceInfo, Info, MigInfo};
 pub use register::{RegisterAnswer, RegisterRequest, REGISTER_PATH};

@@ -373,3 +373,102 @@ fn unknown_accelerator_types_read_as_other() {
     let decoded: Accelerator<'_> = serde_json::from_str(r#"{"id":"x","type":"fpga"}"#).unwrap();
     assert_eq!(decoded.kind, crate::model::AcceleratorKind::Other);
 }
+
+#[test]
+fn the_headline_summarises_the_element() {
+    let mut snapshot = full_snapshot();
+    let mut second = a100();
+    second.id = "nvidia1".into();
+    second.index = 1;
+    second.utilization_percent = Some(20.0);
+    second.power_watts = Some(100.5);
+    snapshot.accelerators.push(second);
+    let element = NodeMetrics::of(&snapshot);
+    let array = metrics_array_json([&snapshot]).unwrap();
+    let encoded = headline_array_json(&array).unwrap();
+    let headlines: Vec<Headline<'_>> = serde_json::from_slice(&encoded).unwrap();
+    let [headline] = headlines.as_slice() else {
+        panic!("one headline per element: {headlines:?}");
+    };
+    let (cpu, memory) = (
+        element.cpu.as_ref().unwrap(),
+        element.memory.as_ref().unwrap(),
+    );
+    let (disk, network) = (
+        element.disk.clone().unwrap_or_default(),
+        element.network.clone().unwrap_or_default(),
+    );
+    assert_eq!(headline.node_id, element.node_id);
+    assert_eq!(headline.timestamp, element.timestamp);
+    assert_eq!(headline.hostname, element.hostname);
+    assert_eq!(headline.cpu.overall, cpu.overall);
+    assert_eq!(headline.cpu.core_count, cpu.cores.len() as u64);
+    assert_eq!(
+        (
+            headline.memory.usage,
+            headline.memory.used,
+            headline.memory.total
+        ),
+        (memory.usage, memory.used, memory.total)
+    );
+    assert_eq!(
+        (
+            headline.disk.usage,
+            headline.disk.io_read,
+            headline.disk.io_write
+        ),
+        (disk.usage, disk.io_read, disk.io_write)
+    );
+    assert_eq!(
+        (headline.network.bytes_in, headline.network.bytes_out),
+        (network.bytes_in, network.bytes_out)
+    );
+    let devices = &element.accelerators;
+    let gpus = &headline.accelerator_summary;
+    assert_eq!(gpus.count, 2);
+    assert_eq!(gpus.names, vec![devices[0].name.clone()], "distinct names");
+    let utilization: Vec<f64> = devices.iter().filter_map(|a| a.utilization).collect();
+    assert_eq!(utilization.len(), 2);
+    assert_eq!(
+        gpus.utilization,
+        Some((utilization[0] + utilization[1]) / 2.0)
+    );
+    assert_eq!(
+        gpus.utilization_max,
+        Some(utilization[0].max(utilization[1]))
+    );
+    let used: u64 = devices.iter().filter_map(|a| a.memory.used).sum();
+    assert_eq!(gpus.memory_used, Some(used));
+    let power: f64 = devices.iter().filter_map(|a| a.power).sum();
+    assert_eq!(gpus.power, Some(power));
+    // Where no device reports a figure it is null, not 0.
+    let bare = json!([{"node_id": "n", "timestamp": 1, "cpu": {"overall": 1}, "memory": {},
+        "accelerators": [{"name": "x"}]}]);
+    let bare = headline_array_json(bare.to_string().as_bytes()).unwrap();
+    let bare: Value = serde_json::from_slice(&bare).unwrap();
+    assert_eq!(bare[0]["acceleratorSummary"]["count"], 1);
+    assert_eq!(bare[0]["acceleratorSummary"]["utilization"], Value::Null);
+    assert_eq!(bare[0]["acceleratorSummary"]["memoryTotal"], Value::Null);
+    assert_eq!(bare[0]["cpu"]["coreCount"], 0);
+    // Only the headline's paths: no per-core or per-device detail.
+    let mut keys: Vec<&str> = bare[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "acceleratorSummary",
+            "cpu",
+            "disk",
+            "hostname",
+            "memory",
+            "network",
+            "node_id",
+            "timestamp"
+        ]
+    );
+}

@@ -196,6 +196,13 @@ fn every_field_the_encoders_write_is_described() {
     cluster["status"] = "online".into();
     cluster["dataAgeSeconds"] = 0.25.into();
     assert_fits(&doc, "ClusterNodeMetrics", &cluster);
+    let array = crate::model::wire::metrics_array_json([&snapshot]).unwrap();
+    let headlines = crate::model::wire::headline_array_json(&array).unwrap();
+    let mut headline = serde_json::from_slice::<Value>(&headlines).unwrap()[0].take();
+    assert_fits(&doc, "HeadlineMetrics", &headline);
+    headline["status"] = "degraded".into();
+    headline["dataAgeSeconds"] = 1.5.into();
+    assert_fits(&doc, "ClusterHeadlineMetrics", &headline);
     assert_fits(
         &doc,
         "Info",

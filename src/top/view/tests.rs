@@ -11,8 +11,8 @@ use ratatui::Terminal;
 
 use super::draw;
 use crate::model::wire::{
-    Accelerator, AcceleratorMemory, ClusterInfo, ClusterNode, Core, Cpu, Disk, Memory, Network,
-    NodeMetrics, Swap,
+    headline_array_json, Accelerator, AcceleratorMemory, ClusterInfo, ClusterNode, Core, Cpu, Disk,
+    Memory, Network, NodeMetrics, Swap,
 };
 use crate::top::app::{Action, App, SortKey};
 use crate::top::fetch::{Mode, Round, Update};
@@ -218,6 +218,11 @@ fn cluster(nodes: &[(&str, &str)]) -> Bytes {
     })
 }
 
+/// The coordinator's headline array (`?view=headline`) of `elements`.
+fn headlines<T: serde::Serialize>(elements: &T) -> Bytes {
+    Bytes::from(headline_array_json(&json(elements)).expect("headlines"))
+}
+
 fn coordinator_app() -> App {
     let mut app = App::new("http://127.0.0.1:9000".into());
     let elements = [
@@ -228,7 +233,7 @@ fn coordinator_app() -> App {
     app.apply(
         Update::Round(Round {
             mode: Mode::Coordinator,
-            metrics: json(&elements),
+            metrics: headlines(&elements),
             cluster: Some(cluster(&[
                 ("alpha", "online"),
                 ("bravo", "degraded"),
@@ -303,6 +308,19 @@ fn enter_drills_into_the_selected_node_and_esc_goes_back() {
         app.key(key(KeyCode::Enter)),
         Action::Focus(Some("bravo".into()))
     );
+    // The list had the nodes' headlines only: the node's element comes with the next round.
+    let text = screen(&app);
+    assert!(text.contains("loading node bravo"), "{text}");
+    let statuses = cluster(&[("alpha", "online"), ("bravo", "degraded")]);
+    app.apply(
+        Update::Round(Round {
+            mode: Mode::Coordinator,
+            metrics: json(&[element("bravo", 90.0, 2_000_000_000, Some(75.0))]),
+            cluster: Some(statuses),
+            focus: Some("bravo".into()),
+        }),
+        Instant::now(),
+    );
     let text = screen(&app);
     assert!(text.contains("node bravo"), "{text}");
     assert!(text.contains("overall  90.0%"), "{text}");
@@ -315,7 +333,7 @@ fn enter_drills_into_the_selected_node_and_esc_goes_back() {
     app.apply(
         Update::Round(Round {
             mode: Mode::Coordinator,
-            metrics: json(&[element("alpha", 1.0, 1, None)]),
+            metrics: headlines(&[element("alpha", 1.0, 1, None)]),
             cluster: Some(statuses.clone()),
             focus: None,
         }),
