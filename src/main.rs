@@ -306,10 +306,15 @@ mod tests {
         assert!(logs(&vv, "system_monitor::serve", Level::TRACE));
         assert!(!logs(&vv, "h2", Level::INFO));
 
-        let (rust_log, refused) = log_filter(0, Some("hyper=debug,system_monitor::history=trace".into()));
+        let (rust_log, refused) =
+            log_filter(0, Some("hyper=debug,system_monitor::history=trace".into()));
         assert!(refused.is_none());
         assert!(logs(&rust_log, "hyper::proto::h1", Level::DEBUG));
-        assert!(logs(&rust_log, "system_monitor::history::log", Level::TRACE));
+        assert!(logs(
+            &rust_log,
+            "system_monitor::history::log",
+            Level::TRACE
+        ));
         assert!(!logs(&rust_log, "system_monitor::agent", Level::ERROR));
         let (bare, _) = log_filter(0, Some("debug".into()));
         assert!(logs(&bare, "anything", Level::DEBUG));

@@ -37,7 +37,7 @@ use crate::serve::http::{
     self, error, invalid_node_id, invalid_query, json_bytes, no_store, round3, unknown_node_id,
 };
 use crate::serve::prometheus::{self, Format};
-use crate::serve::view::{MetricsQuery, View};
+use crate::serve::view::{MetricsRequest, View};
 use crate::serve::ws;
 use crate::serve::Guard;
 use crate::serve::Health;
@@ -90,18 +90,10 @@ struct NodeQuery {
 
 async fn metrics(
     State(state): State<ClusterState>,
-    query: Result<Query<MetricsQuery>, QueryRejection>,
+    MetricsRequest { node_id, view }: MetricsRequest,
 ) -> Response {
-    let query = match query {
-        Ok(Query(query)) => query,
-        Err(rejection) => return invalid_query(&rejection),
-    };
-    let view = match View::parse(query.view.as_deref()) {
-        Ok(view) => view,
-        Err(refused) => return refused.response(),
-    };
     let now = Instant::now();
-    let body = match selected_views(&state.registry, query.node_id.as_deref(), now) {
+    let body = match selected_views(&state.registry, node_id.as_deref(), now) {
         Ok(views) => elements_json(&views, now, view),
         Err(refused) => return refused.response(),
     };
@@ -172,18 +164,12 @@ fn selected_views<'a>(
 /// ([`RoundFrames`](super::frames::RoundFrames)).
 async fn metrics_ws(
     State(state): State<ClusterState>,
-    query: Result<Query<MetricsQuery>, QueryRejection>,
+    MetricsRequest {
+        node_id: requested,
+        view,
+    }: MetricsRequest,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let query = match query {
-        Ok(Query(query)) => query,
-        Err(rejection) => return invalid_query(&rejection),
-    };
-    let view = match View::parse(query.view.as_deref()) {
-        Ok(view) => view,
-        Err(refused) => return refused.response(),
-    };
-    let requested = query.node_id;
     if let Err(refused) = selected_views(&state.registry, requested.as_deref(), Instant::now()) {
         return refused.response();
     }

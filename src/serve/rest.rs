@@ -26,7 +26,7 @@ use super::guard::Guard;
 use super::http::{invalid_node_id, invalid_query, json_bytes, no_store, round3};
 use super::prometheus::Format;
 use super::state::{check_node_query, AppState, Health, RestState, Selected};
-use super::view::{metrics_json, MetricsQuery, View};
+use super::view::{metrics_json, MetricsRequest};
 use super::{dashboard, history_rest, http, openapi, stream, ws};
 use crate::model::unix_ms;
 use crate::model::wire::Info;
@@ -127,18 +127,10 @@ async fn info(
 
 async fn metrics(
     State(state): State<RestState>,
-    query: Result<Query<MetricsQuery>, QueryRejection>,
+    MetricsRequest { node_id, view }: MetricsRequest,
 ) -> Response {
-    let query = match query {
-        Ok(Query(query)) => query,
-        Err(rejection) => return invalid_query(&rejection),
-    };
-    let view = match View::parse(query.view.as_deref()) {
-        Ok(view) => view,
-        Err(refused) => return refused.response(),
-    };
     let snapshot = state.app.latest();
-    let requested = query.node_id.as_deref();
+    let requested = node_id.as_deref();
     match check_node_query(requested, &snapshot.node_id, state.app.node_id_origin) {
         Err(refused) => refused.response(),
         Ok(selected) => json_bytes(metrics_json(&state.cache, &snapshot, &selected, view)),

@@ -4,13 +4,15 @@
 //! in either ([`metrics_json`]).
 
 use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::cache::EncodedCache;
-use super::http::error;
+use super::http::{error, invalid_query};
 use super::state::Selected;
 use crate::model::wire::{headline_array_json, metrics_array_json_as};
 use crate::model::{echo, Snapshot};
@@ -22,6 +24,31 @@ pub struct MetricsQuery {
     pub node_id: Option<String>,
     /// `full` or `headline`; `full` without it.
     pub view: Option<String>,
+}
+
+/// The checked query of `/api/system/metrics` and `/api/system/ws` (both modes): a handler that
+/// takes it answers a malformed query or an unknown view with 400 JSON before it runs.
+#[derive(Debug)]
+pub struct MetricsRequest {
+    /// The node ids asked for (`ID[,ID…]`), not yet checked against the nodes.
+    pub node_id: Option<String>,
+    /// The form of each node.
+    pub view: View,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for MetricsRequest {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let Query(query) = Query::<MetricsQuery>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| invalid_query(&rejection))?;
+        let view = View::parse(query.view.as_deref()).map_err(|refused| refused.response())?;
+        Ok(MetricsRequest {
+            node_id: query.node_id,
+            view,
+        })
+    }
 }
 
 /// Which form of each node the array holds.

@@ -15,22 +15,21 @@
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::{
     rejection::WebSocketUpgradeRejection, CloseFrame, Message, Utf8Bytes, WebSocket,
     WebSocketUpgrade,
 };
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::http::{error, invalid_query};
+use super::http::error;
 use super::state::RestState;
 pub use super::state::{Keepalive, PING_INTERVAL, SEND_TIMEOUT};
-use super::view::{metrics_json, MetricsQuery, View};
+use super::view::{metrics_json, MetricsRequest};
 use crate::auth::WS_PROTOCOL;
 
 /// The largest message a client may send (they have nothing to say but pings and close).
@@ -61,19 +60,13 @@ pub fn not_an_upgrade(rejection: &WebSocketUpgradeRejection) -> Response {
 /// or 404 before any upgrade), then [`push`] of each new sample.
 pub async fn metrics_ws(
     State(state): State<RestState>,
-    query: Result<Query<MetricsQuery>, QueryRejection>,
+    MetricsRequest {
+        node_id: requested,
+        view,
+    }: MetricsRequest,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let query = match query {
-        Ok(Query(query)) => query,
-        Err(rejection) => return invalid_query(&rejection),
-    };
-    let view = match View::parse(query.view.as_deref()) {
-        Ok(view) => view,
-        Err(refused) => return refused.response(),
-    };
     let snapshot = state.app.latest();
-    let requested = query.node_id.clone();
     if let Err(refused) = super::state::check_node_query(
         requested.as_deref(),
         &snapshot.node_id,
