@@ -10,7 +10,7 @@ mod common;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use common::cluster::{agent, coordinator, eventually, get, token_file, DEADLINE};
+use common::cluster::{agent, coordinator, eventually, get, token_file, Process, DEADLINE};
 use common::Monitor;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -296,13 +296,14 @@ async fn a_client_that_never_answers_pings_is_dropped() {
     next_text(&mut reading).await;
 }
 
-/// The coordinator's WebSocket: refusals before the upgrade as on `/api/system/metrics`, then
-/// after each poll round that filter's array (the same elements; only `dataAgeSeconds` moves
-/// with the moment it is asked).
-#[tokio::test]
-async fn coordinator_frames_are_its_metrics_for_the_same_filter() {
-    let a1 = agent("server", "ws-1", Ipv4Addr::LOCALHOST, &[]);
-    let a2 = agent("captured-vm", "ws-2", Ipv4Addr::LOCALHOST, &[]);
+/// Two agents of these (fixture, node id) and a coordinator polling them every 300 ms, once it
+/// serves both.
+async fn two_node_cluster(
+    (fixture1, id1): (&str, &str),
+    (fixture2, id2): (&str, &str),
+) -> (Process, Process, Process) {
+    let a1 = agent(fixture1, id1, Ipv4Addr::LOCALHOST, &[]);
+    let a2 = agent(fixture2, id2, Ipv4Addr::LOCALHOST, &[]);
     let agents = format!("{},{}", a1.base(), a2.base());
     let coord = coordinator(&["--agents", &agents, "--poll-interval", "300ms"]);
     eventually("both nodes served", DEADLINE, || async {
@@ -315,6 +316,15 @@ async fn coordinator_frames_are_its_metrics_for_the_same_filter() {
         }
     })
     .await;
+    (a1, a2, coord)
+}
+
+/// The coordinator's WebSocket: refusals before the upgrade as on `/api/system/metrics`, then
+/// after each poll round that filter's array (the same elements; only `dataAgeSeconds` moves
+/// with the moment it is asked).
+#[tokio::test]
+async fn coordinator_frames_are_its_metrics_for_the_same_filter() {
+    let (_a1, _a2, coord) = two_node_cluster(("server", "ws-1"), ("captured-vm", "ws-2")).await;
     let ws = |path: &str| coord.url(path).replacen("http://", "ws://", 1);
 
     for (path, status) in [
@@ -557,20 +567,8 @@ async fn headline_frames_summarise_the_metrics_of_each_sample() {
 /// round, as its `/api/system/metrics?view=headline`, each one the summary of the node's element.
 #[tokio::test]
 async fn coordinator_headline_frames_summarise_its_metrics() {
-    let a1 = agent("server", "hl-1", Ipv4Addr::LOCALHOST, &[]);
-    let a2 = agent("accel/workstation", "hl-2", Ipv4Addr::LOCALHOST, &[]);
-    let agents = format!("{},{}", a1.base(), a2.base());
-    let coord = coordinator(&["--agents", &agents, "--poll-interval", "300ms"]);
-    eventually("both nodes served", DEADLINE, || async {
-        let reply = get(&coord.url("/api/system/metrics"), None).await;
-        let n = reply.json().as_array().map_or(0, Vec::len);
-        if n == 2 {
-            Ok(())
-        } else {
-            Err(reply.body)
-        }
-    })
-    .await;
+    let (_a1, _a2, coord) =
+        two_node_cluster(("server", "hl-1"), ("accel/workstation", "hl-2")).await;
     let ws = |path: &str| coord.url(path).replacen("http://", "ws://", 1);
     assert_bad_views_refused(ws, |p| coord.url(p)).await;
     let (status, _) = refused(
