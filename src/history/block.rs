@@ -620,7 +620,7 @@ mod tests {
             _ => 70,
         };
         (0..width)
-            .filter(|id| (id + r) % 7 != 0)
+            .filter(|id| !(id + r).is_multiple_of(7))
             .map(|id| {
                 let kind = [Kind::Unsigned, Kind::Signed, Kind::Float][id % 3];
                 (id, kind, (r * 1000 + id) as u64)
@@ -638,12 +638,13 @@ mod tests {
         }
         assert_eq!(block.timestamps.len(), rows);
         assert_eq!(block.columns(), 130);
-        let mut by_column = vec![vec![None; rows]; 131];
-        for r in 0..rows {
-            for (id, _, bits) in expected(r) {
-                by_column[id][r] = Some(bits);
-            }
-        }
+        let by_column: Vec<Vec<Option<u64>>> = (0..131)
+            .map(|id| {
+                (0..rows)
+                    .map(|r| expected(r).iter().find(|e| e.0 == id).map(|e| e.2))
+                    .collect()
+            })
+            .collect();
         let sealed = block.seal().unwrap().unwrap();
         for (id, want) in by_column.iter().enumerate() {
             let kind = [Kind::Unsigned, Kind::Signed, Kind::Float][id % 3];
