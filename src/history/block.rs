@@ -96,8 +96,9 @@ const LEVEL: usize = 4;
 /// Flag in a column's first byte: a presence bitmap follows.
 const HAS_GAPS: u8 = 0x80;
 
-/// Words per chunk of an open block's rows, at most (64 KiB): chunks grow from one row's size
-/// up to this, so that a block holds about what its rows need and a chunk is never moved.
+/// Words per chunk of an open block's rows, at most (64 KiB) unless one row is larger: chunks
+/// hold whole rows and grow from one row up to this, so that a block holds about what its rows
+/// need and a chunk is never moved.
 const CHUNK_WORDS: usize = 8192;
 
 /// One row being built: a word per column id and a presence bitmap. Kept by the store and
@@ -264,9 +265,12 @@ impl OpenBlock {
             .last()
             .is_some_and(|c| c.capacity() - c.len() >= len);
         if !fits {
+            // Whole rows (a chunk's tail is not left unused), as many as the block holds so
+            // far, at least one and at most what fits in `CHUNK_WORDS`.
             let held: usize = self.chunks.iter().map(Vec::capacity).sum();
-            let capacity = held.clamp(len, CHUNK_WORDS.max(len));
-            self.chunks.push(Vec::with_capacity(capacity));
+            let per_row = len.max(1);
+            let rows = (held / per_row).clamp(1, (CHUNK_WORDS / per_row).max(1));
+            self.chunks.push(Vec::with_capacity(rows * len));
         }
         let chunk = self.chunks.len() - 1;
         RowAt {
@@ -698,9 +702,15 @@ mod tests {
 
     #[test]
     fn an_open_block_grows_with_its_rows() {
+        // The raw tier of the bench host, and its minute tier (rows wider than half a chunk).
+        for width in [727, 4 * 727] {
+            grows_with_its_rows(width);
+        }
+    }
+
+    fn grows_with_its_rows(width: usize) {
         let mut block = OpenBlock::default();
         let mut row = Row::default();
-        let width = 727;
         for r in 0..240usize {
             row.clear();
             for id in 0..width {
@@ -711,8 +721,9 @@ mod tests {
             let held = block.heap_bytes();
             // The rows' words, one chunk not yet full at most, the per-row index.
             assert!(held >= needed, "row {r}: {held} < {needed}");
+            let row_bytes = (width + width.div_ceil(64)) * 8;
             assert!(
-                held <= needed + CHUNK_WORDS * 8 + (r + 1) * 64 + 16 * 1024,
+                held <= needed + (CHUNK_WORDS * 8).max(row_bytes) + (r + 1) * 64 + 16 * 1024,
                 "row {r}: {held} for {needed}"
             );
         }
