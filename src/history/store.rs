@@ -446,8 +446,13 @@ impl Store {
         });
         if minutes {
             let known = self.accumulators.len();
-            self.accumulators
-                .extend(series[known..].iter().map(|s| Accumulator::new(s.kind)));
+            self.accumulators.extend(
+                series
+                    .get(known..)
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(|s| Accumulator::new(s.kind)),
+            );
             let accumulators = &mut self.accumulators;
             self.row.for_each(|id, bits| {
                 if let Some(acc) = accumulators.get_mut(id) {
