@@ -364,11 +364,7 @@ fn values(store: &Store, minute: bool) -> usize {
         }
     }
     for block in tier.unsealed() {
-        for col in &block.columns {
-            n += (0..block.timestamps.len())
-                .filter(|&r| col.get(r).is_some())
-                .count();
-        }
+        n += block.values();
     }
     n
 }
@@ -382,18 +378,7 @@ fn report(name: &str, noisy: bool) {
     let raw_bytes = hour.raw.heap_bytes();
     let raw_values = values(&hour, false);
     let sealed_raw: usize = hour.raw.sealed.iter().map(|b| b.heap_bytes()).sum();
-    let sealed_values = raw_values
-        - hour
-            .raw
-            .open
-            .columns
-            .iter()
-            .map(|c| {
-                (0..hour.raw.open.timestamps.len())
-                    .filter(|&r| c.get(r).is_some())
-                    .count()
-            })
-            .sum::<usize>();
+    let sealed_values = raw_values - hour.raw.open.values();
     println!(
         "history/{name}: {} series; raw tier after 1 h: {} values, {} bytes = {:.3} bytes/value \
          (sealed blocks alone {:.3}); 3,600 samples: append (flatten + push) {:.1} µs each, \

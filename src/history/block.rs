@@ -1,6 +1,7 @@
-//! Columns of one block of rows: the open block (plain `u64` words, appended to) and the sealed
-//! block (each column compressed with pco, all columns in one buffer). A block's rows share one
-//! timestamp column; each series is a column (the minute tier: four, see [`super::store`]).
+//! One block of rows: the open block (plain `u64` words, row-major: each row appended with one
+//! copy) and the sealed block (each column compressed with pco, all columns in one buffer). A
+//! block's rows share one timestamp column; each series is a column (the minute tier: four, see
+//! [`super::store`]).
 //!
 //! A value is kept as its 64 bits (`u64` as is, `i64` as two's complement, `f64` by
 //! [`f64::to_bits`]) with its [`Kind`], so every tier gives back exactly the number it was
@@ -32,6 +33,7 @@ impl Kind {
 
     /// `n` as bits of this kind: a field keeps the kind it first had (the element's types do
     /// not change; a plugin's might), converted as Rust's `as` does.
+    #[inline(always)]
     pub fn bits(self, n: Number) -> u64 {
         match (self, n) {
             (Kind::Unsigned, Number::Unsigned(v)) => v,
@@ -56,6 +58,7 @@ impl Kind {
     }
 
     /// The number as a float, for means.
+    #[inline(always)]
     pub fn float(self, bits: u64) -> f64 {
         match self {
             Kind::Unsigned => bits as f64,
@@ -93,72 +96,144 @@ const LEVEL: usize = 4;
 /// Flag in a column's first byte: a presence bitmap follows.
 const HAS_GAPS: u8 = 0x80;
 
-/// The rows appended since the last seal, uncompressed.
+/// Words per chunk of an open block's rows, at most (64 KiB) unless one row is larger: chunks
+/// hold whole rows and grow from one row up to this, so that a block holds about what its rows
+/// need and a chunk is never moved.
+const CHUNK_WORDS: usize = 8192;
+
+/// One row being built: a word per column id and a presence bitmap. Kept by the store and
+/// reused by every append (no allocation once it is as wide as the catalog).
+#[derive(Debug, Default, Clone)]
+pub struct Row {
+    /// One word per column id (0 where there is no value).
+    values: Vec<u64>,
+    /// Bit `id % 64` of word `id / 64` set: column `id` has a value.
+    present: Vec<u64>,
+}
+
+impl Row {
+    /// Removes every value (keeps the buffers).
+    pub fn clear(&mut self) {
+        self.values.fill(0);
+        self.present.fill(0);
+    }
+
+    /// Sets column `id` to `bits`; a column set twice keeps the last value (a path seen twice in
+    /// one sample: a map repeating a key).
+    #[inline(always)]
+    pub fn set(&mut self, id: usize, bits: u64) {
+        if id >= self.values.len() {
+            self.values.resize(id + 1, 0);
+            self.present.resize((id + 1).div_ceil(64), 0);
+        }
+        self.values[id] = bits;
+        self.present[id / 64] |= 1 << (id % 64);
+    }
+
+    /// The value of column `id`, if any.
+    pub fn get(&self, id: usize) -> Option<u64> {
+        bit(&self.present, id).then(|| self.values[id])
+    }
+
+    /// The (column id, bits) of every value, in column order.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        ones(&self.present).map(|id| (id, self.values[id]))
+    }
+
+    /// Calls `each(column id, bits)` for every value, in column order (what [`Row::iter`]
+    /// gives, as plain loops: this runs for every value appended).
+    #[inline(always)]
+    pub fn for_each(&self, mut each: impl FnMut(usize, u64)) {
+        let mut i = 0;
+        while i < self.present.len() {
+            let mut word = self.present[i];
+            while word != 0 {
+                let id = i * 64 + word.trailing_zeros() as usize;
+                word &= word - 1;
+                if let Some(&bits) = self.values.get(id) {
+                    each(id, bits);
+                }
+            }
+            i += 1;
+        }
+    }
+
+    /// Bytes on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        (self.values.capacity() + self.present.capacity()) * 8
+    }
+
+    /// One more than the last column with a value (0 when empty).
+    fn width(&self) -> usize {
+        self.present.iter().rposition(|&w| w != 0).map_or(0, |i| {
+            i * 64 + 64 - self.present[i].leading_zeros() as usize
+        })
+    }
+}
+
+/// Whether bit `i` of `bitmap` is set.
+#[inline]
+fn bit(bitmap: &[u64], i: usize) -> bool {
+    bitmap.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+}
+
+/// The set bits of `bitmap`, in order.
+fn ones(bitmap: &[u64]) -> impl Iterator<Item = usize> + '_ {
+    bitmap.iter().enumerate().flat_map(|(i, &word)| {
+        let mut w = word;
+        std::iter::from_fn(move || {
+            if w == 0 {
+                return None;
+            }
+            let b = w.trailing_zeros() as usize;
+            w &= w - 1;
+            Some(i * 64 + b)
+        })
+    })
+}
+
+/// Where one row of an open block lies: `bitmap words` then `width` values, from `start` of
+/// chunk `chunk`.
+#[derive(Debug, Clone, Copy)]
+struct RowAt {
+    chunk: u32,
+    start: u32,
+    width: u32,
+}
+
+impl RowAt {
+    fn bitmap_words(self) -> usize {
+        (self.width as usize).div_ceil(64)
+    }
+}
+
+/// The rows appended since the last seal, uncompressed and row-major: a row is its presence
+/// bitmap followed by one word per column id up to its last value, appended with one copy.
+/// Columns are gathered (transposed) only when the block is sealed or a query reads one. The
+/// rows sit in chunks that grow with the rows appended and are never moved.
 #[derive(Debug, Default, Clone)]
 pub struct OpenBlock {
     /// Unix ms of each row.
     pub timestamps: Vec<i64>,
-    /// One per column id; a column may be shorter than `timestamps` (no value in the last rows).
-    pub columns: Vec<OpenColumn>,
-}
-
-/// One column of the open block.
-#[derive(Debug, Default, Clone)]
-pub struct OpenColumn {
-    /// Its kind (set by the first value).
-    pub kind: Option<Kind>,
-    /// One word per row up to the last row with a value (0 where there was none).
-    pub values: Vec<u64>,
-    /// Bit `r` set: row `r` has a value.
-    pub present: Vec<u64>,
-}
-
-impl OpenColumn {
-    /// Sets the value of `row` (rows only grow).
-    pub fn set(&mut self, row: usize, kind: Kind, bits: u64) {
-        if self.values.len() > row {
-            // A path seen twice in one row (a map repeating a key): the last one wins.
-            self.values[row] = bits;
-            return;
-        }
-        self.values.resize(row, 0);
-        self.values.push(bits);
-        let word = row / 64;
-        if self.present.len() <= word {
-            self.present.resize(word + 1, 0);
-        }
-        self.present[word] |= 1 << (row % 64);
-        self.kind.get_or_insert(kind);
-    }
-
-    /// The value at `row`, if any.
-    pub fn get(&self, row: usize) -> Option<u64> {
-        let present = self
-            .present
-            .get(row / 64)
-            .is_some_and(|w| w & (1 << (row % 64)) != 0);
-        if present {
-            self.values.get(row).copied()
-        } else {
-            None
-        }
-    }
-
-    fn heap_bytes(&self) -> usize {
-        (self.values.capacity() + self.present.capacity()) * 8
-    }
+    /// Where each row is.
+    rows: Vec<RowAt>,
+    /// The rows' words.
+    chunks: Vec<Vec<u64>>,
+    /// Kind of each column id, set by its first value (meaningful where `any` is set).
+    kinds: Vec<Kind>,
+    /// Bit `id` set: column `id` has a value in some row.
+    any: Vec<u64>,
 }
 
 impl OpenBlock {
     /// Bytes on the heap.
     pub fn heap_bytes(&self) -> usize {
         self.timestamps.capacity() * 8
-            + self.columns.capacity() * std::mem::size_of::<OpenColumn>()
-            + self
-                .columns
-                .iter()
-                .map(OpenColumn::heap_bytes)
-                .sum::<usize>()
+            + self.rows.capacity() * std::mem::size_of::<RowAt>()
+            + self.chunks.capacity() * std::mem::size_of::<Vec<u64>>()
+            + self.chunks.iter().map(|c| c.capacity() * 8).sum::<usize>()
+            + self.kinds.capacity()
+            + self.any.capacity() * 8
     }
 
     /// The timestamp of the last row.
@@ -166,30 +241,135 @@ impl OpenBlock {
         self.timestamps.last().copied()
     }
 
+    /// Appends a row at `timestamp` with the values of `row`; `kind_of(id)` is the kind of
+    /// column `id`, asked for once, at its first value in the block.
+    pub fn push_row(&mut self, timestamp: i64, row: &Row, kind_of: impl Fn(usize) -> Kind) {
+        let width = row.width();
+        let words = width.div_ceil(64);
+        let at = self.reserve(words + width);
+        let chunk = &mut self.chunks[at.chunk as usize];
+        chunk.extend_from_slice(&row.present[..words]);
+        chunk.extend_from_slice(&row.values[..width]);
+        self.rows.push(RowAt {
+            width: width as u32,
+            ..at
+        });
+        self.timestamps.push(timestamp);
+        self.note_kinds(&row.present[..words], kind_of);
+    }
+
+    /// The chunk and offset where a row of `len` words goes, with room for it.
+    fn reserve(&mut self, len: usize) -> RowAt {
+        let fits = self
+            .chunks
+            .last()
+            .is_some_and(|c| c.capacity() - c.len() >= len);
+        if !fits {
+            // Whole rows (a chunk's tail is not left unused), as many as the block holds so
+            // far, at least one and at most what fits in `CHUNK_WORDS`.
+            let held: usize = self.chunks.iter().map(Vec::capacity).sum();
+            let per_row = len.max(1);
+            let rows = (held / per_row).clamp(1, (CHUNK_WORDS / per_row).max(1));
+            self.chunks.push(Vec::with_capacity(rows * len));
+        }
+        let chunk = self.chunks.len() - 1;
+        RowAt {
+            chunk: chunk as u32,
+            start: self.chunks[chunk].len() as u32,
+            width: 0,
+        }
+    }
+
+    /// Records the kind of each column that has its first value in a row of `present`.
+    fn note_kinds(&mut self, present: &[u64], kind_of: impl Fn(usize) -> Kind) {
+        if self.any.len() < present.len() {
+            self.any.resize(present.len(), 0);
+        }
+        for (i, (&p, any)) in present.iter().zip(self.any.iter_mut()).enumerate() {
+            let mut new = p & !*any;
+            if new == 0 {
+                continue;
+            }
+            *any |= new;
+            while new != 0 {
+                let id = i * 64 + new.trailing_zeros() as usize;
+                new &= new - 1;
+                if self.kinds.len() <= id {
+                    self.kinds.resize(id + 1, Kind::Unsigned);
+                }
+                self.kinds[id] = kind_of(id);
+            }
+        }
+    }
+
+    /// Row `r`: its presence bitmap and values.
+    fn row(&self, r: usize) -> (&[u64], &[u64]) {
+        let Some(&at) = self.rows.get(r) else {
+            return (&[], &[]);
+        };
+        let start = at.start as usize;
+        let words = at.bitmap_words();
+        let slice = &self.chunks[at.chunk as usize][start..start + words + at.width as usize];
+        slice.split_at(words)
+    }
+
+    /// The value of column `id` at row `r`, if any.
+    pub fn get(&self, r: usize, id: usize) -> Option<u64> {
+        let (present, values) = self.row(r);
+        bit(present, id).then(|| values[id])
+    }
+
+    /// Number of column ids: one more than the last with a value.
+    pub fn columns(&self) -> usize {
+        let mut n = self.kinds.len();
+        while n > 0 && !bit(&self.any, n - 1) {
+            n -= 1;
+        }
+        n
+    }
+
+    /// The kind of column `id`, or `None` when it has no value in this block.
+    pub fn kind(&self, id: usize) -> Option<Kind> {
+        bit(&self.any, id).then(|| self.kinds[id])
+    }
+
+    /// Column `id`: its kind and one entry per row (`None`: no value), or `None` when the block
+    /// has no value of it.
+    #[allow(clippy::type_complexity)]
+    pub fn column(&self, id: usize) -> Option<(Kind, Vec<Option<u64>>)> {
+        let kind = self.kind(id)?;
+        Some((
+            kind,
+            (0..self.rows.len()).map(|r| self.get(r, id)).collect(),
+        ))
+    }
+
+    /// Number of values held (all columns, all rows).
+    pub fn values(&self) -> usize {
+        (0..self.rows.len())
+            .map(|r| {
+                let (present, _) = self.row(r);
+                present
+                    .iter()
+                    .map(|w| w.count_ones() as usize)
+                    .sum::<usize>()
+            })
+            .sum()
+    }
+
     /// Calls `each(timestamp, row)` for every row after `after_ms`, with the row's (column id,
     /// bits) in column order.
     pub fn rows_after(&self, after_ms: Option<i64>, mut each: impl FnMut(i64, &[(u32, u64)])) {
-        let mut row = Vec::with_capacity(self.columns.len());
+        let mut out = Vec::new();
         for (r, &t) in self.timestamps.iter().enumerate() {
             if after_ms.is_some_and(|a| t <= a) {
                 continue;
             }
-            row.clear();
-            for (id, column) in self.columns.iter().enumerate() {
-                if let Some(bits) = column.get(r) {
-                    row.push((id as u32, bits));
-                }
-            }
-            each(t, &row);
+            let (present, values) = self.row(r);
+            out.clear();
+            out.extend(ones(present).map(|id| (id as u32, values[id])));
+            each(t, &out);
         }
-    }
-
-    /// The column `id`, created (empty) when new.
-    pub fn column(&mut self, id: usize) -> &mut OpenColumn {
-        if self.columns.len() <= id {
-            self.columns.resize_with(id + 1, OpenColumn::default);
-        }
-        &mut self.columns[id]
     }
 
     /// Compresses the block; `None` when it has no rows.
@@ -199,33 +379,29 @@ impl OpenBlock {
         };
         let rows = self.timestamps.len();
         let timestamps = compress(Kind::Signed, &self.timestamps_bits())?;
+        let columns = self.columns();
         let mut data = Vec::new();
-        let mut offsets = Vec::with_capacity(self.columns.len() + 1);
+        let mut offsets = Vec::with_capacity(columns + 1);
         let mut present_values = Vec::with_capacity(rows);
-        for column in &self.columns {
+        let mut bitmap = vec![0u8; rows.div_ceil(8)];
+        for id in 0..columns {
             offsets.push(u32::try_from(data.len()).map_err(|_| BlockError::Corrupt("too big"))?);
-            let Some(kind) = column.kind else { continue };
+            let Some(kind) = self.kind(id) else { continue };
             present_values.clear();
-            let mut all = true;
+            bitmap.fill(0);
             for row in 0..rows {
-                match column.get(row) {
-                    Some(v) => present_values.push(v),
-                    None => all = false,
+                if let Some(v) = self.get(row, id) {
+                    present_values.push(v);
+                    bitmap[row / 8] |= 1 << (row % 8);
                 }
             }
             if present_values.is_empty() {
                 continue;
             }
-            if all {
+            if present_values.len() == rows {
                 data.push(kind as u8);
             } else {
                 data.push(kind as u8 | HAS_GAPS);
-                let mut bitmap = vec![0u8; rows.div_ceil(8)];
-                for row in 0..rows {
-                    if column.get(row).is_some() {
-                        bitmap[row / 8] |= 1 << (row % 8);
-                    }
-                }
                 data.extend_from_slice(&bitmap);
             }
             data.extend_from_slice(&compress(kind, &present_values)?);
@@ -367,36 +543,48 @@ fn decompress(kind: Kind, bytes: &[u8]) -> Result<Vec<u64>, BlockError> {
 mod tests {
     use super::*;
 
+    /// Appends a row of (column id, kind, bits) at `t`.
+    fn push(block: &mut OpenBlock, row: &mut Row, t: i64, values: &[(usize, Kind, u64)]) {
+        row.clear();
+        for &(id, _, bits) in values {
+            row.set(id, bits);
+        }
+        block.push_row(t, row, |id| {
+            values
+                .iter()
+                .find(|v| v.0 == id)
+                .map_or(Kind::Unsigned, |v| v.1)
+        });
+    }
+
     #[test]
     fn a_sealed_block_gives_back_every_value_and_gap() {
         let mut block = OpenBlock::default();
-        for row in 0..300usize {
-            block
-                .timestamps
-                .push(1_000_000 + row as i64 * 1000 + (row % 3) as i64);
-            block
-                .column(0)
-                .set(row, Kind::Float, (row as f64 / 7.0).to_bits());
-            if row % 5 != 0 {
-                block
-                    .column(2)
-                    .set(row, Kind::Unsigned, u64::MAX - row as u64);
+        let mut row = Row::default();
+        for r in 0..300usize {
+            let mut values = vec![(0, Kind::Float, (r as f64 / 7.0).to_bits())];
+            if r % 5 != 0 {
+                values.push((2, Kind::Unsigned, u64::MAX - r as u64));
             }
-            if row > 100 {
-                block
-                    .column(3)
-                    .set(row, Kind::Signed, (-(row as i64)) as u64);
+            if r > 100 {
+                values.push((3, Kind::Signed, (-(r as i64)) as u64));
             }
+            push(
+                &mut block,
+                &mut row,
+                1_000_000 + r as i64 * 1000 + (r % 3) as i64,
+                &values,
+            );
         }
         let sealed = block.seal().unwrap().unwrap();
         assert_eq!(sealed.timestamps().unwrap(), block.timestamps);
         assert_eq!(sealed.columns(), 4);
         for id in 0..4 {
-            let open: Vec<Option<u64>> = (0..300).map(|r| block.columns[id].get(r)).collect();
+            let open: Vec<Option<u64>> = (0..300).map(|r| block.get(r, id)).collect();
             match sealed.column(id).unwrap() {
                 None => assert!(open.iter().all(Option::is_none), "column {id}"),
                 Some((kind, values)) => {
-                    assert_eq!(Some(kind), block.columns[id].kind);
+                    assert_eq!(Some(kind), block.kind(id));
                     assert_eq!(values, open, "column {id}");
                 }
             }
@@ -408,11 +596,10 @@ mod tests {
     #[test]
     fn a_corrupted_block_is_an_error_not_a_panic() {
         let mut block = OpenBlock::default();
-        for row in 0..50usize {
-            block.timestamps.push(row as i64);
-            block
-                .column(0)
-                .set(row, Kind::Float, (row as f64).sqrt().to_bits());
+        let mut row = Row::default();
+        for r in 0..50usize {
+            let bits = (r as f64).sqrt().to_bits();
+            push(&mut block, &mut row, r as i64, &[(0, Kind::Float, bits)]);
         }
         let sealed = block.seal().unwrap().unwrap();
         for cut in 0..sealed.data.len() {
@@ -424,6 +611,121 @@ mod tests {
             data[cut] ^= 0x5a;
             flipped.data = data.into();
             let _ = flipped.column(0);
+        }
+    }
+
+    /// What each row of the shape-changing block below holds: ids 0..width, some missing.
+    fn expected(r: usize) -> Vec<(usize, Kind, u64)> {
+        // Wider (new series, past a bitmap word), then narrower (series gone), then back.
+        let width = match r {
+            0..=9 => 3,
+            10..=19 => 130,
+            20..=29 => 2,
+            _ => 70,
+        };
+        (0..width)
+            .filter(|id| !(id + r).is_multiple_of(7))
+            .map(|id| {
+                let kind = [Kind::Unsigned, Kind::Signed, Kind::Float][id % 3];
+                (id, kind, (r * 1000 + id) as u64)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_row_major_block_gives_back_every_value_and_gap_across_shape_changes() {
+        let mut block = OpenBlock::default();
+        let mut row = Row::default();
+        let rows = 40;
+        for r in 0..rows {
+            push(&mut block, &mut row, r as i64 * 10, &expected(r));
+        }
+        assert_eq!(block.timestamps.len(), rows);
+        assert_eq!(block.columns(), 130);
+        let by_column: Vec<Vec<Option<u64>>> = (0..131)
+            .map(|id| {
+                (0..rows)
+                    .map(|r| expected(r).iter().find(|e| e.0 == id).map(|e| e.2))
+                    .collect()
+            })
+            .collect();
+        let sealed = block.seal().unwrap().unwrap();
+        for (id, want) in by_column.iter().enumerate() {
+            let kind = [Kind::Unsigned, Kind::Signed, Kind::Float][id % 3];
+            for (r, v) in want.iter().enumerate() {
+                assert_eq!(block.get(r, id), *v, "row {r} column {id}");
+            }
+            let open = block.column(id);
+            let sealed = sealed.column(id).unwrap();
+            if want.iter().all(Option::is_none) {
+                assert!(open.is_none() && sealed.is_none(), "column {id}");
+                assert_eq!(block.kind(id), None);
+            } else {
+                assert_eq!(open, Some((kind, want.clone())), "column {id}");
+                assert_eq!(sealed, Some((kind, want.clone())), "column {id}");
+            }
+        }
+        let mut seen = Vec::new();
+        block.rows_after(Some(185), |t, row| seen.push((t, row.to_vec())));
+        let want: Vec<(i64, Vec<(u32, u64)>)> = (19..rows)
+            .map(|r| {
+                let row = expected(r)
+                    .iter()
+                    .map(|&(id, _, b)| (id as u32, b))
+                    .collect();
+                (r as i64 * 10, row)
+            })
+            .collect();
+        assert_eq!(seen, want);
+        assert_eq!(
+            block.values(),
+            (0..rows).map(|r| expected(r).len()).sum::<usize>()
+        );
+    }
+
+    #[test]
+    fn a_column_set_twice_in_one_row_keeps_the_last_value() {
+        let mut row = Row::default();
+        row.set(5, 1);
+        row.set(5, 2);
+        row.set(1, 3);
+        assert_eq!(row.iter().collect::<Vec<_>>(), [(1, 3), (5, 2)]);
+        let mut block = OpenBlock::default();
+        block.push_row(7, &row, |_| Kind::Unsigned);
+        assert_eq!(block.get(0, 5), Some(2));
+        assert_eq!(block.get(0, 1), Some(3));
+        assert_eq!(block.get(0, 0), None);
+        row.clear();
+        assert_eq!(row.iter().count(), 0);
+        assert_eq!(row.get(5), None);
+    }
+
+    #[test]
+    fn an_open_block_grows_with_its_rows() {
+        // The raw tier of the bench host, and its minute tier (rows wider than half a chunk).
+        for width in [727, 4 * 727] {
+            grows_with_its_rows(width);
+        }
+    }
+
+    fn grows_with_its_rows(width: usize) {
+        let mut block = OpenBlock::default();
+        let mut row = Row::default();
+        for r in 0..240usize {
+            row.clear();
+            for id in 0..width {
+                row.set(id, (r + id) as u64);
+            }
+            block.push_row(r as i64, &row, |_| Kind::Unsigned);
+            let needed = (r + 1) * (width + width.div_ceil(64)) * 8;
+            let held = block.heap_bytes();
+            // The rows' words, one chunk not yet full at most, the per-row index.
+            assert!(held >= needed, "row {r}: {held} < {needed}");
+            let row_bytes = (width + width.div_ceil(64)) * 8;
+            assert!(
+                held <= needed + (CHUNK_WORDS * 8).max(row_bytes) + (r + 1) * 64 + 16 * 1024,
+                "row {r}: {held} for {needed}"
+            );
         }
     }
 }

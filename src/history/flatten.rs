@@ -38,8 +38,10 @@ impl Number {
 /// same order every time for the same shape, which [`super::store`] uses to find each
 /// series without hashing its path).
 pub trait Leaves {
-    /// One number at `path` (e.g. `cpu.cores.3.usage`).
-    fn leaf(&mut self, path: &str, value: Number);
+    /// One number at `path` (e.g. `cpu.cores.3.usage`). The first `unchanged` bytes of `path`
+    /// are those of the previous leaf's path in this walk, unchanged since (0 for the first
+    /// leaf): the rest is what the walk wrote since, usually the last segment.
+    fn leaf(&mut self, path: &str, unchanged: usize, value: Number);
 }
 
 /// Why a value could not be walked. serde requires an error type; the element never fails
@@ -66,6 +68,7 @@ pub fn flatten<T: Serialize + ?Sized, L: Leaves>(
         path,
         leaves,
         items: Vec::new(),
+        unchanged: 0,
     };
     value.serialize(&mut walker)
 }
@@ -78,15 +81,27 @@ struct Walker<'a, L> {
     leaves: &'a mut L,
     /// For each open sequence, the path length before its items and the next item's index.
     items: Vec<(usize, usize)>,
+    /// How much of `path` is as it was at the last leaf: the shortest it was cut to since.
+    unchanged: usize,
 }
 
 impl<L: Leaves> Walker<'_, L> {
+    #[inline(always)]
     fn number(&mut self, value: Number) -> Result<(), FlattenError> {
-        self.leaves.leaf(self.path, value);
+        self.leaves.leaf(self.path, self.unchanged, value);
+        self.unchanged = self.path.len();
         Ok(())
     }
 
+    /// Cuts the path back to `len` bytes (what it was before a segment was pushed).
+    #[inline(always)]
+    fn cut(&mut self, len: usize) {
+        self.path.truncate(len);
+        self.unchanged = self.unchanged.min(len);
+    }
+
     /// Appends `.segment` (or `segment` at the root); returns the length to truncate back to.
+    #[inline(always)]
     fn push(&mut self, segment: &str) -> usize {
         let before = self.path.len();
         if before > 0 {
@@ -96,6 +111,7 @@ impl<L: Leaves> Walker<'_, L> {
         before
     }
 
+    #[inline(always)]
     fn push_index(&mut self) -> usize {
         let (_, index) = self.items.last().copied().unwrap_or((0, 0));
         if let Some(last) = self.items.last_mut() {
@@ -106,6 +122,10 @@ impl<L: Leaves> Walker<'_, L> {
             self.path.push('.');
         }
         // Small integers without formatting machinery: this runs for every array item.
+        if index < 10 {
+            self.path.push(char::from(b'0' + index as u8));
+            return before;
+        }
         let mut digits = [0u8; 20];
         let mut n = index;
         let mut at = digits.len();
@@ -204,7 +224,7 @@ impl<L: Leaves> Serializer for &mut Walker<'_, L> {
     ) -> Result<(), FlattenError> {
         let before = self.push(variant);
         value.serialize(&mut *self)?;
-        self.path.truncate(before);
+        self.cut(before);
         Ok(())
     }
     fn serialize_seq(self, _: Option<usize>) -> Result<Self, FlattenError> {
@@ -244,24 +264,26 @@ impl<L: Leaves> Serializer for &mut Walker<'_, L> {
 }
 
 impl<L: Leaves> Walker<'_, L> {
+    #[inline(always)]
     fn item<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), FlattenError> {
         let before = self.push_index();
         value.serialize(&mut *self)?;
-        self.path.truncate(before);
+        self.cut(before);
         Ok(())
     }
 
     fn end_items(&mut self) -> Result<(), FlattenError> {
         if let Some((len, _)) = self.items.pop() {
-            self.path.truncate(len);
+            self.cut(len);
         }
         Ok(())
     }
 
+    #[inline(always)]
     fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), FlattenError> {
         let before = self.push(key);
         value.serialize(&mut *self)?;
-        self.path.truncate(before);
+        self.cut(before);
         Ok(())
     }
 }
@@ -355,7 +377,7 @@ impl<L: Leaves> ser::SerializeMap for &mut Walker<'_, L> {
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), FlattenError> {
         value.serialize(&mut **self)?;
         if let Some((before, _)) = self.items.pop() {
-            self.path.truncate(before);
+            self.cut(before);
         }
         Ok(())
     }
@@ -512,7 +534,11 @@ mod tests {
     struct Collect(Vec<(String, Number)>);
 
     impl Leaves for Collect {
-        fn leaf(&mut self, path: &str, value: Number) {
+        fn leaf(&mut self, path: &str, unchanged: usize, value: Number) {
+            // What the walker says is unchanged is the previous leaf's path, byte for byte.
+            let previous = self.0.last().map_or("", |(p, _)| p.as_str());
+            assert!(unchanged <= previous.len().min(path.len()), "{path}");
+            assert_eq!(path[..unchanged], previous[..unchanged], "{path}");
             self.0.push((path.to_string(), value));
         }
     }
@@ -572,6 +598,37 @@ mod tests {
                 ("items.1.total", Number::Unsigned(7)),
                 ("custom.temp{zone=\"a\"}", Number::Float(40.0)),
                 ("delta", Number::Signed(-3)),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_unchanged_prefix_is_all_but_the_last_segment_between_siblings() {
+        #[derive(Default)]
+        struct Unchanged(Vec<(String, usize)>);
+        impl Leaves for Unchanged {
+            fn leaf(&mut self, path: &str, unchanged: usize, _: Number) {
+                self.0.push((path.to_string(), unchanged));
+            }
+        }
+        let value = BTreeMap::from([
+            ("a", vec![[1u8, 2], [3, 4]]),
+            ("b", vec![]),
+            ("c", vec![[5, 6]]),
+        ]);
+        let mut leaves = Unchanged::default();
+        let mut path = String::from("stale.path");
+        flatten(&value, &mut path, &mut leaves).unwrap();
+        let got: Vec<(&str, usize)> = leaves.0.iter().map(|(p, n)| (p.as_str(), *n)).collect();
+        assert_eq!(
+            got,
+            [
+                ("a.0.0", 0),
+                ("a.0.1", 3),
+                ("a.1.0", 1),
+                ("a.1.1", 3),
+                ("c.0.0", 0),
+                ("c.0.1", 3),
             ]
         );
     }

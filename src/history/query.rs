@@ -394,14 +394,9 @@ fn scan(
         {
             continue;
         }
-        let rows = open.timestamps.len();
         let columns: Vec<_> = ids
             .iter()
-            .map(|id| {
-                let column = id.and_then(|id| open.columns.get(id))?;
-                let kind = column.kind?;
-                Some((kind, (0..rows).map(|r| column.get(r)).collect()))
-            })
+            .map(|id| id.and_then(|id| open.column(id)))
             .collect();
         each(&open.timestamps, &columns);
     }

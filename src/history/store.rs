@@ -14,7 +14,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use super::block::{BlockError, Kind, OpenBlock, SealedBlock};
+use super::block::{BlockError, Kind, OpenBlock, Row, SealedBlock};
 use super::flatten::{Leaves, Number};
 
 /// Minute-tier column offsets of one series.
@@ -66,12 +66,116 @@ pub struct Catalog {
     /// The ids in the order the last sample produced them: the next sample of the same shape
     /// finds each id by comparing its path with the one expected at that position, without
     /// hashing.
-    order: Vec<u32>,
+    order: Vec<Expected>,
+    /// The paths of `order`, each but for the bytes it shares with the one before.
+    tails: Vec<u8>,
     /// Set once a path was refused for [`MAX_SERIES`], so that it is warned once.
     full_warned: bool,
 }
 
+/// The series expected at one position of a sample of the last shape.
+#[derive(Debug, Clone, Copy)]
+struct Expected {
+    /// Its id.
+    id: u32,
+    /// Its kind.
+    kind: Kind,
+    /// Length of its path.
+    len: u32,
+    /// Bytes its path shares with the path at the position before, cut back to a `.` (0 for the
+    /// first): a leaf whose path kept at least that many bytes of the previous leaf's needs
+    /// only the rest compared.
+    shared: u32,
+    /// Where the rest of its path (after `shared`) starts in [`Catalog::tails`].
+    tail: u32,
+}
+
+/// `a == b`, for the few bytes a leaf's path adds (its last segment, usually), without a call
+/// to `memcmp`.
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i + 8 <= a.len() {
+        let (Ok(x), Ok(y)) = (
+            <[u8; 8]>::try_from(&a[i..i + 8]),
+            <[u8; 8]>::try_from(&b[i..i + 8]),
+        ) else {
+            return false;
+        };
+        if u64::from_ne_bytes(x) != u64::from_ne_bytes(y) {
+            return false;
+        }
+        i += 8;
+    }
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 impl Catalog {
+    /// The id and kind of the series expected at position `pos` if its path is `path`. The
+    /// first `unchanged` bytes of `path` are those of the path matched at `pos - 1` (0 when
+    /// unknown): when they cover what the two expected paths share, only the rest is compared
+    /// (the expected path's tail); otherwise the whole path is.
+    #[inline(always)]
+    fn expected(&self, pos: usize, path: &str, unchanged: usize) -> Option<(u32, Kind)> {
+        let e = self.order.get(pos)?;
+        let got = path.as_bytes();
+        if e.len as usize != got.len() {
+            return None;
+        }
+        let shared = e.shared as usize;
+        let matches = if pos > 0 && unchanged >= shared {
+            let start = e.tail as usize;
+            let tail = self.tails.get(start..start + (got.len() - shared))?;
+            same(&got[shared..], tail)
+        } else {
+            same(got, self.series.get(e.id as usize)?.path.as_bytes())
+        };
+        matches.then_some((e.id, e.kind))
+    }
+
+    /// Appends `id` to the order of the current sample's leaves.
+    fn follow(&mut self, id: u32) {
+        let Some(series) = self.series.get(id as usize) else {
+            return;
+        };
+        let path = series.path.as_bytes();
+        let shared = match self.order.last() {
+            Some(prev) => {
+                let before = self.series[prev.id as usize].path.as_bytes();
+                let common = before.iter().zip(path).take_while(|(x, y)| x == y).count();
+                // Back to a segment's end: where the walk cuts a path before the next segment.
+                path[..common].iter().rposition(|&b| b == b'.').unwrap_or(0)
+            }
+            None => 0,
+        };
+        let tail = self.tails.len() as u32;
+        self.tails.extend_from_slice(&path[shared..]);
+        self.order.push(Expected {
+            id,
+            kind: series.kind,
+            len: path.len() as u32,
+            shared: shared as u32,
+            tail,
+        });
+    }
+
+    /// Keeps the first `n` positions of the order.
+    fn cut_order(&mut self, n: usize) {
+        if let Some(e) = self.order.get(n) {
+            self.tails.truncate(e.tail as usize);
+        }
+        self.order.truncate(n);
+    }
+
     /// The id of `path`, if known.
     pub fn id(&self, path: &str) -> Option<u32> {
         self.by_path.get(path).copied()
@@ -106,7 +210,8 @@ impl Catalog {
         self.series.capacity() * std::mem::size_of::<Series>()
             + paths * 2
             + self.by_path.capacity() * (std::mem::size_of::<(Box<str>, u32)>() + 8)
-            + self.order.capacity() * 4
+            + self.order.capacity() * std::mem::size_of::<Expected>()
+            + self.tails.capacity()
     }
 }
 
@@ -209,12 +314,18 @@ impl Tier {
 }
 
 /// The running min, max, sum and count of one series in the current minute.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct Accumulator {
+    /// The series' kind.
+    kind: Kind,
     /// Bits of the smallest value (as the series' kind).
     min: u64,
     /// Bits of the largest value.
     max: u64,
+    /// `min` as a float (what values are compared with).
+    min_f: f64,
+    /// `max` as a float.
+    max_f: f64,
     /// Sum as floats, for the mean.
     sum: f64,
     /// Values this minute; 0 means the rest is unset.
@@ -247,10 +358,15 @@ pub struct Store {
     accumulators: Vec<Accumulator>,
     /// The path buffer reused by every append.
     path: String,
-    /// Ids and values of the row being appended, filled by flattening.
-    row: Vec<(u32, u64)>,
+    /// The values of the row being appended by series id, filled by flattening.
+    row: Row,
+    /// The minute row being closed, reused.
+    minute_row: Row,
     /// Position in [`Catalog::order`] while flattening, or `None` once the shape changed.
     cursor: Option<usize>,
+    /// While flattening: the last leaf was the series at `cursor - 1` (so that the next leaf's
+    /// unchanged bytes are known to match it).
+    matched: bool,
     /// The newest sample's timestamp.
     pub latest_ms: Option<i64>,
 }
@@ -266,8 +382,10 @@ impl Store {
             current_minute: None,
             accumulators: Vec::new(),
             path: String::new(),
-            row: Vec::new(),
+            row: Row::default(),
+            minute_row: Row::default(),
             cursor: None,
+            matched: false,
             latest_ms: None,
         }
     }
@@ -279,7 +397,8 @@ impl Store {
             + self.minute.heap_bytes()
             + self.accumulators.capacity() * std::mem::size_of::<Accumulator>()
             + self.path.capacity()
-            + self.row.capacity() * 16
+            + self.row.heap_bytes()
+            + self.minute_row.heap_bytes()
     }
 
     /// Appends one sample: every number of `value` at `timestamp_ms`. A sample not newer than
@@ -295,25 +414,22 @@ impl Store {
         }
         self.row.clear();
         self.cursor = Some(0);
+        self.matched = false;
         let mut path = std::mem::take(&mut self.path);
         let walked = super::flatten::flatten(value, &mut path, self);
         self.path = path;
         walked?;
-        if self.cursor.is_none() {
-            // The shape changed: the next sample of this shape is matched by position again.
-            self.catalog.order = self.row.iter().map(|&(id, _)| id).collect();
-        } else if let Some(n) = self.cursor {
-            self.catalog.order.truncate(n);
+        if let Some(n) = self.cursor {
+            // The sample may have ended early (a shorter shape); a changed shape rebuilt the
+            // order as it went.
+            self.catalog.cut_order(n);
         }
-        let row = std::mem::take(&mut self.row);
-        let filled = self.push_row(timestamp_ms, &row, true);
-        self.row = row;
-        Ok(filled)
+        Ok(self.push_row(timestamp_ms, true))
     }
 
-    /// Appends a row of (id, bits) to the raw tier and, with `minutes`, to the minute
-    /// accumulators; true when a block filled.
-    fn push_row(&mut self, timestamp_ms: i64, row: &[(u32, u64)], minutes: bool) -> bool {
+    /// Appends [`Store::row`] to the raw tier and, with `minutes`, to the minute accumulators;
+    /// true when a block filled.
+    fn push_row(&mut self, timestamp_ms: i64, minutes: bool) -> bool {
         let mut filled = false;
         let minute = timestamp_ms.div_euclid(MINUTE_MS) * MINUTE_MS;
         if minutes {
@@ -324,23 +440,25 @@ impl Store {
         }
         self.latest_ms = Some(timestamp_ms);
 
-        let r = self.raw.open.timestamps.len();
-        self.raw.open.timestamps.push(timestamp_ms);
-        if self.accumulators.len() < self.catalog.series.len() {
-            self.accumulators
-                .resize(self.catalog.series.len(), Accumulator::default());
-        }
-        for &(id, bits) in row {
-            let Some(series) = self.catalog.series.get(id as usize) else {
-                continue;
-            };
-            let kind = series.kind;
-            self.raw.open.column(id as usize).set(r, kind, bits);
-            if minutes {
-                if let Some(acc) = self.accumulators.get_mut(id as usize) {
-                    acc.add(kind, bits);
+        let series = &self.catalog.series;
+        self.raw.open.push_row(timestamp_ms, &self.row, |id| {
+            series.get(id).map_or(Kind::Unsigned, |s| s.kind)
+        });
+        if minutes {
+            let known = self.accumulators.len();
+            self.accumulators.extend(
+                series
+                    .get(known..)
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(|s| Accumulator::new(s.kind)),
+            );
+            let accumulators = &mut self.accumulators;
+            self.row.for_each(|id, bits| {
+                if let Some(acc) = accumulators.get_mut(id) {
+                    acc.add(bits);
                 }
-            }
+            });
         }
         filled |= self.raw.rotate_if_full(RAW_BLOCK_ROWS);
         self.raw.expire(timestamp_ms - self.keep.raw_ms);
@@ -354,27 +472,23 @@ impl Store {
         let Some(minute) = self.current_minute.take() else {
             return false;
         };
-        let r = self.minute.open.timestamps.len();
-        self.minute.open.timestamps.push(minute);
+        let row = &mut self.minute_row;
+        row.clear();
         for (id, acc) in self.accumulators.iter_mut().enumerate() {
             if acc.count == 0 {
                 continue;
             }
-            let kind = self.catalog.series[id].kind;
             let base = id * MINUTE_COLUMNS;
-            let mean = acc.sum / acc.count as f64;
-            self.minute.open.column(base + MIN).set(r, kind, acc.min);
-            self.minute.open.column(base + MAX).set(r, kind, acc.max);
-            self.minute
-                .open
-                .column(base + MEAN)
-                .set(r, Kind::Float, mean.to_bits());
-            self.minute
-                .open
-                .column(base + COUNT)
-                .set(r, Kind::Unsigned, acc.count);
-            *acc = Accumulator::default();
+            row.set(base + MIN, acc.min);
+            row.set(base + MAX, acc.max);
+            row.set(base + MEAN, (acc.sum / acc.count as f64).to_bits());
+            row.set(base + COUNT, acc.count);
+            acc.reset();
         }
+        let series = &self.catalog.series;
+        self.minute
+            .open
+            .push_row(minute, row, |c| minute_kind(series, c));
         self.minute.rotate_if_full(MINUTE_BLOCK_ROWS)
     }
 
@@ -463,7 +577,13 @@ impl Store {
         }
         let minute = timestamp_ms.div_euclid(MINUTE_MS) * MINUTE_MS;
         let counted = self.minute.last_ms().is_some_and(|m| minute <= m);
-        self.push_row(timestamp_ms, row, !counted);
+        self.row.clear();
+        for &(id, bits) in row {
+            if (id as usize) < self.catalog.series.len() {
+                self.row.set(id as usize, bits);
+            }
+        }
+        self.push_row(timestamp_ms, !counted);
     }
 
     /// Restores a minute row (from the on-disk log); a row not newer than the tier's last is
@@ -472,20 +592,18 @@ impl Store {
         if self.minute.last_ms().is_some_and(|last| minute_ms <= last) {
             return;
         }
-        let r = self.minute.open.timestamps.len();
-        self.minute.open.timestamps.push(minute_ms);
+        let known = self.catalog.series.len() * MINUTE_COLUMNS;
+        let minute_row = &mut self.minute_row;
+        minute_row.clear();
         for &(column, bits) in row {
-            let c = column as usize;
-            let Some(series) = self.catalog.series.get(c / MINUTE_COLUMNS) else {
-                continue;
-            };
-            let kind = match c % MINUTE_COLUMNS {
-                MEAN => Kind::Float,
-                COUNT => Kind::Unsigned,
-                _ => series.kind,
-            };
-            self.minute.open.column(c).set(r, kind, bits);
+            if (column as usize) < known {
+                minute_row.set(column as usize, bits);
+            }
         }
+        let series = &self.catalog.series;
+        self.minute
+            .open
+            .push_row(minute_ms, minute_row, |c| minute_kind(series, c));
         self.minute.rotate_if_full(MINUTE_BLOCK_ROWS);
     }
 
@@ -505,18 +623,46 @@ impl Store {
     }
 }
 
+/// The kind of minute column `c` (of the series `c / MINUTE_COLUMNS`).
+fn minute_kind(series: &[Series], c: usize) -> Kind {
+    match c % MINUTE_COLUMNS {
+        MEAN => Kind::Float,
+        COUNT => Kind::Unsigned,
+        _ => series
+            .get(c / MINUTE_COLUMNS)
+            .map_or(Kind::Unsigned, |s| s.kind),
+    }
+}
+
 impl Accumulator {
-    fn add(&mut self, kind: Kind, bits: u64) {
-        let v = kind.float(bits);
+    fn new(kind: Kind) -> Accumulator {
+        Accumulator {
+            kind,
+            min: 0,
+            max: 0,
+            min_f: 0.0,
+            max_f: 0.0,
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
+    /// Starts a new minute.
+    fn reset(&mut self) {
+        *self = Accumulator::new(self.kind);
+    }
+
+    #[inline(always)]
+    fn add(&mut self, bits: u64) {
+        let v = self.kind.float(bits);
         if self.count == 0 {
-            self.min = bits;
-            self.max = bits;
+            (self.min, self.min_f, self.max, self.max_f) = (bits, v, bits, v);
         } else {
-            if v < kind.float(self.min) {
-                self.min = bits;
+            if v < self.min_f {
+                (self.min, self.min_f) = (bits, v);
             }
-            if v > kind.float(self.max) {
-                self.max = bits;
+            if v > self.max_f {
+                (self.max, self.max_f) = (bits, v);
             }
         }
         self.sum += v;
@@ -525,28 +671,177 @@ impl Accumulator {
 }
 
 impl Leaves for Store {
-    fn leaf(&mut self, path: &str, value: Number) {
+    #[inline(always)]
+    fn leaf(&mut self, path: &str, unchanged: usize, value: Number) {
         // The element's own timestamp is the rows' time column, not a series.
         if path == TIME_FIELD {
+            self.matched = false;
             return;
         }
         // Same shape as the last sample: the id at this position, if its path matches.
         if let Some(pos) = self.cursor {
-            if let Some(&id) = self.catalog.order.get(pos) {
-                let series = &self.catalog.series[id as usize];
-                if &*series.path == path {
-                    self.row.push((id, series.kind.bits(value)));
-                    self.cursor = Some(pos + 1);
-                    return;
-                }
+            let unchanged = if self.matched { unchanged } else { 0 };
+            if let Some((id, kind)) = self.catalog.expected(pos, path, unchanged) {
+                self.row.set(id as usize, kind.bits(value));
+                self.cursor = Some(pos + 1);
+                self.matched = true;
+                return;
             }
+            // The shape changed: from here the order is rebuilt as the leaves come.
+            self.catalog.cut_order(pos);
             self.cursor = None;
+            self.matched = false;
         }
+        self.new_shape_leaf(path, value);
+    }
+}
+
+impl Store {
+    /// A leaf of a sample whose shape differs from the last one's: found by its path (or added).
+    fn new_shape_leaf(&mut self, path: &str, value: Number) {
         let (kind, _) = Kind::of(value);
         let Some(id) = self.catalog.add(path, kind) else {
             return;
         };
+        self.catalog.follow(id);
         let kind = self.catalog.series[id as usize].kind;
-        self.row.push((id, kind.bits(value)));
+        self.row.set(id as usize, kind.bits(value));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::ser::{SerializeMap, Serializer};
+    use serde_json::json;
+
+    fn store() -> Store {
+        Store::new(Keep {
+            raw_ms: 3_600_000,
+            minute_ms: 86_400_000,
+        })
+    }
+
+    /// The (path, bits) of the last raw row, by path.
+    fn last_row(store: &Store) -> Vec<(String, u64)> {
+        let open = &store.raw.open;
+        let r = open.timestamps.len() - 1;
+        let mut row: Vec<(String, u64)> = (0..open.columns())
+            .filter_map(|id| {
+                let bits = open.get(r, id)?;
+                Some((store.catalog.series[id].path.to_string(), bits))
+            })
+            .collect();
+        row.sort();
+        row
+    }
+
+    /// What the sample's row must hold: each numeric leaf (the last of a repeated path), as
+    /// bits of its series' kind.
+    fn wanted(store: &Store, sample: &serde_json::Value) -> Vec<(String, u64)> {
+        struct Collect(Vec<(String, Number)>);
+        impl Leaves for Collect {
+            fn leaf(&mut self, path: &str, _: usize, value: Number) {
+                self.0.retain(|(p, _)| p != path);
+                self.0.push((path.to_string(), value));
+            }
+        }
+        let mut leaves = Collect(Vec::new());
+        super::super::flatten::flatten(sample, &mut String::new(), &mut leaves).unwrap();
+        let mut row: Vec<(String, u64)> = leaves
+            .0
+            .into_iter()
+            .filter(|(p, _)| p != TIME_FIELD)
+            .map(|(p, v)| {
+                let id = store.catalog.id(&p).unwrap();
+                let bits = store.catalog.series[id as usize].kind.bits(v);
+                (p, bits)
+            })
+            .collect();
+        row.sort();
+        row
+    }
+
+    #[test]
+    fn every_value_lands_in_its_series_across_shape_changes() {
+        let shapes = [
+            json!({"a": {"b": 1, "c": 2.5}, "d": [1, 2, 3]}),
+            json!({"a": {"b": 1, "c": 2.5}, "d": [1, 2, 3]}),
+            // The last segment changed, same length.
+            json!({"a": {"b": 1, "x": 2.5}, "d": [1, 2, 3]}),
+            // A segment in the middle changed, same length.
+            json!({"a": {"b": 1, "c": 2.5}, "e": [1, 2, 3]}),
+            json!({"a": {"b": 1, "c": 2.5}, "d": [1, 2]}),
+            json!({"a": {"b": 1, "c": 2.5}, "d": [1, 2, 3, 4]}),
+            json!({"a": {"b": 1, "c": 2.5}, "d": [1, 2, 3, 4]}),
+            json!({"a": {"b": 1, "c": 2.5}, "d": [1, 2, 3, 4], "timestamp": 7}),
+            // The first segment changed.
+            json!({"b": {"b": 1, "c": 2.5}, "d": [1, 2, 3, 4]}),
+            json!({"a": {"b": 1, "c": 2.5}, "d": [1, 2, 3, 4]}),
+            // Same leaves, the parent of the last ones renamed.
+            json!({"a": {"b": 1, "c": 2.5}, "d": [[1, 2], [3, 4]]}),
+            json!({"a": {"b": 1, "c": 2.5}, "d": [[1, 2], [3, 4]]}),
+            json!({"a": {"b": 1, "c": 2.5}, "d": [[1, 2, 3], [4]]}),
+            json!({"a": {"bb": 1, "c": 2.5}, "d": [[1, 2, 3], [4]]}),
+            json!({"a": {"bb": 1, "c": 2.5}, "d": [[1, 2, 3], [4]]}),
+        ];
+        let mut store = store();
+        for round in 0..3u64 {
+            for (i, shape) in shapes.iter().enumerate() {
+                // Values differ from sample to sample, so that a value in the wrong series shows.
+                let mut sample = shape.clone();
+                let mut n = 0;
+                bump(&mut sample, round * 1000 + i as u64 * 10, &mut n);
+                let t = (round as i64 * 100 + i as i64 + 1) * 1000;
+                store.append(t, &sample).unwrap();
+                assert_eq!(
+                    last_row(&store),
+                    wanted(&store, &sample),
+                    "round {round}, sample {i}: {sample}"
+                );
+            }
+        }
+        assert!(store.catalog.id("timestamp").is_none());
+    }
+
+    /// Adds `base + k` to the k-th number of `value`.
+    fn bump(value: &mut serde_json::Value, base: u64, n: &mut u64) {
+        match value {
+            serde_json::Value::Number(x) => {
+                *n += 1;
+                *value = match x.as_u64() {
+                    Some(u) => json!(u + base + *n),
+                    None => json!(x.as_f64().unwrap_or(0.0) + (base + *n) as f64),
+                };
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| bump(v, base, n)),
+            serde_json::Value::Object(map) => map.values_mut().for_each(|v| bump(v, base, n)),
+            _ => {}
+        }
+    }
+
+    /// A map that names one key twice.
+    struct Repeated(u64, u64);
+
+    impl serde::Serialize for Repeated {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let mut map = serializer.serialize_map(Some(3))?;
+            map.serialize_entry("a", &self.0)?;
+            map.serialize_entry("b", &1u64)?;
+            map.serialize_entry("a", &self.1)?;
+            map.end()
+        }
+    }
+
+    #[test]
+    fn a_path_repeated_in_one_sample_keeps_its_last_value() {
+        let mut store = store();
+        for t in 1..5u64 {
+            store.append(t as i64 * 1000, &Repeated(t, 10 * t)).unwrap();
+            let id = store.catalog.id("a").unwrap() as usize;
+            let r = store.raw.open.timestamps.len() - 1;
+            assert_eq!(store.raw.open.get(r, id), Some(10 * t));
+            assert_eq!(store.catalog.series.len(), 2);
+        }
     }
 }
