@@ -12,14 +12,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::{rejection::WebSocketUpgradeRejection, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use serde::Deserialize;
 use serde_json::json;
 
 use super::cluster_history::cluster_resources;
@@ -34,7 +32,8 @@ use crate::model::wire::{
 };
 use crate::model::{echo, InvalidNodeIdList, NodeId};
 use crate::serve::http::{
-    self, error, invalid_node_id, invalid_query, json_bytes, no_store, round3, unknown_node_id,
+    self, error, invalid_node_id, json_bytes, no_store, round3, unknown_node_id, JsonQuery,
+    NodeQuery,
 };
 use crate::serve::prometheus::{self, Format};
 use crate::serve::view::{MetricsRequest, View};
@@ -81,12 +80,6 @@ pub fn router(state: ClusterState, guard: &Guard) -> Router {
 
 // ---------------------------------------------------------------------------------------------
 // /api/system/metrics
-
-/// `?node_id=ID[,ID…]` (`/api/system/info`).
-#[derive(Debug, Deserialize)]
-struct NodeQuery {
-    node_id: Option<String>,
-}
 
 async fn metrics(
     State(state): State<ClusterState>,
@@ -296,12 +289,8 @@ fn host_of(url: &reqwest::Url) -> String {
 
 async fn info(
     State(state): State<ClusterState>,
-    query: Result<Query<NodeQuery>, QueryRejection>,
+    JsonQuery(query): JsonQuery<NodeQuery>,
 ) -> Response {
-    let query = match query {
-        Ok(Query(query)) => query,
-        Err(rejection) => return invalid_query(&rejection),
-    };
     let Some(id) = query.node_id else {
         return match &state.local {
             Some(local) => local_info(local),

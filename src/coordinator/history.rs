@@ -8,8 +8,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -24,7 +23,7 @@ use crate::serve::history_query::{
     answers_from_json, history_error, history_status, question_error, question_status,
     HistoryParams, QuestionError,
 };
-use crate::serve::http::{error, invalid_node_id, invalid_query, json_bytes, no_store};
+use crate::serve::http::{error, invalid_node_id, json_bytes, no_store, JsonQuery};
 
 /// The agents' history path.
 const HISTORY_PATH: &str = "api/system/history";
@@ -424,12 +423,8 @@ pub fn answers_v1(answers: &[NodeAnswer]) -> Result<Vec<crate::pb::v1::NodeHisto
 /// `GET /api/system/history?node_id=…`: each node's history in one array.
 pub async fn system_history(
     State(state): State<ClusterState>,
-    params: Result<Query<HistoryParams>, QueryRejection>,
+    JsonQuery(params): JsonQuery<HistoryParams>,
 ) -> Response {
-    let params = match params {
-        Ok(Query(params)) => params,
-        Err(rejection) => return invalid_query(&rejection),
-    };
     match node_histories(&state, &params)
         .await
         .and_then(|answers| answers_json(&answers))
@@ -443,12 +438,8 @@ pub async fn system_history(
 /// [`CLUSTER_NODE_ID`](super::cluster_history::CLUSTER_NODE_ID).
 pub async fn cluster_history(
     State(state): State<ClusterState>,
-    params: Result<Query<HistoryParams>, QueryRejection>,
+    JsonQuery(params): JsonQuery<HistoryParams>,
 ) -> Response {
-    let params = match params {
-        Ok(Query(params)) => params,
-        Err(rejection) => return invalid_query(&rejection),
-    };
     if let Some(id) = &params.node_id {
         return error(
             StatusCode::BAD_REQUEST,

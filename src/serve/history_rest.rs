@@ -4,24 +4,19 @@
 //! `GetHistory` reads and answers it ([`super::history_query`]).
 
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Response;
 
 use super::history_query::{self, HistoryParams};
-use super::http::{invalid_query, json_bytes};
+use super::http::{json_bytes, JsonQuery};
 use super::state::RestState;
 use crate::model::unix_ms;
 
 /// The handler.
 pub async fn history(
     State(state): State<RestState>,
-    params: Result<Query<HistoryParams>, QueryRejection>,
+    JsonQuery(params): JsonQuery<HistoryParams>,
 ) -> Response {
-    let params = match params {
-        Ok(Query(params)) => params,
-        Err(rejection) => return invalid_query(&rejection),
-    };
     let now_ms = unix_ms(std::time::SystemTime::now());
     match history_query::answer(&state.app, &params, now_ms) {
         Ok(answers) => json_bytes(serde_json::to_vec(&answers).map(Bytes::from)),

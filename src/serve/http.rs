@@ -4,6 +4,8 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -43,8 +45,31 @@ pub fn json_bytes(encoded: Result<Bytes, serde_json::Error>) -> Response {
     }
 }
 
+/// A query string read as `T`; one that does not parse is answered with [`invalid_query`]
+/// before the handler runs (axum's own `Query` answers it in plain text).
+#[derive(Debug)]
+pub struct JsonQuery<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for JsonQuery<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(query)) => Ok(JsonQuery(query)),
+            Err(rejection) => Err(invalid_query(&rejection)),
+        }
+    }
+}
+
+/// `?node_id=ID` or `?node_id=ID1,ID2` (`/api/system/info`, agent and coordinator).
+#[derive(Debug, serde::Deserialize)]
+pub struct NodeQuery {
+    /// The node ids asked for, not yet checked.
+    pub node_id: Option<String>,
+}
+
 /// 400 for a query string that does not parse.
-pub fn invalid_query(rejection: &QueryRejection) -> Response {
+fn invalid_query(rejection: &QueryRejection) -> Response {
     error(
         StatusCode::BAD_REQUEST,
         json!({"error": "invalid query", "detail": rejection.body_text()}),

@@ -12,18 +12,16 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use serde::Deserialize;
 use serde_json::json;
 
 use super::cache::EncodedCache;
 use super::guard::Guard;
-use super::http::{invalid_node_id, invalid_query, json_bytes, no_store, round3};
+use super::http::{invalid_node_id, json_bytes, no_store, round3, JsonQuery, NodeQuery};
 use super::prometheus::Format;
 use super::state::{check_node_query, AppState, Health, RestState, Selected};
 use super::view::{metrics_json, MetricsRequest};
@@ -89,20 +87,7 @@ async fn health(State(state): State<RestState>) -> Response {
     (status, no_store(), axum::Json(body)).into_response()
 }
 
-/// `?node_id=ID` or `?node_id=ID1,ID2` on `/api/system/info`.
-#[derive(Debug, Deserialize)]
-struct NodeQuery {
-    node_id: Option<String>,
-}
-
-async fn info(
-    State(state): State<RestState>,
-    query: Result<Query<NodeQuery>, QueryRejection>,
-) -> Response {
-    let query = match query {
-        Ok(Query(query)) => query,
-        Err(rejection) => return invalid_query(&rejection),
-    };
+async fn info(State(state): State<RestState>, JsonQuery(query): JsonQuery<NodeQuery>) -> Response {
     let snapshot = state.app.latest();
     let requested = query.node_id.as_deref();
     match check_node_query(requested, &snapshot.node_id, state.app.node_id_origin) {

@@ -4,7 +4,7 @@
 //! in either ([`metrics_json`]).
 
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Query};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::cache::EncodedCache;
-use super::http::{error, invalid_query};
+use super::http::{error, JsonQuery};
 use super::state::Selected;
 use crate::model::wire::{headline_array_json, metrics_array_json_as};
 use crate::model::{echo, Snapshot};
@@ -40,9 +40,7 @@ impl<S: Send + Sync> FromRequestParts<S> for MetricsRequest {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
-        let Query(query) = Query::<MetricsQuery>::from_request_parts(parts, state)
-            .await
-            .map_err(|rejection| invalid_query(&rejection))?;
+        let JsonQuery(query) = JsonQuery::<MetricsQuery>::from_request_parts(parts, state).await?;
         let view = View::parse(query.view.as_deref()).map_err(|refused| refused.response())?;
         Ok(MetricsRequest {
             node_id: query.node_id,
