@@ -432,6 +432,19 @@ fn native(
     Ok(())
 }
 
+/// Each field's series: its buckets' `agg`, `None` for an empty bucket.
+fn bucket_series(
+    fields: &[(String, Option<u32>)],
+    buckets: &[Vec<Bucket>],
+    agg: Agg,
+) -> Vec<(String, Vec<Option<Number>>)> {
+    fields
+        .iter()
+        .zip(buckets)
+        .map(|((f, _), b)| (f.clone(), b.iter().map(|b| b.value(agg)).collect()))
+        .collect()
+}
+
 /// Per bucket: min, max, sum and count of the values in it.
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -516,11 +529,7 @@ fn aggregate_raw(
             }
         }
     })?;
-    answer.series = fields
-        .iter()
-        .zip(buckets)
-        .map(|((f, _), b)| (f.clone(), b.iter().map(|b| b.value(query.agg)).collect()))
-        .collect();
+    answer.series = bucket_series(fields, &buckets, query.agg);
     Ok(())
 }
 
@@ -576,10 +585,6 @@ fn aggregate_minutes(
             }
         }
     })?;
-    answer.series = fields
-        .iter()
-        .zip(buckets)
-        .map(|((f, _), b)| (f.clone(), b.iter().map(|b| b.value(query.agg)).collect()))
-        .collect();
+    answer.series = bucket_series(fields, &buckets, query.agg);
     Ok(())
 }
