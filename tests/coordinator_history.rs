@@ -76,6 +76,25 @@ fn request(node_id: &str, from: i64, to: i64) -> GetHistoryRequest {
     }
 }
 
+/// gRPC `GetHistory` refuses `request` with InvalidArgument and the message REST gave in `body`
+/// (`"<error>: <detail>"`).
+async fn assert_grpc_refused_as(
+    coord: &Process,
+    request: GetHistoryRequest,
+    body: &serde_json::Value,
+) {
+    let status = grpc_history(&coord.grpc_url(), request).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        status.message(),
+        format!(
+            "{}: {}",
+            body["error"].as_str().unwrap(),
+            body["detail"].as_str().unwrap()
+        )
+    );
+}
+
 #[tokio::test]
 async fn a_nodes_history_through_the_coordinator_is_its_agents() {
     let a1 = agent("server", "a1", LOCAL, &["--interval", "250ms"]);
@@ -159,25 +178,11 @@ async fn a_nodes_history_through_the_coordinator_is_its_agents() {
     .await;
     assert_eq!(relayed.status, 400);
     assert_eq!(relayed.json(), agent_says.json());
-    let status = grpc_history(
-        &coord.grpc_url(),
-        GetHistoryRequest {
-            step: "1s".into(),
-            ..request("a1", 0, 86_400_000_000)
-        },
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(status.code(), tonic::Code::InvalidArgument);
-    let body = agent_says.json();
-    assert_eq!(
-        status.message(),
-        format!(
-            "{}: {}",
-            body["error"].as_str().unwrap(),
-            body["detail"].as_str().unwrap()
-        )
-    );
+    let request_too_many = GetHistoryRequest {
+        step: "1s".into(),
+        ..request("a1", 0, 86_400_000_000)
+    };
+    assert_grpc_refused_as(&coord, request_too_many, &agent_says.json()).await;
     for (query, want) in [
         ("node_id=a1&from=10&to=5", 400),
         ("node_id=a1&step=soon", 400),
@@ -191,25 +196,11 @@ async fn a_nodes_history_through_the_coordinator_is_its_agents() {
         assert!(reply.json()["error"].is_string(), "{query}: {}", reply.body);
     }
     let reply = get(&coord.url("/api/system/history?node_id=a1&step=soon"), None).await;
-    let status = grpc_history(
-        &coord.grpc_url(),
-        GetHistoryRequest {
-            step: "soon".into(),
-            ..request("a1", 0, 1)
-        },
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(status.code(), tonic::Code::InvalidArgument);
-    let body = reply.json();
-    assert_eq!(
-        status.message(),
-        format!(
-            "{}: {}",
-            body["error"].as_str().unwrap(),
-            body["detail"].as_str().unwrap()
-        )
-    );
+    let bad_step = GetHistoryRequest {
+        step: "soon".into(),
+        ..request("a1", 0, 1)
+    };
+    assert_grpc_refused_as(&coord, bad_step, &reply.json()).await;
     let status = grpc_history(&coord.grpc_url(), GetHistoryRequest::default())
         .await
         .unwrap_err();
