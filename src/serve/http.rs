@@ -45,7 +45,7 @@ pub fn json_bytes(encoded: Result<Bytes, serde_json::Error>) -> Response {
     }
 }
 
-/// A query string read as `T`; one that does not parse is answered with [`invalid_query`]
+/// A query string read as `T`; one that does not parse is answered with a JSON 400
 /// before the handler runs (axum's own `Query` answers it in plain text).
 #[derive(Debug)]
 pub struct JsonQuery<T>(pub T);
