@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tonic::metadata::MetadataValue;
 
+use common::closed_port::ClosedPort;
 use common::cluster::{
     agent, coordinator, eventually, free_port, get, named_token_file, post, token_file, DnsServer,
     GarbageAgent, HungAgent, Process, DEADLINE,
@@ -329,10 +330,8 @@ async fn faults_affect_only_their_own_entry() {
     let mut victim = agent("captured-vm", "victim", LOCAL, &[]);
     let hung = HungAgent::start();
     let garbage = GarbageAgent::start();
-    let dead = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", listener.local_addr().unwrap())
-    };
+    let dead_port = ClosedPort::new(LOCAL);
+    let dead = dead_port.base();
     let agents = [
         good.base(),
         victim.base(),
@@ -407,7 +406,7 @@ async fn faults_affect_only_their_own_entry() {
     );
 
     // Kill one agent: it goes offline (keeping its last data); the other stays online and fresh.
-    victim.kill();
+    victim.kill_holding_port();
     let after = eventually("victim offline", DEADLINE, || async {
         let nodes = nodes(&coord, None).await?;
         match nodes.get("victim").map(|e| e["status"].clone()) {
@@ -1288,7 +1287,7 @@ async fn an_agent_going_offline_and_back_is_logged_once_each_with_the_cause() {
     let online = logged(&coord, &format!("{who} online")).await;
     assert!(online.contains(" INFO "), "{online}");
 
-    flappy.kill();
+    flappy.kill_holding_port();
     let offline = logged(&coord, &format!("{who} offline: ")).await;
     assert!(offline.contains(" WARN "), "{offline}");
     assert!(
@@ -1296,6 +1295,7 @@ async fn an_agent_going_offline_and_back_is_logged_once_each_with_the_cause() {
         "the cause is the last poll's error: {offline}"
     );
 
+    drop(flappy);
     let _flappy = start_agent();
     let back = logged(&coord, &format!("{who} back online")).await;
     assert!(back.contains(" INFO "), "{back}");

@@ -237,7 +237,7 @@ async fn an_offline_agents_history_is_a_409_naming_it() {
     online(&quick, &["a1", "a2"]).await;
     online(&patient, &["a1", "a2"]).await;
     samples(&a2, "a2", 2).await;
-    a2.kill();
+    a2.kill_holding_port();
 
     eventually("a2 offline", DEADLINE, || async {
         let reply = get(&quick.url("/api/system/metrics?node_id=a2"), None).await;

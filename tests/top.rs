@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use common::closed_port::ClosedPort;
 use common::cluster::{agent, coordinator, free_port, get, Process, DEADLINE};
 use common::BIN;
 use system_monitor::top::format::{bytes, percent};
@@ -243,9 +244,10 @@ async fn top_shows_an_agent_and_survives_its_restart() {
     })
     .await;
 
-    monitor.kill();
+    monitor.kill_holding_port();
     tmux.wait_for("the agent gone", &["disconnected — retrying", &memory])
         .await;
+    drop(monitor);
     let _restarted = agent("server", "top-agent", LOCAL, &extra);
     tmux.wait("reconnected", |s| {
         if s.contains("connected, updated") && !s.contains("disconnected") {
@@ -348,9 +350,10 @@ async fn top_lists_a_coordinators_nodes_sorts_and_drills_down() {
     tmux.wait_for("back to the list", &["Nodes (sorted by name)"])
         .await;
 
-    hub.kill();
+    hub.kill_holding_port();
     tmux.wait_for("the coordinator gone", &["disconnected — retrying"])
         .await;
+    drop(hub);
     let _restarted = coordinator(&extra);
     tmux.wait("reconnected", |s| {
         if s.contains("coordinator: 2 nodes") && !s.contains("disconnected") {
@@ -365,9 +368,9 @@ async fn top_lists_a_coordinators_nodes_sorts_and_drills_down() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn top_waits_for_a_server_that_is_not_there_and_quits_on_sigterm() {
-    // A port nothing listens on.
-    let port = free_port(&[LOCAL]);
-    let tmux = Tmux::start("absent", &format!("http://127.0.0.1:{port}"));
+    // A port that refuses connections.
+    let closed = ClosedPort::new(LOCAL);
+    let tmux = Tmux::start("absent", &closed.base());
     tmux.wait_for("no server", &["disconnected — retrying", "no answer yet"])
         .await;
     let pid = std::fs::read_to_string(tmux.dir.path().join("pid")).expect("top's pid");
@@ -381,8 +384,8 @@ async fn top_waits_for_a_server_that_is_not_there_and_quits_on_sigterm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn top_ends_when_its_terminal_hangs_up() {
-    let port = free_port(&[LOCAL]);
-    let tmux = Tmux::start("hangup", &format!("http://127.0.0.1:{port}"));
+    let closed = ClosedPort::new(LOCAL);
+    let tmux = Tmux::start("hangup", &closed.base());
     tmux.wait_for("no server", &["disconnected — retrying"])
         .await;
     let pid = std::fs::read_to_string(tmux.dir.path().join("pid")).expect("top's pid");

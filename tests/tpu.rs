@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,8 @@ use system_monitor::collect::accel::tpu::{self, pb};
 use system_monitor::collect::{Collector, HostPaths};
 use system_monitor::config::{AccelConfig, CollectConfig};
 use system_monitor::model::{Accelerator, AcceleratorKind, Snapshot};
+
+use common::closed_port::ClosedPort;
 
 /// One device as the fake runtime reports it.
 #[derive(Debug, Clone, Copy)]
@@ -142,14 +144,6 @@ impl FakeServer {
     }
 }
 
-/// A port nothing listens on (bound, then released).
-fn closed_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
 /// A v5e host (4 chips in its sysfs) whose runtime is at `address`.
 fn config(address: SocketAddr) -> CollectConfig {
     CollectConfig {
@@ -228,7 +222,8 @@ fn devices_and_values_come_from_the_runtime() {
 
 #[test]
 fn an_absent_runtime_means_no_devices_and_no_error() {
-    let mut collector = tpu::collector(&config(closed_port())).expect("a collector");
+    let closed = ClosedPort::new(Ipv4Addr::LOCALHOST);
+    let mut collector = tpu::collector(&config(closed.address())).expect("a collector");
     for _ in 0..3 {
         let (result, accelerators) = collect(&mut collector);
         assert_eq!(result, Ok(()));
@@ -284,15 +279,12 @@ fn a_slow_runtime_does_not_hold_up_the_sample() {
 
 #[test]
 fn a_runtime_that_starts_later_brings_its_devices() {
-    let address = closed_port();
-    let mut collector = tpu::collector(&config(address)).expect("a collector");
+    let closed = ClosedPort::new(Ipv4Addr::LOCALHOST);
+    let mut collector = tpu::collector(&config(closed.address())).expect("a collector");
     let (result, accelerators) = collect(&mut collector);
     assert_eq!((result, accelerators), (Ok(()), vec![other_gpu()]));
 
-    let server = FakeServer::start(
-        TcpListener::bind(address).unwrap(),
-        Mode::Devices(four_devices()),
-    );
+    let server = FakeServer::start(closed.listen(), Mode::Devices(four_devices()));
     // The first retry comes a second after the failure.
     let until = Instant::now() + Duration::from_secs(5);
     let found = loop {

@@ -16,6 +16,7 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
+use super::closed_port::ClosedPort;
 use super::{fixture_args, port_of, read_stderr, wait_for_portfile, HttpReply, BIN};
 
 /// How long a cluster condition may take on a loaded 2-core machine.
@@ -32,6 +33,8 @@ pub struct Process {
     pub grpc_port: u16,
     /// Holds the portfile and stderr.
     dir: tempfile::TempDir,
+    /// Its REST port, kept refusing after [`Process::kill_holding_port`].
+    held: Option<ClosedPort>,
 }
 
 impl Process {
@@ -71,6 +74,7 @@ impl Process {
             rest_port: port_of(&text, "rest"),
             grpc_port: port_of(&text, "sock"),
             dir,
+            held: None,
         }
     }
 
@@ -133,6 +137,13 @@ impl Process {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Kills it now and keeps its REST port refusing until this is dropped: what pollers see
+    /// stays a dead agent, not another test's server given the released port.
+    pub fn kill_holding_port(&mut self) {
+        self.kill();
+        self.held = Some(ClosedPort::hold((self.host, self.rest_port).into()));
     }
 }
 

@@ -203,6 +203,7 @@ pub fn port_of(portfile: &str, key: &str) -> u16 {
 pub fn read_stderr(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("stderr")).unwrap_or_default()
 }
+pub mod closed_port;
 pub mod cluster;
 pub mod fakes;
 pub mod history;
