@@ -429,10 +429,11 @@ pub struct CollectArgs {
           default_value = config::DEFAULT_NETDEV_AGGREGATE_EXCLUDE, value_parser = parse_regex, global = true)]
     pub netdev_aggregate_exclude: Regex,
 
-    /// How often established TCP connections are counted (the kernel's table walk is costly).
-    #[arg(long = "collector.tcp.scan-interval", value_name = "DURATION", default_value = "30s",
+    /// Count ESTABLISHED TCP sockets exactly, walking the kernel's socket tables this often
+    /// (costly on a large host); unset, connections are the kernel's CurrEstab counter.
+    #[arg(long = "collector.tcp.scan-interval", value_name = "DURATION",
           value_parser = config::parse_duration, global = true)]
-    pub tcp_scan_interval: Duration,
+    pub tcp_scan_interval: Option<Duration>,
 
     /// /proc/vmstat fields to export as node_vmstat_* (regex).
     #[arg(long = "collector.vmstat.fields", value_name = "REGEX",

@@ -128,6 +128,28 @@ async fn nvidia_gpus_match_golden() {
     check_golden("server", "nvidia", &args, &env).await;
 }
 
+/// Connections are the kernel's CurrEstab counter by default (0 in the captured VM's snmp, as the
+/// golden files say); with `--collector.tcp.scan-interval`, the ESTABLISHED rows of its TCP
+/// tables (one), which `/metrics` also shows as node_exporter's tcpstat family.
+#[tokio::test]
+async fn a_tcp_scan_interval_counts_the_tables_instead() {
+    let mut args = common::fixture_args("captured-vm");
+    args.extend(["--node-id", "scan", "--collector.tcp.scan-interval", "30s"].map(String::from));
+    let monitor = Monitor::start(&args);
+    let metrics = parse_json(&fetch(&monitor, "/api/system/metrics").await, "metrics");
+    assert_eq!(metrics[0]["network"]["connections"], 1, "{metrics}");
+    let exposition = fetch(&monitor, "/metrics").await;
+    assert!(
+        exposition.contains("node_tcp_connection_states{node=\"scan\",state=\"established\"} 1\n"),
+        "{exposition}"
+    );
+    // CurrEstab stays on /metrics as node_exporter's netstat shows it.
+    assert!(
+        exposition.contains("node_netstat_Tcp_CurrEstab{node=\"scan\"} 0\n"),
+        "{exposition}"
+    );
+}
+
 async fn check_fixture(fixture: &str) {
     check_fixture_with(fixture, &[]).await;
 }

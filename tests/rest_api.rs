@@ -270,7 +270,8 @@ fn sample(sequence: u64) -> Snapshot {
             transmit_bytes_per_sec: 2000.0,
             receive_packets_per_sec: 10.0,
             transmit_packets_per_sec: 20.0,
-            tcp_established: Some(7),
+            tcp_established: None,
+            tcp_current_established: Some(7),
         }),
         accelerators: vec![
             Accelerator {

@@ -81,7 +81,7 @@ pub fn stream_lines(
 /// read one file per device keep only a bounded number open ([`KeptFile::transient`] for the
 /// rest).
 #[cfg(unix)]
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct KeptFile {
     /// The file's path.
     path: PathBuf,
@@ -175,6 +175,69 @@ impl KeptFile {
             self.file = Some(file);
         }
         result
+    }
+}
+
+/// A /proc or /sys directory kept open and listed again from its start at each use: procfs and
+/// sysfs list their current entries at each read from the start, so, as for [`KeptFile`], the
+/// path lookup, open and close of each listing are saved. After a failed listing the directory
+/// is closed, so the next one opens it again.
+#[cfg(unix)]
+#[derive(Debug)]
+pub struct KeptDir {
+    /// The directory's path.
+    path: PathBuf,
+    /// The open directory, between listings.
+    dir: Option<rustix::fs::Dir>,
+}
+
+#[cfg(unix)]
+impl KeptDir {
+    /// A directory opened at its first listing and kept open.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            dir: None,
+        }
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Calls `entry` with the name of each entry but `.` and `..`, and whether it is a regular
+    /// file.
+    pub fn list(&mut self, mut entry: impl FnMut(&[u8], bool)) -> std::io::Result<()> {
+        use rustix::fs::{FileType, Mode, OFlags};
+        use std::os::unix::ffi::OsStrExt;
+        let mut dir = match self.dir.take() {
+            Some(mut dir) => {
+                dir.rewind();
+                dir
+            }
+            None => {
+                let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+                rustix::fs::Dir::new(rustix::fs::open(&self.path, flags, Mode::empty())?)?
+            }
+        };
+        while let Some(item) = dir.read() {
+            let item = item?;
+            let name = item.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            let is_file = match item.file_type() {
+                FileType::Unknown => {
+                    std::fs::symlink_metadata(self.path.join(std::ffi::OsStr::from_bytes(name)))
+                        .is_ok_and(|m| m.is_file())
+                }
+                kind => kind == FileType::RegularFile,
+            };
+            entry(name, is_file);
+        }
+        self.dir = Some(dir);
+        Ok(())
     }
 }
 
@@ -316,6 +379,55 @@ mod tests {
         assert_eq!(transient.read_value().unwrap(), "t");
         std::fs::write(&path, [0xff, 0xfe]).unwrap();
         assert!(matches!(transient.read(), Err(CollectError::Parse { .. })));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_kept_directory_is_listed_again_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("class");
+        let mut kept = KeptDir::new(&path);
+        let list = |kept: &mut KeptDir| {
+            let mut seen = Vec::new();
+            kept.list(|name, is_file| {
+                seen.push((String::from_utf8_lossy(name).into_owned(), is_file))
+            })
+            .map(|()| {
+                seen.sort();
+                seen
+            })
+        };
+        // Absent: an error, and the next listing tries again.
+        let absent = list(&mut kept).unwrap_err();
+        assert_eq!(absent.kind(), std::io::ErrorKind::NotFound);
+        assert_eq!(kept.path(), path);
+
+        std::fs::create_dir(&path).unwrap();
+        std::fs::create_dir(path.join("eth0")).unwrap();
+        std::fs::write(path.join("bonding_masters"), "").unwrap();
+        let expected = |names: &[(&str, bool)]| {
+            names
+                .iter()
+                .map(|(n, f)| (n.to_string(), *f))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            list(&mut kept).unwrap(),
+            expected(&[("bonding_masters", true), ("eth0", false)])
+        );
+        // Entries added and removed since show in the next listing of the kept descriptor.
+        std::fs::create_dir(path.join("wlan0")).unwrap();
+        std::os::unix::fs::symlink("eth0", path.join("lo")).unwrap();
+        std::fs::remove_dir(path.join("eth0")).unwrap();
+        assert_eq!(
+            list(&mut kept).unwrap(),
+            expected(&[("bonding_masters", true), ("lo", false), ("wlan0", false)])
+        );
+        assert_eq!(
+            list(&mut kept).unwrap().len(),
+            3,
+            "listed again, not continued"
+        );
     }
 
     #[cfg(unix)]

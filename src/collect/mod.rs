@@ -17,11 +17,11 @@ pub mod rates;
 pub mod textfile;
 
 pub use crate::config::HostPaths;
-#[cfg(unix)]
-pub use host_paths::KeptFile;
 pub use host_paths::{
     numbered_dirs, open_and_read, read_into, read_number, read_optional, stream_lines,
 };
+#[cfg(unix)]
+pub use host_paths::{KeptDir, KeptFile};
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -12,8 +12,20 @@ pub struct NetworkStats {
     pub transmit_bytes_per_sec: f64,
     pub receive_packets_per_sec: f64,
     pub transmit_packets_per_sec: f64,
-    /// Established TCP connections, IPv4 + IPv6 (None when the tables are unreadable).
+    /// Sockets in state ESTABLISHED, IPv4 + IPv6, counted in the socket tables: only with
+    /// `--collector.tcp.scan-interval` (None otherwise, or when the tables are unreadable).
     pub tcp_established: Option<u64>,
+    /// The kernel's `Tcp: CurrEstab` (ESTABLISHED and CLOSE-WAIT, IPv4 + IPv6), read each
+    /// sample when the tables are not scanned (None when /proc/net/snmp is missing).
+    pub tcp_current_established: Option<u64>,
+}
+
+impl NetworkStats {
+    /// The connection count the REST element and gRPC show: the scanned ESTABLISHED count where
+    /// the tables are scanned, else the kernel's counter.
+    pub fn connections(&self) -> Option<u64> {
+        self.tcp_established.or(self.tcp_current_established)
+    }
 }
 
 /// One interface: raw /proc/net/dev counters (and sysfs's rx_nohandler) and the rates derived from

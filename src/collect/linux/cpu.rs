@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::collect::{read_into, read_number, read_optional, CollectError, Collector, HostPaths};
+use crate::collect::{
+    read_number, read_optional, CollectError, Collector, HostPaths, KeptDir, KeptFile,
+};
 use crate::model::{CoreStats, CpuStats, CpuTimes, Snapshot};
 
 /// Ticks per second of /proc/stat's times. The kernel's ABI fixes USER_HZ at 100 on every
@@ -245,18 +247,24 @@ pub struct CpuCollector {
     /// exited (the task count would drop), so the count still holds and /proc is not listed
     /// again — listing it is the costliest read of a quiet host's sample.
     processes: Option<(u64, (u64, u64))>,
-    /// Buffer the files are read into, kept to reuse its allocation.
-    text: String,
+    /// <procfs>/stat, kept open.
+    stat: KeptFile,
+    /// <procfs>/loadavg, kept open.
+    loadavg: KeptFile,
+    /// <procfs>, kept open for the process count.
+    procfs: KeptDir,
 }
 
 impl CpuCollector {
     pub fn new(paths: HostPaths) -> Self {
         Self {
-            paths,
             facts: Vec::new(),
             since_scan: 0,
             processes: None,
-            text: String::new(),
+            stat: KeptFile::new(paths.proc("stat")),
+            loadavg: KeptFile::new(paths.proc("loadavg")),
+            procfs: KeptDir::new(&paths.procfs),
+            paths,
         }
     }
 
@@ -293,19 +301,17 @@ impl CpuCollector {
     }
 
     /// Number of processes: the numeric directories of /proc.
-    fn count_processes(&self) -> Result<u64, CollectError> {
-        let io = |source| CollectError::Io {
-            path: self.paths.procfs.clone(),
-            source,
-        };
+    fn count_processes(&mut self) -> Result<u64, CollectError> {
         let mut count = 0;
-        for entry in std::fs::read_dir(&self.paths.procfs).map_err(io)? {
-            let name = entry.map_err(io)?.file_name();
-            let name = name.as_encoded_bytes();
+        let listed = self.procfs.list(|name, _| {
             if !name.is_empty() && name.iter().all(u8::is_ascii_digit) {
                 count += 1;
             }
-        }
+        });
+        listed.map_err(|source| CollectError::Io {
+            path: self.procfs.path().to_path_buf(),
+            source,
+        })?;
         Ok(count)
     }
 }
@@ -316,12 +322,10 @@ impl Collector for CpuCollector {
     }
 
     fn collect(&mut self, snapshot: &mut Snapshot) -> Result<(), CollectError> {
-        let stat_path = self.paths.proc("stat");
-        read_into(&stat_path, &mut self.text)?;
-        let stat = parse_stat(&self.text).map_err(|e| CollectError::parse(stat_path, e))?;
-        let loadavg_path = self.paths.proc("loadavg");
-        read_into(&loadavg_path, &mut self.text)?;
-        let load = parse_loadavg(&self.text).map_err(|e| CollectError::parse(loadavg_path, e))?;
+        let stat = parse_stat(self.stat.read()?);
+        let stat = stat.map_err(|e| CollectError::parse(self.stat.path(), e))?;
+        let load = parse_loadavg(self.loadavg.read()?);
+        let load = load.map_err(|e| CollectError::parse(self.loadavg.path(), e))?;
         let key = load.last_pid.map(|pid| (pid, load.tasks));
         let processes = match self.processes {
             Some((count, at)) if key == Some(at) => count,

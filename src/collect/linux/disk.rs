@@ -10,7 +10,7 @@ use std::path::Path;
 use regex_lite::Regex;
 
 use crate::collect::linux::NameFilter;
-use crate::collect::{read_into, read_optional, CollectError, Collector, HostPaths};
+use crate::collect::{read_optional, CollectError, Collector, HostPaths, KeptFile};
 use crate::config::DEFAULT_DISK_DEVICE_EXCLUDE;
 use crate::model::{DiskStats, DisksStats, KernelFamily, Snapshot};
 
@@ -158,20 +158,20 @@ pub struct DiskCollector {
     udev: HashMap<(u32, u32), udev::Properties>,
     /// Samples since udev's database was last read.
     since_udev: u64,
-    /// The file's text, kept to reuse its allocation.
-    buffer: String,
+    /// <procfs>/diskstats, kept open.
+    diskstats: KeptFile,
 }
 
 impl DiskCollector {
     pub fn new(paths: HostPaths, exclude: Regex) -> Self {
         Self {
+            diskstats: KeptFile::new(paths.proc("diskstats")),
             paths,
             exclude: NameFilter::new(exclude),
             fallback_exclude: Regex::new(DEFAULT_DISK_DEVICE_EXCLUDE).ok(),
             counted: HashMap::new(),
             udev: HashMap::new(),
             since_udev: 0,
-            buffer: String::new(),
         }
     }
 
@@ -197,10 +197,15 @@ impl Collector for DiskCollector {
     }
 
     fn collect(&mut self, snapshot: &mut Snapshot) -> Result<(), CollectError> {
-        let path = self.paths.proc("diskstats");
-        let mut text = std::mem::take(&mut self.buffer);
-        let result = read_into(&path, &mut text).and_then(|()| self.devices(&text, &path));
-        self.buffer = text;
+        // Taken out while its text is read, for `devices` to borrow the rest of the collector.
+        let mut file = std::mem::take(&mut self.diskstats);
+        let result = match file.read() {
+            Ok(text) => self
+                .devices(text)
+                .map_err(|m| CollectError::parse(file.path(), m)),
+            Err(e) => Err(e),
+        };
+        self.diskstats = file;
         let devices = result?;
         snapshot
             .kernel_families
@@ -238,13 +243,12 @@ impl DiskCollector {
         families.finish()
     }
 
-    /// The devices of one reading of `path`, classified through the cache.
-    fn devices(&mut self, text: &str, path: &Path) -> Result<Vec<DiskStats>, CollectError> {
+    /// The devices of one reading of /proc/diskstats, classified through the cache.
+    fn devices(&mut self, text: &str) -> Result<Vec<DiskStats>, String> {
         let mut devices = Vec::with_capacity(self.counted.len());
         let mut unseen = Vec::new();
         for (index, row) in parse(text).enumerate() {
-            let row =
-                row.map_err(|m| CollectError::parse(path, format!("row {}: {m}", index + 1)))?;
+            let row = row.map_err(|m| format!("row {}: {m}", index + 1))?;
             if self.exclude.is_match(row.name) {
                 continue;
             }

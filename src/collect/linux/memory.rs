@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::collect::{read_into, CollectError, Collector, HostPaths};
+use crate::collect::{CollectError, Collector, HostPaths, KeptFile};
 use crate::model::{percent, MemoryStats, Snapshot};
 
 /// Parses /proc/meminfo into `(name, value)` in file order, named and scaled as node_exporter's
@@ -110,20 +110,17 @@ pub fn memory_stats(mut raw: Vec<(Arc<str>, u64)>) -> Result<MemoryStats, String
 
 /// Reads /proc/meminfo every sample.
 pub struct MemoryCollector {
-    /// Where /proc is.
-    paths: HostPaths,
+    /// <procfs>/meminfo, kept open.
+    meminfo: KeptFile,
     /// node_exporter names of the meminfo keys seen so far, shared by every snapshot.
     names: HashMap<String, Arc<str>>,
-    /// The file's text, kept to reuse its allocation.
-    text: String,
 }
 
 impl MemoryCollector {
     pub fn new(paths: HostPaths) -> Self {
         Self {
-            paths,
+            meminfo: KeptFile::new(paths.proc("meminfo")),
             names: HashMap::new(),
-            text: String::new(),
         }
     }
 }
@@ -134,11 +131,9 @@ impl Collector for MemoryCollector {
     }
 
     fn collect(&mut self, snapshot: &mut Snapshot) -> Result<(), CollectError> {
-        let path = self.paths.proc("meminfo");
-        read_into(&path, &mut self.text)?;
-        let memory = parse_meminfo_with(&self.text, &mut self.names)
-            .and_then(memory_stats)
-            .map_err(|e| CollectError::parse(path, e))?;
+        let memory =
+            parse_meminfo_with(self.meminfo.read()?, &mut self.names).and_then(memory_stats);
+        let memory = memory.map_err(|e| CollectError::parse(self.meminfo.path(), e))?;
         snapshot.memory = Some(memory);
         Ok(())
     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::collect::linux::KEPT_INTERFACES;
-use crate::collect::{CollectError, Collector, HostPaths, KeptFile};
+use crate::collect::{CollectError, Collector, HostPaths, KeptDir, KeptFile};
 use crate::model::{KernelFamily, KernelMetricKind, Snapshot};
 
 /// How often an interface's attributes are read again when nothing said they changed.
@@ -274,7 +274,7 @@ impl Interface {
 /// Lists /sys/class/net each sample and reads each interface as described above.
 pub struct NetClassCollector {
     /// <sysfs>/class/net.
-    class_net: PathBuf,
+    class_net: KeptDir,
     /// The interfaces, sorted by name.
     interfaces: Vec<Interface>,
     /// The listing's names, reused.
@@ -286,7 +286,7 @@ pub struct NetClassCollector {
 impl NetClassCollector {
     pub fn new(paths: &HostPaths) -> Self {
         Self {
-            class_net: paths.sys("class/net"),
+            class_net: KeptDir::new(paths.sys("class/net")),
             interfaces: Vec::new(),
             names: Vec::new(),
             family_names: Names::new(),
@@ -296,32 +296,29 @@ impl NetClassCollector {
     /// The interface names under /sys/class/net, sorted: every entry but regular files
     /// (`bonding_masters`), as node_exporter lists them.
     fn list(&mut self) -> Result<(), CollectError> {
-        let io = |source: std::io::Error| {
-            use std::io::ErrorKind;
-            if matches!(
-                source.kind(),
-                ErrorKind::NotFound | ErrorKind::PermissionDenied
-            ) {
-                CollectError::NoData(format!(
-                    "cannot list {}: {source}",
-                    self.class_net.display()
-                ))
-            } else {
-                CollectError::Io {
-                    path: self.class_net.clone(),
-                    source,
-                }
-            }
-        };
         self.names.clear();
-        for entry in std::fs::read_dir(&self.class_net).map_err(io)? {
-            let entry = entry.map_err(io)?;
-            if entry.file_type().is_ok_and(|t| t.is_file()) {
-                continue;
+        let names = &mut self.names;
+        let listed = self.class_net.list(|name, is_file| {
+            if is_file {
+                return;
             }
-            if let Some(name) = entry.file_name().to_str() {
-                self.names.push(name.to_string());
+            if let Ok(name) = std::str::from_utf8(name) {
+                names.push(name.to_string());
             }
+        });
+        if let Err(source) = listed {
+            use std::io::ErrorKind;
+            let path = self.class_net.path().to_path_buf();
+            return Err(
+                if matches!(
+                    source.kind(),
+                    ErrorKind::NotFound | ErrorKind::PermissionDenied
+                ) {
+                    CollectError::NoData(format!("cannot list {}: {source}", path.display()))
+                } else {
+                    CollectError::Io { path, source }
+                },
+            );
         }
         self.names.sort_unstable();
         Ok(())
@@ -352,7 +349,7 @@ impl NetClassCollector {
                 None => {
                     let keep = kept < KEPT_INTERFACES;
                     kept += usize::from(keep);
-                    Interface::new(name.clone(), &self.class_net, keep, problems)
+                    Interface::new(name.clone(), self.class_net.path(), keep, problems)
                 }
             };
             self.interfaces.push(interface);

@@ -1,6 +1,7 @@
 //! Network interface counters from /proc/net/dev (and each interface's
-//! `/sys/class/net/<iface>/statistics/rx_nohandler`, which that file lacks) and established TCP
-//! connections from /proc/net/tcp and /proc/net/tcp6.
+//! `/sys/class/net/<iface>/statistics/rx_nohandler`, which that file lacks) and TCP connections:
+//! the kernel's `CurrEstab` counter from /proc/net/snmp each sample, or, when a scan interval is
+//! set, the ESTABLISHED rows of /proc/net/tcp and /proc/net/tcp6 counted that often.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -8,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use regex_lite::Regex;
 
+use crate::collect::linux::netstat::line_pairs;
 use crate::collect::linux::{NameFilter, KEPT_INTERFACES};
-use crate::collect::{read_into, stream_lines, CollectError, Collector, HostPaths, KeptFile};
+use crate::collect::{stream_lines, CollectError, Collector, HostPaths, KeptFile};
 use crate::model::{InterfaceStats, NetworkStats, Snapshot};
 
 /// Counters per /proc/net/dev row: 8 receive, then 8 transmit.
@@ -195,57 +197,126 @@ fn count_established_in(path: &Path, chunk: &mut [u8]) -> Result<Option<u64>, Co
 
 /// Reads interface counters and TCP connection counts each sample.
 pub struct NetworkCollector {
-    /// <procfs>/net/dev.
-    net_dev: PathBuf,
+    /// <procfs>/net/dev, kept open.
+    net_dev: KeptFile,
     /// <sysfs>/class/net, where each interface's `statistics/rx_nohandler` is.
     class_net: PathBuf,
     /// Per interface, its `statistics/rx_nohandler`: packets dropped for want of a protocol
     /// handler, which node_exporter's netdev reports (through netlink) and /proc/net/dev does
     /// not show. Kept open for the first [`KEPT_INTERFACES`] interfaces seen.
     nohandler: HashMap<String, KeptFile>,
-    /// <procfs>/net/tcp and <procfs>/net/tcp6.
-    tcp_tables: [PathBuf; 2],
     /// Interfaces kept but left out of the aggregate (loopback, virtual NICs).
     aggregate_exclude: NameFilter,
-    /// /proc/net/dev's text, kept to reuse its allocation.
-    text: String,
-    /// Fixed buffer the TCP tables stream through (allocated on first use).
+    /// Where the connection count comes from.
+    tcp: TcpCount,
+}
+
+/// How TCP connections are counted.
+enum TcpCount {
+    /// The kernel's `Tcp: CurrEstab` (ESTABLISHED and CLOSE-WAIT, IPv4 and IPv6: what
+    /// `netstat -s` calls "connections established") from <procfs>/net/snmp, kept open: a
+    /// counter the kernel keeps, so reading it costs the same whatever the number of sockets.
+    Counter(KeptFile),
+    /// ESTABLISHED rows of the socket tables, counted every `interval`.
+    Scan(TableScan),
+}
+
+/// The exact count of ESTABLISHED sockets, from /proc/net/tcp and /proc/net/tcp6.
+struct TableScan {
+    /// <procfs>/net/tcp and <procfs>/net/tcp6.
+    tables: [PathBuf; 2],
+    /// Fixed buffer the tables stream through (allocated on first use).
     chunk: Vec<u8>,
-    /// How often the TCP tables are scanned. The kernel walks its whole established hash table
+    /// How often the tables are scanned. The kernel walks its whole established hash table
     /// for each read (262,144 buckets on a 24 GiB host: about 1 ms per family even with no
-    /// sockets), which would be most of a sample's cost if done every second.
-    tcp_scan_interval: Duration,
+    /// sockets, 5–8 ms when cold), which would be most of a sample's cost if done every second.
+    interval: Duration,
     /// The last scan: when, and the count it found (reused until the next scan is due).
-    last_tcp_scan: Option<(Instant, Option<u64>)>,
+    last: Option<(Instant, Option<u64>)>,
+}
+
+impl TableScan {
+    /// The count, scanned again when the last scan is older than the interval (or failed).
+    fn count(&mut self, now: Instant) -> Result<Option<u64>, CollectError> {
+        if let Some((at, count)) = self.last {
+            if now.duration_since(at) < self.interval {
+                return Ok(count);
+            }
+        }
+        self.last = None;
+        if self.chunk.is_empty() {
+            self.chunk = vec![0; TCP_CHUNK_BYTES];
+        }
+        let mut total = None;
+        for path in &self.tables {
+            if let Some(n) = count_established_in(path, &mut self.chunk)? {
+                total = Some(total.unwrap_or(0) + n);
+            }
+        }
+        self.last = Some((now, total));
+        Ok(total)
+    }
+}
+
+/// `Tcp: CurrEstab` of a /proc/net/snmp text.
+pub(crate) fn current_established(snmp: &str) -> Result<u64, String> {
+    for pair in line_pairs(snmp) {
+        let (header, values) = pair?;
+        if !header.starts_with("Tcp: ") {
+            continue;
+        }
+        let column = header
+            .split(' ')
+            .position(|field| field == "CurrEstab")
+            .ok_or("no CurrEstab in the Tcp header")?;
+        let value = values
+            .split(' ')
+            .nth(column)
+            .ok_or("the Tcp values end before CurrEstab")?;
+        return value
+            .parse()
+            .map_err(|_| format!("invalid CurrEstab {value:?}"));
+    }
+    Err("no Tcp lines".into())
 }
 
 impl NetworkCollector {
-    pub fn new(paths: HostPaths, aggregate_exclude: Regex, tcp_scan_interval: Duration) -> Self {
+    /// A collector counting connections with the kernel's counter, or, with `tcp_scan_interval`,
+    /// by scanning the socket tables that often.
+    pub fn new(
+        paths: HostPaths,
+        aggregate_exclude: Regex,
+        tcp_scan_interval: Option<Duration>,
+    ) -> Self {
+        let tcp = match tcp_scan_interval {
+            None => TcpCount::Counter(KeptFile::new(paths.proc("net/snmp"))),
+            Some(interval) => TcpCount::Scan(TableScan {
+                tables: [paths.proc("net/tcp"), paths.proc("net/tcp6")],
+                chunk: Vec::new(),
+                interval,
+                last: None,
+            }),
+        };
         Self {
-            net_dev: paths.proc("net/dev"),
+            net_dev: KeptFile::new(paths.proc("net/dev")),
             class_net: paths.sys("class/net"),
             nohandler: HashMap::new(),
-            tcp_tables: [paths.proc("net/tcp"), paths.proc("net/tcp6")],
             aggregate_exclude: NameFilter::new(aggregate_exclude),
-            text: String::new(),
-            chunk: Vec::new(),
-            tcp_scan_interval,
-            last_tcp_scan: None,
+            tcp,
         }
     }
 
     /// Every interface in /proc/net/dev order.
     fn interfaces(&mut self) -> Result<Vec<InterfaceStats>, CollectError> {
-        read_into(&self.net_dev, &mut self.text)?;
-        parse_net_dev(&self.text)
+        let exclude = &mut self.aggregate_exclude;
+        let parsed: Result<Vec<_>, String> = parse_net_dev(self.net_dev.read()?)
             .enumerate()
             .map(|(index, row)| {
-                let row = row.map_err(|m| {
-                    CollectError::parse(&self.net_dev, format!("interface row {}: {m}", index + 1))
-                })?;
-                Ok(row.to_stats(!self.aggregate_exclude.is_match(row.name)))
+                row.map(|row| row.to_stats(!exclude.is_match(row.name)))
+                    .map_err(|m| format!("interface row {}: {m}", index + 1))
             })
-            .collect()
+            .collect();
+        parsed.map_err(|m| CollectError::parse(self.net_dev.path(), m))
     }
 
     /// Fills each interface's `receive_nohandler_total` where sysfs has it (kernel 4.6+; a
@@ -274,20 +345,6 @@ impl NetworkCollector {
             interface.receive_nohandler_total = file.read_value().ok().and_then(|v| v.parse().ok());
         }
     }
-
-    /// Established connections over IPv4 and IPv6; None when neither table exists.
-    fn tcp_established(&mut self) -> Result<Option<u64>, CollectError> {
-        if self.chunk.is_empty() {
-            self.chunk = vec![0; TCP_CHUNK_BYTES];
-        }
-        let mut total = None;
-        for path in &self.tcp_tables {
-            if let Some(n) = count_established_in(path, &mut self.chunk)? {
-                total = Some(total.unwrap_or(0) + n);
-            }
-        }
-        Ok(total)
-    }
 }
 
 impl Collector for NetworkCollector {
@@ -298,29 +355,32 @@ impl Collector for NetworkCollector {
     fn collect(&mut self, snapshot: &mut Snapshot) -> Result<(), CollectError> {
         let mut interfaces = self.interfaces()?;
         self.read_nohandler(&mut interfaces);
-        let now = Instant::now();
-        let due = self
-            .last_tcp_scan
-            .is_none_or(|(at, _)| now.duration_since(at) >= self.tcp_scan_interval);
-        // The interfaces stand on their own: an unreadable TCP table only loses the count.
-        let (tcp_established, problem) = match self.last_tcp_scan {
-            Some((_, count)) if !due => (count, None),
-            _ => match self.tcp_established() {
+        let mut network = NetworkStats {
+            interfaces,
+            ..NetworkStats::default()
+        };
+        // The interfaces stand on their own: an unreadable count only loses the count.
+        let problem = match &mut self.tcp {
+            TcpCount::Counter(snmp) => match snmp.read_if_present() {
+                Ok(None) => None,
+                Ok(Some(text)) => match current_established(text) {
+                    Ok(count) => {
+                        network.tcp_current_established = Some(count);
+                        None
+                    }
+                    Err(e) => Some(CollectError::parse(snmp.path(), e)),
+                },
+                Err(e) => Some(e),
+            },
+            TcpCount::Scan(scan) => match scan.count(Instant::now()) {
                 Ok(count) => {
-                    self.last_tcp_scan = Some((now, count));
-                    (count, None)
+                    network.tcp_established = count;
+                    None
                 }
-                Err(e) => {
-                    self.last_tcp_scan = None;
-                    (None, Some(e))
-                }
+                Err(e) => Some(e),
             },
         };
-        snapshot.network = Some(NetworkStats {
-            interfaces,
-            tcp_established,
-            ..NetworkStats::default()
-        });
+        snapshot.network = Some(network);
         match problem {
             Some(e) => Err(CollectError::Partial(e.to_string())),
             None => Ok(()),

@@ -1,9 +1,8 @@
 //! Pressure collector: Linux pressure stall information from /proc/pressure/{cpu,memory,io}.
 
 use std::io::ErrorKind;
-use std::path::Path;
 
-use crate::collect::{CollectError, Collector, HostPaths};
+use crate::collect::{CollectError, Collector, HostPaths, KeptFile};
 use crate::model::{PressureLine, PressureResource, PressureStats, Snapshot};
 
 /// Parses one PSI file: a `some` line and, except for cpu before Linux 5.13, a `full` line:
@@ -75,36 +74,34 @@ fn parse_line(values: &str) -> Result<PressureLine, String> {
 /// `Some(PressureStats)`, so "no PSI on this host" differs from "the collector failed" (a
 /// `None` section with an error in the status).
 pub struct PressureCollector {
-    /// Where /proc is.
-    paths: HostPaths,
+    /// <procfs>/pressure/{cpu,memory,io}, kept open.
+    files: [KeptFile; 3],
 }
 
 impl PressureCollector {
     pub fn new(paths: HostPaths) -> Self {
-        Self { paths }
+        let dir = paths.proc("pressure");
+        Self {
+            files: ["cpu", "memory", "io"].map(|resource| KeptFile::new(dir.join(resource))),
+        }
     }
 }
 
 /// One resource's file: `None` where the host does not provide it.
-fn read_resource(path: &Path) -> Result<Option<PressureResource>, CollectError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e)
+fn read_resource(file: &mut KeptFile) -> Result<Option<PressureResource>, CollectError> {
+    let parsed = match file.read() {
+        Ok(text) => parse_pressure(text),
+        Err(CollectError::Io { source: e, .. })
             if e.kind() == ErrorKind::NotFound
                 || rustix::io::Errno::from_io_error(&e) == Some(rustix::io::Errno::OPNOTSUPP) =>
         {
             return Ok(None)
         }
-        Err(source) => {
-            return Err(CollectError::Io {
-                path: path.to_path_buf(),
-                source,
-            })
-        }
+        Err(e) => return Err(e),
     };
-    parse_pressure(&text)
+    parsed
         .map(Some)
-        .map_err(|e| CollectError::parse(path, e))
+        .map_err(|e| CollectError::parse(file.path(), e))
 }
 
 impl Collector for PressureCollector {
@@ -113,11 +110,11 @@ impl Collector for PressureCollector {
     }
 
     fn collect(&mut self, snapshot: &mut Snapshot) -> Result<(), CollectError> {
-        let dir = self.paths.proc("pressure");
+        let [cpu, memory, io] = &mut self.files;
         let stats = PressureStats {
-            cpu: read_resource(&dir.join("cpu"))?,
-            memory: read_resource(&dir.join("memory"))?,
-            io: read_resource(&dir.join("io"))?,
+            cpu: read_resource(cpu)?,
+            memory: read_resource(memory)?,
+            io: read_resource(io)?,
         };
         snapshot.pressure = Some(stats);
         Ok(())

@@ -1,10 +1,8 @@
 //! The monitor's own process from /proc/self (stat kept open, fd directory listed) and
 //! getrlimit(2), as the Go client reads it for itself.
 
-use std::path::Path;
-
 use super::{limit, Usage};
-use crate::collect::{read_optional, CollectError, KeptFile};
+use crate::collect::{read_optional, CollectError, KeptDir, KeptFile};
 
 /// Ticks per second of /proc's times (USER_HZ, fixed at 100 by the kernel's ABI).
 const USER_HZ: f64 = 100.0;
@@ -55,6 +53,8 @@ pub fn parse_self_stat(text: &str) -> Result<SelfStat, String> {
 pub struct Reader {
     /// /proc/self/stat.
     stat: KeptFile,
+    /// /proc/self/fd, listed for the open descriptors.
+    fds: KeptDir,
     /// When the process started, Unix seconds (boot time + start after boot).
     start_time: Option<f64>,
 }
@@ -63,6 +63,7 @@ impl Reader {
     pub fn new() -> Self {
         Self {
             stat: KeptFile::new("/proc/self/stat"),
+            fds: KeptDir::new("/proc/self/fd"),
             start_time: None,
         }
     }
@@ -84,7 +85,7 @@ impl Reader {
         let address_space = rustix::process::getrlimit(rustix::process::Resource::As);
         Ok(Usage {
             cpu_seconds: stat.cpu_seconds,
-            open_fds: count_entries(Path::new("/proc/self/fd")),
+            open_fds: count_entries(&mut self.fds),
             max_fds: Some(limit(nofile.current)),
             resident_bytes: (stat.resident_pages * rustix::param::page_size() as u64) as f64,
             virtual_bytes: Some(stat.virtual_bytes as f64),
@@ -103,8 +104,10 @@ fn boot_time(stat: &str) -> Option<f64> {
 
 /// The number of entries of `dir` (the descriptor listing it included, as the Go client
 /// counts); `None` if it cannot be listed.
-fn count_entries(dir: &Path) -> Option<f64> {
-    Some(std::fs::read_dir(dir).ok()?.count() as f64)
+fn count_entries(dir: &mut KeptDir) -> Option<f64> {
+    let mut count = 0;
+    dir.list(|_, _| count += 1).ok()?;
+    Some(f64::from(count))
 }
 
 #[cfg(test)]

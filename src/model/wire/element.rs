@@ -486,7 +486,7 @@ impl<'a> NodeMetrics<'a> {
                 bytes_out: finite(n.transmit_bytes_per_sec),
                 packets_in: finite(n.receive_packets_per_sec),
                 packets_out: finite(n.transmit_packets_per_sec),
-                connections: n.tcp_established,
+                connections: n.connections(),
             }),
             accelerators: snapshot.accelerators.iter().map(Accelerator::of).collect(),
             hostname: Cow::Borrowed(&snapshot.hostname),

@@ -382,6 +382,19 @@ fn node_exporter_names_for_every_section() {
     }
 }
 
+/// tcpstat's family is the scanned ESTABLISHED count only: the kernel's CurrEstab counter (the
+/// default source) also counts CLOSE-WAIT, and is on /metrics as node_netstat_Tcp_CurrEstab.
+#[test]
+fn connection_states_only_from_the_table_scan() {
+    let mut s = full();
+    s.network = Some(NetworkStats {
+        tcp_current_established: Some(5),
+        ..NetworkStats::default()
+    });
+    let text = encode(&s, Format::Text);
+    assert!(!text.contains("node_tcp_connection_states"), "{text}");
+}
+
 #[test]
 fn failed_sections_emit_nothing_but_their_status() {
     let mut s = full();

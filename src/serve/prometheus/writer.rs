@@ -434,25 +434,32 @@ fn write_float(out: &mut String, v: f64) {
 
 /// Label values escape `\`, `"` and newline (both formats).
 fn escape_label_value(out: &mut String, value: &str) {
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
+    escape(out, value, |b| matches!(b, b'\\' | b'"' | b'\n'));
 }
 
 /// HELP text escapes `\` and newline.
 fn escape_help(out: &mut String, help: &str) {
-    for c in help.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
+    escape(out, help, |b| matches!(b, b'\\' | b'\n'));
+}
+
+/// Appends `text` with each byte `special` picks escaped (`\\`, `\"`, `\n`): the runs between
+/// them are copied whole, so text with nothing to escape (nearly all of it) is one copy.
+fn escape(out: &mut String, text: &str, special: impl Fn(u8) -> bool) {
+    let mut run = 0;
+    for (at, byte) in text.bytes().enumerate() {
+        if !special(byte) {
+            continue;
         }
+        // `at` is an ASCII byte's index: a char boundary.
+        out.push_str(&text[run..at]);
+        out.push_str(match byte {
+            b'\n' => "\\n",
+            b'"' => "\\\"",
+            _ => "\\\\",
+        });
+        run = at + 1;
     }
+    out.push_str(&text[run..]);
 }
 
 #[cfg(test)]
@@ -493,6 +500,14 @@ mod tests {
         let mut s = String::new();
         escape_help(&mut s, "x\\y\nz\"");
         assert_eq!(s, r#"x\\y\nz""#);
+        // Runs of multi-byte characters between escapes, and escapes at both ends.
+        let mut s = String::new();
+        escape_label_value(&mut s, "\"Zürich\\日本\n");
+        assert_eq!(s, r#"\"Zürich\\日本\n"#);
+        let mut s = String::new();
+        escape_label_value(&mut s, "");
+        escape_help(&mut s, "plain ü");
+        assert_eq!(s, "plain ü");
     }
 
     #[test]

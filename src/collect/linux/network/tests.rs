@@ -5,13 +5,23 @@ use crate::config::CollectConfig;
 
 use crate::collect::linux::fixture;
 
+/// One sample with the default configuration (connections from the kernel's counter).
 fn collect(paths: HostPaths) -> (NetworkStats, Result<(), CollectError>) {
+    collect_with(paths, CollectConfig::default().tcp_scan_interval)
+}
+
+/// One sample of a collector that scans the TCP tables (`--collector.tcp.scan-interval 30s`).
+fn scanned(paths: HostPaths) -> (NetworkStats, Result<(), CollectError>) {
+    collect_with(paths, Some(Duration::from_secs(30)))
+}
+
+fn collect_with(
+    paths: HostPaths,
+    tcp_scan_interval: Option<Duration>,
+) -> (NetworkStats, Result<(), CollectError>) {
     let config = CollectConfig::default();
-    let mut collector = NetworkCollector::new(
-        paths,
-        config.netdev_aggregate_exclude,
-        config.tcp_scan_interval,
-    );
+    let mut collector =
+        NetworkCollector::new(paths, config.netdev_aggregate_exclude, tcp_scan_interval);
     let mut snapshot = Snapshot::default();
     let result = collector.collect(&mut snapshot);
     (snapshot.network.unwrap_or_default(), result)
@@ -155,7 +165,15 @@ fn server_fixture_end_to_end() {
     let v4 = count_established(&read(&dir.join("tcp"))).unwrap();
     let v6 = count_established(&read(&dir.join("tcp6"))).unwrap();
     assert_eq!((v4, v6), (7, 3));
-    assert_eq!(net.tcp_established, Some(10));
+    // By default, the kernel's counter (the fixture's `Tcp: … CurrEstab` is 10), and no scan.
+    assert_eq!(net.tcp_current_established, Some(10));
+    assert_eq!(net.tcp_established, None);
+    assert_eq!(net.connections(), Some(10));
+    let (scan, result) = scanned(HostPaths::fixture(fixture("server")));
+    result.unwrap();
+    assert_eq!(scan.tcp_established, Some(10));
+    assert_eq!(scan.tcp_current_established, None);
+    assert_eq!(scan.interfaces, net.interfaces);
 }
 
 #[test]
@@ -167,10 +185,78 @@ fn captured_vm_end_to_end() {
     assert!(!net.interfaces[0].counted_in_total);
     assert!(net.interfaces[3].counted_in_total);
     assert!(net.interfaces[3].receive_bytes_total > 0);
+    // Captured as it was: the counter said 0 while the tables were read with one row open.
+    assert_eq!(net.connections(), Some(0));
     let dir = fixture("captured-vm").join("proc/net");
     let expected = count_established(&read(&dir.join("tcp"))).unwrap()
         + count_established(&read(&dir.join("tcp6"))).unwrap();
-    assert_eq!(net.tcp_established, Some(expected));
+    let (scan, _) = scanned(HostPaths::fixture(fixture("captured-vm")));
+    assert_eq!(
+        (scan.tcp_established, scan.connections()),
+        (Some(1), Some(expected))
+    );
+}
+
+#[test]
+fn the_counter_is_read_each_sample_and_its_faults_lose_only_the_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc = dir.path();
+    std::fs::create_dir_all(proc.join("net")).unwrap();
+    std::fs::copy(fixture("server").join("proc/net/dev"), proc.join("net/dev")).unwrap();
+    let exclude = CollectConfig::default().netdev_aggregate_exclude;
+    let mut collector = NetworkCollector::new(HostPaths::new(proc, "/sys", "/"), exclude, None);
+    let mut sample = || {
+        let mut snapshot = Snapshot::default();
+        let result = collector.collect(&mut snapshot);
+        (snapshot.network.unwrap_or_default(), result)
+    };
+    // No /proc/net/snmp (an odd namespace): no count, and nothing failed.
+    let (net, result) = sample();
+    result.unwrap();
+    assert_eq!((net.connections(), net.interfaces.len()), (None, 11));
+
+    let snmp = |estab: &str| {
+        format!(
+            "Ip: Forwarding DefaultTTL\nIp: 1 64\n\
+             Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens CurrEstab InSegs\n\
+             Tcp: 1 200 120000 -1 55 {estab} 9000\n\
+             Udp: InDatagrams\nUdp: 12\n"
+        )
+    };
+    std::fs::write(proc.join("net/snmp"), snmp("5")).unwrap();
+    assert_eq!(sample().0.connections(), Some(5));
+    // Read again each sample, from the file kept open.
+    std::fs::write(proc.join("net/snmp"), snmp("6")).unwrap();
+    assert_eq!(sample().0.connections(), Some(6));
+
+    std::fs::write(proc.join("net/snmp"), snmp("many")).unwrap();
+    let (net, result) = sample();
+    assert!(
+        matches!(result, Err(CollectError::Partial(ref m)) if m.contains("net/snmp") && m.contains("\"many\"")),
+        "{result:?}"
+    );
+    assert_eq!((net.connections(), net.interfaces.len()), (None, 11));
+}
+
+#[test]
+fn current_established_reads_the_tcp_lines_by_header() {
+    let text = std::fs::read_to_string(fixture("server").join("proc/net/snmp")).unwrap();
+    assert_eq!(current_established(&text), Ok(10));
+    assert_eq!(
+        current_established("Tcp: CurrEstab MaxConn\nTcp: 3 -1\n"),
+        Ok(3),
+        "found by name, wherever it is"
+    );
+    assert!(current_established("Ip: Forwarding\nIp: 1\n")
+        .unwrap_err()
+        .contains("no Tcp lines"));
+    assert!(current_established("Tcp: MaxConn\nTcp: -1\n")
+        .unwrap_err()
+        .contains("no CurrEstab"));
+    assert!(current_established("Tcp: MaxConn CurrEstab\nTcp: -1\n")
+        .unwrap_err()
+        .contains("end before CurrEstab"));
+    assert!(current_established("Tcp: CurrEstab\n").is_err());
 }
 
 #[test]
@@ -183,9 +269,12 @@ fn tcp_tables_are_scanned_once_per_scan_interval() {
     std::fs::copy(server.join("tcp"), proc.join("net/tcp")).unwrap();
     let exclude = CollectConfig::default().netdev_aggregate_exclude;
     let paths = HostPaths::new(proc, "/sys", "/");
-    let mut hourly =
-        NetworkCollector::new(paths.clone(), exclude.clone(), Duration::from_secs(3600));
-    let mut every = NetworkCollector::new(paths, exclude, Duration::ZERO);
+    let mut hourly = NetworkCollector::new(
+        paths.clone(),
+        exclude.clone(),
+        Some(Duration::from_secs(3600)),
+    );
+    let mut every = NetworkCollector::new(paths, exclude, Some(Duration::ZERO));
     let count = |c: &mut NetworkCollector| {
         let mut snapshot = Snapshot::default();
         c.collect(&mut snapshot).unwrap();
@@ -212,17 +301,17 @@ fn missing_tcp_tables() {
     std::fs::copy(server.join("dev"), proc.join("net/dev")).unwrap();
     let paths = || HostPaths::new(proc, "/sys", "/");
 
-    let (net, result) = collect(paths());
+    let (net, result) = scanned(paths());
     result.unwrap();
     assert_eq!(net.tcp_established, None);
 
     std::fs::copy(server.join("tcp"), proc.join("net/tcp")).unwrap();
-    let (net, _) = collect(paths());
+    let (net, _) = scanned(paths());
     assert_eq!(net.tcp_established, Some(7), "IPv6 disabled: IPv4 alone");
 
     // A corrupt table loses the count, not the interfaces; the collector still succeeds.
     std::fs::write(proc.join("net/tcp6"), "header\n 0: short\n").unwrap();
-    let (net, result) = collect(paths());
+    let (net, result) = scanned(paths());
     assert!(matches!(result, Err(CollectError::Partial(ref m)) if m.contains("tcp6")));
     assert_eq!(net.tcp_established, None);
     assert_eq!(net.interfaces.len(), 11);
@@ -240,7 +329,9 @@ fn live_counters_do_not_decrease_and_connections_are_seen() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let (server, _) = listener.accept().unwrap();
-    let (second, result) = collect(paths);
+    let (second, result) = collect(paths.clone());
+    result.unwrap();
+    let (scan, result) = scanned(paths);
     result.unwrap();
     for now in &second.interfaces {
         let Some(before) = first.interfaces.iter().find(|i| i.name == now.name) else {
@@ -262,18 +353,23 @@ fn live_counters_do_not_decrease_and_connections_are_seen() {
             now.name
         );
     }
-    let established = second.tcp_established.unwrap();
     let rows: usize = ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
         .filter_map(|p| std::fs::read_to_string(p).ok())
         .map(|t| t.lines().count().saturating_sub(1))
         .sum();
-    assert!(established >= 2, "our own connection: {established}");
-    // Other sockets come and go between the two reads; allow some slack.
-    assert!(
-        established <= rows as u64 + 64,
-        "{established} > {rows} rows"
-    );
+    for (how, established) in [
+        ("counter", second.tcp_current_established),
+        ("scan", scan.tcp_established),
+    ] {
+        let established = established.unwrap();
+        assert!(established >= 2, "{how}: our own connection: {established}");
+        // Other sockets come and go between the reads; allow some slack.
+        assert!(
+            established <= rows as u64 + 64,
+            "{how}: {established} > {rows} rows"
+        );
+    }
     drop((client, server));
 }
 
@@ -288,5 +384,5 @@ fn without_sysfs_there_is_no_nohandler_count_and_nothing_else_is_lost() {
         .interfaces
         .iter()
         .all(|i| i.receive_nohandler_total.is_none()));
-    assert_eq!(net.tcp_established, Some(10));
+    assert_eq!(net.connections(), Some(10));
 }
