@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{ReadAuth, Token, TokenKind};
@@ -18,8 +17,6 @@ use crate::collect::plugin::{PluginSetupError, Plugins};
 use crate::collect::{start_sampling, SamplerError};
 use crate::config::Config;
 use crate::history::History;
-use crate::model::wire::NodeMetrics;
-use crate::model::Snapshot;
 use crate::serve::{self, grpc_legacy, grpc_v1, AppState, ListenError, PortfileError};
 use crate::tls::Identity;
 
@@ -111,10 +108,12 @@ impl BoundAgent {
         let collect = Arc::new(config.collect.clone());
         let plugins = Plugins::new(&config.collect.plugins)?;
         let mut tasks = tokio::task::JoinSet::new();
+        let history = self.history;
         let (baseline, snapshots) = start_sampling(
             config.node_id.to_string(),
             Arc::clone(&collect),
             plugins.iter().map(Plugins::collector).collect(),
+            Some(Arc::clone(&history)),
             &shutdown,
             &mut tasks,
         )
@@ -125,12 +124,6 @@ impl BoundAgent {
             plugins.start(reserved, &shutdown, &mut tasks);
         }
         let found = baseline.hardware_summary();
-        let history = self.history;
-        tasks.spawn(feed_history(
-            snapshots.clone(),
-            Arc::clone(&history),
-            shutdown.clone(),
-        ));
 
         let state = AppState {
             snapshots,
@@ -217,25 +210,6 @@ impl BoundAgent {
         tracing::info!("system_monitor stopped");
         Ok(())
     }
-}
-
-/// Appends every new snapshot's element to `history` — the element `/api/system/metrics`
-/// serves, so that a native-resolution point is exactly the sample served — until shutdown,
-/// then writes out what the on-disk log lacks.
-async fn feed_history(
-    mut snapshots: watch::Receiver<Arc<Snapshot>>,
-    history: Arc<History>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let snapshot = Arc::clone(&snapshots.borrow_and_update());
-        history.append(&NodeMetrics::of(&snapshot));
-        tokio::select! {
-            () = shutdown.cancelled() => break,
-            changed = snapshots.changed() => if changed.is_err() { break },
-        }
-    }
-    history.close();
 }
 
 /// Cancels `shutdown` once process `pid` is gone.

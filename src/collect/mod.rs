@@ -269,11 +269,14 @@ pub enum SamplerError {
 /// snapshot), then samples every interval on a dedicated thread, stopped and joined by a task in
 /// `tasks` once `shutdown` is cancelled. Returns the first snapshot and the latest-snapshot
 /// receiver. The agent and the coordinator (`--sample-self`) both start theirs here; `extra`
-/// collectors (the agent's exec plugins) run after those of `collect`.
+/// collectors (the agent's exec plugins) run after those of `collect`. With `history`, each
+/// snapshot is also appended to it on the sampler thread, just after it is published (no other
+/// thread is woken for it), and the history is closed once the thread has stopped.
 pub async fn start_sampling(
     node_id: String,
     collect: Arc<CollectConfig>,
     extra: Vec<Box<dyn Collector>>,
+    history: Option<Arc<crate::history::History>>,
     shutdown: &CancellationToken,
     tasks: &mut tokio::task::JoinSet<()>,
 ) -> Result<(Arc<Snapshot>, watch::Receiver<Arc<Snapshot>>), SamplerError> {
@@ -288,21 +291,38 @@ pub async fn start_sampling(
     .await
     .map_err(SamplerError::FirstSample)?;
     let (publish, snapshots) = watch::channel(Arc::clone(&first));
+    if let Some(history) = &history {
+        history.append(&crate::model::wire::NodeMetrics::of(&first));
+    }
     // The sampler thread stops when `stop_sampler` is dropped, which the task below does on
     // shutdown; the thread is joined before the tasks are.
     let (stop_sampler, sampler_stopped) = std::sync::mpsc::channel::<()>();
+    let kept = history.clone();
+    let publish = move |snapshot: Arc<Snapshot>| {
+        publish.send_replace(Arc::clone(&snapshot));
+        if let Some(history) = &kept {
+            history.append(&crate::model::wire::NodeMetrics::of(&snapshot));
+        }
+    };
     let sampler =
         spawn_sampler(sampler, interval, publish, sampler_stopped).map_err(SamplerError::Thread)?;
     let stop = shutdown.clone();
     tasks.spawn(async move {
         stop.cancelled().await;
         drop(stop_sampler);
-        let _ = tokio::task::spawn_blocking(move || sampler.join()).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = sampler.join();
+            // Written out what `--history.path` lacks, once nothing appends any more.
+            if let Some(history) = history {
+                history.close();
+            }
+        })
+        .await;
     });
     Ok((first, snapshots))
 }
 
-/// Samples every `interval` on a dedicated thread and publishes each snapshot on `publish`, until
+/// Samples every `interval` on a dedicated thread and hands each snapshot to `publish`, until
 /// `stop` is dropped or sent to. Sampling is blocking file I/O, so it stays off the async runtime;
 /// one thread that sleeps between ticks costs one wake-up per sample (a task handing each sample
 /// to the blocking pool cost three thread hops). Ticks are fixed-rate: a slow sample delays the
@@ -310,7 +330,7 @@ pub async fn start_sampling(
 pub fn spawn_sampler(
     mut sampler: Sampler,
     interval: Duration,
-    publish: watch::Sender<Arc<Snapshot>>,
+    mut publish: impl FnMut(Arc<Snapshot>) + Send + 'static,
     stop: std::sync::mpsc::Receiver<()>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     use std::sync::mpsc::RecvTimeoutError;
@@ -321,7 +341,7 @@ pub fn spawn_sampler(
             while let Err(RecvTimeoutError::Timeout) =
                 stop.recv_timeout(next.saturating_duration_since(Instant::now()))
             {
-                publish.send_replace(sampler.sample());
+                publish(sampler.sample());
                 next += interval;
                 let now = Instant::now();
                 if next < now {

@@ -195,6 +195,7 @@ impl BoundCoordinator {
                 config.node_id.to_string(),
                 collect,
                 Vec::new(),
+                None,
                 &shutdown,
                 &mut tasks,
             )
