@@ -15,7 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use super::block::{BlockError, Kind, OpenBlock, Row, SealedBlock};
-use super::flatten::{Leaves, Number};
+use super::flatten::{Leaves, Number, Path, Segment};
 
 /// Minute-tier column offsets of one series.
 pub const MIN: usize = 0;
@@ -64,11 +64,13 @@ pub struct Catalog {
     /// Id of each path.
     by_path: HashMap<Box<str>, u32>,
     /// The ids in the order the last sample produced them: the next sample of the same shape
-    /// finds each id by comparing its path with the one expected at that position, without
-    /// hashing.
+    /// finds each id by comparing its path with the one expected at that position, segment by
+    /// segment, without writing the path or hashing it.
     order: Vec<Expected>,
-    /// The paths of `order`, each but for the bytes it shares with the one before.
-    tails: Vec<u8>,
+    /// The paths of `order`, each but for the segments it shares with the one before.
+    tails: Vec<Segment>,
+    /// The text of the map-key segments in `tails`, in order.
+    tail_keys: String,
     /// Set once a path was refused for [`MAX_SERIES`], so that it is warned once.
     full_warned: bool,
 }
@@ -80,89 +82,92 @@ struct Expected {
     id: u32,
     /// Its kind.
     kind: Kind,
-    /// Length of its path.
-    len: u32,
-    /// Bytes its path shares with the path at the position before, cut back to a `.` (0 for the
-    /// first): a leaf whose path kept at least that many bytes of the previous leaf's needs
+    /// Segments in its path.
+    depth: u32,
+    /// Leading segments its path shares with the path at the position before (0 for the
+    /// first): a leaf whose path kept at least that many segments of the previous leaf's needs
     /// only the rest compared.
     shared: u32,
     /// Where the rest of its path (after `shared`) starts in [`Catalog::tails`].
     tail: u32,
 }
 
-/// `a == b`, for the few bytes a leaf's path adds (its last segment, usually), without a call
-/// to `memcmp`.
-#[inline(always)]
-fn same(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i + 8 <= a.len() {
-        let (Ok(x), Ok(y)) = (
-            <[u8; 8]>::try_from(&a[i..i + 8]),
-            <[u8; 8]>::try_from(&b[i..i + 8]),
-        ) else {
-            return false;
-        };
-        if u64::from_ne_bytes(x) != u64::from_ne_bytes(y) {
-            return false;
-        }
-        i += 8;
-    }
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
+/// How the series expected at a position was found.
+#[derive(Debug, Clone, Copy)]
+struct Found {
+    /// Its id.
+    id: u32,
+    /// Its kind.
+    kind: Kind,
+    /// True when the leaf's segments are those recorded at the position (compared segment by
+    /// segment), false when only the dotted text is the same (a key where a field was, or a
+    /// name with a dot in it): the next leaf can then rely on no segment it shares with it.
+    by_segments: bool,
 }
 
 impl Catalog {
-    /// The id and kind of the series expected at position `pos` if its path is `path`. The
-    /// first `unchanged` bytes of `path` are those of the path matched at `pos - 1` (0 when
-    /// unknown): when they cover what the two expected paths share, only the rest is compared
-    /// (the expected path's tail); otherwise the whole path is.
+    /// The series expected at position `pos` if the current leaf's path is its path. With
+    /// `unchanged` (the leading segments of `path` known to be those of the path matched at
+    /// `pos - 1` segment for segment; `None` when none are) covering what the two expected
+    /// paths share, only the rest of the segments is compared, usually one; a first position
+    /// has nothing shared and is compared whole. Otherwise the dotted text is written (into
+    /// `text`) and compared with the expected series' path.
     #[inline(always)]
-    fn expected(&self, pos: usize, path: &str, unchanged: usize) -> Option<(u32, Kind)> {
+    fn expected(
+        &self,
+        pos: usize,
+        path: &Path,
+        unchanged: Option<usize>,
+        text: &mut String,
+    ) -> Option<Found> {
         let e = self.order.get(pos)?;
-        let got = path.as_bytes();
-        if e.len as usize != got.len() {
+        let got = path.segments();
+        if e.depth as usize != got.len() {
             return None;
         }
         let shared = e.shared as usize;
-        let matches = if pos > 0 && unchanged >= shared {
+        if shared == 0 || unchanged.is_some_and(|u| u >= shared) {
+            let rest = got.get(shared..)?;
             let start = e.tail as usize;
-            let tail = self.tails.get(start..start + (got.len() - shared))?;
-            same(&got[shared..], tail)
-        } else {
-            same(got, self.series.get(e.id as usize)?.path.as_bytes())
-        };
-        matches.then_some((e.id, e.kind))
+            let tail = self.tails.get(start..start + rest.len())?;
+            let keys = path.keys();
+            let same = rest
+                .iter()
+                .zip(tail)
+                .all(|(a, b)| a.same(keys, *b, &self.tail_keys));
+            return same.then_some(Found {
+                id: e.id,
+                kind: e.kind,
+                by_segments: true,
+            });
+        }
+        text.clear();
+        path.write(text);
+        let series = self.series.get(e.id as usize)?;
+        (*text == *series.path).then_some(Found {
+            id: e.id,
+            kind: e.kind,
+            by_segments: false,
+        })
     }
 
-    /// Appends `id` to the order of the current sample's leaves.
-    fn follow(&mut self, id: u32) {
+    /// Appends `id`, found at `path`, to the order of the current sample's leaves; `shared`
+    /// leading segments of `path` are known to be those of the position before.
+    fn follow(&mut self, id: u32, path: &Path, shared: usize) {
         let Some(series) = self.series.get(id as usize) else {
             return;
         };
-        let path = series.path.as_bytes();
-        let shared = match self.order.last() {
-            Some(prev) => {
-                let before = self.series[prev.id as usize].path.as_bytes();
-                let common = before.iter().zip(path).take_while(|(x, y)| x == y).count();
-                // Back to a segment's end: where the walk cuts a path before the next segment.
-                path[..common].iter().rposition(|&b| b == b'.').unwrap_or(0)
-            }
-            None => 0,
-        };
+        let segments = path.segments();
+        let shared = shared.min(segments.len());
         let tail = self.tails.len() as u32;
-        self.tails.extend_from_slice(&path[shared..]);
+        for segment in &segments[shared..] {
+            let kept = segment.copy_to(path.keys(), &mut self.tail_keys);
+            self.tails.push(kept);
+        }
         self.order.push(Expected {
             id,
             kind: series.kind,
-            len: path.len() as u32,
+            depth: segments.len() as u32,
             shared: shared as u32,
             tail,
         });
@@ -171,7 +176,22 @@ impl Catalog {
     /// Keeps the first `n` positions of the order.
     fn cut_order(&mut self, n: usize) {
         if let Some(e) = self.order.get(n) {
-            self.tails.truncate(e.tail as usize);
+            let start = e.tail as usize;
+            // Key texts were appended in the order of their segments: the first one cut is
+            // where the kept text ends.
+            let first_key = self
+                .tails
+                .get(start..)
+                .unwrap_or(&[])
+                .iter()
+                .find_map(|s| match s {
+                    Segment::Key { start, .. } => Some(*start as usize),
+                    _ => None,
+                });
+            if let Some(first_key) = first_key {
+                self.tail_keys.truncate(first_key);
+            }
+            self.tails.truncate(start);
         }
         self.order.truncate(n);
     }
@@ -211,7 +231,8 @@ impl Catalog {
             + paths * 2
             + self.by_path.capacity() * (std::mem::size_of::<(Box<str>, u32)>() + 8)
             + self.order.capacity() * std::mem::size_of::<Expected>()
-            + self.tails.capacity()
+            + self.tails.capacity() * std::mem::size_of::<Segment>()
+            + self.tail_keys.capacity()
     }
 }
 
@@ -356,17 +377,21 @@ pub struct Store {
     current_minute: Option<i64>,
     /// One per series id.
     accumulators: Vec<Accumulator>,
-    /// The path buffer reused by every append.
-    path: String,
+    /// The path buffers reused by every append.
+    path: Path,
+    /// A leaf's dotted path, written only when the leaf is not the one expected.
+    text: String,
     /// The values of the row being appended by series id, filled by flattening.
     row: Row,
     /// The minute row being closed, reused.
     minute_row: Row,
     /// Position in [`Catalog::order`] while flattening, or `None` once the shape changed.
     cursor: Option<usize>,
-    /// While flattening: the last leaf was the series at `cursor - 1` (so that the next leaf's
-    /// unchanged bytes are known to match it).
-    matched: bool,
+    /// While flattening, when the last leaf kept was the series at `cursor - 1` (or the last
+    /// one followed) segment for segment: how many leading segments have stayed as they were
+    /// since, over the leaves skipped meanwhile (`usize::MAX` when none was; the current
+    /// leaf's own [`Path::unchanged`] bounds it further). `None`: no segment is known.
+    known: Option<usize>,
     /// The newest sample's timestamp.
     pub latest_ms: Option<i64>,
 }
@@ -381,11 +406,12 @@ impl Store {
             keep,
             current_minute: None,
             accumulators: Vec::new(),
-            path: String::new(),
+            path: Path::default(),
+            text: String::new(),
             row: Row::default(),
             minute_row: Row::default(),
             cursor: None,
-            matched: false,
+            known: None,
             latest_ms: None,
         }
     }
@@ -396,7 +422,8 @@ impl Store {
             + self.raw.heap_bytes()
             + self.minute.heap_bytes()
             + self.accumulators.capacity() * std::mem::size_of::<Accumulator>()
-            + self.path.capacity()
+            + self.path.heap_bytes()
+            + self.text.capacity()
             + self.row.heap_bytes()
             + self.minute_row.heap_bytes()
     }
@@ -414,7 +441,7 @@ impl Store {
         }
         self.row.clear();
         self.cursor = Some(0);
-        self.matched = false;
+        self.known = None;
         let mut path = std::mem::take(&mut self.path);
         let walked = super::flatten::flatten(value, &mut path, self);
         self.path = path;
@@ -672,38 +699,42 @@ impl Accumulator {
 
 impl Leaves for Store {
     #[inline(always)]
-    fn leaf(&mut self, path: &str, unchanged: usize, value: Number) {
+    fn leaf(&mut self, path: &Path, value: Number) {
+        let unchanged = self.known.map(|known| known.min(path.unchanged()));
         // The element's own timestamp is the rows' time column, not a series.
-        if path == TIME_FIELD {
-            self.matched = false;
+        if path.is_top(TIME_FIELD) {
+            self.known = unchanged;
             return;
         }
         // Same shape as the last sample: the id at this position, if its path matches.
         if let Some(pos) = self.cursor {
-            let unchanged = if self.matched { unchanged } else { 0 };
-            if let Some((id, kind)) = self.catalog.expected(pos, path, unchanged) {
-                self.row.set(id as usize, kind.bits(value));
+            if let Some(found) = self.catalog.expected(pos, path, unchanged, &mut self.text) {
+                self.row.set(found.id as usize, found.kind.bits(value));
                 self.cursor = Some(pos + 1);
-                self.matched = true;
+                self.known = found.by_segments.then_some(usize::MAX);
                 return;
             }
             // The shape changed: from here the order is rebuilt as the leaves come.
             self.catalog.cut_order(pos);
             self.cursor = None;
-            self.matched = false;
         }
-        self.new_shape_leaf(path, value);
+        self.new_shape_leaf(path, unchanged, value);
     }
 }
 
 impl Store {
     /// A leaf of a sample whose shape differs from the last one's: found by its path (or added).
-    fn new_shape_leaf(&mut self, path: &str, value: Number) {
+    fn new_shape_leaf(&mut self, path: &Path, unchanged: Option<usize>, value: Number) {
+        self.text.clear();
+        path.write(&mut self.text);
         let (kind, _) = Kind::of(value);
-        let Some(id) = self.catalog.add(path, kind) else {
+        let Some(id) = self.catalog.add(&self.text, kind) else {
+            // Not kept: the next leaf is compared with the last one kept.
+            self.known = unchanged;
             return;
         };
-        self.catalog.follow(id);
+        self.catalog.follow(id, path, unchanged.unwrap_or(0));
+        self.known = Some(usize::MAX);
         let kind = self.catalog.series[id as usize].kind;
         self.row.set(id as usize, kind.bits(value));
     }
@@ -741,13 +772,14 @@ mod tests {
     fn wanted(store: &Store, sample: &serde_json::Value) -> Vec<(String, u64)> {
         struct Collect(Vec<(String, Number)>);
         impl Leaves for Collect {
-            fn leaf(&mut self, path: &str, _: usize, value: Number) {
-                self.0.retain(|(p, _)| p != path);
-                self.0.push((path.to_string(), value));
+            fn leaf(&mut self, path: &Path, value: Number) {
+                let path = path.text();
+                self.0.retain(|(p, _)| *p != path);
+                self.0.push((path, value));
             }
         }
         let mut leaves = Collect(Vec::new());
-        super::super::flatten::flatten(sample, &mut String::new(), &mut leaves).unwrap();
+        super::super::flatten::flatten(sample, &mut Path::default(), &mut leaves).unwrap();
         let mut row: Vec<(String, u64)> = leaves
             .0
             .into_iter()
