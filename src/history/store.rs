@@ -106,18 +106,45 @@ struct Found {
 }
 
 impl Catalog {
+    /// The series expected at position `pos` when it is the current leaf's, found by the
+    /// segments that differ from the previous leaf's compared as pointers and integers only
+    /// (`unchanged`: the leading segments of `path` known to be those of the series at
+    /// `pos - 1`): the walk of a sample of the last shape, in a few instructions per leaf.
+    /// `None` tells nothing: [`Catalog::expected`] decides.
+    #[inline(always)]
+    fn expected_fast(&self, pos: usize, path: &Path, unchanged: usize) -> Option<(u32, Kind)> {
+        let e = self.order.get(pos)?;
+        let got = path.segments();
+        let shared = e.shared as usize;
+        if e.depth as usize != got.len() || unchanged < shared {
+            return None;
+        }
+        let rest = got.get(shared..)?;
+        let start = e.tail as usize;
+        let tail = self.tails.get(start..start + rest.len())?;
+        // A plain loop: the tail is one or two segments, and at opt-level `s` an iterator
+        // adapter here stayed a call.
+        let mut i = 0;
+        while i < rest.len() {
+            if !rest[i].same_fast(tail[i]) {
+                return None;
+            }
+            i += 1;
+        }
+        Some((e.id, e.kind))
+    }
+
     /// The series expected at position `pos` if the current leaf's path is its path. With
     /// `unchanged` (the leading segments of `path` known to be those of the path matched at
-    /// `pos - 1` segment for segment; `None` when none are) covering what the two expected
-    /// paths share, only the rest of the segments is compared, usually one; a first position
-    /// has nothing shared and is compared whole. Otherwise the dotted text is written (into
-    /// `text`) and compared with the expected series' path.
-    #[inline(always)]
+    /// `pos - 1` segment for segment) covering what the two expected paths share, only the rest
+    /// of the segments is compared; a first position has nothing shared and is compared whole.
+    /// Otherwise the dotted text is written (into `text`) and compared with the expected
+    /// series' path.
     fn expected(
         &self,
         pos: usize,
         path: &Path,
-        unchanged: Option<usize>,
+        unchanged: usize,
         text: &mut String,
     ) -> Option<Found> {
         let e = self.order.get(pos)?;
@@ -126,7 +153,7 @@ impl Catalog {
             return None;
         }
         let shared = e.shared as usize;
-        if shared == 0 || unchanged.is_some_and(|u| u >= shared) {
+        if unchanged >= shared {
             let rest = got.get(shared..)?;
             let start = e.tail as usize;
             let tail = self.tails.get(start..start + rest.len())?;
@@ -387,11 +414,12 @@ pub struct Store {
     minute_row: Row,
     /// Position in [`Catalog::order`] while flattening, or `None` once the shape changed.
     cursor: Option<usize>,
-    /// While flattening, when the last leaf kept was the series at `cursor - 1` (or the last
-    /// one followed) segment for segment: how many leading segments have stayed as they were
-    /// since, over the leaves skipped meanwhile (`usize::MAX` when none was; the current
-    /// leaf's own [`Path::unchanged`] bounds it further). `None`: no segment is known.
-    known: Option<usize>,
+    /// While flattening: how many leading segments of the current leaf's path are known to be
+    /// those of the last leaf kept (the series at `cursor - 1`, or the last one followed),
+    /// segment for segment. `usize::MAX` right after a leaf kept by its segments (the current
+    /// leaf's own [`Path::unchanged`] bounds it), lowered by the leaves skipped since (the
+    /// timestamp), 0 when nothing is known (the first leaf, or one matched by its text only).
+    known: usize,
     /// The newest sample's timestamp.
     pub latest_ms: Option<i64>,
 }
@@ -411,7 +439,7 @@ impl Store {
             row: Row::default(),
             minute_row: Row::default(),
             cursor: None,
-            known: None,
+            known: 0,
             latest_ms: None,
         }
     }
@@ -441,7 +469,10 @@ impl Store {
         }
         self.row.clear();
         self.cursor = Some(0);
-        self.known = None;
+        self.known = 0;
+        // Every id the catalog knows has its word in the row: the leaves store without growing
+        // it.
+        self.row.reserve(self.catalog.series.len());
         let mut path = std::mem::take(&mut self.path);
         let walked = super::flatten::flatten(value, &mut path, self);
         self.path = path;
@@ -698,9 +729,29 @@ impl Accumulator {
 }
 
 impl Leaves for Store {
+    /// Kept small, so that it is inlined in every number the walk meets: a leaf of the last
+    /// sample's shape is stored here; anything else (the timestamp, a field or key whose text
+    /// must be compared, a changed shape) goes to [`Store::other_leaf`].
     #[inline(always)]
     fn leaf(&mut self, path: &Path, value: Number) {
-        let unchanged = self.known.map(|known| known.min(path.unchanged()));
+        if let Some(pos) = self.cursor {
+            let unchanged = self.known.min(path.unchanged());
+            if let Some((id, kind)) = self.catalog.expected_fast(pos, path, unchanged) {
+                self.row.set(id as usize, kind.bits(value));
+                self.cursor = Some(pos + 1);
+                self.known = usize::MAX;
+                return;
+            }
+        }
+        self.other_leaf(path, value);
+    }
+}
+
+impl Store {
+    /// A leaf [`Store::leaf`] did not find at the cursor by its segments.
+    #[inline(never)]
+    fn other_leaf(&mut self, path: &Path, value: Number) {
+        let unchanged = self.known.min(path.unchanged());
         // The element's own timestamp is the rows' time column, not a series.
         if path.is_top(TIME_FIELD) {
             self.known = unchanged;
@@ -711,7 +762,7 @@ impl Leaves for Store {
             if let Some(found) = self.catalog.expected(pos, path, unchanged, &mut self.text) {
                 self.row.set(found.id as usize, found.kind.bits(value));
                 self.cursor = Some(pos + 1);
-                self.known = found.by_segments.then_some(usize::MAX);
+                self.known = if found.by_segments { usize::MAX } else { 0 };
                 return;
             }
             // The shape changed: from here the order is rebuilt as the leaves come.
@@ -720,11 +771,9 @@ impl Leaves for Store {
         }
         self.new_shape_leaf(path, unchanged, value);
     }
-}
 
-impl Store {
     /// A leaf of a sample whose shape differs from the last one's: found by its path (or added).
-    fn new_shape_leaf(&mut self, path: &Path, unchanged: Option<usize>, value: Number) {
+    fn new_shape_leaf(&mut self, path: &Path, unchanged: usize, value: Number) {
         self.text.clear();
         path.write(&mut self.text);
         let (kind, _) = Kind::of(value);
@@ -733,8 +782,8 @@ impl Store {
             self.known = unchanged;
             return;
         };
-        self.catalog.follow(id, path, unchanged.unwrap_or(0));
-        self.known = Some(usize::MAX);
+        self.catalog.follow(id, path, unchanged);
+        self.known = usize::MAX;
         let kind = self.catalog.series[id as usize].kind;
         self.row.set(id as usize, kind.bits(value));
     }
@@ -873,6 +922,123 @@ mod tests {
             let id = store.catalog.id("a").unwrap() as usize;
             let r = store.raw.open.timestamps.len() - 1;
             assert_eq!(store.raw.open.get(r, id), Some(10 * t));
+            assert_eq!(store.catalog.series.len(), 2);
+        }
+    }
+
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Core {
+        id: u32,
+        usage: f64,
+        frequency: Option<f64>,
+    }
+
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Gpu {
+        memory: [u64; 2],
+        power: Option<f64>,
+        energy: i64,
+    }
+
+    /// A host-like element: fields (the walk's fast path) around arrays and a map.
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Host {
+        cores: Vec<Core>,
+        timestamp: i64,
+        gpus: Vec<Gpu>,
+        custom: std::collections::BTreeMap<String, f64>,
+        load: f64,
+    }
+
+    /// Sample `i` of a host whose cores, GPUs, optional fields and map keys come and go.
+    fn host(i: u64) -> Host {
+        let v = i as f64 * 1.5 + 0.25;
+        let cores = [2, 2, 3, 1, 3, 3, 0, 2][i as usize % 8];
+        let gpus = [1, 1, 0, 2, 2, 1][i as usize % 6];
+        let keys: &[&str] = match i % 5 {
+            0 | 1 => &["a", "b.c"],
+            2 => &["a", "b", "c"],
+            3 => &[],
+            _ => &["b.c"],
+        };
+        Host {
+            cores: (0..cores)
+                .map(|k| Core {
+                    id: k,
+                    usage: v + k as f64,
+                    frequency: (i % 3 != 1 || k == 0).then_some(v * 2.0 + k as f64),
+                })
+                .collect(),
+            timestamp: i as i64,
+            gpus: (0..gpus)
+                .map(|g| Gpu {
+                    memory: [i + g, i * 2 + g],
+                    power: (i % 4 != 2).then_some(v + g as f64),
+                    energy: -(i as i64) - g as i64,
+                })
+                .collect(),
+            custom: keys.iter().map(|k| (k.to_string(), v + 7.0)).collect(),
+            load: v / 3.0,
+        }
+    }
+
+    #[test]
+    fn struct_fields_land_in_their_series_across_shape_changes() {
+        let mut store = store();
+        for i in 0..60u64 {
+            let sample = host(i);
+            store.append((i as i64 + 1) * 1000, &sample).unwrap();
+            let json = serde_json::to_value(&sample).unwrap();
+            assert_eq!(
+                last_row(&store),
+                wanted(&store, &json),
+                "sample {i}: {json}"
+            );
+        }
+        assert!(store.catalog.id("timestamp").is_none());
+        assert!(store.catalog.id("custom.b.c").is_some());
+    }
+
+    /// Two values whose paths are the same text from different segments: a field named with a
+    /// dot, and a map key path.
+    struct Dotted(u64, u64, bool);
+
+    impl serde::Serialize for Dotted {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeStruct;
+            #[derive(serde::Serialize)]
+            struct B {
+                c: u64,
+            }
+            if self.2 {
+                let mut s = serializer.serialize_struct("Dotted", 2)?;
+                s.serialize_field("a.b", &B { c: self.0 })?;
+                s.serialize_field("z", &self.1)?;
+                s.end()
+            } else {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("a", &std::collections::BTreeMap::from([("b.c", self.0)]))?;
+                map.serialize_entry("z", &self.1)?;
+                map.end()
+            }
+        }
+    }
+
+    #[test]
+    fn paths_of_the_same_text_are_one_series_whatever_their_segments() {
+        let mut store = store();
+        for t in 1..9u64 {
+            store
+                .append(t as i64 * 1000, &Dotted(t, 10 * t, t % 3 == 0))
+                .unwrap();
+            let r = store.raw.open.timestamps.len() - 1;
+            let abc = store.catalog.id("a.b.c").unwrap() as usize;
+            let z = store.catalog.id("z").unwrap() as usize;
+            assert_eq!(store.raw.open.get(r, abc), Some(t));
+            assert_eq!(store.raw.open.get(r, z), Some(10 * t));
             assert_eq!(store.catalog.series.len(), 2);
         }
     }
