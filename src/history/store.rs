@@ -731,7 +731,7 @@ impl Accumulator {
 impl Leaves for Store {
     /// Kept small, so that it is inlined in every number the walk meets: a leaf of the last
     /// sample's shape is stored here; anything else (the timestamp, a field or key whose text
-    /// must be compared, a changed shape) goes to [`Store::other_leaf`].
+    /// must be compared, a changed shape) goes to `Store::other_leaf`.
     #[inline(always)]
     fn leaf(&mut self, path: &Path, value: Number) {
         if let Some(pos) = self.cursor {
