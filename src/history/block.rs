@@ -123,11 +123,23 @@ impl Row {
     #[inline(always)]
     pub fn set(&mut self, id: usize, bits: u64) {
         if id >= self.values.len() {
-            self.values.resize(id + 1, 0);
-            self.present.resize((id + 1).div_ceil(64), 0);
+            self.reserve(id + 1);
         }
-        self.values[id] = bits;
-        self.present[id / 64] |= 1 << (id % 64);
+        if let (Some(value), Some(word)) = (self.values.get_mut(id), self.present.get_mut(id / 64))
+        {
+            *value = bits;
+            *word |= 1 << (id % 64);
+        }
+    }
+
+    /// Makes room for columns `0..columns` (no value), so that setting them does not grow the
+    /// row; out of line, as [`Row::set`] is inlined in every leaf of the walk.
+    #[inline(never)]
+    pub fn reserve(&mut self, columns: usize) {
+        if columns > self.values.len() {
+            self.values.resize(columns, 0);
+            self.present.resize(columns.div_ceil(64), 0);
+        }
     }
 
     /// The value of column `id`, if any.

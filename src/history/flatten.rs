@@ -1,13 +1,19 @@
 //! Every number of a value that implements `Serialize` (the `/api/system/metrics` element), as
-//! (dotted path, number) leaves: struct fields by their wire names, array items by position,
-//! map entries by key. Walks the value with a serde [`Serializer`] — no JSON is written — so
-//! the paths are exactly the element's JSON names and a field added to the element is kept
-//! without a line here.
+//! (path, number) leaves: struct fields by their wire names, array items by position, map
+//! entries by key. Walks the value with a serde [`Serializer`] — no JSON is written — so the
+//! paths are exactly the element's JSON names and a field added to the element is kept without
+//! a line here.
+//!
+//! A leaf's path is handed over as its segments ([`Segment`]: a field's `&'static str`, an
+//! item's index, a map key), not as text: a store that knows the shape compares a segment or
+//! two per leaf, and writes the dotted text ([`Path::write`], `cpu.cores.3.usage`) only for a
+//! leaf it does not know. Writing every path as text cost a fifth of an append
+//! (bench/RESULTS.md).
 //!
 //! Strings, booleans and unit variants (`type`, `countedInTotal`) are not numbers: skipped.
 //! `null` (a `None`) is a missing value: no leaf.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use serde::ser::{self, Serialize, Serializer};
 
@@ -34,113 +40,262 @@ impl Number {
     }
 }
 
+/// One segment of a path. Comparing two is a pointer or an integer comparison in the common
+/// case; [`Segment::same`] says whether two name the same text.
+#[derive(Debug, Clone, Copy)]
+pub enum Segment {
+    /// A struct field or an enum variant, by its wire name.
+    Field(&'static str),
+    /// An array (or tuple) item, by position.
+    Index(usize),
+    /// A map entry: its key's text is bytes `start..end` of the key text kept beside the
+    /// segments (the walk's [`Path`], or whoever copied the segment: [`Segment::copy_to`]).
+    Key {
+        /// Where the key's text starts.
+        start: u32,
+        /// Where it ends.
+        end: u32,
+    },
+}
+
+impl Segment {
+    /// Whether `self` (its key text in `keys`) writes the same text as `other` (its key text in
+    /// `other_keys`). A field and a key of the same text, or an index and a key of its digits,
+    /// are told apart (false): a caller that finds no match looks the written path up.
+    #[inline(always)]
+    pub fn same(self, keys: &str, other: Segment, other_keys: &str) -> bool {
+        match (self, other) {
+            // The walk hands over the derive's own `&'static str`: the same field is usually
+            // the same pointer, and the text is compared only when it is not.
+            (Segment::Field(a), Segment::Field(b)) => std::ptr::eq(a, b) || a == b,
+            (Segment::Index(a), Segment::Index(b)) => a == b,
+            (Segment::Key { .. }, Segment::Key { .. }) => {
+                self.key_text(keys) == other.key_text(other_keys)
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `self` and `other` are the same field (the same `&'static str`, pointer and
+    /// length) or the same index: the comparison a leaf of an unchanged shape needs. False
+    /// tells nothing ([`Segment::same`] compares text).
+    #[inline(always)]
+    pub fn same_fast(self, other: Segment) -> bool {
+        match (self, other) {
+            (Segment::Field(a), Segment::Field(b)) => std::ptr::eq(a, b),
+            (Segment::Index(a), Segment::Index(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    /// The text of a key segment (empty for a segment that is not one, or out of `keys`).
+    fn key_text(self, keys: &str) -> &str {
+        match self {
+            Segment::Key { start, end } => keys.get(start as usize..end as usize).unwrap_or(""),
+            _ => "",
+        }
+    }
+
+    /// `self` with its key text (in `keys`) appended to `to_keys`: the segment as kept by
+    /// someone who keeps its own key text.
+    pub fn copy_to(self, keys: &str, to_keys: &mut String) -> Segment {
+        match self {
+            Segment::Key { .. } => {
+                let start = to_keys.len() as u32;
+                to_keys.push_str(self.key_text(keys));
+                Segment::Key {
+                    start,
+                    end: to_keys.len() as u32,
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Appends the segment's text (its key text in `keys`) to `out`.
+    pub fn write(self, keys: &str, out: &mut String) {
+        match self {
+            Segment::Field(name) => out.push_str(name),
+            Segment::Index(index) => {
+                // Formatting into a `String` cannot fail.
+                let _ = write!(out, "{index}");
+            }
+            Segment::Key { .. } => out.push_str(self.key_text(keys)),
+        }
+    }
+}
+
+/// Where the walk is: the segments of the current value's path, the text of its map keys, and
+/// how many leading segments are as they were at the previous leaf. Kept by the caller between
+/// walks so that a walk allocates nothing once the buffers are as deep as the value.
+#[derive(Debug, Default)]
+pub struct Path {
+    /// The segments, outermost first; each compound pushes one and cuts it back.
+    segments: Vec<Segment>,
+    /// The text of the `Key` segments in `segments`, in order.
+    keys: String,
+    /// How many leading segments are those of the previous leaf's path, untouched since (the
+    /// shallowest the path was cut back to; 0 for the first leaf).
+    unchanged: usize,
+}
+
+impl Path {
+    /// The segments, outermost first.
+    #[inline(always)]
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// The text of this path's key segments (for [`Segment::same`], [`Segment::copy_to`]).
+    #[inline(always)]
+    pub fn keys(&self) -> &str {
+        &self.keys
+    }
+
+    /// How many leading segments are those of the previous leaf in this walk, untouched since
+    /// (0 for the first leaf): only the others can differ from the previous leaf's.
+    #[inline(always)]
+    pub fn unchanged(&self) -> usize {
+        self.unchanged
+    }
+
+    /// Appends the dotted path (`cpu.cores.3.usage`) to `out`.
+    pub fn write(&self, out: &mut String) {
+        for (i, segment) in self.segments.iter().enumerate() {
+            if i > 0 {
+                out.push('.');
+            }
+            segment.write(&self.keys, out);
+        }
+    }
+
+    /// Whether the dotted path is `name`, a name without a dot (a single segment: the join of
+    /// two or more always has one).
+    #[inline(always)]
+    pub fn is_top(&self, name: &str) -> bool {
+        match self.segments.as_slice() {
+            [Segment::Field(field)] => *field == name,
+            [key @ Segment::Key { .. }] => key.key_text(&self.keys) == name,
+            [Segment::Index(_)] => {
+                let mut text = String::new();
+                self.write(&mut text);
+                text == name
+            }
+            _ => false,
+        }
+    }
+
+    /// Bytes on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.segments.capacity() * std::mem::size_of::<Segment>() + self.keys.capacity()
+    }
+
+    /// The dotted path as a new `String` (tests, messages).
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        self.write(&mut out);
+        out
+    }
+}
+
 /// Receives the leaves of one flattened value, in the order the value serialises them (the
 /// same order every time for the same shape, which [`super::store`] uses to find each
 /// series without hashing its path).
 pub trait Leaves {
-    /// One number at `path` (e.g. `cpu.cores.3.usage`). The first `unchanged` bytes of `path`
-    /// are those of the previous leaf's path in this walk, unchanged since (0 for the first
-    /// leaf): the rest is what the walk wrote since, usually the last segment.
-    fn leaf(&mut self, path: &str, unchanged: usize, value: Number);
+    /// One number at `path`.
+    fn leaf(&mut self, path: &Path, value: Number);
 }
 
 /// Why a value could not be walked. serde requires an error type; the element never fails
-/// (it has no maps with non-string keys), so this carries serde's message only.
+/// (it has no maps with non-string keys), so this carries serde's message only. A `Box<str>`,
+/// not a `String`: every serialize call of the walk returns a `Result<(), FlattenError>`,
+/// which fits in two registers this way instead of being written to and read from memory.
 #[derive(Debug, thiserror::Error)]
 #[error("flattening a value for history: {0}")]
-pub struct FlattenError(String);
+pub struct FlattenError(Box<str>);
 
 impl ser::Error for FlattenError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        FlattenError(msg.to_string())
+        FlattenError(msg.to_string().into())
     }
 }
 
-/// Calls `leaves.leaf` for every number of `value`, reusing `path` as the buffer of the
-/// current path (kept by the caller between samples so that no path is allocated).
+/// Calls `leaves.leaf` for every number of `value`, reusing `path`'s buffers (kept by the
+/// caller between samples so that nothing is allocated).
 pub fn flatten<T: Serialize + ?Sized, L: Leaves>(
     value: &T,
-    path: &mut String,
+    path: &mut Path,
     leaves: &mut L,
 ) -> Result<(), FlattenError> {
-    path.clear();
-    let mut walker = Walker {
-        path,
-        leaves,
-        items: Vec::new(),
-        unchanged: 0,
-    };
+    path.segments.clear();
+    path.keys.clear();
+    path.unchanged = 0;
+    let mut walker = Walker { path, leaves };
     value.serialize(&mut walker)
 }
 
-/// The serde serializer: `path` holds the dotted path of the value being serialised.
+/// The serde serializer: `path` is the path of the value being serialised.
 struct Walker<'a, L> {
-    /// The current path; each compound pushes a segment and truncates it back.
-    path: &'a mut String,
+    /// The current path.
+    path: &'a mut Path,
     /// Where numbers go.
     leaves: &'a mut L,
-    /// For each open sequence, the path length before its items and the next item's index.
-    items: Vec<(usize, usize)>,
-    /// How much of `path` is as it was at the last leaf: the shortest it was cut to since.
-    unchanged: usize,
 }
 
 impl<L: Leaves> Walker<'_, L> {
     #[inline(always)]
     fn number(&mut self, value: Number) -> Result<(), FlattenError> {
-        self.leaves.leaf(self.path, self.unchanged, value);
-        self.unchanged = self.path.len();
+        self.leaves.leaf(self.path, value);
+        self.path.unchanged = self.path.segments.len();
         Ok(())
     }
 
-    /// Cuts the path back to `len` bytes (what it was before a segment was pushed).
+    /// Cuts the path back to `depth` segments (what it was before a segment was pushed).
     #[inline(always)]
-    fn cut(&mut self, len: usize) {
-        self.path.truncate(len);
-        self.unchanged = self.unchanged.min(len);
+    fn cut(&mut self, depth: usize) {
+        self.path.segments.truncate(depth);
+        self.path.unchanged = self.path.unchanged.min(depth);
     }
 
-    /// Appends `.segment` (or `segment` at the root); returns the length to truncate back to.
+    /// Serialises `value` under the segment `segment`.
     #[inline(always)]
-    fn push(&mut self, segment: &str) -> usize {
-        let before = self.path.len();
-        if before > 0 {
-            self.path.push('.');
-        }
-        self.path.push_str(segment);
-        before
+    fn under<T: Serialize + ?Sized>(
+        &mut self,
+        segment: Segment,
+        value: &T,
+    ) -> Result<(), FlattenError> {
+        let depth = self.path.segments.len();
+        self.path.segments.push(segment);
+        value.serialize(&mut *self)?;
+        self.cut(depth);
+        Ok(())
     }
 
+    /// Starts a sequence: its items' segment is pushed once, as the item before the first
+    /// (`usize::MAX`, which the first item wraps to 0), and each item advances it in place.
     #[inline(always)]
-    fn push_index(&mut self) -> usize {
-        let (_, index) = self.items.last().copied().unwrap_or((0, 0));
-        if let Some(last) = self.items.last_mut() {
-            last.1 += 1;
+    fn start_items(&mut self) {
+        self.path.segments.push(Segment::Index(usize::MAX));
+    }
+
+    /// Serialises the next item of the sequence whose segment is the last one.
+    #[inline(always)]
+    fn item<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), FlattenError> {
+        let depth = self.path.segments.len();
+        if let Some(Segment::Index(index)) = self.path.segments.last_mut() {
+            *index = index.wrapping_add(1);
         }
-        let before = self.path.len();
-        if before > 0 {
-            self.path.push('.');
-        }
-        // Small integers without formatting machinery: this runs for every array item.
-        if index < 10 {
-            self.path.push(char::from(b'0' + index as u8));
-            return before;
-        }
-        let mut digits = [0u8; 20];
-        let mut n = index;
-        let mut at = digits.len();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        for &d in &digits[at..] {
-            self.path.push(char::from(d));
-        }
-        before
+        self.path.unchanged = self.path.unchanged.min(depth.saturating_sub(1));
+        // The item leaves the path as it found it (every compound cuts back what it pushed).
+        value.serialize(&mut *self)
+    }
+
+    /// Ends a sequence: drops its items' segment.
+    #[inline(always)]
+    fn end_items(&mut self) -> Result<(), FlattenError> {
+        let depth = self.path.segments.len().saturating_sub(1);
+        self.cut(depth);
+        Ok(())
     }
 }
 
@@ -222,13 +377,10 @@ impl<L: Leaves> Serializer for &mut Walker<'_, L> {
         variant: &'static str,
         value: &T,
     ) -> Result<(), FlattenError> {
-        let before = self.push(variant);
-        value.serialize(&mut *self)?;
-        self.cut(before);
-        Ok(())
+        self.under(Segment::Field(variant), value)
     }
     fn serialize_seq(self, _: Option<usize>) -> Result<Self, FlattenError> {
-        self.items.push((self.path.len(), 0));
+        self.start_items();
         Ok(self)
     }
     fn serialize_tuple(self, len: usize) -> Result<Self, FlattenError> {
@@ -260,31 +412,6 @@ impl<L: Leaves> Serializer for &mut Walker<'_, L> {
         _: usize,
     ) -> Result<Self, FlattenError> {
         Ok(self)
-    }
-}
-
-impl<L: Leaves> Walker<'_, L> {
-    #[inline(always)]
-    fn item<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), FlattenError> {
-        let before = self.push_index();
-        value.serialize(&mut *self)?;
-        self.cut(before);
-        Ok(())
-    }
-
-    fn end_items(&mut self) -> Result<(), FlattenError> {
-        if let Some((len, _)) = self.items.pop() {
-            self.cut(len);
-        }
-        Ok(())
-    }
-
-    #[inline(always)]
-    fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), FlattenError> {
-        let before = self.push(key);
-        value.serialize(&mut *self)?;
-        self.cut(before);
-        Ok(())
     }
 }
 
@@ -340,7 +467,7 @@ impl<L: Leaves> ser::SerializeStruct for &mut Walker<'_, L> {
         key: &'static str,
         value: &T,
     ) -> Result<(), FlattenError> {
-        self.field(key, value)
+        self.under(Segment::Field(key), value)
     }
     fn end(self) -> Result<(), FlattenError> {
         Ok(())
@@ -355,7 +482,7 @@ impl<L: Leaves> ser::SerializeStructVariant for &mut Walker<'_, L> {
         key: &'static str,
         value: &T,
     ) -> Result<(), FlattenError> {
-        self.field(key, value)
+        self.under(Segment::Field(key), value)
     }
     fn end(self) -> Result<(), FlattenError> {
         Ok(())
@@ -368,16 +495,21 @@ impl<L: Leaves> ser::SerializeMap for &mut Walker<'_, L> {
     type Ok = ();
     type Error = FlattenError;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), FlattenError> {
-        let key = key.serialize(KeyText)?;
-        let before = self.push(&key);
-        // The value follows: remember where to cut back to after it.
-        self.items.push((before, usize::MAX));
+        let start = self.path.keys.len();
+        key.serialize(KeyText(&mut self.path.keys))?;
+        // The value follows, under this segment; `serialize_value` cuts it back.
+        self.path.segments.push(Segment::Key {
+            start: start as u32,
+            end: self.path.keys.len() as u32,
+        });
         Ok(())
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), FlattenError> {
         value.serialize(&mut **self)?;
-        if let Some((before, _)) = self.items.pop() {
-            self.cut(before);
+        if let Some(Segment::Key { start, .. }) = self.path.segments.last().copied() {
+            self.path.keys.truncate(start as usize);
+            let depth = self.path.segments.len() - 1;
+            self.cut(depth);
         }
         Ok(())
     }
@@ -386,87 +518,98 @@ impl<L: Leaves> ser::SerializeMap for &mut Walker<'_, L> {
     }
 }
 
-/// A map key as text.
-struct KeyText;
+/// Writes a map key's text.
+struct KeyText<'a>(&'a mut String);
 
-impl Serializer for KeyText {
-    type Ok = String;
+impl KeyText<'_> {
+    fn text(self, text: impl fmt::Display) -> Result<(), FlattenError> {
+        // Formatting into a `String` cannot fail.
+        let _ = write!(self.0, "{text}");
+        Ok(())
+    }
+}
+
+impl Serializer for KeyText<'_> {
+    type Ok = ();
     type Error = FlattenError;
-    type SerializeSeq = ser::Impossible<String, FlattenError>;
-    type SerializeTuple = ser::Impossible<String, FlattenError>;
-    type SerializeTupleStruct = ser::Impossible<String, FlattenError>;
-    type SerializeTupleVariant = ser::Impossible<String, FlattenError>;
-    type SerializeMap = ser::Impossible<String, FlattenError>;
-    type SerializeStruct = ser::Impossible<String, FlattenError>;
-    type SerializeStructVariant = ser::Impossible<String, FlattenError>;
+    type SerializeSeq = ser::Impossible<(), FlattenError>;
+    type SerializeTuple = ser::Impossible<(), FlattenError>;
+    type SerializeTupleStruct = ser::Impossible<(), FlattenError>;
+    type SerializeTupleVariant = ser::Impossible<(), FlattenError>;
+    type SerializeMap = ser::Impossible<(), FlattenError>;
+    type SerializeStruct = ser::Impossible<(), FlattenError>;
+    type SerializeStructVariant = ser::Impossible<(), FlattenError>;
 
-    fn serialize_str(self, v: &str) -> Result<String, FlattenError> {
-        Ok(v.to_string())
+    fn serialize_str(self, v: &str) -> Result<(), FlattenError> {
+        self.0.push_str(v);
+        Ok(())
     }
-    fn serialize_u64(self, v: u64) -> Result<String, FlattenError> {
-        Ok(v.to_string())
+    fn serialize_u64(self, v: u64) -> Result<(), FlattenError> {
+        self.text(v)
     }
-    fn serialize_i64(self, v: i64) -> Result<String, FlattenError> {
-        Ok(v.to_string())
+    fn serialize_i64(self, v: i64) -> Result<(), FlattenError> {
+        self.text(v)
     }
-    fn serialize_u32(self, v: u32) -> Result<String, FlattenError> {
-        Ok(v.to_string())
+    fn serialize_u32(self, v: u32) -> Result<(), FlattenError> {
+        self.text(v)
     }
-    fn serialize_i32(self, v: i32) -> Result<String, FlattenError> {
-        Ok(v.to_string())
+    fn serialize_i32(self, v: i32) -> Result<(), FlattenError> {
+        self.text(v)
     }
     fn serialize_unit_variant(
         self,
         _: &'static str,
         _: u32,
         variant: &'static str,
-    ) -> Result<String, FlattenError> {
-        Ok(variant.to_string())
+    ) -> Result<(), FlattenError> {
+        self.0.push_str(variant);
+        Ok(())
     }
-    fn serialize_bool(self, _: bool) -> Result<String, FlattenError> {
+    fn serialize_bool(self, _: bool) -> Result<(), FlattenError> {
         Err(not_a_key())
     }
-    fn serialize_i8(self, v: i8) -> Result<String, FlattenError> {
-        Ok(v.to_string())
+    fn serialize_i8(self, v: i8) -> Result<(), FlattenError> {
+        self.text(v)
     }
-    fn serialize_i16(self, v: i16) -> Result<String, FlattenError> {
-        Ok(v.to_string())
+    fn serialize_i16(self, v: i16) -> Result<(), FlattenError> {
+        self.text(v)
     }
-    fn serialize_u8(self, v: u8) -> Result<String, FlattenError> {
-        Ok(v.to_string())
+    fn serialize_u8(self, v: u8) -> Result<(), FlattenError> {
+        self.text(v)
     }
-    fn serialize_u16(self, v: u16) -> Result<String, FlattenError> {
-        Ok(v.to_string())
+    fn serialize_u16(self, v: u16) -> Result<(), FlattenError> {
+        self.text(v)
     }
-    fn serialize_f32(self, _: f32) -> Result<String, FlattenError> {
+    fn serialize_f32(self, _: f32) -> Result<(), FlattenError> {
         Err(not_a_key())
     }
-    fn serialize_f64(self, _: f64) -> Result<String, FlattenError> {
+    fn serialize_f64(self, _: f64) -> Result<(), FlattenError> {
         Err(not_a_key())
     }
-    fn serialize_char(self, v: char) -> Result<String, FlattenError> {
-        Ok(v.to_string())
+    fn serialize_char(self, v: char) -> Result<(), FlattenError> {
+        self.0.push(v);
+        Ok(())
     }
-    fn serialize_bytes(self, _: &[u8]) -> Result<String, FlattenError> {
+    fn serialize_bytes(self, _: &[u8]) -> Result<(), FlattenError> {
         Err(not_a_key())
     }
-    fn serialize_none(self) -> Result<String, FlattenError> {
+    fn serialize_none(self) -> Result<(), FlattenError> {
         Err(not_a_key())
     }
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<String, FlattenError> {
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), FlattenError> {
         value.serialize(self)
     }
-    fn serialize_unit(self) -> Result<String, FlattenError> {
+    fn serialize_unit(self) -> Result<(), FlattenError> {
         Err(not_a_key())
     }
-    fn serialize_unit_struct(self, _: &'static str) -> Result<String, FlattenError> {
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), FlattenError> {
         Err(not_a_key())
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         _: &'static str,
         value: &T,
-    ) -> Result<String, FlattenError> {
+    ) -> Result<(), FlattenError> {
         value.serialize(self)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -475,7 +618,7 @@ impl Serializer for KeyText {
         _: u32,
         _: &'static str,
         _: &T,
-    ) -> Result<String, FlattenError> {
+    ) -> Result<(), FlattenError> {
         Err(not_a_key())
     }
     fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, FlattenError> {
@@ -530,16 +673,31 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
+    /// Each leaf's dotted path, its segments' texts and its value.
     #[derive(Default)]
-    struct Collect(Vec<(String, Number)>);
+    struct Collect(Vec<(String, Vec<String>, Number)>);
 
     impl Leaves for Collect {
-        fn leaf(&mut self, path: &str, unchanged: usize, value: Number) {
-            // What the walker says is unchanged is the previous leaf's path, byte for byte.
-            let previous = self.0.last().map_or("", |(p, _)| p.as_str());
-            assert!(unchanged <= previous.len().min(path.len()), "{path}");
-            assert_eq!(path[..unchanged], previous[..unchanged], "{path}");
-            self.0.push((path.to_string(), value));
+        fn leaf(&mut self, path: &Path, value: Number) {
+            let segments: Vec<String> = path
+                .segments()
+                .iter()
+                .map(|s| {
+                    let mut text = String::new();
+                    s.write(path.keys(), &mut text);
+                    text
+                })
+                .collect();
+            // What the walker says is unchanged is the previous leaf's, segment for segment.
+            let previous = self.0.last().map_or(&[][..], |(_, s, _)| s.as_slice());
+            let unchanged = path.unchanged();
+            assert!(
+                unchanged <= previous.len().min(segments.len()),
+                "{segments:?}"
+            );
+            assert_eq!(segments[..unchanged], previous[..unchanged]);
+            assert_eq!(path.text(), segments.join("."));
+            self.0.push((path.text(), segments, value));
         }
     }
 
@@ -584,9 +742,9 @@ mod tests {
             delta: -3,
         };
         let mut leaves = Collect::default();
-        let mut path = String::new();
+        let mut path = Path::default();
         flatten(&value, &mut path, &mut leaves).unwrap();
-        let got: Vec<(&str, Number)> = leaves.0.iter().map(|(p, v)| (p.as_str(), *v)).collect();
+        let got: Vec<(&str, Number)> = leaves.0.iter().map(|(p, _, v)| (p.as_str(), *v)).collect();
         assert_eq!(
             got,
             [
@@ -607,8 +765,8 @@ mod tests {
         #[derive(Default)]
         struct Unchanged(Vec<(String, usize)>);
         impl Leaves for Unchanged {
-            fn leaf(&mut self, path: &str, unchanged: usize, _: Number) {
-                self.0.push((path.to_string(), unchanged));
+            fn leaf(&mut self, path: &Path, _: Number) {
+                self.0.push((path.text(), path.unchanged()));
             }
         }
         let value = BTreeMap::from([
@@ -617,18 +775,26 @@ mod tests {
             ("c", vec![[5, 6]]),
         ]);
         let mut leaves = Unchanged::default();
-        let mut path = String::from("stale.path");
+        let mut path = Path::default();
+        // Buffers left by an earlier walk are not part of the next one.
+        flatten(
+            &BTreeMap::from([("stale", [[9u8]])]),
+            &mut path,
+            &mut leaves,
+        )
+        .unwrap();
+        leaves.0.clear();
         flatten(&value, &mut path, &mut leaves).unwrap();
         let got: Vec<(&str, usize)> = leaves.0.iter().map(|(p, n)| (p.as_str(), *n)).collect();
         assert_eq!(
             got,
             [
                 ("a.0.0", 0),
-                ("a.0.1", 3),
+                ("a.0.1", 2),
                 ("a.1.0", 1),
-                ("a.1.1", 3),
+                ("a.1.1", 2),
                 ("c.0.0", 0),
-                ("c.0.1", 3),
+                ("c.0.1", 2),
             ]
         );
     }
@@ -637,9 +803,64 @@ mod tests {
     fn array_indices_past_nine_are_written_whole() {
         let value: Vec<u32> = (0..12).collect();
         let mut leaves = Collect::default();
-        let mut path = String::from("stale");
-        flatten(&value, &mut path, &mut leaves).unwrap();
-        assert_eq!(leaves.0[11], ("11".to_string(), Number::Unsigned(11)));
+        flatten(&value, &mut Path::default(), &mut leaves).unwrap();
+        assert_eq!(leaves.0[11].0, "11");
+        assert_eq!(leaves.0[11].2, Number::Unsigned(11));
         assert_eq!(leaves.0[10].0, "10");
+    }
+
+    #[test]
+    fn nested_map_keys_keep_their_own_text() {
+        let value = BTreeMap::from([
+            ("outer", BTreeMap::from([("x", 1u8), ("yy", 2)])),
+            ("z", BTreeMap::from([("w", 3)])),
+        ]);
+        let mut leaves = Collect::default();
+        let mut path = Path::default();
+        flatten(&value, &mut path, &mut leaves).unwrap();
+        let got: Vec<&str> = leaves.0.iter().map(|(p, _, _)| p.as_str()).collect();
+        assert_eq!(got, ["outer.x", "outer.yy", "z.w"]);
+        // Every key's text was cut back with its segment.
+        assert!(path.keys().is_empty() && path.segments().is_empty());
+    }
+
+    #[test]
+    fn segments_are_the_same_when_their_text_is() {
+        let keys = "abcpu";
+        let key = |start: u32, end: u32| Segment::Key { start, end };
+        let cpu: &'static str = "cpu";
+        let owned = String::from("cpu");
+        let other: &'static str = owned.leak();
+        assert!(Segment::Field(cpu).same("", Segment::Field(other), ""));
+        assert!(!Segment::Field(cpu).same("", Segment::Field("cpv"), ""));
+        assert!(Segment::Index(3).same("", Segment::Index(3), ""));
+        assert!(!Segment::Index(3).same("", Segment::Index(4), ""));
+        assert!(key(2, 5).same(keys, key(0, 3), "cpu"));
+        assert!(!key(0, 2).same(keys, key(0, 3), "cpu"));
+        // Told apart by kind, even with the same text: the caller then looks the text up.
+        assert!(!key(2, 5).same(keys, Segment::Field(cpu), ""));
+        let mut copied = String::from("x");
+        let moved = key(2, 5).copy_to(keys, &mut copied);
+        assert_eq!(copied, "xcpu");
+        assert!(moved.same(&copied, Segment::Key { start: 0, end: 3 }, "cpu"));
+    }
+
+    #[test]
+    fn a_top_level_name_is_one_segment_of_that_text() {
+        #[derive(Default)]
+        struct Tops(BTreeMap<String, bool>);
+        impl Leaves for Tops {
+            fn leaf(&mut self, path: &Path, _: Number) {
+                self.0.insert(path.text(), path.is_top("timestamp"));
+            }
+        }
+        let value = serde_json::json!({"timestamp": 1, "a": {"timestamp": 2}, "b": [3]});
+        let mut tops = Tops::default();
+        flatten(&value, &mut Path::default(), &mut tops).unwrap();
+        let want = [("a.timestamp", false), ("b.0", false), ("timestamp", true)];
+        assert_eq!(tops.0, want.map(|(p, t)| (p.to_string(), t)).into());
+        let mut tops = Tops::default();
+        flatten(&[5u8], &mut Path::default(), &mut tops).unwrap();
+        assert_eq!(tops.0, [("0".to_string(), false)].into());
     }
 }

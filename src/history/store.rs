@@ -15,7 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use super::block::{BlockError, Kind, OpenBlock, Row, SealedBlock};
-use super::flatten::{Leaves, Number};
+use super::flatten::{Leaves, Number, Path, Segment};
 
 /// Minute-tier column offsets of one series.
 pub const MIN: usize = 0;
@@ -64,11 +64,13 @@ pub struct Catalog {
     /// Id of each path.
     by_path: HashMap<Box<str>, u32>,
     /// The ids in the order the last sample produced them: the next sample of the same shape
-    /// finds each id by comparing its path with the one expected at that position, without
-    /// hashing.
+    /// finds each id by comparing its path with the one expected at that position, segment by
+    /// segment, without writing the path or hashing it.
     order: Vec<Expected>,
-    /// The paths of `order`, each but for the bytes it shares with the one before.
-    tails: Vec<u8>,
+    /// The paths of `order`, each but for the segments it shares with the one before.
+    tails: Vec<Segment>,
+    /// The text of the map-key segments in `tails`, in order.
+    tail_keys: String,
     /// Set once a path was refused for [`MAX_SERIES`], so that it is warned once.
     full_warned: bool,
 }
@@ -80,89 +82,119 @@ struct Expected {
     id: u32,
     /// Its kind.
     kind: Kind,
-    /// Length of its path.
-    len: u32,
-    /// Bytes its path shares with the path at the position before, cut back to a `.` (0 for the
-    /// first): a leaf whose path kept at least that many bytes of the previous leaf's needs
+    /// Segments in its path.
+    depth: u32,
+    /// Leading segments its path shares with the path at the position before (0 for the
+    /// first): a leaf whose path kept at least that many segments of the previous leaf's needs
     /// only the rest compared.
     shared: u32,
     /// Where the rest of its path (after `shared`) starts in [`Catalog::tails`].
     tail: u32,
 }
 
-/// `a == b`, for the few bytes a leaf's path adds (its last segment, usually), without a call
-/// to `memcmp`.
-#[inline(always)]
-fn same(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i + 8 <= a.len() {
-        let (Ok(x), Ok(y)) = (
-            <[u8; 8]>::try_from(&a[i..i + 8]),
-            <[u8; 8]>::try_from(&b[i..i + 8]),
-        ) else {
-            return false;
-        };
-        if u64::from_ne_bytes(x) != u64::from_ne_bytes(y) {
-            return false;
-        }
-        i += 8;
-    }
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
+/// How the series expected at a position was found.
+#[derive(Debug, Clone, Copy)]
+struct Found {
+    /// Its id.
+    id: u32,
+    /// Its kind.
+    kind: Kind,
+    /// True when the leaf's segments are those recorded at the position (compared segment by
+    /// segment), false when only the dotted text is the same (a key where a field was, or a
+    /// name with a dot in it): the next leaf can then rely on no segment it shares with it.
+    by_segments: bool,
 }
 
 impl Catalog {
-    /// The id and kind of the series expected at position `pos` if its path is `path`. The
-    /// first `unchanged` bytes of `path` are those of the path matched at `pos - 1` (0 when
-    /// unknown): when they cover what the two expected paths share, only the rest is compared
-    /// (the expected path's tail); otherwise the whole path is.
+    /// The series expected at position `pos` when it is the current leaf's, found by the
+    /// segments that differ from the previous leaf's compared as pointers and integers only
+    /// (`unchanged`: the leading segments of `path` known to be those of the series at
+    /// `pos - 1`): the walk of a sample of the last shape, in a few instructions per leaf.
+    /// `None` tells nothing: [`Catalog::expected`] decides.
     #[inline(always)]
-    fn expected(&self, pos: usize, path: &str, unchanged: usize) -> Option<(u32, Kind)> {
+    fn expected_fast(&self, pos: usize, path: &Path, unchanged: usize) -> Option<(u32, Kind)> {
         let e = self.order.get(pos)?;
-        let got = path.as_bytes();
-        if e.len as usize != got.len() {
+        let got = path.segments();
+        let shared = e.shared as usize;
+        if e.depth as usize != got.len() || unchanged < shared {
+            return None;
+        }
+        let rest = got.get(shared..)?;
+        let start = e.tail as usize;
+        let tail = self.tails.get(start..start + rest.len())?;
+        // A plain loop: the tail is one or two segments, and at opt-level `s` an iterator
+        // adapter here stayed a call.
+        let mut i = 0;
+        while i < rest.len() {
+            if !rest[i].same_fast(tail[i]) {
+                return None;
+            }
+            i += 1;
+        }
+        Some((e.id, e.kind))
+    }
+
+    /// The series expected at position `pos` if the current leaf's path is its path. With
+    /// `unchanged` (the leading segments of `path` known to be those of the path matched at
+    /// `pos - 1` segment for segment) covering what the two expected paths share, only the rest
+    /// of the segments is compared; a first position has nothing shared and is compared whole.
+    /// Otherwise the dotted text is written (into `text`) and compared with the expected
+    /// series' path.
+    fn expected(
+        &self,
+        pos: usize,
+        path: &Path,
+        unchanged: usize,
+        text: &mut String,
+    ) -> Option<Found> {
+        let e = self.order.get(pos)?;
+        let got = path.segments();
+        if e.depth as usize != got.len() {
             return None;
         }
         let shared = e.shared as usize;
-        let matches = if pos > 0 && unchanged >= shared {
+        if unchanged >= shared {
+            let rest = got.get(shared..)?;
             let start = e.tail as usize;
-            let tail = self.tails.get(start..start + (got.len() - shared))?;
-            same(&got[shared..], tail)
-        } else {
-            same(got, self.series.get(e.id as usize)?.path.as_bytes())
-        };
-        matches.then_some((e.id, e.kind))
+            let tail = self.tails.get(start..start + rest.len())?;
+            let keys = path.keys();
+            let same = rest
+                .iter()
+                .zip(tail)
+                .all(|(a, b)| a.same(keys, *b, &self.tail_keys));
+            return same.then_some(Found {
+                id: e.id,
+                kind: e.kind,
+                by_segments: true,
+            });
+        }
+        text.clear();
+        path.write(text);
+        let series = self.series.get(e.id as usize)?;
+        (*text == *series.path).then_some(Found {
+            id: e.id,
+            kind: e.kind,
+            by_segments: false,
+        })
     }
 
-    /// Appends `id` to the order of the current sample's leaves.
-    fn follow(&mut self, id: u32) {
+    /// Appends `id`, found at `path`, to the order of the current sample's leaves; `shared`
+    /// leading segments of `path` are known to be those of the position before.
+    fn follow(&mut self, id: u32, path: &Path, shared: usize) {
         let Some(series) = self.series.get(id as usize) else {
             return;
         };
-        let path = series.path.as_bytes();
-        let shared = match self.order.last() {
-            Some(prev) => {
-                let before = self.series[prev.id as usize].path.as_bytes();
-                let common = before.iter().zip(path).take_while(|(x, y)| x == y).count();
-                // Back to a segment's end: where the walk cuts a path before the next segment.
-                path[..common].iter().rposition(|&b| b == b'.').unwrap_or(0)
-            }
-            None => 0,
-        };
+        let segments = path.segments();
+        let shared = shared.min(segments.len());
         let tail = self.tails.len() as u32;
-        self.tails.extend_from_slice(&path[shared..]);
+        for segment in &segments[shared..] {
+            let kept = segment.copy_to(path.keys(), &mut self.tail_keys);
+            self.tails.push(kept);
+        }
         self.order.push(Expected {
             id,
             kind: series.kind,
-            len: path.len() as u32,
+            depth: segments.len() as u32,
             shared: shared as u32,
             tail,
         });
@@ -171,7 +203,22 @@ impl Catalog {
     /// Keeps the first `n` positions of the order.
     fn cut_order(&mut self, n: usize) {
         if let Some(e) = self.order.get(n) {
-            self.tails.truncate(e.tail as usize);
+            let start = e.tail as usize;
+            // Key texts were appended in the order of their segments: the first one cut is
+            // where the kept text ends.
+            let first_key = self
+                .tails
+                .get(start..)
+                .unwrap_or(&[])
+                .iter()
+                .find_map(|s| match s {
+                    Segment::Key { start, .. } => Some(*start as usize),
+                    _ => None,
+                });
+            if let Some(first_key) = first_key {
+                self.tail_keys.truncate(first_key);
+            }
+            self.tails.truncate(start);
         }
         self.order.truncate(n);
     }
@@ -211,7 +258,8 @@ impl Catalog {
             + paths * 2
             + self.by_path.capacity() * (std::mem::size_of::<(Box<str>, u32)>() + 8)
             + self.order.capacity() * std::mem::size_of::<Expected>()
-            + self.tails.capacity()
+            + self.tails.capacity() * std::mem::size_of::<Segment>()
+            + self.tail_keys.capacity()
     }
 }
 
@@ -356,17 +404,22 @@ pub struct Store {
     current_minute: Option<i64>,
     /// One per series id.
     accumulators: Vec<Accumulator>,
-    /// The path buffer reused by every append.
-    path: String,
+    /// The path buffers reused by every append.
+    path: Path,
+    /// A leaf's dotted path, written only when the leaf is not the one expected.
+    text: String,
     /// The values of the row being appended by series id, filled by flattening.
     row: Row,
     /// The minute row being closed, reused.
     minute_row: Row,
     /// Position in [`Catalog::order`] while flattening, or `None` once the shape changed.
     cursor: Option<usize>,
-    /// While flattening: the last leaf was the series at `cursor - 1` (so that the next leaf's
-    /// unchanged bytes are known to match it).
-    matched: bool,
+    /// While flattening: how many leading segments of the current leaf's path are known to be
+    /// those of the last leaf kept (the series at `cursor - 1`, or the last one followed),
+    /// segment for segment. `usize::MAX` right after a leaf kept by its segments (the current
+    /// leaf's own [`Path::unchanged`] bounds it), lowered by the leaves skipped since (the
+    /// timestamp), 0 when nothing is known (the first leaf, or one matched by its text only).
+    known: usize,
     /// The newest sample's timestamp.
     pub latest_ms: Option<i64>,
 }
@@ -381,11 +434,12 @@ impl Store {
             keep,
             current_minute: None,
             accumulators: Vec::new(),
-            path: String::new(),
+            path: Path::default(),
+            text: String::new(),
             row: Row::default(),
             minute_row: Row::default(),
             cursor: None,
-            matched: false,
+            known: 0,
             latest_ms: None,
         }
     }
@@ -396,7 +450,8 @@ impl Store {
             + self.raw.heap_bytes()
             + self.minute.heap_bytes()
             + self.accumulators.capacity() * std::mem::size_of::<Accumulator>()
-            + self.path.capacity()
+            + self.path.heap_bytes()
+            + self.text.capacity()
             + self.row.heap_bytes()
             + self.minute_row.heap_bytes()
     }
@@ -414,7 +469,10 @@ impl Store {
         }
         self.row.clear();
         self.cursor = Some(0);
-        self.matched = false;
+        self.known = 0;
+        // Every id the catalog knows has its word in the row: the leaves store without growing
+        // it.
+        self.row.reserve(self.catalog.series.len());
         let mut path = std::mem::take(&mut self.path);
         let walked = super::flatten::flatten(value, &mut path, self);
         self.path = path;
@@ -671,39 +729,61 @@ impl Accumulator {
 }
 
 impl Leaves for Store {
+    /// Kept small, so that it is inlined in every number the walk meets: a leaf of the last
+    /// sample's shape is stored here; anything else (the timestamp, a field or key whose text
+    /// must be compared, a changed shape) goes to `Store::other_leaf`.
     #[inline(always)]
-    fn leaf(&mut self, path: &str, unchanged: usize, value: Number) {
+    fn leaf(&mut self, path: &Path, value: Number) {
+        if let Some(pos) = self.cursor {
+            let unchanged = self.known.min(path.unchanged());
+            if let Some((id, kind)) = self.catalog.expected_fast(pos, path, unchanged) {
+                self.row.set(id as usize, kind.bits(value));
+                self.cursor = Some(pos + 1);
+                self.known = usize::MAX;
+                return;
+            }
+        }
+        self.other_leaf(path, value);
+    }
+}
+
+impl Store {
+    /// A leaf [`Store::leaf`] did not find at the cursor by its segments.
+    #[inline(never)]
+    fn other_leaf(&mut self, path: &Path, value: Number) {
+        let unchanged = self.known.min(path.unchanged());
         // The element's own timestamp is the rows' time column, not a series.
-        if path == TIME_FIELD {
-            self.matched = false;
+        if path.is_top(TIME_FIELD) {
+            self.known = unchanged;
             return;
         }
         // Same shape as the last sample: the id at this position, if its path matches.
         if let Some(pos) = self.cursor {
-            let unchanged = if self.matched { unchanged } else { 0 };
-            if let Some((id, kind)) = self.catalog.expected(pos, path, unchanged) {
-                self.row.set(id as usize, kind.bits(value));
+            if let Some(found) = self.catalog.expected(pos, path, unchanged, &mut self.text) {
+                self.row.set(found.id as usize, found.kind.bits(value));
                 self.cursor = Some(pos + 1);
-                self.matched = true;
+                self.known = if found.by_segments { usize::MAX } else { 0 };
                 return;
             }
             // The shape changed: from here the order is rebuilt as the leaves come.
             self.catalog.cut_order(pos);
             self.cursor = None;
-            self.matched = false;
         }
-        self.new_shape_leaf(path, value);
+        self.new_shape_leaf(path, unchanged, value);
     }
-}
 
-impl Store {
     /// A leaf of a sample whose shape differs from the last one's: found by its path (or added).
-    fn new_shape_leaf(&mut self, path: &str, value: Number) {
+    fn new_shape_leaf(&mut self, path: &Path, unchanged: usize, value: Number) {
+        self.text.clear();
+        path.write(&mut self.text);
         let (kind, _) = Kind::of(value);
-        let Some(id) = self.catalog.add(path, kind) else {
+        let Some(id) = self.catalog.add(&self.text, kind) else {
+            // Not kept: the next leaf is compared with the last one kept.
+            self.known = unchanged;
             return;
         };
-        self.catalog.follow(id);
+        self.catalog.follow(id, path, unchanged);
+        self.known = usize::MAX;
         let kind = self.catalog.series[id as usize].kind;
         self.row.set(id as usize, kind.bits(value));
     }
@@ -741,13 +821,14 @@ mod tests {
     fn wanted(store: &Store, sample: &serde_json::Value) -> Vec<(String, u64)> {
         struct Collect(Vec<(String, Number)>);
         impl Leaves for Collect {
-            fn leaf(&mut self, path: &str, _: usize, value: Number) {
-                self.0.retain(|(p, _)| p != path);
-                self.0.push((path.to_string(), value));
+            fn leaf(&mut self, path: &Path, value: Number) {
+                let path = path.text();
+                self.0.retain(|(p, _)| *p != path);
+                self.0.push((path, value));
             }
         }
         let mut leaves = Collect(Vec::new());
-        super::super::flatten::flatten(sample, &mut String::new(), &mut leaves).unwrap();
+        super::super::flatten::flatten(sample, &mut Path::default(), &mut leaves).unwrap();
         let mut row: Vec<(String, u64)> = leaves
             .0
             .into_iter()
@@ -841,6 +922,123 @@ mod tests {
             let id = store.catalog.id("a").unwrap() as usize;
             let r = store.raw.open.timestamps.len() - 1;
             assert_eq!(store.raw.open.get(r, id), Some(10 * t));
+            assert_eq!(store.catalog.series.len(), 2);
+        }
+    }
+
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Core {
+        id: u32,
+        usage: f64,
+        frequency: Option<f64>,
+    }
+
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Gpu {
+        memory: [u64; 2],
+        power: Option<f64>,
+        energy: i64,
+    }
+
+    /// A host-like element: fields (the walk's fast path) around arrays and a map.
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Host {
+        cores: Vec<Core>,
+        timestamp: i64,
+        gpus: Vec<Gpu>,
+        custom: std::collections::BTreeMap<String, f64>,
+        load: f64,
+    }
+
+    /// Sample `i` of a host whose cores, GPUs, optional fields and map keys come and go.
+    fn host(i: u64) -> Host {
+        let v = i as f64 * 1.5 + 0.25;
+        let cores = [2, 2, 3, 1, 3, 3, 0, 2][i as usize % 8];
+        let gpus = [1, 1, 0, 2, 2, 1][i as usize % 6];
+        let keys: &[&str] = match i % 5 {
+            0 | 1 => &["a", "b.c"],
+            2 => &["a", "b", "c"],
+            3 => &[],
+            _ => &["b.c"],
+        };
+        Host {
+            cores: (0..cores)
+                .map(|k| Core {
+                    id: k,
+                    usage: v + k as f64,
+                    frequency: (i % 3 != 1 || k == 0).then_some(v * 2.0 + k as f64),
+                })
+                .collect(),
+            timestamp: i as i64,
+            gpus: (0..gpus)
+                .map(|g| Gpu {
+                    memory: [i + g, i * 2 + g],
+                    power: (i % 4 != 2).then_some(v + g as f64),
+                    energy: -(i as i64) - g as i64,
+                })
+                .collect(),
+            custom: keys.iter().map(|k| (k.to_string(), v + 7.0)).collect(),
+            load: v / 3.0,
+        }
+    }
+
+    #[test]
+    fn struct_fields_land_in_their_series_across_shape_changes() {
+        let mut store = store();
+        for i in 0..60u64 {
+            let sample = host(i);
+            store.append((i as i64 + 1) * 1000, &sample).unwrap();
+            let json = serde_json::to_value(&sample).unwrap();
+            assert_eq!(
+                last_row(&store),
+                wanted(&store, &json),
+                "sample {i}: {json}"
+            );
+        }
+        assert!(store.catalog.id("timestamp").is_none());
+        assert!(store.catalog.id("custom.b.c").is_some());
+    }
+
+    /// Two values whose paths are the same text from different segments: a field named with a
+    /// dot, and a map key path.
+    struct Dotted(u64, u64, bool);
+
+    impl serde::Serialize for Dotted {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeStruct;
+            #[derive(serde::Serialize)]
+            struct B {
+                c: u64,
+            }
+            if self.2 {
+                let mut s = serializer.serialize_struct("Dotted", 2)?;
+                s.serialize_field("a.b", &B { c: self.0 })?;
+                s.serialize_field("z", &self.1)?;
+                s.end()
+            } else {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("a", &std::collections::BTreeMap::from([("b.c", self.0)]))?;
+                map.serialize_entry("z", &self.1)?;
+                map.end()
+            }
+        }
+    }
+
+    #[test]
+    fn paths_of_the_same_text_are_one_series_whatever_their_segments() {
+        let mut store = store();
+        for t in 1..9u64 {
+            store
+                .append(t as i64 * 1000, &Dotted(t, 10 * t, t % 3 == 0))
+                .unwrap();
+            let r = store.raw.open.timestamps.len() - 1;
+            let abc = store.catalog.id("a.b.c").unwrap() as usize;
+            let z = store.catalog.id("z").unwrap() as usize;
+            assert_eq!(store.raw.open.get(r, abc), Some(t));
+            assert_eq!(store.raw.open.get(r, z), Some(10 * t));
             assert_eq!(store.catalog.series.len(), 2);
         }
     }
