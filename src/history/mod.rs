@@ -124,24 +124,25 @@ impl History {
 
     /// Appends the sample of `element` (its own timestamp). Errors are logged: history is a
     /// side road, never a reason for the sample to fail. A block that fills is handed to the
-    /// worker thread: the append itself is the flattening and one push per series.
-    pub fn append(&self, element: &NodeMetrics<'_>) {
-        self.append_at(element.timestamp, element);
+    /// worker thread: the append itself is the flattening and one push per series. True when
+    /// a block filled (handed to the worker, or sealed here when there is none).
+    pub fn append(&self, element: &NodeMetrics<'_>) -> bool {
+        self.append_at(element.timestamp, element)
     }
 
     /// Appends every number of `value` at `timestamp_ms` (what [`History::append`] does with an
-    /// element; tests use smaller values).
-    pub fn append_at<T: serde::Serialize + ?Sized>(&self, timestamp_ms: i64, value: &T) {
+    /// element; tests use smaller values); true when a block filled.
+    pub fn append_at<T: serde::Serialize + ?Sized>(&self, timestamp_ms: i64, value: &T) -> bool {
         let mut store = write(&self.store);
         let filled = match store.append(timestamp_ms, value) {
             Ok(filled) => filled,
             Err(e) => {
                 tracing::warn!("history: sample at {timestamp_ms} not kept: {e}");
-                return;
+                return false;
             }
         };
         if !filled {
-            return;
+            return false;
         }
         match &self.wake {
             Some(wake) if wake.send(Wake::Full).is_ok() => {}
@@ -151,6 +152,7 @@ impl History {
                 }
             }
         }
+        true
     }
 
     /// Answers `query` for this node, named `node_id` in the answer.

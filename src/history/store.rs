@@ -698,8 +698,10 @@ impl Accumulator {
             kind,
             min: 0,
             max: 0,
-            min_f: 0.0,
-            max_f: 0.0,
+            // Any value is below the first and above it: the first value sets both without a
+            // test of its own (values are never NaN).
+            min_f: f64::INFINITY,
+            max_f: f64::NEG_INFINITY,
             sum: 0.0,
             count: 0,
         }
@@ -713,15 +715,11 @@ impl Accumulator {
     #[inline(always)]
     fn add(&mut self, bits: u64) {
         let v = self.kind.float(bits);
-        if self.count == 0 {
-            (self.min, self.min_f, self.max, self.max_f) = (bits, v, bits, v);
-        } else {
-            if v < self.min_f {
-                (self.min, self.min_f) = (bits, v);
-            }
-            if v > self.max_f {
-                (self.max, self.max_f) = (bits, v);
-            }
+        if v < self.min_f {
+            (self.min, self.min_f) = (bits, v);
+        }
+        if v > self.max_f {
+            (self.max, self.max_f) = (bits, v);
         }
         self.sum += v;
         self.count += 1;
