@@ -146,6 +146,8 @@
       try { detail = (await response.json()).error || ''; } catch (_) { /* not JSON */ }
       const error = new Error(`${path}: ${response.status} ${detail}`);
       error.status = response.status;
+      // Without the path: a history question's runs to hundreds of characters (its fields).
+      error.summary = `${response.status}${detail ? ` ${detail}` : ''}`;
       throw error;
     }
     return response.json();
@@ -354,7 +356,7 @@
         note.hidden = false;
         note.textContent = failure.status === 404
           ? 'No history on this server: the charts fill from live data.'
-          : `History unavailable (${failure.message}): the charts fill from live data.`;
+          : `History unavailable (${failure.summary || failure.message}): the charts fill from live data.`;
       } else {
         for (const chart of charts) chart.fill(answer, (field) => answer.series?.[field]);
         note.hidden = true;
