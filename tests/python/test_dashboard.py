@@ -1,7 +1,8 @@
 """The dashboard (``GET /``) in a real browser: headless Chromium (Debian's ``chromium``, driven
 by Playwright) loads the agent's view and the coordinator's against running binaries — two
 agents on fixture host trees (one with AMD GPUs and an NPU) and a coordinator polling them, all
-with a read token — and checks that
+with a read token, and a few hundred simulated agents (``examples/coordinator_sim``) behind a
+coordinator of their own — and checks that
 
 - the page asks for the token once and keeps it for the tab (a reload does not ask again),
 - the numbers shown are the API's (``data-raw`` holds the number a tile or a cell shows, and
@@ -10,8 +11,8 @@ with a read token — and checks that
 - the charts grow with live samples and start from the servers' own history (the agents',
   proxied through the coordinator for one node, and the cluster's), and each range button asks
   for its window and redraws, an answer that comes back late never replacing a newer range's,
-- the coordinator's node list filters (text and status), sorts, and clicks through to one
-  node's view,
+- the coordinator's node list filters (text and status), sorts, draws only the rows in view
+  however many nodes there are, and clicks through to one node's view,
 - a node whose polls fail shows as degraded, and a stopped agent as offline,
 - the theme follows the system's colour scheme (dark or light),
 - nothing is logged to the console as an error (aside from the 401s before the token is typed
@@ -44,6 +45,9 @@ WAIT_MS = 20_000
 RANGES = {"15m": 15 * 60_000, "1h": 3_600_000, "24h": 86_400_000, "7d": 7 * 86_400_000}
 # Points a server's history holds before a history test opens the page.
 HISTORY_POINTS = 6
+# Simulated agents behind one coordinator: far more rows than a screen holds.
+SIM_NODES = 240
+ROW_PX = 30  # a node row's height (ROW in web/app.js)
 
 
 def chromium() -> str:
@@ -64,6 +68,14 @@ def playwright_api():
             pytest.fail("playwright is not installed (pip install -r tests/python/requirements.txt)")
         pytest.skip("playwright is not installed (pip install -r tests/python/requirements.txt)")
     return sync_playwright
+
+
+def simulator() -> Path:
+    """examples/coordinator_sim, built beside the binary (`cargo build --all-targets` builds it)."""
+    path = binary().parent / "examples" / "coordinator_sim"
+    if not path.is_file():
+        pytest.fail(f"{path} does not exist: run `cargo build --example coordinator_sim` first")
+    return path
 
 
 class Server:
@@ -148,6 +160,59 @@ def cluster(tmp_path_factory):
     finally:
         for server in servers.values():
             server.stop()
+
+
+def simulated_element() -> dict:
+    """The golden server element with figures that stand still and are neither zero nor alike
+    (the capture's CPU and rates are all zero): each core, the network, each disk and
+    interface its own."""
+    element = json.loads((REPO / "tests" / "golden" / "server" / "metrics.json").read_text())[0]
+    cpu = element["cpu"]
+    for i, core in enumerate(cpu["cores"]):
+        core["usage"] = 3.2 + 11.3 * i
+    cpu["overall"] = 42.7
+    element["network"].update(bytesIn=123_456_789.0, bytesOut=2_345_678.0, packetsIn=8_123.4,
+                              packetsOut=912.6, connections=42)
+    for i, disk in enumerate(element["disks"]):
+        disk.update(ioRead=1_500_000.0 * (i + 1), ioWrite=700.0 * (i + 1), iops=12.34 * (i + 1),
+                    utilization=6.1 * (i + 1))
+    for i, nic in enumerate(element["interfaces"]):
+        nic.update(bytesIn=2_000.0 ** (1 + i % 3), bytesOut=310.0 * (i + 1), packetsIn=4.2 * (i + 1),
+                   packetsOut=0.7 * (i + 1))
+    return element
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    """SIM_NODES simulated agents (each with two H100s and the figures of simulated_element),
+    and a coordinator polling them (no token): its base URL."""
+    chromium()
+    playwright_api()
+    tmp = tmp_path_factory.mktemp("simulated")
+    element = tmp / "element.json"
+    element.write_text(json.dumps(simulated_element()))
+    agents = tmp / "agents.txt"
+    sim = subprocess.Popen(
+        [str(simulator()), "--agents", str(SIM_NODES), "--agents-file", str(agents), "--element", str(element),
+         "--gpus", "2", "--stats-interval", "0", "--threads", "1"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    coordinator = None
+    try:
+        assert sim.stdout.readline().startswith("ready"), f"coordinator_sim exited with {sim.wait()}"
+        coordinator = Server(tmp / "coordinator", ["coordinator", "--agents-file", str(agents),
+                                                   "--poll-interval", "1s"])
+        wait_until(f"the coordinator to poll {SIM_NODES} agents",
+                   lambda: len(coordinator.get("/api/system/metrics?view=headline")) == SIM_NODES)
+        yield coordinator
+    finally:
+        if coordinator:
+            coordinator.stop()
+        sim.terminate()
+        sim.wait(10)
+
+
+def sim_id(i: int) -> str:
+    return f"sim-{i:05d}"
 
 
 @pytest.fixture
@@ -750,3 +815,58 @@ def test_the_coordinator_view_lists_every_node_and_shows_offline_ones(cluster, b
         "() => document.querySelector('#tile-nodes .sub').textContent.includes('1 offline')", timeout=WAIT_MS)
     screenshot(page, "coordinator-offline")
     assert console.errors == []
+
+
+def test_the_node_list_draws_only_the_rows_in_view(simulated, browser):
+    """SIM_NODES nodes: the list holds about a screenful of row elements, and scrolling to the
+    end draws the last node in view, with no more elements than before."""
+    page, console = new_page(browser)
+    page.goto(simulated.base + "/")
+    wait_for_node_count(page, SIM_NODES, SIM_NODES)
+    page.wait_for_selector(f"#node-{sim_id(0)}", timeout=WAIT_MS)
+    rows = "#nodes-body .nrow"
+    in_view = page.evaluate("px => Math.ceil(document.querySelector('#nodes-body').clientHeight / px)", ROW_PX)
+    drawn = page.locator(rows).count()
+    assert in_view <= drawn <= in_view + 12, (in_view, drawn)
+    assert drawn < SIM_NODES / 5
+    assert page.locator(f"#node-{sim_id(SIM_NODES - 1)}").count() == 0
+
+    page.evaluate("() => { const b = document.querySelector('#nodes-body'); b.scrollTop = b.scrollHeight; }")
+    last = f"#node-{sim_id(SIM_NODES - 1)}"
+    page.wait_for_selector(last, timeout=WAIT_MS)
+    body_box = page.locator("#nodes-body").bounding_box()
+    row_box = page.locator(last).bounding_box()
+    assert body_box["y"] <= row_box["y"]
+    assert row_box["y"] + row_box["height"] <= body_box["y"] + body_box["height"] + 1
+    assert row_order(page)[-1] == sim_id(SIM_NODES - 1)
+    assert page.locator(f"#node-{sim_id(0)}").count() == 0
+    assert page.locator(rows).count() == drawn
+    # Live frames keep coming for every node; still no more rows.
+    frames = page.evaluate("window.dashboardStats.frames")
+    page.wait_for_function("n => window.dashboardStats.frames > n", arg=frames, timeout=WAIT_MS)
+    assert page.locator(rows).count() == drawn
+    assert page.evaluate("window.dashboardStats.sockets") == 1
+    screenshot(page, "coordinator-many")
+    assert console.errors == []
+
+
+def test_a_simulated_nodes_view_shows_each_figure_of_the_api(simulated, browser):
+    """A node whose figures stand still and are neither zero nor alike (per core, network,
+    disks, interfaces, two GPUs' memory, temperature and power): the page shows the API's."""
+    node = sim_id(7)
+    page, console = new_page(browser)
+    # The simulator keeps no history (it answers 404): the coordinator says the node did not
+    # answer, and the page says so, briefly, and fills its charts from live data.
+    with page.expect_response(history_answered("/api/system/history", 502), timeout=WAIT_MS):
+        page.goto(f"{simulated.base}/?node={node}")
+    page.wait_for_selector("#tile-memory .value[data-raw]:not([data-raw=''])", timeout=WAIT_MS)
+    element = simulated.get(f"/api/system/metrics?node_id={node}")[0]
+    assert element["node_id"] == node and len(element["accelerators"]) == 2
+    check_figures(page, element)
+    page.wait_for_selector("#history-note:not([hidden])", timeout=WAIT_MS)
+    assert page.text_content("#history-note") == \
+        "History unavailable (502 the node did not answer): the charts fill from live data."
+    before = points(page, "cpu")
+    wait_for_more_points(page, "cpu", before)
+    screenshot(page, "coordinator-simulated-node")
+    assert [e for e in console.errors if not ("status of 502" in e and "/api/system/history?" in e)] == []
