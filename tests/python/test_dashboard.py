@@ -208,7 +208,11 @@ def simulated(tmp_path_factory):
         if coordinator:
             coordinator.stop()
         sim.terminate()
-        sim.wait(10)
+        try:
+            sim.wait(10)
+        except subprocess.TimeoutExpired:
+            sim.kill()
+            sim.wait()
 
 
 def sim_id(i: int) -> str:
@@ -236,8 +240,8 @@ class Console:
             self.errors.append(f"{message.text} ({(message.location or {}).get('url', '')})")
 
 
-def new_page(browser, color_scheme="dark"):
-    context = browser.new_context(viewport={"width": 1440, "height": 900}, color_scheme=color_scheme)
+def new_page(browser):
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, color_scheme="dark")
     page = context.new_page()
     return page, Console(page)
 
@@ -699,19 +703,19 @@ def test_a_node_whose_polls_fail_is_degraded_and_the_status_filter_finds_it(clus
             arg="1 online · 1 degraded · 0 offline", timeout=WAIT_MS)
 
         # The data age: the degraded node's grows from its last good answer; the online one's is
-        # a poll round or a sample at most.
+        # a poll round and a sample interval at most (0.8 s), well below 2 s on a busy machine.
         page.wait_for_function(
-            "() => Number(document.querySelector('#node-flaky-3 .c-age').dataset.raw) >= 1.5", timeout=WAIT_MS)
+            "() => Number(document.querySelector('#node-flaky-3 .c-age').dataset.raw) >= 2.5", timeout=WAIT_MS)
         ages = page.evaluate(
             """() => Object.fromEntries(['flaky-3', 'ws-1'].map(n => {
                  const cell = document.querySelector(`#node-${n} .c-age`);
                  return [n, [Number(cell.dataset.raw), cell.textContent]]; }))""")
         for node, (age, text) in ages.items():
             assert text == fmt_age(age), (node, age, text)
-        assert ages["ws-1"][0] < 1.5
+        assert ages["ws-1"][0] < 2
         nodes = headlines(coordinator)
         assert nodes["flaky-3"]["dataAgeSeconds"] >= ages["flaky-3"][0]
-        assert nodes["ws-1"]["dataAgeSeconds"] < 1.5
+        assert nodes["ws-1"]["dataAgeSeconds"] < 2
 
         # Sorted by a number: the data age, young to old, then old to young.
         for direction, order in (("ascending", ["ws-1", "flaky-3"]), ("descending", ["flaky-3", "ws-1"])):
@@ -750,7 +754,7 @@ def test_the_coordinator_view_lists_every_node_and_shows_offline_ones(cluster, b
         assert page.text_content(f"{row} .c-memory") == \
             f"{fmt_pct(element['memory']['usage'])} of {fmt_bytes(element['memory']['total'])}"
         age = raw(page, f"{row} .c-age")
-        assert 0 <= age < 1.5 and page.text_content(f"{row} .c-age") == fmt_age(age)
+        assert 0 <= age < 2 and page.text_content(f"{row} .c-age") == fmt_age(age)
     accelerators = len(elements["ws-1"]["accelerators"])
     assert page.text_content("#node-ws-1 .c-accels").startswith(f"{accelerators}×")
 
