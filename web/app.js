@@ -89,7 +89,9 @@
   // ---------------------------------------------------------------------------------------------
   // API access with the read token
 
-  const stats = { frames: 0, skipped: 0, lastFrameMs: 0, maxFrameMs: 0, totalFrameMs: 0, lastFrameBytes: 0, sockets: 0 };
+  // What the page has done, for bench/dashboard_scale.py and tests/python/test_dashboard.py:
+  // WebSocket frames (applied, skipped, their cost and size), sockets opened, history answers.
+  const stats = { frames: 0, skipped: 0, lastFrameMs: 0, maxFrameMs: 0, totalFrameMs: 0, lastFrameBytes: 0, sockets: 0, historyAnswers: 0 };
   window.dashboardStats = stats;
 
   let tokenPrompt = null;
@@ -144,6 +146,8 @@
       try { detail = (await response.json()).error || ''; } catch (_) { /* not JSON */ }
       const error = new Error(`${path}: ${response.status} ${detail}`);
       error.status = response.status;
+      // Without the path: a history question's runs to hundreds of characters (its fields).
+      error.summary = `${response.status}${detail ? ` ${detail}` : ''}`;
       throw error;
     }
     return response.json();
@@ -316,30 +320,49 @@
 
     redraw() {
       this.plot.setData(this.data);
+      // What the chart holds, for checks against the API: its points and the first one's time (ms).
       this.box.dataset.points = String(this.data[0].length);
+      this.box.dataset.first = this.data[0].length ? String(Math.round(this.data[0][0] * 1000)) : '';
     }
   }
 
-  /** Fetches `path` (a history endpoint) and fills `charts`; false when history is unavailable. */
-  async function backfill(path, fields, windowMs, charts, note) {
-    const to = Date.now();
-    const query = `from=${to - windowMs}&to=${to}&fields=${encodeURIComponent(fields.join(','))}`;
-    try {
+  /**
+   * The history back-fill of a view's `charts` from `path` (a history endpoint): each call of the
+   * function it returns asks for the last `windowMs` and fills the charts with the answer (or,
+   * without history, clears them and says why in `note`). Answers can come back out of order (a
+   * week's takes longer than a quarter hour's): one that comes after a newer call's question is
+   * dropped, and that call resolves to false.
+   */
+  function historyFiller(path, fields, charts, note) {
+    let asked = 0;
+    return async (windowMs) => {
+      const mine = ++asked;
+      const to = Date.now();
       const sep = path.includes('?') ? '&' : '?';
-      const answers = await apiJson(`${path}${sep}${query}`);
-      const answer = Array.isArray(answers) ? answers[0] : answers;
-      if (!answer || !Array.isArray(answer.timestamps)) throw new Error('no history in the answer');
-      for (const chart of charts) chart.fill(answer, (field) => answer.series?.[field]);
-      note.hidden = true;
+      const query = `from=${to - windowMs}&to=${to}&fields=${encodeURIComponent(fields.join(','))}`;
+      let answer = null;
+      let failure = null;
+      try {
+        const answers = await apiJson(`${path}${sep}${query}`);
+        answer = Array.isArray(answers) ? answers[0] : answers;
+        if (!answer || !Array.isArray(answer.timestamps)) throw new Error('no history in the answer');
+      } catch (error) {
+        failure = error;
+      }
+      stats.historyAnswers += 1;
+      if (mine !== asked) return false;
+      if (failure) {
+        for (const chart of charts) chart.clear();
+        note.hidden = false;
+        note.textContent = failure.status === 404
+          ? 'No history on this server: the charts fill from live data.'
+          : `History unavailable (${failure.summary || failure.message}): the charts fill from live data.`;
+      } else {
+        for (const chart of charts) chart.fill(answer, (field) => answer.series?.[field]);
+        note.hidden = true;
+      }
       return true;
-    } catch (error) {
-      for (const chart of charts) chart.clear();
-      note.hidden = false;
-      note.textContent = error.status === 404
-        ? 'No history on this server: the charts fill from live data.'
-        : `History unavailable (${error.message}): the charts fill from live data.`;
-      return false;
-    }
+    };
   }
 
   const pctScale = { range: [0, 100], fmt: (v) => `${v} %` };
@@ -453,9 +476,9 @@
 
     let windowMs = currentRange()[1];
     let latest = element;
-    const historyPath = `/api/system/history${q}`;
+    const backfill = historyFiller(`/api/system/history${q}`, fields, chartList, historyNote);
     const refill = async () => {
-      await backfill(historyPath, fields, windowMs, chartList, historyNote);
+      if (!(await backfill(windowMs))) return;
       // The newest sample may be newer than the history's last point.
       for (const c of chartList) c.push(latest.timestamp, latest, windowMs);
     };
@@ -665,8 +688,9 @@
     const fields = chartList.flatMap((c) => c.series.map((s) => s.field));
     let windowMs = currentRange()[1];
     let lastPoint = null;
+    const backfill = historyFiller('/api/cluster/history', fields, chartList, historyNote);
     const refill = async () => {
-      await backfill('/api/cluster/history', fields, windowMs, chartList, historyNote);
+      if (!(await backfill(windowMs))) return;
       if (lastPoint) for (const c of chartList) c.push(lastPoint.t, lastPoint, windowMs);
     };
     rangeSwitch((ms) => { windowMs = ms; refill(); });
