@@ -1,10 +1,10 @@
 //! `system_monitor top` in a real terminal: tmux runs it (160×50) against agents on fixture
 //! trees and a coordinator; the test reads the screen with `capture-pane` and types with
 //! `send-keys`, waiting for each screen with a deadline. It checks that the numbers shown are
-//! the API's, that `?` shows the keys, that a sort key changes the order, that Enter drills into
-//! a node and Esc comes back, that a server killed shows as disconnected and a restarted one is
-//! read again, and that `q` (or SIGTERM) exits with status 0 and leaves the terminal as it found
-//! it.
+//! the API's (the disks and filesystems row by row), that `?` shows the keys, that a sort key
+//! changes the order, that Enter drills into a node and Esc comes back, that a server killed
+//! shows as disconnected and a restarted one is read again, and that `q` (or SIGTERM) exits with
+//! status 0 and leaves the terminal as it found it.
 //!
 //! tmux is installed by `scripts/test.sh` (Debian's package); without it these tests fail and
 //! say so.
@@ -21,7 +21,7 @@ use serde_json::Value;
 use common::closed_port::ClosedPort;
 use common::cluster::{agent, coordinator, free_port, get, Process, DEADLINE};
 use common::BIN;
-use system_monitor::top::format::{bytes, percent};
+use system_monitor::top::format::{bytes, percent, rate};
 
 const LOCAL: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
@@ -195,6 +195,36 @@ fn core_cells(element: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The Disk box's rows for `element`: each device's name with its read and write rates and
+/// utilisation, each filesystem's mount with used and size (those the box shows whole, with a
+/// name of up to 24 characters).
+fn disk_rows(element: &Value) -> Vec<(String, Vec<String>)> {
+    let list = |key: &str| element[key].as_array().cloned().unwrap_or_default();
+    let text = |v: &Value| v.as_str().unwrap_or("?").to_string();
+    let mut rows: Vec<(String, Vec<String>)> = list("disks")
+        .iter()
+        .map(|d| {
+            let figures = [
+                rate(d["ioRead"].as_f64().unwrap_or(f64::NAN)),
+                rate(d["ioWrite"].as_f64().unwrap_or(f64::NAN)),
+                percent(d["utilization"].as_f64()),
+            ];
+            (text(&d["device"]), figures.to_vec())
+        })
+        .collect();
+    rows.extend(
+        list("filesystems")
+            .iter()
+            .filter(|f| f["state"] == "ok" && text(&f["mountpoint"]).chars().count() <= 24)
+            .map(|f| {
+                let size = |key: &str| bytes(f[key].as_u64().unwrap_or(u64::MAX));
+                (text(&f["mountpoint"]), vec![size("used"), size("size")])
+            }),
+    );
+    assert!(rows.len() > 2, "the fixture has disks: {element}");
+    rows
+}
+
 /// The node names in the order the list shows them.
 fn order(screen: &str, names: &[&str]) -> Vec<String> {
     let mut found: Vec<(usize, String)> = names
@@ -229,6 +259,20 @@ async fn top_shows_an_agent_and_survives_its_restart() {
         .await;
     for section in ["Memory", "Disk", "Network", "Accelerators"] {
         assert!(screen.contains(section), "{section}:\n{screen}");
+    }
+    // The Disk box lists every device and filesystem of the fixture (160×50 has room).
+    for (name, figures) in disk_rows(&element) {
+        let row = screen
+            .lines()
+            .find_map(|l| l.split_once(&format!("│{name} ")).map(|(_, row)| row))
+            .unwrap_or_else(|| panic!("no row {name:?}:\n{screen}"));
+        let mut rest = row;
+        for figure in &figures {
+            let at = rest
+                .find(figure.as_str())
+                .unwrap_or_else(|| panic!("{name}: {figures:?} in {row:?}"));
+            rest = &rest[at + figure.len()..];
+        }
     }
 
     tmux.keys(&["?"]);
