@@ -1,11 +1,12 @@
 //! `system_monitor top` in a real terminal: tmux runs it (160×50) against agents on fixture
 //! trees and a coordinator; the test reads the screen with `capture-pane` and types with
 //! `send-keys`, waiting for each screen with a deadline. It checks that the numbers shown are
-//! the API's (the disks and filesystems row by row), that the sparklines start from the
-//! history the agent serves (and, drilled into a node, the coordinator), that `?` shows the
-//! keys, that a sort key changes the order, that Enter drills into a node and Esc comes back,
-//! that a server killed shows as disconnected and a restarted one is read again, and that `q`
-//! (or SIGTERM) exits with status 0 and leaves the terminal as it found it.
+//! the API's (the disks and filesystems row by row; the accelerators of a fixture's sysfs, two
+//! AMD GPUs and an NPU), that the sparklines start from the history the agent serves (and,
+//! drilled into a node, the coordinator), that `?` shows the keys, that a sort key changes the
+//! order, that Enter drills into a node and Esc comes back, that a server killed shows as
+//! disconnected and a restarted one is read again, and that `q` (or SIGTERM) exits with status 0
+//! and leaves the terminal as it found it.
 //!
 //! tmux is installed by `scripts/test.sh` (Debian's package); without it these tests fail and
 //! say so.
@@ -360,6 +361,77 @@ async fn top_drills_into_a_node_with_its_history_through_a_coordinator() {
     tmux.wait_for("the node view", &["node top-drill", "Esc back"])
         .await;
     assert_backfilled(&tmux, &hub, "top-drill", before).await;
+    tmux.quit().await;
+}
+
+/// The accelerator line the node view shows for `a` of `/api/system/metrics`: its name, then
+/// `util` and `mem` as the view writes them.
+fn accelerator_parts(a: &Value) -> [String; 3] {
+    let memory = &a["memory"];
+    let memory = match (memory["used"].as_u64(), memory["total"].as_u64()) {
+        (Some(used), Some(total)) => format!(
+            "{} / {} ({})",
+            bytes(used),
+            bytes(total),
+            percent(memory["percentage"].as_f64())
+        ),
+        _ => "-".to_string(),
+    };
+    let name: String = a["name"].as_str().unwrap_or("?").chars().take(24).collect();
+    [
+        name,
+        format!("util {:>6}", percent(a["utilization"].as_f64())),
+        format!("mem {memory}"),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_shows_the_accelerators_an_agent_reports() {
+    // Two AMD GPUs and an Intel NPU in the fixture's sysfs, read by the real collectors.
+    let monitor = agent(
+        "accel/workstation",
+        "top-accel",
+        LOCAL,
+        &["--interval", "250ms"],
+    );
+    // Every utilization in (the NPU's is a rate: it needs a second sample).
+    let accelerators = eventually("the accelerators' utilization", DEADLINE, || async {
+        let element = metrics(&monitor, "").await.remove(0);
+        let accelerators = element["accelerators"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if accelerators.len() == 3 && accelerators.iter().all(|a| a["utilization"].is_number()) {
+            Ok(accelerators)
+        } else {
+            Err(format!("{accelerators:?}"))
+        }
+    })
+    .await;
+    let lines: Vec<[String; 3]> = accelerators.iter().map(accelerator_parts).collect();
+    let tmux = Tmux::start("accel", &monitor.base());
+    tmux.wait("each accelerator with the API's figures", |screen| {
+        if !screen.contains("Accelerators (3)") {
+            return Err("no \"Accelerators (3)\"".into());
+        }
+        for parts in &lines {
+            let found = screen.lines().any(|l| {
+                let mut rest = l;
+                parts.iter().all(|part| match rest.find(part.as_str()) {
+                    Some(at) => {
+                        rest = &rest[at + part.len()..];
+                        true
+                    }
+                    None => false,
+                })
+            });
+            if !found {
+                return Err(format!("no line with {parts:?}"));
+            }
+        }
+        Ok(())
+    })
+    .await;
     tmux.quit().await;
 }
 
