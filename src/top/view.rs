@@ -167,19 +167,21 @@ pub fn node_view(frame: &mut Frame, area: Rect, app: &App, e: &NodeMetrics<'_>, 
     let columns = ((area.width as usize).saturating_sub(2) / CORE_CELL).max(1);
     let core_lines = cores.div_ceil(columns) as u16;
     let accelerators = e.accelerators.len().max(1) as u16;
-    let cpu_height = core_lines + 4;
+    let cpu_height = core_lines.saturating_add(4);
     // Memory and disk: two lines of totals, and the disk's rows where the screen has room for
     // them after the CPU, the network and one line per accelerator (and the boxes' borders).
-    let spare = area
-        .height
-        .saturating_sub(cpu_height + 2 + 3 + accelerators + 2);
+    let spare = area.height.saturating_sub(
+        cpu_height
+            .saturating_add(accelerators)
+            .saturating_add(2 + 3 + 2),
+    );
     let wanted = u16::try_from(2 + disk::wanted(e)).unwrap_or(u16::MAX);
     let middle_height = wanted.min(spare).max(2) + 2;
     let [cpu_area, middle, net_area, accel_area] = Layout::vertical([
         Constraint::Length(cpu_height),
         Constraint::Length(middle_height),
         Constraint::Length(3),
-        Constraint::Min(accelerators + 2),
+        Constraint::Min(accelerators.saturating_add(2)),
     ])
     .areas(area);
 

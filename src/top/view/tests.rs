@@ -588,6 +588,25 @@ fn a_smaller_terminal_shows_the_disk_rows_that_fit() {
         "{text}"
     );
 
+    // A host with hundreds of mounts: the box stops at the screen's room and says how many
+    // rows it left out; the boxes below keep their lines.
+    let mut many = e.clone();
+    many.filesystems = (0..300)
+        .map(|_| filesystem("/var/lib/kubelet/pods", 1, 2))
+        .collect();
+    let text = screen_of(&agent_app(&many), 160, 50);
+    let mount = disk_row(&text, "MOUNT").unwrap_or_default();
+    let shown = disk_box(&text)
+        .iter()
+        .filter(|l| l.starts_with("│/var/lib/kubelet/pods "))
+        .count();
+    assert!(shown > 2, "{text}");
+    assert!(mount.contains(&format!("+{} more", 300 - shown)), "{text}");
+    assert!(
+        text.contains("Network") && text.contains("NVIDIA H100"),
+        "{text}"
+    );
+
     // Tiny terminals draw what fits, without panicking.
     for (width, height) in [(40, 10), (20, 5), (1, 1), (160, 4)] {
         screen_of(&app, width, height);
