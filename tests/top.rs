@@ -1,10 +1,12 @@
 //! `system_monitor top` in a real terminal: tmux runs it (160×50) against agents on fixture
 //! trees and a coordinator; the test reads the screen with `capture-pane` and types with
 //! `send-keys`, waiting for each screen with a deadline. It checks that the numbers shown are
-//! the API's, that `?` shows the keys, that a sort key changes the order, that Enter drills into
-//! a node and Esc comes back, that a server killed shows as disconnected and a restarted one is
-//! read again, and that `q` (or SIGTERM) exits with status 0 and leaves the terminal as it found
-//! it.
+//! the API's (the disks and filesystems row by row; the accelerators of a fixture's sysfs, two
+//! AMD GPUs and an NPU), that the sparklines start from the history the agent serves (and,
+//! drilled into a node, the coordinator), that `?` shows the keys, that a sort key changes the
+//! order, that Enter drills into a node and Esc comes back, that a server killed shows as
+//! disconnected and a restarted one is read again, and that `q` (or SIGTERM) exits with status 0
+//! and leaves the terminal as it found it.
 //!
 //! tmux is installed by `scripts/test.sh` (Debian's package); without it these tests fail and
 //! say so.
@@ -19,9 +21,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use common::closed_port::ClosedPort;
-use common::cluster::{agent, coordinator, free_port, get, Process, DEADLINE};
+use common::cluster::{agent, coordinator, eventually, free_port, get, Process, DEADLINE};
 use common::BIN;
-use system_monitor::top::format::{bytes, percent};
+use system_monitor::top::format::{bytes, percent, rate, sparkline};
 
 const LOCAL: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
@@ -36,6 +38,12 @@ impl Tmux {
     /// Starts `system_monitor top --url URL` in a 160×50 session; when it exits, the shell
     /// prints its status and whether the terminal is back in canonical mode with echo.
     fn start(name: &str, url: &str) -> Tmux {
+        Self::start_with(name, url, &[])
+    }
+
+    /// [`Tmux::start`] with more flags for `top` (e.g. `--refresh 1h`).
+    fn start_with(name: &str, url: &str, flags: &[&str]) -> Tmux {
+        let flags = flags.join(" ");
         for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
             if Path::new(dir).join("tmux").is_file() {
                 let socket = format!("system-monitor-top-{}-{name}", std::process::id());
@@ -43,7 +51,7 @@ impl Tmux {
                 let pidfile = dir.path().join("pid").display().to_string();
                 // The inner shell writes its pid and becomes `top`.
                 let script = format!(
-                    "sh -c 'echo $$ > {pidfile}; exec env -u SYSTEM_MONITOR_AUTH_TOKEN {BIN} top --url {url}'; \
+                    "sh -c 'echo $$ > {pidfile}; exec env -u SYSTEM_MONITOR_AUTH_TOKEN {BIN} top --url {url} {flags}'; \
                      echo EXIT=$?; stty -a | tr ' ;' '\\n\\n' | grep -xE -- '-?(icanon|echo)' | tr '\\n' ' '; \
                      echo; echo DONE; sleep 600"
                 );
@@ -195,6 +203,37 @@ fn core_cells(element: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The Disk box's rows for `element`: each device's name with its read and write rates and
+/// utilisation (the fixture's counters stand still), each filesystem's mount with its size
+/// (those the box shows whole, with a name of up to 24 characters). Not the space used: the
+/// fixture's mounts are directories of the disk the tests run on, whose use moves.
+fn disk_rows(element: &Value) -> Vec<(String, Vec<String>)> {
+    let list = |key: &str| element[key].as_array().cloned().unwrap_or_default();
+    let text = |v: &Value| v.as_str().unwrap_or("?").to_string();
+    let mut rows: Vec<(String, Vec<String>)> = list("disks")
+        .iter()
+        .map(|d| {
+            let figures = [
+                rate(d["ioRead"].as_f64().unwrap_or(f64::NAN)),
+                rate(d["ioWrite"].as_f64().unwrap_or(f64::NAN)),
+                percent(d["utilization"].as_f64()),
+            ];
+            (text(&d["device"]), figures.to_vec())
+        })
+        .collect();
+    rows.extend(
+        list("filesystems")
+            .iter()
+            .filter(|f| f["state"] == "ok" && text(&f["mountpoint"]).chars().count() <= 24)
+            .map(|f| {
+                let size = bytes(f["size"].as_u64().unwrap_or(u64::MAX));
+                (text(&f["mountpoint"]), vec![" / ".to_string(), size])
+            }),
+    );
+    assert!(rows.len() > 2, "the fixture has disks: {element}");
+    rows
+}
+
 /// The node names in the order the list shows them.
 fn order(screen: &str, names: &[&str]) -> Vec<String> {
     let mut found: Vec<(usize, String)> = names
@@ -203,6 +242,198 @@ fn order(screen: &str, names: &[&str]) -> Vec<String> {
         .collect();
     found.sort();
     found.into_iter().map(|(_, n)| n).collect()
+}
+
+/// The bars of the CPU's overall sparkline (the line under `overall`), oldest first.
+fn overall_bars(screen: &str) -> String {
+    let mut lines = screen.lines().skip_while(|l| !l.contains("│overall "));
+    lines.next();
+    lines
+        .next()
+        .map(|l| l.chars().filter(|c| ('▁'..='█').contains(c)).collect())
+        .unwrap_or_default()
+}
+
+/// `node`'s `cpu.overall` in `server`'s `/api/system/history`, oldest first, without the
+/// nulls (as the view reads it): (unix ms, value). A coordinator answers 404 until it has
+/// polled the node once.
+async fn cpu_history(server: &Process, node: &str) -> Result<Vec<(i64, f64)>, String> {
+    let path = format!("/api/system/history?node_id={node}&fields=cpu.overall");
+    let reply = get(&server.url(&path), None).await;
+    if reply.status != 200 {
+        return Err(format!("{}: {}", reply.status, reply.body));
+    }
+    let answer = &reply.json()[0];
+    let times = answer["timestamps"].as_array().cloned().unwrap_or_default();
+    let values = answer["series"]["cpu.overall"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    Ok(times
+        .iter()
+        .zip(&values)
+        .filter_map(|(t, v)| Some((t.as_i64()?, v.as_f64()?)))
+        .collect())
+}
+
+/// Waits until `server`'s history has `n` samples of `node`'s `cpu.overall`, and until the
+/// element its `/api/system/metrics{query}` serves (what `top`'s round reads) is no older than
+/// the last of them: the view's ring then holds at least these samples, whether back-filled or
+/// live. Returns how many there were.
+async fn history_before_top(server: &Process, node: &str, query: &str, n: usize) -> usize {
+    let history = eventually(&format!("{n} samples of {node}"), DEADLINE, || async {
+        let history = cpu_history(server, node).await?;
+        if history.len() >= n {
+            Ok(history)
+        } else {
+            Err(format!("{} samples", history.len()))
+        }
+    })
+    .await;
+    let last = history.last().map_or(0, |&(t, _)| t);
+    eventually("the metrics as new as the history", DEADLINE, || async {
+        let reply = get(&server.url(&format!("/api/system/metrics{query}")), None).await;
+        let elements: Value = serde_json::from_str(&reply.body).unwrap_or_default();
+        match elements[0]["timestamp"].as_i64() {
+            Some(t) if t >= last => Ok(()),
+            t => Err(format!("element at {t:?}, history to {last}")),
+        }
+    })
+    .await;
+    history.len()
+}
+
+/// Waits until the overall CPU sparkline on screen has a bar for each of the `before` samples
+/// `server` had of `node` when `top` started — with one refresh an hour, only one of them could
+/// come live — and checks them against the history `server` serves now: the view's ring is the
+/// history up to its one live sample, which is in the history too.
+async fn assert_backfilled(tmux: &Tmux, server: &Process, node: &str, before: usize) {
+    let screen = tmux
+        .wait("the CPU sparkline back-filled from the history", |s| {
+            let bars = overall_bars(s).chars().count();
+            if bars >= before {
+                Ok(())
+            } else {
+                Err(format!("{bars} bars, {before} samples in the history"))
+            }
+        })
+        .await;
+    let bars = overall_bars(&screen);
+    let drawn = bars.chars().count();
+    let history: Vec<f64> = cpu_history(server, node)
+        .await
+        .unwrap_or_else(|e| panic!("{node}'s history: {e}"))
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    let one_of_the_prefixes =
+        (before..=history.len()).any(|n| sparkline(&history[..n], drawn, Some(100.0)) == bars);
+    assert!(
+        one_of_the_prefixes,
+        "{bars:?} is not the start of the history {history:?}\n{screen}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_backfills_its_sparklines_from_the_agents_history() {
+    let monitor = agent("server", "top-history", LOCAL, &["--interval", "250ms"]);
+    let before = history_before_top(&monitor, "top-history", "", 8).await;
+    // One round an hour: one live sample, the rest of the sparkline is history.
+    let tmux = Tmux::start_with("history", &monitor.base(), &["--refresh", "1h"]);
+    assert_backfilled(&tmux, &monitor, "top-history", before).await;
+    tmux.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_drills_into_a_node_with_its_history_through_a_coordinator() {
+    let node = agent("server", "top-drill", LOCAL, &["--interval", "250ms"]);
+    let agents = node.base();
+    let hub = coordinator(&["--agents", agents.as_str(), "--poll-interval", "250ms"]);
+    // The node's history through the coordinator, and its element there (the list's one round
+    // has it, so Enter drills in; the drill-down's round is no older than the history).
+    let before = history_before_top(&hub, "top-drill", "?node_id=top-drill", 8).await;
+    let tmux = Tmux::start_with("drill", &hub.base(), &["--refresh", "1h"]);
+    tmux.wait_for(
+        "the node list",
+        &["coordinator: 1 nodes, 1 online", "│top-drill "],
+    )
+    .await;
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the node view", &["node top-drill", "Esc back"])
+        .await;
+    assert_backfilled(&tmux, &hub, "top-drill", before).await;
+    tmux.quit().await;
+}
+
+/// The accelerator line the node view shows for `a` of `/api/system/metrics`: its name, then
+/// `util` and `mem` as the view writes them.
+fn accelerator_parts(a: &Value) -> [String; 3] {
+    let memory = &a["memory"];
+    let memory = match (memory["used"].as_u64(), memory["total"].as_u64()) {
+        (Some(used), Some(total)) => format!(
+            "{} / {} ({})",
+            bytes(used),
+            bytes(total),
+            percent(memory["percentage"].as_f64())
+        ),
+        _ => "-".to_string(),
+    };
+    let name: String = a["name"].as_str().unwrap_or("?").chars().take(24).collect();
+    [
+        name,
+        format!("util {:>6}", percent(a["utilization"].as_f64())),
+        format!("mem {memory}"),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_shows_the_accelerators_an_agent_reports() {
+    // Two AMD GPUs and an Intel NPU in the fixture's sysfs, read by the real collectors.
+    let monitor = agent(
+        "accel/workstation",
+        "top-accel",
+        LOCAL,
+        &["--interval", "250ms"],
+    );
+    // Every utilization in (the NPU's is a rate: it needs a second sample).
+    let accelerators = eventually("the accelerators' utilization", DEADLINE, || async {
+        let element = metrics(&monitor, "").await.remove(0);
+        let accelerators = element["accelerators"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if accelerators.len() == 3 && accelerators.iter().all(|a| a["utilization"].is_number()) {
+            Ok(accelerators)
+        } else {
+            Err(format!("{accelerators:?}"))
+        }
+    })
+    .await;
+    let lines: Vec<[String; 3]> = accelerators.iter().map(accelerator_parts).collect();
+    let tmux = Tmux::start("accel", &monitor.base());
+    tmux.wait("each accelerator with the API's figures", |screen| {
+        if !screen.contains("Accelerators (3)") {
+            return Err("no \"Accelerators (3)\"".into());
+        }
+        for parts in &lines {
+            let found = screen.lines().any(|l| {
+                let mut rest = l;
+                parts.iter().all(|part| match rest.find(part.as_str()) {
+                    Some(at) => {
+                        rest = &rest[at + part.len()..];
+                        true
+                    }
+                    None => false,
+                })
+            });
+            if !found {
+                return Err(format!("no line with {parts:?}"));
+            }
+        }
+        Ok(())
+    })
+    .await;
+    tmux.quit().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,6 +460,20 @@ async fn top_shows_an_agent_and_survives_its_restart() {
         .await;
     for section in ["Memory", "Disk", "Network", "Accelerators"] {
         assert!(screen.contains(section), "{section}:\n{screen}");
+    }
+    // The Disk box lists every device and filesystem of the fixture (160×50 has room).
+    for (name, figures) in disk_rows(&element) {
+        let row = screen
+            .lines()
+            .find_map(|l| l.split_once(&format!("│{name} ")).map(|(_, row)| row))
+            .unwrap_or_else(|| panic!("no row {name:?}:\n{screen}"));
+        let mut rest = row;
+        for figure in &figures {
+            let at = rest
+                .find(figure.as_str())
+                .unwrap_or_else(|| panic!("{name}: {figures:?} in {row:?}"));
+            rest = &rest[at + figure.len()..];
+        }
     }
 
     tmux.keys(&["?"]);

@@ -1,7 +1,8 @@
 //! Draws `system_monitor top` from its [`App`] state: a title line with the connection, the
-//! node view (CPU per core, memory, disk, network, accelerators, with sparklines) or the
-//! coordinator's node list, a key line, and the help on top. A pure function of the state and
-//! the time, so that tests draw it on ratatui's `TestBackend`.
+//! node view (CPU per core, memory, disk totals with the devices and filesystems below them,
+//! network, accelerators, with sparklines) or the coordinator's node list, a key line, and the
+//! help on top. A pure function of the state and the time, so that tests draw it on ratatui's
+//! `TestBackend`.
 
 use std::time::Instant;
 
@@ -15,6 +16,8 @@ use super::app::{App, Connection, NodeRow};
 use super::fetch::Mode;
 use super::format::{bytes, celsius, percent, rate, sparkline, watts};
 use crate::model::wire::NodeMetrics;
+
+mod disk;
 
 /// Width of one core's cell: ` 12 100.0% ` and its sparkline.
 const CORE_CELL: usize = 30;
@@ -149,7 +152,8 @@ fn block(title: String, dim: bool) -> Block<'static> {
     }
 }
 
-/// One node: CPU (overall and per core), memory, disk, network, accelerators.
+/// One node: CPU (overall and per core), memory, disk (totals, then the devices and the
+/// filesystems as far as the screen has room), network, accelerators.
 pub fn node_view(frame: &mut Frame, area: Rect, app: &App, e: &NodeMetrics<'_>, dim: bool) {
     let spark = |path: &str, width: usize, max: Option<f64>| {
         let values = app
@@ -163,11 +167,21 @@ pub fn node_view(frame: &mut Frame, area: Rect, app: &App, e: &NodeMetrics<'_>, 
     let columns = ((area.width as usize).saturating_sub(2) / CORE_CELL).max(1);
     let core_lines = cores.div_ceil(columns) as u16;
     let accelerators = e.accelerators.len().max(1) as u16;
+    let cpu_height = core_lines.saturating_add(4);
+    // Memory and disk: two lines of totals, and the disk's rows where the screen has room for
+    // them after the CPU, the network and one line per accelerator (and the boxes' borders).
+    let spare = area.height.saturating_sub(
+        cpu_height
+            .saturating_add(accelerators)
+            .saturating_add(2 + 3 + 2),
+    );
+    let wanted = u16::try_from(2 + disk::wanted(e)).unwrap_or(u16::MAX);
+    let middle_height = wanted.min(spare).max(2) + 2;
     let [cpu_area, middle, net_area, accel_area] = Layout::vertical([
-        Constraint::Length(core_lines + 4),
-        Constraint::Length(4),
+        Constraint::Length(cpu_height),
+        Constraint::Length(middle_height),
         Constraint::Length(3),
-        Constraint::Min(accelerators + 2),
+        Constraint::Min(accelerators.saturating_add(2)),
     ])
     .areas(area);
 
@@ -217,10 +231,11 @@ pub fn node_view(frame: &mut Frame, area: Rect, app: &App, e: &NodeMetrics<'_>, 
     );
     frame.render_widget(Paragraph::new(lines).block(block(title, dim)), cpu_area);
 
-    // Memory and disk, side by side.
+    // Memory and disk, side by side, as tall as the disk's rows want and the screen allows.
     let [memory_area, disk_area] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(middle);
     let half = (memory_area.width as usize).saturating_sub(2);
+    let rows = (middle.height as usize).saturating_sub(2);
     let mut lines = Vec::new();
     if let Some(m) = &e.memory {
         lines.push(Line::from(format!(
@@ -229,18 +244,28 @@ pub fn node_view(frame: &mut Frame, area: Rect, app: &App, e: &NodeMetrics<'_>, 
             bytes(m.total),
             percent(Some(m.usage))
         )));
-        lines.push(Line::from(format!(
-            "swap {} / {} ({})  {}",
+        let swap = format!(
+            "swap {} / {} ({})",
             bytes(m.swap.used),
             bytes(m.swap.total),
             percent(Some(m.swap.percentage)),
-            spark("memory.usage", half.saturating_sub(40).min(60), Some(100.0))
-        )));
+        );
+        if rows > 2 {
+            // Room below: the sparkline gets a line of its own, the box's width.
+            lines.push(Line::from(swap));
+            lines.push(Line::from(spark("memory.usage", half, Some(100.0))));
+        } else {
+            lines.push(Line::from(format!(
+                "{swap}  {}",
+                spark("memory.usage", half.saturating_sub(40).min(60), Some(100.0))
+            )));
+        }
     }
     frame.render_widget(
         Paragraph::new(lines).block(block("Memory".into(), dim)),
         memory_area,
     );
+    let disk_width = (disk_area.width as usize).saturating_sub(2);
     let mut lines = Vec::new();
     if let Some(d) = &e.disk {
         lines.push(Line::from(format!(
@@ -250,7 +275,7 @@ pub fn node_view(frame: &mut Frame, area: Rect, app: &App, e: &NodeMetrics<'_>, 
             percent(Some(d.usage)),
             d.iops
         )));
-        let w = (half.saturating_sub(40) / 2).clamp(4, 20);
+        let w = (disk_width.saturating_sub(40) / 2).clamp(4, 20);
         lines.push(Line::from(format!(
             "read {:>11} {}  write {:>11} {}",
             rate(d.io_read),
@@ -259,6 +284,8 @@ pub fn node_view(frame: &mut Frame, area: Rect, app: &App, e: &NodeMetrics<'_>, 
             spark("disk.ioWrite", w, None)
         )));
     }
+    let rows_left = rows.saturating_sub(lines.len());
+    lines.extend(disk::lines(e, disk_width, rows_left));
     frame.render_widget(
         Paragraph::new(lines).block(block("Disk".into(), dim)),
         disk_area,

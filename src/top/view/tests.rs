@@ -12,7 +12,7 @@ use ratatui::Terminal;
 use super::draw;
 use crate::model::wire::{
     headline_array_json, Accelerator, AcceleratorMemory, ClusterInfo, ClusterNode, Core, Cpu, Disk,
-    Memory, Network, NodeMetrics, Swap,
+    DiskDevice, Filesystem, Memory, Network, NodeMetrics, Swap,
 };
 use crate::top::app::{Action, App, SortKey};
 use crate::top::fetch::{Mode, Round, Update};
@@ -55,6 +55,37 @@ fn element(node: &str, cpu: f64, memory_used: u64, gpu: Option<f64>) -> NodeMetr
             io_write: 524_288.0,
             iops: 42.0,
         }),
+        disks: [
+            ("sda", 1_048_576.0, 0.0, 12.5, true),
+            ("loop0", 0.0, 0.0, 0.0, false),
+            ("nvme0n1", 0.0, 524_288.0, 3.0, true),
+        ]
+        .into_iter()
+        .map(
+            |(device, io_read, io_write, utilization, counted_in_total)| DiskDevice {
+                device: Cow::Borrowed(device),
+                io_read,
+                io_write,
+                utilization,
+                counted_in_total,
+                ..DiskDevice::default()
+            },
+        )
+        .collect(),
+        filesystems: vec![
+            filesystem("/", 200_000_000_000, 400_000_000_000),
+            filesystem("/boot/efi", 6_000_000, 535_805_952),
+            Filesystem {
+                readonly: true,
+                counted_in_total: false,
+                ..filesystem("/snap/core22/1033", 77_725_696, 77_725_696)
+            },
+            Filesystem {
+                state: Cow::Borrowed("timed_out"),
+                error: Some(Cow::Borrowed("statfs took over 1s")),
+                ..filesystem("/mnt/nfs", 0, 0)
+            },
+        ],
         network: Some(Network {
             bytes_in: 2048.0,
             bytes_out: 1024.0,
@@ -83,12 +114,35 @@ fn element(node: &str, cpu: f64, memory_used: u64, gpu: Option<f64>) -> NodeMetr
     }
 }
 
+fn filesystem(mountpoint: &'static str, used: u64, size: u64) -> Filesystem<'static> {
+    Filesystem {
+        device: Cow::Borrowed("/dev/sda1"),
+        mountpoint: Cow::Borrowed(mountpoint),
+        fstype: Cow::Borrowed("ext4"),
+        size,
+        used,
+        avail: size - used,
+        usage: if size == 0 {
+            0.0
+        } else {
+            used as f64 / size as f64 * 100.0
+        },
+        state: Cow::Borrowed("ok"),
+        counted_in_total: true,
+        ..Filesystem::default()
+    }
+}
+
 fn json<T: serde::Serialize>(value: &T) -> Bytes {
     Bytes::from(serde_json::to_vec(value).expect("encode"))
 }
 
 fn screen(app: &App) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(160, 50)).expect("test terminal");
+    screen_of(app, 160, 50)
+}
+
+fn screen_of(app: &App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
     terminal
         .draw(|frame| draw(frame, app, Instant::now()))
         .expect("draw");
@@ -412,4 +466,149 @@ fn a_server_gone_away_shows_with_the_last_data() {
         Instant::now(),
     );
     assert!(screen(&app).contains("connected, updated"));
+}
+
+/// The right half of each line: the Disk box, beside the Memory box.
+fn disk_box(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| {
+            let half = l.chars().count() / 2;
+            l.chars().skip(half).collect()
+        })
+        .collect()
+}
+
+/// The Disk box's row that starts with `name`.
+fn disk_row(text: &str, name: &str) -> Option<String> {
+    disk_box(text)
+        .into_iter()
+        .find(|l| l.starts_with(&format!("│{name} ")))
+}
+
+/// Whether `row` has each of `parts`, in this order.
+fn in_order(row: &str, parts: &[&str]) -> bool {
+    let mut rest = row;
+    parts.iter().all(|part| match rest.find(part) {
+        Some(at) => {
+            rest = &rest[at + part.len()..];
+            true
+        }
+        None => false,
+    })
+}
+
+#[test]
+fn the_disk_box_lists_the_devices_and_the_filesystems() {
+    let e = element("worker-01", 12.5, 6_643_777_536, Some(45.0));
+    let text = screen(&agent_app(&e));
+    let rows: Vec<String> = disk_box(&text);
+    let at = |name: &str| {
+        rows.iter()
+            .position(|l| l.starts_with(&format!("│{name} ")))
+            .unwrap_or_else(|| panic!("no row {name}:\n{text}"))
+    };
+    // The devices counted in the totals first, then the others; the same for filesystems.
+    assert!(
+        at("DEVICE") < at("sda") && at("sda") < at("nvme0n1"),
+        "{text}"
+    );
+    assert!(
+        at("nvme0n1") < at("loop0") && at("loop0") < at("MOUNT"),
+        "{text}"
+    );
+    assert!(at("MOUNT") < at("/") && at("/") < at("/boot/efi"), "{text}");
+    assert!(at("/mnt/nfs") < at("/snap/core22/1033"), "{text}");
+    assert!(!text.contains("more"), "everything fits:\n{text}");
+    for d in &e.disks {
+        let row = disk_row(&text, &d.device).unwrap_or_default();
+        let figures = [
+            rate(d.io_read),
+            rate(d.io_write),
+            percent(Some(d.utilization)),
+        ];
+        let figures: Vec<&str> = figures.iter().map(String::as_str).collect();
+        assert!(in_order(&row, &figures), "{figures:?} in {row:?}");
+    }
+    let root = disk_row(&text, "/").unwrap_or_default();
+    assert!(
+        in_order(&root, &["186.3 GiB", "/", "372.5 GiB", "50.0%", "■", "·"]),
+        "{root:?}"
+    );
+    let efi = disk_row(&text, "/boot/efi").unwrap_or_default();
+    assert!(
+        in_order(&efi, &["5.7 MiB", "/", "511.0 MiB", "1.1%"]),
+        "{efi:?}"
+    );
+    let snap = disk_row(&text, "/snap/core22/1033").unwrap_or_default();
+    assert!(in_order(&snap, &["100.0%", " ro"]), "{snap:?}");
+    let nfs = disk_row(&text, "/mnt/nfs").unwrap_or_default();
+    assert!(nfs.contains("timed_out: statfs took over 1s"), "{nfs:?}");
+    // The totals stay on top, the accelerators below.
+    assert!(
+        text.contains("used 260.8 GiB / 456.3 GiB (57.1%)"),
+        "{text}"
+    );
+    assert!(text.contains("NVIDIA H100"), "{text}");
+}
+
+#[test]
+fn a_smaller_terminal_shows_the_disk_rows_that_fit() {
+    let e = element("worker-01", 12.5, 6_643_777_536, Some(45.0));
+    let app = agent_app(&e);
+    // 100×26: room for two rows of each section under their headings, names cut to 8.
+    let text = screen_of(&app, 100, 26);
+    for shown in ["sda", "nvme0n1", "/", "/boot/e…"] {
+        assert!(disk_row(&text, shown).is_some(), "{shown}:\n{text}");
+    }
+    for hidden in ["loop0", "/mnt/nfs", "/snap/core22/1033"] {
+        assert!(disk_row(&text, hidden).is_none(), "{hidden}:\n{text}");
+    }
+    // How many rows were left out, after the column titles (short in a narrow box).
+    let device = disk_row(&text, "DEVICE").unwrap_or_default();
+    assert!(in_order(&device, &["UTIL", "+1"]), "{device:?}");
+    let mount = disk_row(&text, "MOUNT").unwrap_or_default();
+    assert!(in_order(&mount, &["USE", "+2"]), "{mount:?}");
+    let wide = screen_of(&app, 160, 26);
+    let device = disk_row(&wide, "DEVICE").unwrap_or_default();
+    assert!(in_order(&device, &["UTIL", "+1 more"]), "{wide}");
+    assert!(
+        text.contains("NVIDIA H100"),
+        "the accelerators stay:\n{text}"
+    );
+
+    // 80×21: the totals only; the network and accelerator boxes keep their lines.
+    let text = screen_of(&app, 80, 21);
+    assert!(text.contains("used 260.8 GiB"), "{text}");
+    assert!(
+        !text.contains("DEVICE") && !text.contains("MOUNT"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Network") && text.contains("NVIDIA H100"),
+        "{text}"
+    );
+
+    // A host with hundreds of mounts: the box stops at the screen's room and says how many
+    // rows it left out; the boxes below keep their lines.
+    let mut many = e.clone();
+    many.filesystems = (0..300)
+        .map(|_| filesystem("/var/lib/kubelet/pods", 1, 2))
+        .collect();
+    let text = screen_of(&agent_app(&many), 160, 50);
+    let mount = disk_row(&text, "MOUNT").unwrap_or_default();
+    let shown = disk_box(&text)
+        .iter()
+        .filter(|l| l.starts_with("│/var/lib/kubelet/pods "))
+        .count();
+    assert!(shown > 2, "{text}");
+    assert!(mount.contains(&format!("+{} more", 300 - shown)), "{text}");
+    assert!(
+        text.contains("Network") && text.contains("NVIDIA H100"),
+        "{text}"
+    );
+
+    // Tiny terminals draw what fits, without panicking.
+    for (width, height) in [(40, 10), (20, 5), (1, 1), (160, 4)] {
+        screen_of(&app, width, height);
+    }
 }
