@@ -471,6 +471,19 @@ fn benches(c: &mut Criterion) {
             timed
         })
     });
+    // A yardstick from the same run: the element encoded as `/api/system/metrics` writes it
+    // (serde_json, into a reused buffer), a walk of the same value by serde. This VM's speed
+    // varies by 2x or more from hour to hour; the ratio of the append to this does much less.
+    let mut json = Vec::with_capacity(1 << 17);
+    c.bench_function("history/reference_json_encode", |b| {
+        b.iter(|| {
+            let i = t % elements.len();
+            json.clear();
+            serde_json::to_writer(&mut json, &elements[i]).expect("encode");
+            t += 1;
+            json.len()
+        })
+    });
     // The same back to back, the worker sealing meanwhile: in this loop a block fills every
     // 240 appends, a few ms, while sealing one takes longer, so the worker seals all the time
     // on the other vCPU (as it never does at 1 s) and the two share the machine.
