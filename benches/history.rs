@@ -410,6 +410,18 @@ fn report(name: &str, noisy: bool) {
     );
 }
 
+/// The trace's element for second `t`, stamped with its time; `t` moves on a second.
+fn next_sample<'e>(
+    elements: &'e mut [NodeMetrics<'static>],
+    jitter: &[i64],
+    t: &mut usize,
+) -> &'e NodeMetrics<'static> {
+    let i = *t % elements.len();
+    elements[i].timestamp = START_MS + *t as i64 * 1000 + jitter[i];
+    *t += 1;
+    &elements[i]
+}
+
 fn benches(c: &mut Criterion) {
     report("busy", false);
     report("noisy", true);
@@ -457,10 +469,7 @@ fn benches(c: &mut Criterion) {
                 let started = Instant::now();
                 let mut filled = false;
                 while done < iters && !filled {
-                    let i = t % elements.len();
-                    elements[i].timestamp = START_MS + t as i64 * 1000 + jitter[i];
-                    filled = history.append(&elements[i]);
-                    t += 1;
+                    filled = history.append(next_sample(&mut elements, &jitter, &mut t));
                     done += 1;
                 }
                 timed += started.elapsed();
@@ -477,10 +486,9 @@ fn benches(c: &mut Criterion) {
     let mut json = Vec::with_capacity(1 << 17);
     c.bench_function("history/reference_json_encode", |b| {
         b.iter(|| {
-            let i = t % elements.len();
             json.clear();
-            serde_json::to_writer(&mut json, &elements[i]).expect("encode");
-            t += 1;
+            let element = next_sample(&mut elements, &jitter, &mut t);
+            serde_json::to_writer(&mut json, element).expect("encode");
             json.len()
         })
     });
@@ -488,12 +496,7 @@ fn benches(c: &mut Criterion) {
     // 240 appends, a few ms, while sealing one takes longer, so the worker seals all the time
     // on the other vCPU (as it never does at 1 s) and the two share the machine.
     c.bench_function("history/append_while_sealing", |b| {
-        b.iter(|| {
-            let i = t % elements.len();
-            elements[i].timestamp = START_MS + t as i64 * 1000 + jitter[i];
-            history.append(&elements[i]);
-            t += 1;
-        })
+        b.iter(|| history.append(next_sample(&mut elements, &jitter, &mut t)))
     });
     history.close();
 }

@@ -115,13 +115,10 @@ impl Catalog {
     fn expected_fast(&self, pos: usize, path: &Path, unchanged: usize) -> Option<(u32, Kind)> {
         let e = self.order.get(pos)?;
         let got = path.segments();
-        let shared = e.shared as usize;
-        if e.depth as usize != got.len() || unchanged < shared {
+        if e.depth as usize != got.len() || unchanged < e.shared as usize {
             return None;
         }
-        let rest = got.get(shared..)?;
-        let start = e.tail as usize;
-        let tail = self.tails.get(start..start + rest.len())?;
+        let (rest, tail) = self.tail_of(e, got)?;
         // A plain loop: the tail is one or two segments, and at opt-level `s` an iterator
         // adapter here stayed a call.
         let mut i = 0;
@@ -152,11 +149,8 @@ impl Catalog {
         if e.depth as usize != got.len() {
             return None;
         }
-        let shared = e.shared as usize;
-        if unchanged >= shared {
-            let rest = got.get(shared..)?;
-            let start = e.tail as usize;
-            let tail = self.tails.get(start..start + rest.len())?;
+        if unchanged >= e.shared as usize {
+            let (rest, tail) = self.tail_of(e, got)?;
             let keys = path.keys();
             let same = rest
                 .iter()
@@ -176,6 +170,20 @@ impl Catalog {
             kind: e.kind,
             by_segments: false,
         })
+    }
+
+    /// The segments of `got` after those it shares with the position before `e`'s, and the
+    /// recorded tail of `e`'s path they must match (`None` when `got` is not as deep).
+    #[inline(always)]
+    fn tail_of<'a>(
+        &'a self,
+        e: &Expected,
+        got: &'a [Segment],
+    ) -> Option<(&'a [Segment], &'a [Segment])> {
+        let rest = got.get(e.shared as usize..)?;
+        let start = e.tail as usize;
+        let tail = self.tails.get(start..start + rest.len())?;
+        Some((rest, tail))
     }
 
     /// Appends `id`, found at `path`, to the order of the current sample's leaves; `shared`
